@@ -1,0 +1,331 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/stage"
+)
+
+// maxGap bounds the empty batches one jump in event time may create: a jump
+// of more is far more likely a wrong --time-unit than a real gap.
+const maxGap = 1_000_000
+
+// batcher cuts the producer's records into batches and writes them.
+type batcher struct {
+	e      *stage.Env
+	cfg    *config
+	chunks <-chan *chunk
+	free   chan<- *chunk
+	w      *framing.Writer
+
+	id      uint64 // id of the next batch
+	open    bool
+	stats   stage.Stats
+	skipped uint64 // skipped records not yet reported
+
+	// With -n the batch time is the time of the cut, unknown when the batch
+	// opens: its records wait in pend (at most N of them).
+	buffered bool
+	pend     []byte
+	pendN    int
+
+	k        int64 // event time: the index of the batch in hand
+	lastTime int64 // time of the last batch written
+}
+
+func (b *batcher) run() error {
+	b.w = b.e.Out
+	b.buffered = b.cfg.count > 0
+	switch {
+	case b.cfg.timeField != "":
+		return b.runEventTime()
+	case b.cfg.once:
+		return b.runOnce()
+	case b.cfg.count > 0 && !b.e.Ctx.IsSet("interval"):
+		return b.runCount()
+	}
+	return b.runInterval()
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+// begin opens a batch; t is its batch time (ignored when buffered: the time
+// is given at the cut).
+func (b *batcher) begin(t int64) error {
+	b.open = true
+	b.stats = stage.Stats{Batch: stage.Batch{ID: b.id, Time: t}, Start: time.Now()}
+	if b.buffered {
+		b.pend, b.pendN = b.pend[:0], 0
+		return nil
+	}
+	return b.w.BeginBatch(b.id, t)
+}
+
+// add writes a block of n records to the batch in hand.
+func (b *batcher) add(block []byte, n int) error {
+	b.stats.InputRows += uint64(n)
+	if b.buffered {
+		b.pend = append(b.pend, block...)
+		b.pendN += n
+		return nil
+	}
+	return b.w.WriteRawBlock(block, n)
+}
+
+// end closes the batch in hand; t is its batch time when buffered.
+func (b *batcher) end(t int64) error {
+	if !b.open {
+		return nil
+	}
+	b.open = false
+	if b.buffered {
+		// Batch times rise strictly, also for two cuts in one millisecond.
+		t = max(t, b.lastTime+1)
+		b.stats.Batch.Time = t
+		if err := b.w.BeginBatch(b.id, t); err != nil {
+			return err
+		}
+		recs := framing.NewRecords(b.pend, b.pendN)
+		for {
+			rec, ok := recs.Next()
+			if !ok {
+				break
+			}
+			if err := b.w.WriteRecord(rec); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.w.EndBatch(); err != nil {
+		return err
+	}
+	b.lastTime = b.stats.Batch.Time
+	b.stats.OutputRows = b.stats.InputRows
+	b.stats.Skipped, b.skipped = b.skipped, 0
+	b.e.Progress.Report(&b.stats)
+	b.id++
+	return nil
+}
+
+// finish ends the batch in hand after the last chunk: nothing accepted is
+// lost, also when the input ended in an error.
+func (b *batcher) finish(c *chunk, t int64) error {
+	if err := b.end(t); err != nil {
+		return err
+	}
+	return c.err
+}
+
+func (b *batcher) recycle(c *chunk) {
+	b.skipped += uint64(c.skipped)
+	if !c.eof && c.err == nil {
+		b.free <- c
+	}
+}
+
+// drain takes the chunks already decoded, without waiting for more: a stop
+// keeps what was read.
+func (b *batcher) drain(take func(*chunk) error) error {
+	for {
+		select {
+		case c := <-b.chunks:
+			if err := take(c); err != nil {
+				return err
+			}
+			if c.eof || c.err != nil {
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+func (b *batcher) runOnce() error {
+	if err := b.begin(nowMs()); err != nil {
+		return err
+	}
+	for c := range b.chunks {
+		if err := b.add(c.block, c.n); err != nil {
+			return err
+		}
+		b.recycle(c)
+		if c.eof || c.err != nil {
+			return b.finish(c, 0)
+		}
+	}
+	return nil
+}
+
+// takeCounted adds a chunk's records, cutting a batch at every N records.
+func (b *batcher) takeCounted(c *chunk, next int64) error {
+	recs := framing.NewRecords(c.block, c.n)
+	for recs.Len() > 0 {
+		if !b.open {
+			if err := b.begin(next); err != nil {
+				return err
+			}
+		}
+		take := min(b.cfg.count-b.pendN, recs.Len())
+		start, _ := recs.Rest()
+		for range take {
+			recs.Next()
+		}
+		rest, _ := recs.Rest()
+		if err := b.add(start[:len(start)-len(rest)], take); err != nil {
+			return err
+		}
+		if b.pendN == b.cfg.count {
+			if err := b.end(nowMs()); err != nil {
+				return err
+			}
+		}
+	}
+	b.recycle(c)
+	return nil
+}
+
+func (b *batcher) runCount() error {
+	stop := b.e.Stop.RequestedC()
+	take := func(c *chunk) error { return b.takeCounted(c, 0) }
+	for {
+		select {
+		case c := <-b.chunks:
+			if err := take(c); err != nil {
+				return err
+			}
+			if c.eof || c.err != nil {
+				return b.finish(c, nowMs())
+			}
+		case <-stop:
+			if err := b.drain(take); err != nil {
+				return err
+			}
+			return b.end(nowMs())
+		}
+	}
+}
+
+// nextBoundary is the first multiple of iv after t.
+func nextBoundary(t, iv int64) int64 { return (floorDiv(t, iv) + 1) * iv }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (b *batcher) runInterval() error {
+	iv := b.cfg.interval
+	next := nextBoundary(nowMs(), iv)
+	if err := b.begin(next); err != nil {
+		return err
+	}
+	timer := time.NewTimer(time.Until(time.UnixMilli(next)))
+	defer timer.Stop()
+	stop := b.e.Stop.RequestedC()
+	take := func(c *chunk) error {
+		if b.buffered {
+			return b.takeCounted(c, next)
+		}
+		if err := b.add(c.block, c.n); err != nil {
+			return err
+		}
+		b.recycle(c)
+		return nil
+	}
+	for {
+		select {
+		case c := <-b.chunks:
+			if err := take(c); err != nil {
+				return err
+			}
+			if c.eof || c.err != nil {
+				return b.finish(c, next)
+			}
+		case <-timer.C:
+			if err := b.end(next); err != nil {
+				return err
+			}
+			next = nextBoundary(nowMs(), iv)
+			if err := b.begin(next); err != nil {
+				return err
+			}
+			timer.Reset(time.Until(time.UnixMilli(next)))
+		case <-stop:
+			if err := b.drain(take); err != nil {
+				return err
+			}
+			return b.end(next)
+		}
+	}
+}
+
+func (b *batcher) runEventTime() error {
+	stop := b.e.Stop.RequestedC()
+	for {
+		select {
+		case c := <-b.chunks:
+			if err := b.takeEventTime(c); err != nil {
+				return err
+			}
+			if c.eof || c.err != nil {
+				return b.finish(c, 0)
+			}
+		case <-stop:
+			if err := b.drain(b.takeEventTime); err != nil {
+				return err
+			}
+			return b.end(0)
+		}
+	}
+}
+
+// takeEventTime puts each record into the batch of its event time.
+func (b *batcher) takeEventTime(c *chunk) error {
+	iv := b.cfg.interval
+	recs := framing.NewRecords(c.block, c.n)
+	for i := 0; i < c.n; i++ {
+		rec, _ := recs.Next()
+		k := floorDiv(c.times[i], iv)
+		switch {
+		case !b.open:
+			b.k = k
+			if err := b.begin((k + 1) * iv); err != nil {
+				return err
+			}
+		case k > b.k:
+			if gap := k - b.k - 1; gap > maxGap {
+				return stage.Hint(fmt.Errorf("event time jumps from batch time %d to %d ms: %d empty batches", (b.k+1)*iv, (k+1)*iv, gap),
+					"check --time-unit (s or ms) and -i; the limit is %d empty batches in a row", maxGap)
+			}
+			if err := b.end(0); err != nil {
+				return err
+			}
+			for j := b.k + 1; j < k; j++ {
+				if err := b.begin((j + 1) * iv); err != nil {
+					return err
+				}
+				if err := b.end(0); err != nil {
+					return err
+				}
+			}
+			b.k = k
+			if err := b.begin((k + 1) * iv); err != nil {
+				return err
+			}
+		case k < b.k:
+			b.stats.Late++
+		}
+		b.stats.InputRows++
+		if err := b.w.WriteRecord(rec); err != nil {
+			return err
+		}
+	}
+	b.recycle(c)
+	return nil
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/record"
+)
+
+// chunk is a run of decoded records handed from the producer to the batcher:
+// one channel operation per chunk, not per record.
+type chunk struct {
+	block   []byte  // records as in a Records frame: (uvarint length, msgpack)*
+	n       int     // records in block
+	times   []int64 // event time of each record (unix ms), with --time-field
+	skipped int     // bad records skipped (--skip-bad)
+	err     error   // the error that ended the input, after the records above
+	eof     bool    // the input has ended
+}
+
+func (c *chunk) reset() {
+	c.block, c.n, c.times, c.skipped, c.err, c.eof = c.block[:0], 0, c.times[:0], 0, nil, false
+}
+
+// chunkBytes and chunkRecords bound a chunk.
+const (
+	chunkBytes   = 64 << 10
+	chunkRecords = 1024
+)
+
+// producer decodes the sources in its own goroutine. It hands over the chunk
+// in hand whenever it is full, and also just before each read from the
+// input, since that read may block: so a record never waits on input that
+// has not come yet, and a slow trickle of lines still leaves at once.
+type producer struct {
+	srcs []source
+	cfg  *config
+	out  chan *chunk
+	free chan *chunk
+	cur  *chunk
+	rec  []byte
+}
+
+func newProducer(srcs []source, cfg *config) *producer {
+	p := &producer{srcs: srcs, cfg: cfg, out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
+	for range 4 {
+		p.free <- new(chunk)
+	}
+	return p
+}
+
+// flushReader hands over the chunk in hand before every read.
+type flushReader struct {
+	r io.Reader
+	p *producer
+}
+
+func (f flushReader) Read(b []byte) (int, error) {
+	f.p.flush()
+	return f.r.Read(b)
+}
+
+func (p *producer) flush() {
+	if p.cur != nil && (p.cur.n > 0 || p.cur.skipped > 0) {
+		p.out <- p.cur
+		p.cur = nil
+	}
+}
+
+func (p *producer) chunk() *chunk {
+	if p.cur == nil {
+		p.cur = <-p.free
+		p.cur.reset()
+	}
+	return p.cur
+}
+
+func (p *producer) run() {
+	err := p.decodeAll()
+	c := p.chunk()
+	c.err, c.eof = err, err == nil
+	p.out <- c
+	p.cur = nil
+	for _, s := range p.srcs {
+		s.r.Close()
+	}
+}
+
+func (p *producer) decodeAll() error {
+	for _, s := range p.srcs {
+		dec, err := input.New(p.cfg.format, flushReader{s.r, p}, s.name)
+		if err != nil {
+			return err
+		}
+		if err := p.decode(dec, s.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *producer) decode(dec input.Decoder, name string) error {
+	var err error
+	for {
+		p.rec, err = dec.Next(p.rec[:0])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if p.cfg.skipBad && input.IsBad(err) {
+				p.chunk().skipped++
+				continue
+			}
+			return err
+		}
+		c := p.chunk()
+		if p.cfg.timeField != "" {
+			t, err := p.eventTime(p.rec)
+			if err != nil {
+				ierr := &input.Error{Name: name, Err: err, Bad: true}
+				ierr.Line, ierr.Unit = dec.Pos()
+				if p.cfg.skipBad {
+					c.skipped++
+					continue
+				}
+				return ierr
+			}
+			c.times = append(c.times, t)
+		}
+		if len(p.rec) > framing.MaxRecord {
+			return &input.Error{Name: name, Err: fmt.Errorf("record of %d bytes exceeds the limit of %d", len(p.rec), framing.MaxRecord)}
+		}
+		c.block = framing.AppendRecord(c.block, p.rec)
+		c.n++
+		if c.n >= chunkRecords || len(c.block) >= chunkBytes {
+			p.flush()
+		}
+	}
+}
+
+func (p *producer) eventTime(rec []byte) (int64, error) {
+	raw, ok, err := record.Get(rec, p.cfg.timeField)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("no time field %q", p.cfg.timeField)
+	}
+	t, err := input.EventTime(raw, p.cfg.unit)
+	if err != nil {
+		return 0, fmt.Errorf("field %q: %w", p.cfg.timeField, err)
+	}
+	return t, nil
+}

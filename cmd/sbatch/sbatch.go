@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/stage"
+	"github.com/urfave/cli/v2"
+)
+
+var command = &stage.Command{
+	Name:      "sbatch",
+	Usage:     "read input and cut it into micro-batches",
+	ArgsUsage: "[FILE...]",
+	Output:    true,
+	Description: `sbatch is the source of a dstream pipeline: it reads stdin or the FILEs
+(- is stdin) and writes a framed stream of batches for the next stage.
+
+Records: a text line becomes {"value": LINE} (Spark's text source); with
+--format json each line is one JSON object; csv and tsv take field names from
+the header row and keep every cell a string (Spark without inferSchema);
+msgpack reads maps back to back.
+
+Triggers (when a batch is cut):
+  -i DUR      processing time: a batch every DUR of wall-clock time, aligned to
+              the unix epoch; its batch time is the end of its interval. While
+              the input is idle, empty batches go on (windows count on them).
+  -n N        a batch every N records; with -i, whichever comes first. A batch
+              cut by count takes the time it was cut as its batch time.
+  --once      everything available as ONE batch, then end of stream. Its batch
+              time is the time sbatch started.
+  --time-field F
+              event time: batch k holds the records whose field F falls in
+              [k*DUR, (k+1)*DUR) (DUR from -i, default 1s), aligned to the unix
+              epoch; its batch time is (k+1)*DUR. The first batch is the one
+              holding the first record; gaps in time give empty batches, so a
+              recorded log replays into exactly the batches it would have had
+              live. A record older than the batch in hand joins it and is
+              counted as late (numLateRows in --progress). Times are numbers
+              of --time-unit since the epoch (fractions allowed), RFC 3339
+              strings, or msgpack timestamps.
+
+At the end of the input the batch in hand leaves at once. Batch ids count up
+from 0. On SIGINT or SIGTERM sbatch ends the batch in hand and the stream, and
+exits 0.
+
+Examples:
+  printf 'hello world\nfoo\n' | sbatch --once | ssink
+  tail -F access.log | sbatch -i 2s | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
+  sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
+  seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(input.Formats, ", ")},
+		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
+		&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "cut a batch every `N` records (with -i: whichever first)"},
+		&cli.BoolFlag{Name: "once", Usage: "read everything available as one batch, then end"},
+		&cli.StringFlag{Name: "time-field", Usage: "cut batches by the event time in `FIELD` instead of the wall clock"},
+		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms"},
+		&cli.BoolFlag{Name: "skip-bad", Usage: "skip malformed records (bad JSON, ragged CSV, bad times) and count them in --progress instead of failing"},
+	},
+	Action: run,
+}
+
+// config is the parsed command line.
+type config struct {
+	files     []string
+	format    string
+	interval  int64 // ms
+	count     int
+	once      bool
+	timeField string
+	unit      input.TimeUnit
+	skipBad   bool
+}
+
+func parseConfig(c *cli.Context) (*config, error) {
+	cfg := &config{
+		files:     c.Args().Slice(),
+		format:    c.String("format"),
+		count:     c.Int("count"),
+		once:      c.Bool("once"),
+		timeField: c.String("time-field"),
+		skipBad:   c.Bool("skip-bad"),
+	}
+	if len(cfg.files) == 0 {
+		cfg.files = []string{"-"}
+	}
+	iv := c.Duration("interval")
+	if iv < time.Millisecond || iv%time.Millisecond != 0 {
+		return nil, stage.UsageError("--interval %v: want a whole number of milliseconds, at least 1ms", iv)
+	}
+	cfg.interval = iv.Milliseconds()
+	if cfg.count < 0 {
+		return nil, stage.UsageError("--count %d: want a positive number", cfg.count)
+	}
+	var err error
+	if cfg.unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {
+		return nil, stage.Usage(err)
+	}
+	if _, err := input.New(cfg.format, strings.NewReader(""), ""); err != nil {
+		return nil, stage.Usage(err)
+	}
+	switch {
+	case cfg.once && (c.IsSet("count") || c.IsSet("interval")):
+		return nil, stage.UsageError("--once takes everything as one batch: it does not go with -n or -i")
+	case cfg.timeField != "" && (cfg.once || c.IsSet("count")):
+		return nil, stage.UsageError("--time-field cuts batches by event time: it does not go with --once or -n")
+	case c.IsSet("time-unit") && cfg.timeField == "":
+		return nil, stage.UsageError("--time-unit needs --time-field")
+	}
+	return cfg, nil
+}
+
+func run(e *stage.Env) error {
+	cfg, err := parseConfig(e.Ctx)
+	if err != nil {
+		return err
+	}
+	srcs, err := openSources(cfg.files, e)
+	if err != nil {
+		return err
+	}
+	p := newProducer(srcs, cfg)
+	go p.run()
+	b := &batcher{e: e, cfg: cfg, chunks: p.out, free: p.free}
+	return b.run()
+}
+
+// source is one input: a file or stdin.
+type source struct {
+	name string
+	r    interface {
+		Read([]byte) (int, error)
+		Close() error
+	}
+}
+
+func openSources(files []string, e *stage.Env) ([]source, error) {
+	var srcs []source
+	for _, f := range files {
+		if f == "-" {
+			srcs = append(srcs, source{name: "stdin", r: nopClose{e.Stdin}})
+			continue
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			for _, s := range srcs {
+				s.r.Close()
+			}
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, stage.Hint(fmt.Errorf("cannot read input: %w", err), "name an existing file, or - for stdin")
+			}
+			return nil, fmt.Errorf("cannot read input: %w", err)
+		}
+		srcs = append(srcs, source{name: f, r: fh})
+	}
+	return srcs, nil
+}
+
+type nopClose struct {
+	r interface{ Read([]byte) (int, error) }
+}
+
+func (n nopClose) Read(p []byte) (int, error) { return n.r.Read(p) }
+func (nopClose) Close() error                 { return nil }

@@ -1,0 +1,397 @@
+package framing
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// readSize is the Reader's initial buffer; it grows only for larger frames.
+const readSize = 256 << 10
+
+// Frame is one decoded frame. It is valid only until the next call to
+// ReadFrame: its slices point into the Reader's buffers.
+type Frame struct {
+	Kind    Kind
+	BatchID uint64 // BatchBegin, BatchEnd, and Records (the open batch)
+	Time    int64  // BatchBegin: batch time; Watermark: event time (unix ms)
+	Count   uint64 // Records: records in the frame; BatchEnd: in the batch
+	Payload []byte // Records: the records, (uvarint length, msgpack)*; skippable kinds: the payload
+}
+
+// Records iterates over the records of a Records frame.
+func (f *Frame) Records() Records { return Records{b: f.Payload, n: int(f.Count)} }
+
+// Records walks the records of a block. The Reader has checked the block's
+// layout, so Next needs no error.
+type Records struct {
+	b []byte
+	n int
+}
+
+// Next returns the next record, or false at the end.
+func (r *Records) Next() ([]byte, bool) {
+	if r.n == 0 {
+		return nil, false
+	}
+	r.n--
+	l, k := binary.Uvarint(r.b)
+	// The capacity ends with the record, so that appending to it copies
+	// instead of overwriting the next record.
+	rec := r.b[k : k+int(l) : k+int(l)]
+	r.b = r.b[k+int(l):]
+	return rec, true
+}
+
+// Len is the number of records not yet returned.
+func (r *Records) Len() int { return r.n }
+
+// Reader reads a dstream stream and checks it: the header, each frame's
+// length (against MaxPayload, before allocating), checksum and layout, and the
+// order of frames (batches begin and end in turn, record counts match). Its
+// errors wrap the package's sentinel errors and name the batch. Errors are
+// sticky.
+type Reader struct {
+	r          io.Reader
+	buf        []byte // buf[start:end] holds bytes read but not consumed
+	start, end int
+	srcErr     error // error from r, reported once the buffer is used up
+
+	started bool
+	done    bool // End seen
+	inBatch bool
+	batchID uint64
+	count   uint64 // records seen in the open batch
+	last    uint64 // id of the last batch, for errors between batches
+	nbatch  uint64 // batches completed
+
+	dbuf []byte // decompressed payload
+	zdec *zstd.Decoder
+	err  error
+}
+
+// NewReader returns a Reader on r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: r, buf: make([]byte, readSize)}
+}
+
+// Reset makes the Reader read a new stream from r, keeping its buffers.
+func (r *Reader) Reset(src io.Reader) {
+	*r = Reader{r: src, buf: r.buf, dbuf: r.dbuf, zdec: r.zdec}
+}
+
+// InBatch reports whether the last frame read left a batch open.
+func (r *Reader) InBatch() bool { return r.inBatch }
+
+// Batches is the number of batches read to their end.
+func (r *Reader) Batches() uint64 { return r.nbatch }
+
+// fill makes at least n bytes available in buf[start:end]; it returns
+// io.EOF if the input ends before any of them and io.ErrUnexpectedEOF if it
+// ends part way.
+func (r *Reader) fill(n int) error {
+	for r.end-r.start < n {
+		if r.srcErr != nil {
+			if r.srcErr == io.EOF {
+				if r.end == r.start {
+					return io.EOF
+				}
+				return io.ErrUnexpectedEOF
+			}
+			return r.srcErr
+		}
+		if r.start+n > len(r.buf) && r.start > 0 {
+			copy(r.buf, r.buf[r.start:r.end])
+			r.end -= r.start
+			r.start = 0
+		}
+		if r.end == len(r.buf) {
+			// Grow only once the buffer is full of bytes that did arrive, and
+			// at most double it: a frame header that claims MaxPayload costs
+			// memory in proportion to the input, not to the claim. Why not
+			// make(n) at once: 10 bytes of input could then allocate 64 MB.
+			nb := make([]byte, min(n, max(2*len(r.buf), readSize)))
+			copy(nb, r.buf[:r.end])
+			r.buf = nb
+		}
+		m, err := r.r.Read(r.buf[r.end:])
+		r.end += m
+		if err != nil {
+			r.srcErr = err
+		}
+	}
+	return nil
+}
+
+// where names the position of an error: the open batch or the last one.
+func (r *Reader) where() string {
+	switch {
+	case r.inBatch:
+		return fmt.Sprintf("batch %d", r.batchID)
+	case r.nbatch > 0:
+		return fmt.Sprintf("after batch %d", r.last)
+	}
+	return "before the first batch"
+}
+
+func (r *Reader) fail(err error) error {
+	r.err = err
+	return err
+}
+
+func (r *Reader) failf(sentinel error, format string, args ...any) error {
+	return r.fail(fmt.Errorf("%s: %w: "+format, append([]any{r.where(), sentinel}, args...)...))
+}
+
+// ReadFrame reads the next frame. At the end of a well-formed stream, after
+// the End frame, it returns io.EOF. A stream that stops anywhere else is
+// ErrTruncated.
+func (r *Reader) ReadFrame() (*Frame, error) {
+	f := new(Frame)
+	return f, r.Read(f)
+}
+
+// Read reads the next frame into f, reusing f. See ReadFrame.
+func (r *Reader) Read(f *Frame) error {
+	if r.err != nil {
+		return r.err
+	}
+	if !r.started {
+		if err := r.readHeader(); err != nil {
+			return r.fail(err)
+		}
+	}
+	for {
+		if r.done {
+			return r.fail(io.EOF)
+		}
+		if err := r.fill(FrameHeaderLen); err != nil {
+			return r.truncated(err, "frame header")
+		}
+		h := r.buf[r.start : r.start+FrameHeaderLen]
+		length := binary.BigEndian.Uint32(h)
+		kind, flags, sum := Kind(h[4]), h[5], binary.BigEndian.Uint32(h[6:])
+		if length > MaxPayload {
+			return r.failf(ErrTooLarge, "%v frame of %d bytes exceeds the limit of %d", kind, length, MaxPayload)
+		}
+		if err := r.fill(FrameHeaderLen + int(length)); err != nil {
+			return r.truncated(err, fmt.Sprintf("%v frame of %d bytes", kind, length))
+		}
+		payload := r.buf[r.start+FrameHeaderLen : r.start+FrameHeaderLen+int(length)]
+		r.start += FrameHeaderLen + int(length)
+		if crc32.Checksum(payload, castagnoli) != sum {
+			return r.failf(ErrChecksum, "%v frame of %d bytes", kind, length)
+		}
+		if flags&^flagsAll != 0 || (flags != 0 && kind != KindRecords) || flags == flagsAll {
+			return r.failf(ErrCorrupt, "%v frame with flags 0x%02x", kind, flags)
+		}
+		*f = Frame{Kind: kind, BatchID: r.batchID}
+		skip, err := r.decode(f, flags, payload)
+		if err != nil {
+			return r.fail(err)
+		}
+		if !skip {
+			return nil
+		}
+	}
+}
+
+func (r *Reader) readHeader() error {
+	r.started = true
+	err := r.fill(HeaderLen)
+	got := r.buf[r.start:r.end]
+	if n := min(len(got), len(Magic)); !bytes.Equal(got[:n], []byte(Magic)[:n]) {
+		// Read the whole preview, so that the message does not depend on
+		// how the input arrives.
+		_ = r.fill(previewLen)
+		return fmt.Errorf("%w (it starts with %q)", ErrNotDstream, preview(r.buf[r.start:r.end]))
+	}
+	switch {
+	case err == io.EOF:
+		return fmt.Errorf("%w: the input is empty", ErrTruncated)
+	case err == io.ErrUnexpectedEOF:
+		return fmt.Errorf("%w: in the stream header", ErrTruncated)
+	case err != nil:
+		return err
+	}
+	if v := got[len(Magic)]; v != Version {
+		return fmt.Errorf("%w %d (this reader knows version %d)", ErrVersion, v, Version)
+	}
+	r.start += HeaderLen
+	return nil
+}
+
+// previewLen is how much of a non-dstream input an error message shows.
+const previewLen = 16
+
+func preview(b []byte) []byte {
+	if len(b) > previewLen {
+		return b[:previewLen]
+	}
+	return b
+}
+
+func (r *Reader) truncated(err error, what string) error {
+	switch err {
+	case io.EOF:
+		return r.failf(ErrTruncated, "the stream ended without its end-of-stream frame")
+	case io.ErrUnexpectedEOF:
+		return r.failf(ErrTruncated, "the stream ended inside a %s", what)
+	}
+	return r.fail(fmt.Errorf("%s: %w", r.where(), err))
+}
+
+// decode fills f from a checked payload and advances the sequence state. It
+// reports skip for frames of a skippable unknown kind.
+func (r *Reader) decode(f *Frame, flags byte, p []byte) (skip bool, err error) {
+	need := func(n int) error {
+		if len(p) != n {
+			return r.failf(ErrCorrupt, "%v frame of %d bytes, want %d", f.Kind, len(p), n)
+		}
+		return nil
+	}
+	seq := func(wantBatch bool) error {
+		if r.inBatch != wantBatch {
+			return r.failf(ErrSequence, "%v frame %s a batch", f.Kind, map[bool]string{true: "inside", false: "outside"}[r.inBatch])
+		}
+		return nil
+	}
+	switch f.Kind {
+	case KindBatchBegin:
+		if err := need(16); err != nil {
+			return false, err
+		}
+		if err := seq(false); err != nil {
+			return false, err
+		}
+		f.BatchID, f.Time = binary.BigEndian.Uint64(p), int64(binary.BigEndian.Uint64(p[8:]))
+		r.inBatch, r.batchID, r.count = true, f.BatchID, 0
+	case KindRecords:
+		if err := seq(true); err != nil {
+			return false, err
+		}
+		if flags != 0 {
+			if p, err = r.decompress(flags, p); err != nil {
+				return false, err
+			}
+		}
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)) {
+			return false, r.failf(ErrCorrupt, "Records frame with a bad record count")
+		}
+		p = p[k:]
+		if err := checkBlock(p, int(n)); err != nil {
+			return false, r.failf(ErrCorrupt, "Records frame: %v", err)
+		}
+		f.Count, f.Payload = n, p
+		r.count += n
+	case KindBatchEnd:
+		if err := need(16); err != nil {
+			return false, err
+		}
+		if err := seq(true); err != nil {
+			return false, err
+		}
+		f.BatchID, f.Count = binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])
+		if f.BatchID != r.batchID {
+			return false, r.failf(ErrSequence, "BatchEnd for batch %d", f.BatchID)
+		}
+		if f.Count != r.count {
+			return false, r.failf(ErrCorrupt, "the batch ends with %d records but carried %d", f.Count, r.count)
+		}
+		r.inBatch, r.last = false, r.batchID
+		r.nbatch++
+	case KindWatermark:
+		if err := need(8); err != nil {
+			return false, err
+		}
+		if err := seq(false); err != nil {
+			return false, err
+		}
+		f.Time = int64(binary.BigEndian.Uint64(p))
+	case KindEnd:
+		if err := need(0); err != nil {
+			return false, err
+		}
+		if err := seq(false); err != nil {
+			return false, err
+		}
+		r.done = true
+	default:
+		if f.Kind >= SkipFirst && f.Kind <= SkipLast {
+			f.Payload = p
+			return true, nil
+		}
+		return false, r.failf(ErrUnknown, "%v", f.Kind)
+	}
+	return false, nil
+}
+
+// checkBlock verifies that b holds exactly n length-prefixed records.
+func checkBlock(b []byte, n int) error {
+	for i := 0; i < n; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return fmt.Errorf("record %d overruns the frame", i)
+		}
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%d bytes after the last record", len(b))
+	}
+	return nil
+}
+
+func (r *Reader) decompress(flags byte, p []byte) ([]byte, error) {
+	var err error
+	if flags == FlagS2 {
+		n, derr := s2.DecodedLen(p)
+		if derr != nil {
+			return nil, r.failf(ErrCorrupt, "%v", derr) // s2's errors start with "s2: "
+		}
+		if n > MaxPayload {
+			return nil, r.failf(ErrTooLarge, "Records frame decompresses to %d bytes, over the limit of %d", n, MaxPayload)
+		}
+		if cap(r.dbuf) < n {
+			r.dbuf = make([]byte, n)
+		}
+		r.dbuf, err = s2.Decode(r.dbuf[:cap(r.dbuf)], p)
+		if err != nil {
+			return nil, r.failf(ErrCorrupt, "%v", err)
+		}
+		return r.dbuf, nil
+	}
+	if r.zdec == nil {
+		r.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxPayload))
+		if err != nil {
+			return nil, r.fail(err)
+		}
+	}
+	r.dbuf, err = r.zdec.DecodeAll(p, r.dbuf[:0])
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+			return nil, r.failf(ErrTooLarge, "Records frame decompresses beyond the limit of %d", MaxPayload)
+		}
+		return nil, r.failf(ErrCorrupt, "zstd: %v", err)
+	}
+	return r.dbuf, nil
+}
+
+// NewRecords iterates over a block of n records laid out as in a Records
+// frame, (uvarint length, msgpack)*. The block must be well formed: build it
+// with AppendRecord.
+func NewRecords(block []byte, n int) Records { return Records{b: block, n: n} }
+
+// AppendRecord appends rec to a block as a Records frame lays it out.
+func AppendRecord(block, rec []byte) []byte {
+	return append(binary.AppendUvarint(block, uint64(len(rec))), rec...)
+}
+
+// Rest returns the records not yet returned, as a block, and their count.
+func (r *Records) Rest() ([]byte, int) { return r.b, r.n }

@@ -1,0 +1,140 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Endpoints besides stdin and stdout:
+//
+//	tcp://host:port          connect (retrying while the peer is not yet listening)
+//	tcp-listen://host:port   listen and accept one connection
+//	unix:///path             connect to a unix socket
+//	unix-listen:///path      listen on a unix socket and accept one connection
+const endpointHelp = "tcp://HOST:PORT, tcp-listen://HOST:PORT, unix:///PATH or unix-listen:///PATH"
+
+// connectTimeout is how long a connecting endpoint retries while the
+// listening side is not up yet, so the stages of a pipeline may start in any
+// order.
+var connectTimeout = 10 * time.Second
+
+type endpoint struct {
+	listen  bool
+	network string // "tcp" or "unix"
+	addr    string
+}
+
+func parseEndpoint(spec string) (endpoint, error) {
+	scheme, rest, ok := strings.Cut(spec, "://")
+	if !ok || rest == "" {
+		return endpoint{}, fmt.Errorf("bad endpoint %q: want %s", spec, endpointHelp)
+	}
+	var e endpoint
+	switch scheme {
+	case "tcp", "tcp-listen":
+		e.network = "tcp"
+		if _, _, err := net.SplitHostPort(rest); err != nil {
+			return e, fmt.Errorf("bad endpoint %q: %v", spec, err)
+		}
+	case "unix", "unix-listen":
+		e.network = "unix"
+	default:
+		return e, fmt.Errorf("bad endpoint %q: unknown scheme %q, want %s", spec, scheme, endpointHelp)
+	}
+	e.listen, e.addr = strings.HasSuffix(scheme, "-listen"), rest
+	return e, nil
+}
+
+// open connects or accepts one connection.
+func (e endpoint) open() (net.Conn, error) {
+	if e.listen {
+		if e.network == "unix" {
+			// A socket file left by a killed run would make Listen fail.
+			if fi, err := os.Stat(e.addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+				os.Remove(e.addr)
+			}
+		}
+		l, err := net.Listen(e.network, e.addr)
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen on %s://%s: %w", e.scheme(), e.addr, err)
+		}
+		defer l.Close()
+		c, err := l.Accept()
+		if err != nil {
+			return nil, fmt.Errorf("accepting on %s://%s: %w", e.scheme(), e.addr, err)
+		}
+		return c, nil
+	}
+	deadline := time.Now().Add(connectTimeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		c, err := net.Dial(e.network, e.addr)
+		if err == nil {
+			return c, nil
+		}
+		refused := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+		if !refused || time.Now().After(deadline) {
+			return nil, Hint(fmt.Errorf("cannot connect to %s://%s: %w", e.scheme(), e.addr, err),
+				"start the stage that listens (--in or --out %s-listen://%s) first, or check the address", e.scheme(), e.addr)
+		}
+		time.Sleep(wait)
+	}
+}
+
+func (e endpoint) scheme() string {
+	if e.listen {
+		return e.network + "-listen"
+	}
+	return e.network
+}
+
+// openInput opens the stage's input: stdin, or an endpoint.
+func openInput(spec string, stdin io.Reader) (io.Reader, io.Closer, error) {
+	if spec == "" || spec == "-" {
+		if f, ok := stdin.(*os.File); ok {
+			growPipe(f)
+		}
+		return stdin, nil, nil
+	}
+	e, err := parseEndpoint(spec)
+	if err != nil {
+		return nil, nil, Usage(err)
+	}
+	c, err := e.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	if u, ok := c.(*net.UnixConn); ok {
+		u.CloseWrite()
+	}
+	return c, c, nil
+}
+
+// openOutput opens the stage's framed output: stdout, or an endpoint.
+// Frames are binary: a terminal is refused.
+func openOutput(name, spec string, stdout io.Writer) (io.Writer, io.Closer, error) {
+	if spec == "" || spec == "-" {
+		if f, ok := stdout.(*os.File); ok {
+			if isTerminal(f) {
+				return nil, nil, Hint(errors.New("refusing to write binary frames to a terminal"),
+					"pipe %s into ssink to see the records: %s ... | ssink", name, name)
+			}
+			growPipe(f)
+		}
+		return stdout, nil, nil
+	}
+	e, err := parseEndpoint(spec)
+	if err != nil {
+		return nil, nil, Usage(err)
+	}
+	c, err := e.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c, nil
+}

@@ -1,0 +1,203 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/urfave/cli/v2"
+)
+
+// Common flags.
+const (
+	flagIn       = "in"
+	flagOut      = "out"
+	flagProgress = "progress"
+	flagCompress = "compress"
+)
+
+func commonFlags(c *Command) []cli.Flag {
+	var fs []cli.Flag
+	if c.Input {
+		fs = append(fs, &cli.StringFlag{Name: flagIn, Value: "-", Usage: "read frames from `ENDPOINT`: - (stdin), " + endpointHelp, Category: "Input and output"})
+	}
+	if c.Output {
+		fs = append(fs,
+			&cli.StringFlag{Name: flagOut, Value: "-", Usage: "write frames to `ENDPOINT`: - (stdout), " + endpointHelp, Category: "Input and output"},
+			&cli.StringFlag{Name: flagCompress, Value: "none", Usage: "compress record frames with `METHOD`: none, s2 or zstd (for sockets between machines and files; pipes are faster without)", Category: "Input and output"},
+		)
+	}
+	fs = append(fs, &cli.StringFlag{Name: flagProgress, Usage: "write one JSON line per batch (Spark's StreamingQueryProgress fields) to `FILE`, - for stderr", Category: "Monitoring"})
+	return fs
+}
+
+// Env is what a stage's Action works with: its command line, its framed
+// input and output (when it has them), signals and progress.
+type Env struct {
+	Name   string
+	Ctx    *cli.Context
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	In       *framing.Reader // framed input, when the Command has Input
+	Out      *framing.Writer // framed output, when the Command has Output
+	Stop     *Stopper
+	Progress *Progress // nil without --progress
+	// Stats of the batch in hand, reported to --progress at its end. Loop
+	// resets it at each BatchBegin; a stage adds what it knows.
+	Stats Stats
+
+	input   *asyncReader
+	closers []io.Closer
+	outOpen func() error // opens Out on first use
+}
+
+func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Writer) (*Env, error) {
+	e := &Env{Name: c.Name, Ctx: ctx, Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	if p := ctx.String(flagProgress); p != "" {
+		pr, cl, err := openProgress(c.Name, p, stderr)
+		if err != nil {
+			return nil, err
+		}
+		e.Progress = pr
+		e.closers = append(e.closers, cl)
+	}
+	e.Stop = newStopper()
+	if c.Input {
+		r, cl, err := openInput(ctx.String(flagIn), stdin)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		if cl != nil {
+			e.closers = append(e.closers, cl)
+		}
+		e.input = newAsyncReader(r, e.Stop.now)
+		e.In = framing.NewReader(e.input)
+	}
+	if c.Output {
+		comp, err := framing.ParseCompression(ctx.String(flagCompress))
+		if err != nil {
+			e.close()
+			return nil, Usage(err)
+		}
+		w, cl, err := openOutput(c.Name, ctx.String(flagOut), stdout)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		if cl != nil {
+			e.closers = append(e.closers, cl)
+		}
+		e.Out = framing.NewWriter(w)
+		if err := e.Out.SetCompression(comp); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// run runs the action. On success the output stream is ended (End frame);
+// on failure it is left without one, so that the next stage reports the
+// stream as truncated rather than taking it as complete.
+func (e *Env) run(action func(*Env) error) error {
+	defer e.close()
+	err := action(e)
+	if err == nil && e.Out != nil {
+		err = e.Out.Close()
+	}
+	return err
+}
+
+func (e *Env) close() {
+	if e.Stop != nil {
+		e.Stop.stop()
+	}
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i].Close()
+	}
+	e.closers = nil
+}
+
+// Batch identifies a batch: its id and its time (unix ms, end of interval).
+type Batch struct {
+	ID   uint64
+	Time int64
+}
+
+func (b Batch) String() string { return fmt.Sprintf("batch %d", b.ID) }
+
+// Handler is what a stage with framed input does with each frame. Loop
+// calls Begin, then Block for each block of records, then End; Watermark
+// between batches.
+type Handler interface {
+	Begin(b Batch) error
+	Block(b Batch, recs framing.Records) error
+	End(b Batch) error
+	Watermark(t int64) error
+}
+
+// Loop reads the input to its end and hands every frame to h. It returns nil
+// at the end of a well-formed stream, and when a signal asks the stage to
+// stop, after finishing the batch in hand. Errors name the batch. After each
+// batch Loop reports progress.
+func (e *Env) Loop(h Handler) error {
+	var f framing.Frame
+	var cur Batch
+	e.input.allowStop(true)
+	for {
+		err := e.In.Read(&f)
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			if errors.Is(err, errStopped) {
+				return nil
+			}
+			return fmt.Errorf("reading input: %w", err)
+		}
+		switch f.Kind {
+		case framing.KindBatchBegin:
+			e.input.allowStop(false)
+			cur = Batch{ID: f.BatchID, Time: f.Time}
+			e.Stats = Stats{Batch: cur, Start: time.Now()}
+			err = h.Begin(cur)
+		case framing.KindRecords:
+			e.Stats.InputRows += f.Count
+			err = h.Block(cur, f.Records())
+		case framing.KindBatchEnd:
+			if err = h.End(cur); err == nil {
+				if e.Out != nil {
+					e.Stats.OutputRows = e.Out.BatchCount()
+				}
+				e.Progress.Report(&e.Stats)
+				if e.Stop.Now() {
+					return nil
+				}
+				e.input.allowStop(true)
+			}
+		case framing.KindWatermark:
+			err = h.Watermark(f.Time)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Forward is a Handler that passes batches and watermarks on unchanged; a
+// stage embeds it and overrides what it changes.
+type Forward struct{ Out *framing.Writer }
+
+// Begin opens the same batch on the output.
+func (p Forward) Begin(b Batch) error { return p.Out.BeginBatch(b.ID, b.Time) }
+
+// End closes the batch on the output.
+func (p Forward) End(Batch) error { return p.Out.EndBatch() }
+
+// Watermark passes the watermark on.
+func (p Forward) Watermark(t int64) error { return p.Out.Watermark(t) }

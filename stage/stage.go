@@ -1,0 +1,163 @@
+// Package stage is the runtime every dstream binary shares: the command line
+// (flags common to all stages, --help, usage errors), input and output
+// endpoints, exit codes and messages, signals, and --progress.
+//
+// A main is one line, `func main() { os.Exit(cmd.Run(os.Args, os.Stdin,
+// os.Stdout, os.Stderr)) }`, around a Command; Run returns the exit code:
+// 0 success, 1 runtime failure, 2 usage error. Messages go to stderr as
+// "NAME: error: ..." and "NAME: hint: ...".
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"syscall"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// Command describes one stage binary.
+type Command struct {
+	Name        string
+	Usage       string // one line
+	ArgsUsage   string
+	Description string // longer help, with examples
+	Flags       []cli.Flag
+	// Input: the stage reads frames (--in); Output: it writes frames (--out).
+	Input, Output bool
+	// Action runs the stage. Usage problems it finds are returned as
+	// UsageError so that the exit code is 2.
+	Action func(*Env) error
+}
+
+// Error is an error with a hint for the user.
+type Error struct {
+	Err  error
+	Hint string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Hint attaches a hint to err.
+func Hint(err error, hint string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Err: err, Hint: fmt.Sprintf(hint, args...)}
+}
+
+// usageError marks an error as the user's wrong use of the command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// UsageError reports a usage problem: exit code 2.
+func UsageError(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// Usage wraps err as a usage problem.
+func Usage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageError{err}
+}
+
+// Run runs the command with args (args[0] is the program name) and returns
+// the exit code.
+func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var env *Env
+	app := &cli.App{
+		Name:            c.Name,
+		Usage:           c.Usage,
+		ArgsUsage:       c.ArgsUsage,
+		Description:     c.Description,
+		Flags:           append(commonFlags(c), c.Flags...),
+		HideHelpCommand: true,
+		Reader:          stdin,
+		Writer:          stdout, // --help only; everything else goes to stderr
+		ErrWriter:       stderr,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Action: func(ctx *cli.Context) error {
+			var err error
+			env, err = newEnv(c, ctx, stdin, stdout, stderr)
+			if err != nil {
+				return err
+			}
+			return env.run(c.Action)
+		},
+	}
+	err := app.Run(args)
+	return c.report(err, stderr)
+}
+
+// report prints err and returns the exit code it calls for.
+func (c *Command) report(err error, stderr io.Writer) int {
+	if err == nil || IsClosedPipe(err) {
+		return ExitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "%s: error: %v\n", c.Name, ue.error)
+		if h := hintOf(err); h != "" {
+			fmt.Fprintf(stderr, "%s: hint: %s\n", c.Name, h)
+		} else {
+			fmt.Fprintf(stderr, "%s: hint: see '%s --help'\n", c.Name, c.Name)
+		}
+		return ExitUsage
+	}
+	fmt.Fprintf(stderr, "%s: error: %v\n", c.Name, err)
+	if h := hintOf(err); h != "" {
+		fmt.Fprintf(stderr, "%s: hint: %s\n", c.Name, h)
+	}
+	return ExitFailure
+}
+
+func hintOf(err error) string {
+	var he *Error
+	if errors.As(err, &he) {
+		return he.Hint
+	}
+	switch {
+	case errors.Is(err, framing.ErrNotDstream):
+		return "dstream stages read the framed stream of another stage: put sbatch in front (sbatch --once < file | ...)"
+	case errors.Is(err, framing.ErrTruncated):
+		return "the stage before this one stopped before ending its stream: look at its error"
+	}
+	return ""
+}
+
+// IsClosedPipe reports whether err comes from writing to a reader that has
+// gone away, which ends a stage quietly (as head does to its upstream).
+func IsClosedPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// ParseList splits a comma-separated flag value, trimming spaces and dropping
+// empty items.
+func ParseList(values ...string) []string {
+	var out []string
+	for _, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
