@@ -44,11 +44,14 @@ func EventTime(raw []byte, unit TimeUnit) (int64, error) {
 		return v * int64(unit), nil
 	case record.KindFloat:
 		v, _ := record.Float(raw)
-		ms := math.Floor(v * float64(unit))
-		if math.IsNaN(ms) || ms > 9e18 || ms < -9e18 {
+		// Round to the microsecond first: 1795687200.102 s times 1000 is
+		// 1795687200101.9998 in floating point, and must not fall into the
+		// millisecond before.
+		us := math.Round(v * float64(unit) * 1000)
+		if math.IsNaN(us) || us > 9e18 || us < -9e18 {
 			return 0, fmt.Errorf("time %v out of range", v)
 		}
-		return int64(ms), nil
+		return int64(math.Floor(us / 1000)), nil
 	case record.KindString:
 		s, _ := record.Str(raw)
 		t, err := time.Parse(time.RFC3339Nano, string(s))

@@ -1,6 +1,7 @@
 package input
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -13,24 +14,26 @@ import (
 // writes them. A value that is not a map is a bad record; a broken value
 // breaks the input, since there is no line to resume at.
 type msgpackDecoder struct {
+	r    *bufio.Reader // shared with d, to tell the end from a cut value
 	d    *msgpack.Decoder
 	name string
 	n    int64
 }
 
 func newMsgpack(r io.Reader, name string) *msgpackDecoder {
-	return &msgpackDecoder{d: msgpack.NewDecoder(r), name: name}
+	br := bufio.NewReaderSize(r, 64<<10)
+	return &msgpackDecoder{r: br, d: msgpack.NewDecoder(br), name: name}
 }
 
 func (m *msgpackDecoder) Pos() (int64, string) { return m.n, "record" }
 
 func (m *msgpackDecoder) Next(dst []byte) ([]byte, error) {
+	if _, err := m.r.Peek(1); err == io.EOF {
+		return dst, io.EOF
+	}
 	raw, err := m.d.DecodeRaw()
 	if err != nil {
-		if err == io.EOF {
-			return dst, io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = errors.New("truncated msgpack value")
 		}
 		return dst, &Error{Name: m.name, Line: m.n + 1, Unit: "record", Err: err}

@@ -38,6 +38,7 @@ func commonFlags(c *Command) []cli.Flag {
 type Env struct {
 	Name   string
 	Ctx    *cli.Context
+	Args   []string // the command line as given, Args[0] the program name
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer

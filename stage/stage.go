@@ -99,6 +99,7 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 			if err != nil {
 				return err
 			}
+			env.Args = args
 			return env.run(c.Action)
 		},
 	}

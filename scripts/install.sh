@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing dstream needs on a fresh machine: Go
+# modules, and the few command-line tools the script tests pipe through
+# (jq, python3). Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null; then
+	echo "install: Go is not installed: dstream needs Go 1.26 or newer (https://go.dev/dl/)" >&2
+	exit 1
+fi
+missing=()
+for tool in jq python3; do
+	command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+	echo "install: installing ${missing[*]} with apt-get"
+	if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+	$sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+go mod download

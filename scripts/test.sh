@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, unit and script tests (the real
+# binaries in real pipelines), then every fuzz target for a few seconds.
+#   scripts/test.sh            everything
+#   FUZZTIME=30s scripts/test.sh   fuzz longer
+#   FUZZTIME=0 scripts/test.sh     no fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install.sh
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then
+	echo "gofmt would change:"; echo "$bad"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 ./...
+
+fuzztime=${FUZZTIME:-5s}
+if [ "$fuzztime" != 0 ]; then
+	echo "== fuzz ($fuzztime each)"
+	# Every Fuzz function in every package, one at a time (go test -fuzz takes one).
+	grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
+		pkg=./$(dirname "${f#./}")
+		for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
+			echo "-- $pkg $fn"
+			go test -run='^$' -fuzz="^$fn\$" -fuzztime="$fuzztime" "$pkg" >/tmp/dstream-fuzz.log 2>&1 || {
+				cat /tmp/dstream-fuzz.log; exit 1
+			}
+		done
+	done
+fi
+echo "== all tests passed"

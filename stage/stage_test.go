@@ -1,0 +1,218 @@
+package stage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/urfave/cli/v2"
+)
+
+// copyStage passes its input on unchanged, counting records.
+func copyStage() *Command {
+	return &Command{
+		Name: "copy", Input: true, Output: true,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "fail"}},
+		Action: func(e *Env) error {
+			if e.Ctx.Bool("fail") {
+				return Hint(errors.New("asked to fail"), "do not pass --fail")
+			}
+			return e.Loop(copier{Forward{e.Out}})
+		},
+	}
+}
+
+type copier struct{ Forward }
+
+func (c copier) Block(_ Batch, recs framing.Records) error {
+	b, n := recs.Rest()
+	return c.Out.WriteRawBlock(b, n)
+}
+
+// stream builds a framed stream of batches with the given record counts.
+func stream(counts ...int) []byte {
+	var buf bytes.Buffer
+	w := framing.NewWriter(&buf)
+	for i, n := range counts {
+		w.BeginBatch(uint64(i), int64(1000*(i+1)))
+		for j := 0; j < n; j++ {
+			w.WriteRecord([]byte(fmt.Sprintf("\x81\xa1v\xa1%c", 'a'+j%26)))
+		}
+		w.EndBatch()
+	}
+	w.Close()
+	return buf.Bytes()
+}
+
+func runCmd(c *Command, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = c.Run(append([]string{c.Name}, args...), stdin, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestExitCodesAndMessages(t *testing.T) {
+	in := stream(2, 0, 1)
+	tests := []struct {
+		name   string
+		stdin  []byte
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"ok", in, nil, ExitOK, ""},
+		{"usage", in, []string{"--nope"}, ExitUsage, "copy: error: flag provided but not defined: -nope\ncopy: hint: see 'copy --help'\n"},
+		{"bad endpoint", in, []string{"--in", "http://x"}, ExitUsage, "copy: error: bad endpoint \"http://x\": unknown scheme \"http\", want tcp://HOST:PORT, tcp-listen://HOST:PORT, unix:///PATH or unix-listen:///PATH\ncopy: hint: see 'copy --help'\n"},
+		{"bad compression", in, []string{"--compress", "lz4"}, ExitUsage, "copy: error: unknown compression \"lz4\" (want none, s2 or zstd)\ncopy: hint: see 'copy --help'\n"},
+		{"runtime", in, []string{"--fail"}, ExitFailure, "copy: error: asked to fail\ncopy: hint: do not pass --fail\n"},
+		{"not dstream", []byte("hello\n"), nil, ExitFailure, "copy: error: reading input: framing: input is not a dstream stream (it starts with \"hello\\n\")\ncopy: hint: dstream stages read the framed stream of another stage: put sbatch in front (sbatch --once < file | ...)\n"},
+		{"empty", nil, nil, ExitFailure, "copy: error: reading input: framing: stream truncated: the input is empty\ncopy: hint: the stage before this one stopped before ending its stream: look at its error\n"},
+		{"truncated", in[:len(in)-framing.FrameHeaderLen], nil, ExitFailure, "copy: error: reading input: after batch 2: framing: stream truncated: the stream ended without its end-of-stream frame\ncopy: hint: the stage before this one stopped before ending its stream: look at its error\n"},
+	}
+	for _, tt := range tests {
+		code, stdout, stderr := runCmd(copyStage(), bytes.NewReader(tt.stdin), tt.args...)
+		if code != tt.code || stderr != tt.stderr {
+			t.Errorf("%s: exit %d, stderr\n%s\nwant exit %d, stderr\n%s", tt.name, code, stderr, tt.code, tt.stderr)
+		}
+		if tt.code == ExitOK && stdout != string(in) {
+			t.Errorf("%s: output differs from input", tt.name)
+		}
+		if tt.code == ExitUsage && stdout != "" {
+			t.Errorf("%s: a usage error wrote to stdout: %q", tt.name, stdout)
+		}
+	}
+}
+
+func TestTruncatedOutputOnFailure(t *testing.T) {
+	// A failing stage must not end its stream: the next stage has to see
+	// that it is incomplete.
+	c := &Command{Name: "half", Output: true, Action: func(e *Env) error {
+		e.Out.BeginBatch(0, 1)
+		e.Out.EndBatch()
+		return errors.New("boom")
+	}}
+	code, stdout, _ := runCmd(c, nil)
+	if code != ExitFailure {
+		t.Fatalf("exit %d", code)
+	}
+	r := framing.NewReader(strings.NewReader(stdout))
+	var err error
+	for err == nil {
+		_, err = r.ReadFrame()
+	}
+	if !errors.Is(err, framing.ErrTruncated) {
+		t.Fatalf("got %v, want truncated", err)
+	}
+}
+
+type brokenPipe struct{}
+
+func (brokenPipe) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+func TestClosedDownstreamIsQuiet(t *testing.T) {
+	var errb bytes.Buffer
+	code := copyStage().Run([]string{"copy"}, bytes.NewReader(stream(3)), brokenPipe{}, &errb)
+	if code != ExitOK || errb.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestRefusesTerminal(t *testing.T) {
+	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no terminal to test with:", err)
+	}
+	defer tty.Close()
+	var errb bytes.Buffer
+	code := copyStage().Run([]string{"copy"}, bytes.NewReader(stream(1)), tty, &errb)
+	if code != ExitFailure || !strings.Contains(errb.String(), "refusing to write binary frames to a terminal") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestEndpoints sends a stream from one stage to another over each kind of
+// socket, the listening side started second to exercise the connect retry.
+func TestEndpoints(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	pairs := [][2]string{
+		{fmt.Sprintf("tcp://127.0.0.1:%d", port), fmt.Sprintf("tcp-listen://127.0.0.1:%d", port)},
+		{"unix://" + sock, "unix-listen://" + sock},
+	}
+	in := stream(3, 0, 2)
+	for _, p := range pairs {
+		done := make(chan string)
+		go func() {
+			code, _, stderr := runCmd(copyStage(), bytes.NewReader(in), "--out", p[0])
+			done <- fmt.Sprint(code, stderr)
+		}()
+		time.Sleep(50 * time.Millisecond)
+		code, stdout, stderr := runCmd(copyStage(), nil, "--in", p[1])
+		if code != 0 || stdout != string(in) {
+			t.Errorf("%s -> %s: exit %d %s, output equal: %v", p[0], p[1], code, stderr, stdout == string(in))
+		}
+		if got := <-done; got != "0" {
+			t.Errorf("sender: %s", got)
+		}
+	}
+}
+
+func TestConnectFails(t *testing.T) {
+	old := connectTimeout
+	connectTimeout = 50 * time.Millisecond
+	defer func() { connectTimeout = old }()
+	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(1)), "--out", "unix:///nonexistent/dstream.sock")
+	if code != ExitFailure || !strings.Contains(stderr, "cannot connect to unix:///nonexistent/dstream.sock") || !strings.Contains(stderr, "copy: hint: start the stage that listens") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestSignalStopsBetweenBatches: with an upstream that stays open, a second
+// SIGINT ends the stage after the batch in hand, with a complete stream.
+func TestSignalStopsBetweenBatches(t *testing.T) {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(stream(2)[:len(stream(2))-framing.FrameHeaderLen]) // all but End
+	}()
+	done := make(chan int)
+	var out, errb bytes.Buffer
+	go func() { done <- copyStage().Run([]string{"copy"}, pr, &out, &errb) }()
+	time.Sleep(100 * time.Millisecond)
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	time.Sleep(50 * time.Millisecond)
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stage did not stop")
+	}
+	if out.String() != string(stream(2)) {
+		t.Fatalf("output is not the batch in hand and End")
+	}
+}
+
+func TestProgress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.jsonl")
+	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(2, 0)), "--progress", path)
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"batchId":0,"batchTime":1000,`) || !strings.Contains(lines[0], `"numInputRows":2,"numOutputRows":2,`) || !strings.Contains(lines[1], `"batchId":1,`) {
+		t.Fatalf("progress:\n%s", b)
+	}
+}
