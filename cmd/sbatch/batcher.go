@@ -38,15 +38,23 @@ type batcher struct {
 func (b *batcher) run() error {
 	b.w = b.e.Out
 	b.buffered = b.cfg.count > 0
+	var err error
 	switch {
 	case b.cfg.timeField != "":
-		return b.runEventTime()
+		err = b.runEventTime()
 	case b.cfg.once:
-		return b.runOnce()
+		err = b.runOnce()
 	case b.cfg.count > 0 && !b.e.Ctx.IsSet("interval"):
-		return b.runCount()
+		err = b.runCount()
+	default:
+		err = b.runInterval()
 	}
-	return b.runInterval()
+	if err != nil && b.open && !stage.IsClosedPipe(err) {
+		// Nothing accepted is lost: the records read before the failure
+		// leave in the batch in hand (the stream itself stays unended).
+		b.end(max(nowMs(), b.stats.Batch.Time))
+	}
+	return err
 }
 
 func nowMs() int64 { return time.Now().UnixMilli() }
@@ -109,13 +117,13 @@ func (b *batcher) end(t int64) error {
 	return nil
 }
 
-// finish ends the batch in hand after the last chunk: nothing accepted is
-// lost, also when the input ended in an error.
+// finish ends the batch in hand after the last chunk (run ends it when the
+// input ended in an error).
 func (b *batcher) finish(c *chunk, t int64) error {
-	if err := b.end(t); err != nil {
-		return err
+	if c.err != nil {
+		return c.err
 	}
-	return c.err
+	return b.end(t)
 }
 
 func (b *batcher) recycle(c *chunk) {
