@@ -112,10 +112,9 @@ func (r *Reader) fill(n int) error {
 			r.start = 0
 		}
 		if r.end == len(r.buf) {
-			// Grow only once the buffer is full of bytes that did arrive, and
-			// at most double it: a frame header that claims MaxPayload costs
-			// memory in proportion to the input, not to the claim. Why not
-			// make(n) at once: 10 bytes of input could then allocate 64 MB.
+			// Grow only once the buffer is full of bytes that did arrive,
+			// and at most double it, rather than to n at once: a frame
+			// header that claims 64 MiB, then 10 bytes, must not cost 64 MiB.
 			nb := make([]byte, min(n, max(2*len(r.buf), readSize)))
 			copy(nb, r.buf[:r.end])
 			r.buf = nb

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/bits"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -100,6 +101,9 @@ func (w *Writer) WriteRecord(rec []byte) error {
 	if len(rec) > MaxRecord {
 		return fmt.Errorf("framing: record of %d bytes exceeds the limit of %d", len(rec), MaxRecord)
 	}
+	if err := w.makeRoom(len(rec) + binary.MaxVarintLen64); err != nil {
+		return err
+	}
 	w.block = binary.AppendUvarint(w.block, uint64(len(rec)))
 	w.block = append(w.block, rec...)
 	w.nrec++
@@ -115,6 +119,12 @@ func (w *Writer) WriteRecord(rec []byte) error {
 func (w *Writer) WriteRawBlock(block []byte, nrec int) error {
 	if !w.inBatch {
 		panic("framing: WriteRawBlock outside a batch")
+	}
+	if uvarintLen(uint64(nrec))+len(block) > MaxPayload {
+		return fmt.Errorf("framing: block of %d bytes exceeds the limit of %d", len(block), MaxPayload-uvarintLen(uint64(nrec)))
+	}
+	if err := w.makeRoom(len(block)); err != nil {
+		return err
 	}
 	w.block = append(w.block, block...)
 	w.nrec += nrec
@@ -203,6 +213,18 @@ func (w *Writer) maybeFlush() error {
 	return w.err
 }
 
+// makeRoom frames the open block first if n more bytes would take it, with
+// its count, over MaxPayload: a block passed on whole (WriteRawBlock) may be
+// as large as a frame, and BlockSize may be set high.
+func (w *Writer) makeRoom(n int) error {
+	if binary.MaxVarintLen64+len(w.block)+n > MaxPayload {
+		return w.flushBlock()
+	}
+	return w.err
+}
+
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
 // flushBlock frames the open block, if it holds any record.
 func (w *Writer) flushBlock() error {
 	if w.nrec == 0 {
@@ -217,8 +239,14 @@ func (w *Writer) flushBlock() error {
 		} else {
 			w.zbuf, flags = w.zenc.EncodeAll(w.cbuf, w.zbuf[:0]), FlagZstd
 		}
+		payload := w.zbuf
+		if len(payload) >= len(w.cbuf) {
+			// Store a block that does not shrink: it reads faster, and a
+			// block as large as a frame would not fit once grown.
+			payload, flags = w.cbuf, 0
+		}
 		p := w.frameStart(KindRecords)
-		w.out = append(w.out, w.zbuf...)
+		w.out = append(w.out, payload...)
 		w.frameEnd(p, flags)
 	} else {
 		p := w.frameStart(KindRecords)

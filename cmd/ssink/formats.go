@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+// The formats that write one record at a time append each record's text to a
+// buffer they keep, then write it: nothing is allocated per record. Why not
+// bufio.Writer.AvailableBuffer: appending past what is available allocates a
+// new slice, once every few thousand records.
+
+// jsonFormat writes JSON lines.
+type jsonFormat struct {
+	out *bufio.Writer
+	buf []byte
+}
+
+func (f *jsonFormat) begin(stage.Batch) error       { return nil }
+func (f *jsonFormat) end(stage.Batch, uint64) error { return nil }
+
+func (f *jsonFormat) record(rec []byte) error {
+	buf, n, err := record.AppendJSON(f.buf[:0], rec)
+	if err != nil {
+		return err
+	}
+	if n != len(rec) {
+		return fmt.Errorf("%w: %d bytes after the map", record.ErrInvalid, len(rec)-n)
+	}
+	f.buf = append(buf, '\n')
+	return write(f.out, f.buf)
+}
+
+// linesFormat writes the field "value" of each record as text.
+type linesFormat struct {
+	out *bufio.Writer
+	buf []byte
+}
+
+// lineField is the field --format lines writes: the column of Spark's text
+// source and sink, and of the records sbatch makes of lines.
+const lineField = "value"
+
+func (f *linesFormat) begin(stage.Batch) error       { return nil }
+func (f *linesFormat) end(stage.Batch, uint64) error { return nil }
+
+func (f *linesFormat) record(rec []byte) error {
+	v, ok, err := record.Get(rec, lineField)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return stage.Hint(fmt.Errorf("the record has no field %q", lineField),
+			"--format lines writes the field %s of each record: use --format json to see whole records", lineField)
+	}
+	buf := f.buf[:0]
+	if s, ok := record.Str(v); ok && record.KindOf(v) == record.KindString {
+		buf = append(buf, s...)
+	} else {
+		buf = record.FormatText(buf, v)
+	}
+	f.buf = append(buf, '\n')
+	return write(f.out, f.buf)
+}
+
+// msgpackFormat writes the records as they are.
+type msgpackFormat struct{ out *bufio.Writer }
+
+func (f *msgpackFormat) begin(stage.Batch) error       { return nil }
+func (f *msgpackFormat) end(stage.Batch, uint64) error { return nil }
+func (f *msgpackFormat) record(rec []byte) error       { return write(f.out, rec) }
+
+func write(w *bufio.Writer, b []byte) error {
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
+
+// tabular writes csv or tsv: a header row of the fields of the stream's
+// first record, then one row per record in that column order.
+type tabular struct {
+	out     *bufio.Writer
+	sep     byte // ',' or '\t'
+	started bool // the header is written
+	cols    []string
+	index   map[string]int
+	vals    [][]byte // the raw values of the record in hand, by column; nil when missing
+	buf     []byte   // the row
+	text    []byte   // a cell's text
+	flds    record.Fields
+}
+
+func newTabular(out *bufio.Writer, sep byte) *tabular {
+	return &tabular{out: out, sep: sep, index: map[string]int{}}
+}
+
+func (t *tabular) begin(stage.Batch) error       { return nil }
+func (t *tabular) end(stage.Batch, uint64) error { return nil }
+
+func (t *tabular) record(rec []byte) error {
+	if !t.started {
+		if err := t.header(rec); err != nil {
+			return err
+		}
+	}
+	clear(t.vals)
+	t.flds.Reset(rec)
+	for i := 0; t.flds.Next(); i++ {
+		k := t.flds.Key()
+		c := i
+		if i >= len(t.cols) || t.cols[i] != string(k) {
+			var ok bool
+			if c, ok = t.index[string(k)]; !ok {
+				return t.extraField(k)
+			}
+		}
+		t.vals[c] = t.flds.Value()
+	}
+	if err := t.flds.Err(); err != nil {
+		return err
+	}
+	buf := t.buf[:0]
+	for c, v := range t.vals {
+		if c > 0 {
+			buf = append(buf, t.sep)
+		}
+		buf = t.appendValue(buf, v)
+	}
+	t.buf = append(buf, '\n')
+	return write(t.out, t.buf)
+}
+
+// header takes the columns from rec and writes the header row.
+func (t *tabular) header(rec []byte) error {
+	t.flds.Reset(rec)
+	for t.flds.Next() {
+		k := string(t.flds.Key())
+		if _, dup := t.index[k]; !dup {
+			t.index[k] = len(t.cols)
+			t.cols = append(t.cols, k)
+		}
+	}
+	if err := t.flds.Err(); err != nil {
+		t.cols, t.index = nil, map[string]int{}
+		return err
+	}
+	t.started = true
+	t.vals = make([][]byte, len(t.cols))
+	buf := t.buf[:0]
+	for c, name := range t.cols {
+		if c > 0 {
+			buf = append(buf, t.sep)
+		}
+		buf = t.appendText(buf, []byte(name))
+	}
+	t.buf = append(buf, '\n')
+	return write(t.out, t.buf)
+}
+
+func (t *tabular) extraField(k []byte) error {
+	q := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		q[i] = strconv.Quote(c)
+	}
+	what := "csv"
+	if t.sep == '\t' {
+		what = "tsv"
+	}
+	return stage.Hint(fmt.Errorf("field %q is not a column: the columns, from the stream's first record, are %s", k, strings.Join(q, ", ")),
+		"%s output has the columns of the first record: give every record the same fields (smap), or use --format json", what)
+}
+
+// appendValue appends the cell of a raw value: nothing for a missing field or
+// a null, else its text form (record.FormatText).
+func (t *tabular) appendValue(dst, v []byte) []byte {
+	switch record.KindOf(v) {
+	case record.KindInvalid, record.KindNil:
+		return dst
+	case record.KindString:
+		s, _ := record.Str(v)
+		return t.appendText(dst, s)
+	}
+	t.text = record.FormatText(t.text[:0], v)
+	return t.appendText(dst, t.text)
+}
+
+func (t *tabular) appendText(dst, s []byte) []byte {
+	if t.sep == '\t' {
+		return appendTSV(dst, s)
+	}
+	return appendCSV(dst, s, t.sep)
+}
+
+// appendCSV appends s as one CSV field, quoted when encoding/csv's Writer
+// would quote it; the empty string is "". Why not encoding/csv.Writer: it
+// takes a []string, a string allocated per cell, and writes the empty string
+// as an empty cell, which reads back as null in Spark; Spark's CSV writer
+// (option emptyValue) writes "" instead, and so does this.
+func appendCSV(dst, s []byte, comma byte) []byte {
+	if len(s) == 0 {
+		return append(dst, '"', '"')
+	}
+	if !csvNeedsQuotes(s, comma) {
+		return append(dst, s...)
+	}
+	dst = append(dst, '"')
+	for {
+		i := bytes.IndexByte(s, '"')
+		if i < 0 {
+			break
+		}
+		dst = append(dst, s[:i+1]...)
+		dst = append(dst, '"')
+		s = s[i+1:]
+	}
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// csvNeedsQuotes is encoding/csv's Writer.fieldNeedsQuotes for a non-empty
+// field.
+func csvNeedsQuotes(s []byte, comma byte) bool {
+	if string(s) == `\.` {
+		return true
+	}
+	for _, c := range s {
+		if c == '\n' || c == '\r' || c == '"' || c == comma {
+			return true
+		}
+	}
+	r, _ := utf8.DecodeRune(s)
+	return unicode.IsSpace(r)
+}
+
+// tsvSpecial marks the bytes appendTSV escapes, and what follows the
+// backslash.
+var tsvSpecial = [256]byte{'\\': '\\', '\t': 't', '\n': 'n', '\r': 'r'}
+
+// appendTSV appends s as one TSV field: a backslash, tab, newline or carriage
+// return becomes \\, \t, \n or \r, so that every row is one line and the
+// escapes can be undone.
+func appendTSV(dst, s []byte) []byte {
+	start := 0
+	for i, c := range s {
+		if e := tsvSpecial[c]; e != 0 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', e)
+			start = i + 1
+		}
+	}
+	return append(dst, s[start:]...)
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+	"github.com/urfave/cli/v2"
+)
+
+const (
+	flagFormat     = "format"
+	flagRows       = "rows"
+	flagNoTruncate = "no-truncate"
+	flagBatchField = "batch-field"
+)
+
+// formats lists the values of --format, the default first.
+var formats = []string{"console", "json", "csv", "tsv", "lines", "msgpack"}
+
+var command = &stage.Command{
+	Name:  "ssink",
+	Usage: "write the records of a dstream stream to stdout",
+	Description: `ssink reads the framed stream of another stage and writes its records out.
+
+Formats (--format):
+  console  Spark's console sink: for each batch a header with the batch id and
+           its time (the end of its interval, UTC), then the table that
+           Dataset.show prints. At most --rows rows (then "only showing top N
+           rows"); the columns are the fields of the rows shown, in order of
+           first appearance; a missing field or a null shows as NULL. Cells are
+           right-aligned, and longer than 20 characters cut to 17 and "...";
+           with --no-truncate they are whole and left-aligned, as show(false).
+           Newlines, tabs and other control characters in cells show as \n,
+           \t, ... so that a row stays one line. An empty batch has no
+           columns and shows as Spark shows a DataFrame with no schema:
+           ++ || ++ ++ on four lines.
+  json     one compact JSON object per record (JSON lines)
+  csv      a header row, then one row per record (RFC 4180 quoting, as Go's
+           encoding/csv). The columns are the fields of the stream's first
+           record; a later record's missing fields are empty cells, and a
+           field not among the columns is an error (a CSV file has one
+           schema, as in Spark). A null is an empty cell, the empty string "".
+  tsv      as csv, separated by tabs, no quoting: a backslash, tab, newline
+           or carriage return in a value is written \\, \t, \n, \r
+  lines    the field "value" of each record as plain text, one per line (the
+           inverse of 'sbatch': Spark's text sink); a record without it is
+           an error
+  msgpack  the records as concatenated msgpack maps, for other programs
+
+Output is written batch by batch: each batch is flushed at its end, and a
+batch printed before an error stays printed. The text formats write the
+records of a batch as they arrive, so a batch may be larger than memory; at
+an error the records before it are written.
+
+The console header reads "Batch: ID (TIME)", e.g.
+"Batch: 0 (2023-11-14T22:13:20.000Z)"; "sed 's/ (.*)$//'" leaves Spark's
+"Batch: 0".
+
+Examples:
+  printf 'hello world\nfoo\n' | sbatch --once | ssink
+  sbatch --format json -i 10s events.jsonl | ssink --rows 5 --no-truncate
+  seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
+  sbatch --format json events.json | ssink --format csv > events.csv
+  ssink --in tcp-listen://0.0.0.0:7000 --format lines`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: formats[0], Usage: "write records as `FORMAT`: " + strings.Join(formats, ", ")},
+		&cli.IntFlag{Name: flagRows, Value: 20, Usage: "console: show at most `N` rows per batch"},
+		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
+		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
+	},
+	Input: true,
+	Action: func(e *stage.Env) error {
+		s, err := newSink(e.Ctx, e.Stdout)
+		if err != nil {
+			return err
+		}
+		s.stats = &e.Stats
+		err = e.Loop(s)
+		// What was accepted before an error is written out.
+		if ferr := s.out.Flush(); err == nil && ferr != nil {
+			err = fmt.Errorf("writing output: %w", ferr)
+		}
+		return err
+	},
+}
+
+// newSink reads the command line.
+func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
+	if ctx.NArg() > 0 {
+		return nil, stage.UsageError("unexpected argument %q: ssink reads its input from stdin or --in", ctx.Args().First())
+	}
+	s := &sink{out: bufio.NewWriterSize(stdout, 64<<10), field: ctx.String(flagBatchField)}
+	if ctx.IsSet(flagBatchField) && s.field == "" {
+		return nil, stage.UsageError("--%s needs a field name", flagBatchField)
+	}
+	name := ctx.String(flagFormat)
+	switch name {
+	case "console":
+		rows := ctx.Int(flagRows)
+		if rows < 0 {
+			return nil, stage.UsageError("--%s %d: want 0 or more", flagRows, rows)
+		}
+		truncate := cellWidth
+		if ctx.Bool(flagNoTruncate) {
+			truncate = 0
+		}
+		s.f = newConsole(s.out, rows, truncate)
+	case "json":
+		s.f = &jsonFormat{out: s.out}
+	case "csv":
+		s.f = newTabular(s.out, ',')
+	case "tsv":
+		s.f = newTabular(s.out, '\t')
+	case "lines":
+		if s.field != "" {
+			return nil, stage.Hint(stage.UsageError("--%s does not go with --format lines, which writes one field", flagBatchField),
+				"use --format json, csv or tsv to see the batch time beside the fields")
+		}
+		s.f = &linesFormat{out: s.out}
+	case "msgpack":
+		s.f = &msgpackFormat{out: s.out}
+	default:
+		return nil, stage.UsageError("unknown --%s %q: want %s", flagFormat, name, strings.Join(formats, ", "))
+	}
+	if name != "console" {
+		for _, f := range []string{flagRows, flagNoTruncate} {
+			if ctx.IsSet(f) {
+				return nil, stage.UsageError("--%s applies to --format console, not %s", f, name)
+			}
+		}
+	}
+	return s, nil
+}
+
+// format writes records in one output format.
+type format interface {
+	begin(b stage.Batch) error
+	// record writes one record, a msgpack map. Its errors are about the
+	// record; the sink names the batch and record.
+	record(rec []byte) error
+	// end finishes the batch; the sink flushes after it.
+	end(b stage.Batch, n uint64) error
+}
+
+// sink is the stage.Handler: it counts records, adds --batch-field, hands
+// records to the format and flushes at each batch end.
+type sink struct {
+	out   *bufio.Writer
+	f     format
+	field string // --batch-field, or ""
+	stats *stage.Stats
+
+	n     uint64 // records of the batch so far
+	bld   record.Builder
+	tbuf  []byte // the batch time as msgpack
+	flds  record.Fields
+	batch stage.Batch
+}
+
+func (s *sink) Begin(b stage.Batch) error {
+	s.n, s.batch = 0, b
+	s.tbuf = record.AppendInt(s.tbuf[:0], b.Time)
+	return s.f.begin(b)
+}
+
+func (s *sink) Block(b stage.Batch, recs framing.Records) error {
+	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+		s.n++
+		var err error
+		if record.KindOf(rec) != record.KindMap {
+			err = record.ErrNotMap
+		} else {
+			if s.field != "" {
+				rec, err = s.withBatchField(rec)
+			}
+			if err == nil {
+				err = s.f.record(rec)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("batch %d, record %d: %w", b.ID, s.n, err)
+		}
+	}
+	return nil
+}
+
+func (s *sink) End(b stage.Batch) error {
+	if err := s.f.end(b, s.n); err != nil {
+		return err
+	}
+	if s.stats != nil {
+		s.stats.OutputRows = s.n
+	}
+	if err := s.out.Flush(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
+
+func (s *sink) Watermark(int64) error { return nil }
+
+// withBatchField returns rec with the field --batch-field set to the batch
+// time: in place if rec has it, else added last (as Spark's withColumn).
+// The result is valid until the next call.
+func (s *sink) withBatchField(rec []byte) ([]byte, error) {
+	s.bld.Reset()
+	found := false
+	s.flds.Reset(rec)
+	for s.flds.Next() {
+		if string(s.flds.Key()) == s.field {
+			if !found { // a duplicate key goes
+				s.bld.Raw(s.field, s.tbuf)
+				found = true
+			}
+			continue
+		}
+		s.bld.RawKey(s.flds.Key(), s.flds.Value())
+	}
+	if err := s.flds.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		s.bld.Raw(s.field, s.tbuf)
+	}
+	return s.bld.Bytes(), nil
+}

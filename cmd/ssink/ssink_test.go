@@ -1,0 +1,548 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+// t0 is the batch time of the first batch in tests: 2023-11-14T22:13:20Z.
+const t0 = int64(1700000000000)
+
+// batch is a batch of a test stream; its records are JSON objects, or raw
+// msgpack when they start with no '{'.
+type batch struct {
+	id   uint64
+	time int64
+	recs []string
+}
+
+// stream frames batches as a stage would.
+func stream(t testing.TB, bs ...batch) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := framing.NewWriter(&buf)
+	w.BlockSize = 64 // several blocks per batch
+	for _, b := range bs {
+		if err := w.BeginBatch(b.id, b.time); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range b.recs {
+			if err := w.WriteRecord(msgpackOf(t, r)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.EndBatch(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func msgpackOf(t testing.TB, r string) []byte {
+	t.Helper()
+	if !strings.HasPrefix(r, "{") {
+		return []byte(r)
+	}
+	m, err := record.AppendJSONObject(nil, []byte(r))
+	if err != nil {
+		t.Fatalf("%s: %v", r, err)
+	}
+	return m
+}
+
+func lines(vs ...string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprintf(`{"value":%q}`, v)
+	}
+	return out
+}
+
+// run runs ssink in process.
+func run(in []byte, args ...string) (stdout, stderr string, code int) {
+	var o, e bytes.Buffer
+	code = command.Run(append([]string{"ssink"}, args...), bytes.NewReader(in), &o, &e)
+	return o.String(), e.String(), code
+}
+
+// head is the console header of a batch.
+func head(id int, t string) string {
+	return "-------------------------------------------\n" +
+		fmt.Sprintf("Batch: %d (%s)\n", id, t) +
+		"-------------------------------------------\n"
+}
+
+const t0Text = "2023-11-14T22:13:20.000Z"
+
+var tests = []struct {
+	name    string
+	args    []string
+	in      []batch
+	want    string
+	code    int
+	wantErr string // a substring of stderr; "" means stderr is empty
+}{
+	{
+		name: "console",
+		in:   []batch{{0, t0, lines("hello world", "foo")}},
+		want: head(0, t0Text) + `+-----------+
+|      value|
++-----------+
+|hello world|
+|        foo|
++-----------+
+
+`,
+	},
+	{
+		name: "console types, nulls and columns of all rows",
+		in: []batch{{7, t0 + 1500, []string{
+			`{"s":"x","i":-3,"f":2.5,"b":true}`,
+			`{"n":null,"m":{"k":[1,"two",null]},"i":12345678901}`,
+			`{}`,
+			`{"s":"","e":[]}`,
+		}}},
+		want: head(7, "2023-11-14T22:13:21.500Z") + `+----+-----------+----+----+----+--------------------+----+
+|   s|          i|   f|   b|   n|                   m|   e|
++----+-----------+----+----+----+--------------------+----+
+|   x|         -3| 2.5|true|NULL|                NULL|NULL|
+|NULL|12345678901|NULL|NULL|NULL|{"k":[1,"two",null]}|NULL|
+|NULL|       NULL|NULL|NULL|NULL|                NULL|NULL|
+|    |       NULL|NULL|NULL|NULL|                NULL|  []|
++----+-----------+----+----+----+--------------------+----+
+
+`,
+	},
+	{
+		name: "console --rows",
+		args: []string{"--rows", "2"},
+		in:   []batch{{0, t0, lines("a", "b", "c")}, {1, t0 + 1000, lines("d", "e")}},
+		want: head(0, t0Text) + `+-----+
+|value|
++-----+
+|    a|
+|    b|
++-----+
+only showing top 2 rows
+
+` + head(1, "2023-11-14T22:13:21.000Z") + `+-----+
+|value|
++-----+
+|    d|
+|    e|
++-----+
+
+`,
+	},
+	{
+		name: "console --rows 1",
+		args: []string{"--rows", "1"},
+		in:   []batch{{0, t0, []string{`{"a":1}`, `{"b":2}`}}},
+		want: head(0, t0Text) + `+---+
+|  a|
++---+
+|  1|
++---+
+only showing top 1 row
+
+`,
+	},
+	{
+		name: "console --rows 0",
+		args: []string{"--rows", "0"},
+		in:   []batch{{0, t0, lines("a")}},
+		want: head(0, t0Text) + "++\n||\n++\n++\nonly showing top 0 rows\n\n",
+	},
+	{
+		name: "console cuts cells at 20",
+		in: []batch{{0, t0, lines(
+			"exactly twenty chars",
+			"twenty-one characters",
+			"日本語のテキストはとても長いですね、ほんとうに",
+			"with\ttab and\nnewline inside",
+			"😀😀😀😀😀😀😀😀😀😀😀",
+		)}},
+		want: head(0, t0Text) + `+-------------------------------------+
+|                                value|
++-------------------------------------+
+|                 exactly twenty chars|
+|                 twenty-one charac...|
+|日本語のテキストはとても長いですね...|
+|                 with\ttab and\nne...|
+|                  😀😀😀😀😀😀😀😀...|
++-------------------------------------+
+
+`,
+	},
+	{
+		name: "console --no-truncate",
+		args: []string{"--no-truncate"},
+		in:   []batch{{0, t0, []string{`{"value":"twenty-one characters","n":1}`, `{"value":"a\tb","n":22}`}}},
+		want: head(0, t0Text) + `+---------------------+---+
+|value                |n  |
++---------------------+---+
+|twenty-one characters|1  |
+|a\tb                 |22 |
++---------------------+---+
+
+`,
+	},
+	{
+		name: "console long header is whole",
+		in:   []batch{{0, t0, []string{`{"a very long column name indeed":1}`}}},
+		want: head(0, t0Text) + `+------------------------------+
+|a very long column name indeed|
++------------------------------+
+|                             1|
++------------------------------+
+
+`,
+	},
+	{
+		name: "console empty batch",
+		in:   []batch{{0, t0, lines("a")}, {1, t0 + 1000, nil}},
+		want: head(0, t0Text) + "+-----+\n|value|\n+-----+\n|    a|\n+-----+\n\n" +
+			head(1, "2023-11-14T22:13:21.000Z") + "++\n||\n++\n++\n\n",
+	},
+	{
+		name: "console --batch-field",
+		args: []string{"--batch-field", "t"},
+		in:   []batch{{0, t0, lines("a")}},
+		want: head(0, t0Text) + `+-----+-------------+
+|value|            t|
++-----+-------------+
+|    a|1700000000000|
++-----+-------------+
+
+`,
+	},
+	{
+		name: "json",
+		args: []string{"--format", "json"},
+		in: []batch{
+			{0, t0, []string{`{"value":"hello \"world\"","n":1,"f":0.5,"m":{"a":[true,null]}}`}},
+			{1, t0 + 1000, nil},
+			{2, t0 + 2000, lines("x", "y")},
+		},
+		want: `{"value":"hello \"world\"","n":1,"f":0.5,"m":{"a":[true,null]}}
+{"value":"x"}
+{"value":"y"}
+`,
+	},
+	{
+		name: "json --batch-field adds and replaces",
+		args: []string{"--format", "json", "--batch-field", "batch"},
+		in: []batch{
+			{0, 1000, []string{`{"x":1}`, `{"batch":"old","x":2}`, `{}`}},
+			{1, 3000, []string{`{"x":3,"batch":1,"batch":2}`}},
+		},
+		want: `{"x":1,"batch":1000}
+{"batch":1000,"x":2}
+{"batch":1000}
+{"x":3,"batch":3000}
+`,
+	},
+	{
+		name: "csv",
+		args: []string{"--format", "csv"},
+		in: []batch{
+			{0, t0, nil},
+			{1, t0 + 1000, []string{
+				`{"a":"plain","b":1,"c":"x"}`,
+				`{"a":"with, comma","b":"with \"quote\"","c":"two\nlines"}`,
+				`{"c":" leading space","a":""}`,
+				`{"a":null,"b":[1,2],"c":{"k":"v"}}`,
+			}},
+			{2, t0 + 2000, []string{`{"a":"next batch"}`}},
+		},
+		want: `a,b,c
+plain,1,x
+"with, comma","with ""quote""","two
+lines"
+"",," leading space"
+,"[1,2]","{""k"":""v""}"
+next batch,,
+`,
+	},
+	{
+		name:    "csv extra field",
+		args:    []string{"--format", "csv"},
+		in:      []batch{{0, t0, []string{`{"a":1}`}}, {1, t0 + 1000, []string{`{"a":2}`, `{"a":3,"b":4}`, `{"a":5}`}}},
+		want:    "a\n1\n2\n",
+		code:    1,
+		wantErr: "ssink: error: batch 1, record 2: field \"b\" is not a column: the columns, from the stream's first record, are \"a\"\nssink: hint: csv output has the columns of the first record: give every record the same fields (smap), or use --format json\n",
+	},
+	{
+		name: "tsv",
+		args: []string{"--format", "tsv", "--batch-field", "t"},
+		in:   []batch{{0, 5000, []string{`{"a":"x\ty","b":"back\\slash"}`, `{"b":"line\nbreak\r","a":null}`}}},
+		want: "a\tb\tt\nx\\ty\tback\\\\slash\t5000\n\tline\\nbreak\\r\t5000\n",
+	},
+	{
+		name: "lines",
+		args: []string{"--format", "lines"},
+		in:   []batch{{0, t0, []string{`{"value":"hello world"}`, `{"n":1,"value":42}`, `{"value":{"a":1}}`, `{"value":""}`, `{"value":"a\tb"}`}}},
+		want: "hello world\n42\n{\"a\":1}\n\na\tb\n",
+	},
+	{
+		name:    "lines without value",
+		args:    []string{"--format", "lines"},
+		in:      []batch{{0, t0, lines("a")}, {1, t0 + 1000, []string{`{"value":"b"}`, `{"word":"c"}`}}},
+		want:    "a\nb\n",
+		code:    1,
+		wantErr: "ssink: error: batch 1, record 2: the record has no field \"value\"\nssink: hint: --format lines writes the field value of each record: use --format json to see whole records\n",
+	},
+	{
+		name:    "lines --batch-field",
+		args:    []string{"--format", "lines", "--batch-field", "t"},
+		in:      []batch{{0, t0, lines("a")}},
+		code:    2,
+		wantErr: "ssink: error: --batch-field does not go with --format lines, which writes one field\nssink: hint: use --format json, csv or tsv to see the batch time beside the fields\n",
+	},
+	{
+		name:    "not a map",
+		args:    []string{"--format", "json"},
+		in:      []batch{{0, t0, []string{`{"value":"a"}`, "\x01"}}},
+		want:    "{\"value\":\"a\"}\n",
+		code:    1,
+		wantErr: "ssink: error: batch 0, record 2: record: record is not a msgpack map\n",
+	},
+	{
+		name:    "unknown format",
+		args:    []string{"--format", "xml"},
+		code:    2,
+		wantErr: "ssink: error: unknown --format \"xml\": want console, json, csv, tsv, lines, msgpack\nssink: hint: see 'ssink --help'\n",
+	},
+	{
+		name:    "--rows with json",
+		args:    []string{"--format", "json", "--rows", "3"},
+		code:    2,
+		wantErr: "ssink: error: --rows applies to --format console, not json\n",
+	},
+	{
+		name:    "negative --rows",
+		args:    []string{"--rows", "-1"},
+		code:    2,
+		wantErr: "ssink: error: --rows -1: want 0 or more\n",
+	},
+	{
+		name:    "argument",
+		args:    []string{"file.txt"},
+		code:    2,
+		wantErr: "ssink: error: unexpected argument \"file.txt\": ssink reads its input from stdin or --in\n",
+	},
+	{
+		name:    "empty --batch-field",
+		args:    []string{"--batch-field", ""},
+		code:    2,
+		wantErr: "ssink: error: --batch-field needs a field name\n",
+	},
+}
+
+func TestSink(t *testing.T) {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := run(stream(t, tc.in...), tc.args...)
+			if out != tc.want {
+				t.Errorf("stdout\n%s\nwant\n%s", out, tc.want)
+			}
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tc.code, errOut)
+			}
+			if tc.wantErr == "" && errOut != "" || !strings.Contains(errOut, tc.wantErr) {
+				t.Errorf("stderr\n%s\nwant\n%s", errOut, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestMsgpack(t *testing.T) {
+	recs := []string{`{"a":1,"b":[true,null]}`, `{"value":"x"}`}
+	out, errOut, code := run(stream(t, batch{0, t0, recs[:1]}, batch{1, t0 + 1000, recs[1:]}), "--format", "msgpack")
+	want := append(msgpackOf(t, recs[0]), msgpackOf(t, recs[1])...)
+	if out != string(want) || code != 0 || errOut != "" {
+		t.Errorf("got %x, %d, %q; want %x", out, code, errOut, want)
+	}
+	out, _, _ = run(stream(t, batch{0, 1000, recs[1:]}), "--format", "msgpack", "--batch-field", "t")
+	if want := msgpackOf(t, `{"value":"x","t":1000}`); out != string(want) {
+		t.Errorf("with --batch-field: %x, want %x", out, want)
+	}
+}
+
+// TestCSVQuoting checks appendCSV against encoding/csv: its Writer quotes
+// the same fields, and its Reader reads every field back.
+func TestCSVQuoting(t *testing.T) {
+	fields := []string{"plain", "a,b", `say "hi"`, "two\nlines", "cr\r", " lead", "\tlead", "\u00a0nbsp", `\.`, `\.x`, "trail ", "ünïcödé", "semi;colon"}
+	for _, f := range fields {
+		var want bytes.Buffer
+		w := csv.NewWriter(&want)
+		w.Write([]string{f})
+		w.Flush()
+		got := string(appendCSV(nil, []byte(f), ',')) + "\n"
+		if got != want.String() {
+			t.Errorf("%q: %q, encoding/csv writes %q", f, got, want.String())
+		}
+	}
+	var row []byte
+	for i, f := range append(fields, "") {
+		if i > 0 {
+			row = append(row, ',')
+		}
+		row = appendCSV(row, []byte(f), ',')
+	}
+	got, err := csv.NewReader(bytes.NewReader(row)).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(fields, ""); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("read back %q, want %q", got, want)
+	}
+}
+
+// TestTruncatedKeepsBatches cuts a stream inside its second batch: the first
+// batch stays printed, and the error says the stream was truncated.
+func TestTruncatedKeepsBatches(t *testing.T) {
+	full := stream(t, batch{0, t0, lines("a", "b")}, batch{1, t0 + 1000, lines("c", "d")})
+	first := stream(t, batch{0, t0, lines("a", "b")})
+	in := full[:len(first)+5] // the first batch, and part of the BatchBegin of the second
+	for _, tc := range []struct {
+		format, want string
+	}{
+		{"json", "{\"value\":\"a\"}\n{\"value\":\"b\"}\n"},
+		{"console", head(0, t0Text) + "+-----+\n|value|\n+-----+\n|    a|\n|    b|\n+-----+\n\n"},
+	} {
+		out, errOut, code := run(in, "--format", tc.format)
+		if out != tc.want || code != 1 || !strings.Contains(errOut, "truncated") {
+			t.Errorf("%s: got %q, %d, %q; want %q, exit 1 and an error that says truncated", tc.format, out, code, errOut, tc.want)
+		}
+	}
+}
+
+func TestNotDstream(t *testing.T) {
+	out, errOut, code := run([]byte("hello\n"))
+	if out != "" || code != 1 || !strings.Contains(errOut, "ssink: error: reading input: framing: input is not a dstream stream") ||
+		!strings.Contains(errOut, "ssink: hint:") || !strings.Contains(errOut, "sbatch") {
+		t.Errorf("got %q, %d, %q", out, code, errOut)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	_, errOut, code := run(stream(t, batch{0, t0, lines("a", "b", "c")}), "--format", "json", "--progress", "-")
+	if code != 0 || !strings.Contains(errOut, `"numInputRows":3,"numOutputRows":3`) {
+		t.Errorf("exit %d, progress %q", code, errOut)
+	}
+}
+
+// failingWriter fails every write with err.
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+func TestWriteError(t *testing.T) {
+	in := stream(t, batch{0, t0, lines("a")})
+	var e bytes.Buffer
+	code := command.Run([]string{"ssink", "--format", "json"}, bytes.NewReader(in), failingWriter{io.ErrShortWrite}, &e)
+	if code != 1 || !strings.Contains(e.String(), "ssink: error: writing output: short write") {
+		t.Errorf("exit %d, stderr %q", code, e.String())
+	}
+	// A reader that went away (ssink | head) stops ssink quietly.
+	for _, format := range []string{"json", "console"} {
+		e.Reset()
+		code = command.Run([]string{"ssink", "--format", format}, bytes.NewReader(in), failingWriter{syscall.EPIPE}, &e)
+		if code != 0 || e.Len() != 0 {
+			t.Errorf("%s on a closed pipe: exit %d, stderr %q", format, code, e.String())
+		}
+	}
+}
+
+// block frames n records {"value": word} as a Records frame would hold them.
+func block(n int, word string) framing.Frame {
+	rec := record.AppendString(record.AppendString(record.AppendMapHeader(nil, 1), "value"), word)
+	var p []byte
+	for range n {
+		p = binary.AppendUvarint(p, uint64(len(rec)))
+		p = append(p, rec...)
+	}
+	return framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: p}
+}
+
+func newTestSink(t testing.TB, args ...string) *sink {
+	t.Helper()
+	var s *sink
+	cmd := *command
+	cmd.Input = false
+	cmd.Action = func(e *stage.Env) error {
+		var err error
+		s, err = newSink(e.Ctx, io.Discard)
+		return err
+	}
+	var errOut bytes.Buffer
+	if code := cmd.Run(append([]string{"ssink"}, args...), nil, io.Discard, &errOut); code != 0 {
+		t.Fatalf("%v: %s", args, errOut.String())
+	}
+	return s
+}
+
+var perRecordFormats = [][]string{
+	{"--format", "json"},
+	{"--format", "tsv"},
+	{"--format", "csv"},
+	{"--format", "lines"},
+	{"--format", "msgpack"},
+	{"--format", "json", "--batch-field", "batch"},
+	{"--format", "tsv", "--batch-field", "batch"},
+}
+
+// TestNoAllocs guards the per-record formats against allocating per record.
+func TestNoAllocs(t *testing.T) {
+	f := block(1000, "word")
+	for _, args := range perRecordFormats {
+		s := newTestSink(t, args...)
+		b := stage.Batch{ID: 1, Time: t0}
+		s.Begin(b)
+		s.Block(b, f.Records()) // the header, and buffers grown
+		allocs := testing.AllocsPerRun(20, func() {
+			if err := s.Block(b, f.Records()); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%v: %.1f allocations per 1000 records", args, allocs)
+		}
+	}
+}
+
+func benchmarkFormat(b *testing.B, args ...string) {
+	const n = 1000
+	f := block(n, "word")
+	s := newTestSink(b, args...)
+	bt := stage.Batch{ID: 1, Time: t0}
+	s.Begin(bt)
+	b.SetBytes(int64(len(f.Payload)))
+	b.ReportAllocs()
+	iters := 0
+	for b.Loop() {
+		if err := s.Block(bt, f.Records()); err != nil {
+			b.Fatal(err)
+		}
+		iters++
+	}
+	b.ReportMetric(float64(iters*n)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(iters*n), "ns/record")
+}
+
+func BenchmarkJSON(b *testing.B) { benchmarkFormat(b, "--format", "json") }
+func BenchmarkTSV(b *testing.B)  { benchmarkFormat(b, "--format", "tsv") }
