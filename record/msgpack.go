@@ -26,6 +26,7 @@ var (
 	ErrTruncated = errors.New("record: truncated msgpack value")
 	ErrInvalid   = errors.New("record: invalid msgpack value")
 	ErrNotMap    = errors.New("record: record is not a msgpack map")
+	ErrNotArray  = errors.New("record: value is not a msgpack array")
 	ErrDepth     = errors.New("record: msgpack value nested too deep")
 )
 
@@ -370,7 +371,7 @@ func ArrayLen(b []byte) (n, hdr int, err error) {
 		n, err = lenAt(b, 1, 4)
 		return n, 5, err
 	}
-	return 0, 0, fmt.Errorf("record: value is not an array")
+	return 0, 0, ErrNotArray
 }
 
 // Str returns the bytes of a msgpack str (or bin) value at the start of raw.
@@ -578,12 +579,15 @@ func Time(raw []byte) (time.Time, bool) {
 	case mFixExt8:
 		if len(raw) >= 10 {
 			v := binary.BigEndian.Uint64(raw[2:])
-			return time.Unix(int64(v&(1<<34-1)), int64(v>>34)).UTC(), true
+			if ns := int64(v >> 34); ns <= 999999999 {
+				return time.Unix(int64(v&(1<<34-1)), ns).UTC(), true
+			}
 		}
 	case mExt8:
 		if len(raw) >= 15 {
-			ns := binary.BigEndian.Uint32(raw[3:])
-			return time.Unix(int64(binary.BigEndian.Uint64(raw[7:])), int64(ns)).UTC(), true
+			if ns := int64(binary.BigEndian.Uint32(raw[3:])); ns <= 999999999 {
+				return time.Unix(int64(binary.BigEndian.Uint64(raw[7:])), ns).UTC(), true
+			}
 		}
 	}
 	return time.Time{}, false
