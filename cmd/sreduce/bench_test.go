@@ -1,0 +1,210 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+// blocks frames records as a Writer cuts them: blocks of about
+// framing.BlockSize bytes.
+func blocks(recs [][]byte) []framing.Frame {
+	var fs []framing.Frame
+	var b []byte
+	n := 0
+	for i, r := range recs {
+		b = binary.AppendUvarint(b, uint64(len(r)))
+		b = append(b, r...)
+		n++
+		if len(b) >= framing.BlockSize || i == len(recs)-1 {
+			fs = append(fs, framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: b})
+			b, n = nil, 0
+		}
+	}
+	return fs
+}
+
+// zipfWords returns n {"value": word} records over a vocabulary of vocab
+// words of 2 to 9 letters, drawn with a Zipf distribution as words in text.
+func zipfWords(n, vocab int) [][]byte {
+	r := rand.New(rand.NewPCG(7, 8))
+	words := make([]string, vocab)
+	for i := range words {
+		var sb strings.Builder
+		for range 2 + r.IntN(8) {
+			sb.WriteByte(byte('a' + r.IntN(26)))
+		}
+		words[i] = sb.String() + strconv.Itoa(i) // unique
+	}
+	z := rand.NewZipf(r, 1.1, 1, uint64(vocab-1))
+	recs := make([][]byte, n)
+	for i := range recs {
+		b := record.AppendMapHeader(nil, 1)
+		b = record.AppendString(b, "value")
+		recs[i] = record.AppendString(b, words[z.Uint64()])
+	}
+	return recs
+}
+
+func newBenchReducer(tb testing.TB, o *options) *reducer {
+	r, err := newReducer(framing.NewWriter(io.Discard), o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+func feed(tb testing.TB, r *reducer, b stage.Batch, fs []framing.Frame) {
+	if err := r.Begin(b); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range fs {
+		if err := r.Block(b, fs[i].Records()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := r.End(b); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkWordCount is `sreduce -k value --count` on batches of 100k words
+// over a Zipf-distributed vocabulary of 10k words, through the handler (no
+// pipe, no framing decode): one op is one batch.
+func BenchmarkWordCount(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		mode mode
+	}{{"batch", perBatch}, {"running", complete}} {
+		b.Run(c.name, func(b *testing.B) {
+			const perBatch = 100_000
+			recs := zipfWords(perBatch, 10_000)
+			fs := blocks(recs)
+			size := 0
+			for _, f := range fs {
+				size += len(f.Payload)
+			}
+			o := &options{cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, mode: c.mode, by: -1}
+			r := newBenchReducer(b, o)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for i := range b.N {
+				feed(b, r, stage.Batch{ID: uint64(i), Time: int64(i+1) * 1000}, fs)
+			}
+			b.ReportMetric(float64(b.N)*perBatch/b.Elapsed().Seconds(), "records/s")
+			// On a busy machine wall time overstates the cost: the process's
+			// CPU time (all threads, GC included) does not.
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(b.N)*perBatch/cpu.Seconds(), "records/cpu-s")
+			}
+		})
+	}
+}
+
+// TestMemoryMillionKeys folds 1M distinct keys with --count --sum into the
+// running state, checkpointed, and reports the heap and the resident set;
+// then a new reducer restores the state. Not timed; it fails only beyond
+// 200 MB of live heap.
+func TestMemoryMillionKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	const keys = 1_000_000
+	debug.FreeOSMemory()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	o := &options{cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{
+		{Kind: agg.Count, Name: "count"}, {Kind: agg.Sum, Field: "n", Name: "sum_n"}}}, mode: complete, by: -1,
+		checkpoint: t.TempDir(), name: "sreduce"}
+	r := newBenchReducer(t, o)
+	// 4 batches of 250k new keys each; records built a block at a time so
+	// that the input does not count.
+	const perBatch = keys / 4
+	for bi := range 4 {
+		b := stage.Batch{ID: uint64(bi), Time: int64(bi+1) * 1000}
+		if err := r.Begin(b); err != nil {
+			t.Fatal(err)
+		}
+		for start := 0; start < perBatch; start += 5000 {
+			recs := make([][]byte, 5000)
+			for i := range recs {
+				k := bi*perBatch + start + i
+				m := record.AppendMapHeader(nil, 2)
+				m = record.AppendString(m, "value")
+				m = record.AppendString(m, fmt.Sprintf("key-%07d", k))
+				m = record.AppendString(m, "n")
+				recs[i] = record.AppendInt(m, int64(k))
+			}
+			for _, f := range blocks(recs) {
+				if err := r.Block(b, f.Records()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := r.End(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.t.Len() != keys {
+		t.Fatalf("%d groups, want %d", r.t.Len(), keys)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	rss := vmHWM()
+	t.Logf("1M keys, count+sum: live heap %.1f MB, state estimate %.1f MB, peak RSS of the test process %s",
+		float64(heap)/1e6, float64(r.t.MemoryUsed())/1e6, rss)
+	if heap > 200e6 {
+		t.Errorf("live heap %.1f MB, want under 200 MB", float64(heap)/1e6)
+	}
+	runtime.KeepAlive(r)
+	r = nil
+
+	start := time.Now()
+	r2 := newBenchReducer(t, o)
+	feed(t, r2, stage.Batch{ID: 4, Time: 5000}, nil)
+	if r2.t.Len() != keys {
+		t.Fatalf("restored %d groups, want %d", r2.t.Len(), keys)
+	}
+	t.Logf("restored 1M keys in %v", time.Since(start))
+}
+
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// vmHWM reads the peak resident set from /proc (Linux only).
+func vmHWM() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
