@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: dstream's benchmark suite (see BENCHMARKS.md).
+#
+# Builds the stages into bench-out/bin, generates its inputs with a fixed seed
+# into bench-out/data (kept between runs), runs every case several times,
+# dstream and its peers interleaved, and prints a table of median wall time,
+# records/s, CPU time and peak RSS, with dstream's speed relative to each peer.
+# Exits 1 if an output check fails.
+#
+# Adding a case takes one line (two with a peer), in the CASES section below:
+#   bench NAME INPUT RECORDS 'PIPELINE' ['NORMALISE']
+#   peer  TOOL 'PIPELINE' ['NORMALISE']
+# PIPELINE runs under bash with the stages on PATH, "$IN" the input file and
+# "$DATA" the data directory; its stdout is the output. NORMALISE (default
+# sort) turns an output into a form compared byte for byte with the dstream
+# pipeline's. A case with no peer checks nothing. Peak RSS is the largest
+# process of the pipeline, unless the pipeline puts $TIMED before one command:
+# then RSS and CPU time are that command's alone.
+
+# Pipelines are single-quoted on purpose: they expand when they run.
+# shellcheck disable=SC2016
+
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: scripts/bench.sh [-r N] [--quick] [--only REGEX] [--no-latency]
+
+  -r N          runs per case (default 5; the median is reported)
+  --quick       small inputs and few runs, for CI smoke runs (a few seconds)
+  --only REGEX  run only the cases whose name matches REGEX (grep -E)
+  --no-latency  skip the latency case
+  -h, --help    this help
+
+Environment: BENCH_OUT (default ./bench-out) holds bin/, data/ and out/.
+EOF
+}
+
+cmdline="scripts/bench.sh${*:+ $*}"
+runs=''
+quick=0
+only=''
+latency_on=1
+while (($#)); do
+	case $1 in
+	-r)
+		[[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }
+		runs=$2
+		shift
+		;;
+	--quick) quick=1 ;;
+	--only)
+		[[ $# -ge 2 ]] || { usage >&2; exit 2; }
+		only=$2
+		shift
+		;;
+	--no-latency) latency_on=0 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+out=${BENCH_OUT:-$root/bench-out}
+bin=$out/bin
+DATA=$out/data
+res=$out/out
+mkdir -p "$bin" "$DATA" "$res"
+export DATA LC_ALL=C
+export PATH="$bin:$PATH"
+
+if ((quick)); then
+	wc_lines=20000 nkeys=50000 lat_dur=1s lat_warm=300ms
+	runs=${runs:-2}
+else
+	wc_lines=500000 nkeys=1000000 lat_dur=5s lat_warm=1s
+	runs=${runs:-5}
+fi
+wc_words=$((wc_lines * 10))
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+# --- tools ---------------------------------------------------------------
+need=()
+[[ -x /usr/bin/time ]] || need+=(time)
+command -v mawk >/dev/null || need+=(mawk)
+if ((${#need[@]})); then
+	log "installing ${need[*]}"
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
+			{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; } ||
+			die "cannot install ${need[*]}"
+	else
+		die "missing ${need[*]}: install them (apt-get install ${need[*]})"
+	fi
+fi
+
+# --- build ----------------------------------------------------------------
+log "building into $bin"
+if ! go build -o "$bin/" ./cmd/... 2>/dev/null; then
+	for d in cmd/*/; do
+		c=$(basename "$d")
+		rm -f "$bin/$c"
+		go build -o "$bin/" "./cmd/$c" 2>/dev/null || log "$c does not build: its cases are skipped"
+	done
+fi
+go build -o "$bin/gen" ./scripts/gen
+missing=()
+for c in sbatch smap sreduce ssink; do
+	[[ -x $bin/$c ]] || missing+=("$c")
+done
+
+# --- data -----------------------------------------------------------------
+WORDS=$DATA/words-$wc_lines.txt
+KEYS=$DATA/keys-$nkeys.txt
+[[ -s $WORDS ]] || { log "generating $WORDS"; gen words -lines "$wc_lines" -per 10 -vocab 10000 -o "$WORDS"; }
+[[ -s $KEYS ]] || { log "generating $KEYS"; gen keys -n "$nkeys" -o "$KEYS"; }
+TOKENS=$DATA/tokens-$wc_lines.txt # the words one a line: many small records
+[[ -s $TOKENS ]] || { tr ' ' '\n' <"$WORDS" >"$TOKENS.tmp" && mv "$TOKENS.tmp" "$TOKENS"; }
+
+# Framed inputs for running one stage alone. Made afresh by each run, since
+# they come from the stages just built.
+have() { local s; for s in "$@"; do [[ -x $bin/$s ]] || return 1; done; }
+if have sbatch; then
+	sbatch --once <"$WORDS" >"$DATA/words.dstream"
+	sbatch --once <"$KEYS" >"$DATA/keys.dstream"
+	# The records smap --flat 'split(value, " ")' makes, without smap.
+	sbatch --once <"$TOKENS" >"$DATA/tokens.dstream"
+	have sreduce && sreduce -k value --count <"$DATA/tokens.dstream" >"$DATA/counts.dstream"
+fi
+
+# --- the runner -------------------------------------------------------------
+# A case is registered by bench and peer, and run when the next case begins
+# (or at the end), so that its tools' runs interleave: a machine that drifts
+# slower affects them all alike.
+c_name='' c_in='' c_records=0
+c_tools=() c_pipes=() c_norms=()
+rows=()      # table rows, in order
+failures=0
+declare -A med # "case|tool" -> median seconds
+
+# unmet PIPELINE: prints why it cannot run (a stage that does not build, a
+# framed input that could not be made) and succeeds, or fails if it can run.
+unmet() {
+	local s f
+	for s in "${missing[@]}"; do
+		grep -Eq "(^|[|( ])$s( |$)" <<<"$1" && { echo "$s does not build"; return 0; }
+	done
+	while read -r f; do
+		[[ -z $f || -e $DATA/${f#\$DATA/} ]] || { echo "no ${f#\$DATA/}"; return 0; }
+	done < <(grep -Eo '[$]DATA/[A-Za-z0-9_.-]+' <<<"$1")
+	return 1
+}
+
+# md TEXT: TEXT fit for a markdown table cell.
+md() { printf '%s' "${1//|/\\|}"; }
+
+median() { awk 'NF' | sort -g | awk '{a[NR]=$1} END{if (NR) print a[int((NR+1)/2)]}'; }
+safe() { printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_'; }
+
+bench() {
+	flush
+	c_name=$1 c_in=$2 c_records=$3
+	c_tools=(dstream) c_pipes=("$4") c_norms=("${5:-sort}")
+}
+
+peer() {
+	[[ -n $c_name ]] || die "peer $1 outside a case"
+	c_tools+=("$1") c_pipes+=("$2") c_norms+=("${3:-sort}")
+}
+
+# run1 PIPELINE OUTFILE TIMEFILE: runs once; prints "wall cpu rss_kb".
+run1() {
+	local pipe=$1 o=$2 tf=$3 t0 t1 st=0
+	t0=$(date +%s%N)
+	if [[ $pipe == *'$TIMED'* ]]; then
+		IN=$c_in TIMED="/usr/bin/time -f %e_%U_%S_%M -o $tf" \
+			bash -c "set -o pipefail; $pipe" <"$c_in" >"$o" || st=$?
+	else
+		IN=$c_in /usr/bin/time -f %e_%U_%S_%M -o "$tf" \
+			bash -c "set -o pipefail; $pipe" <"$c_in" >"$o" || st=$?
+	fi
+	t1=$(date +%s%N)
+	((st == 0)) || return "$st"
+	tail -n 1 "$tf" | awk -F_ -v w="$(((t1 - t0) / 1000))" '{printf "%.6f %.2f %d\n", w / 1e6, $2 + $3, $4}'
+}
+
+flush() {
+	[[ -n $c_name ]] || return 0
+	local name=$c_name i r n=${#c_tools[@]} s
+	c_name=''
+	if [[ -n $only ]] && ! grep -Eq -- "$only" <<<"$name"; then return 0; fi
+	if s=$(unmet "${c_pipes[0]}"); then
+		rows+=("| $(md "$name") | dstream | skipped: $s | | | | |")
+		log "$name: skipped ($s)"
+		return 0
+	fi
+	log "$name: ${c_tools[*]} x $runs"
+	local -a walls cpus rss ok
+	for ((i = 0; i < n; i++)); do walls[i]='' cpus[i]='' rss[i]=0 ok[i]=1; done
+	for ((r = 1; r <= runs; r++)); do
+		for ((i = 0; i < n; i++)); do
+			((ok[i])) || continue
+			local f
+			f=$res/$(safe "$name.${c_tools[i]}")
+			local w c m line
+			if ! line=$(run1 "${c_pipes[i]}" "$f.out" "$f.time" 2>"$f.err"); then
+				log "$name: ${c_tools[i]} failed: $(tail -n 3 "$f.err")"
+				ok[i]=0
+				((i == 0)) && failures=$((failures + 1))
+				continue
+			fi
+			read -r w c m <<<"$line"
+			walls[i]+="$w "
+			cpus[i]+="$c "
+			((m > rss[i])) && rss[i]=$m
+			if ((r == 1)); then # check the output once
+				bash -c "${c_norms[i]}" <"$f.out" >"$f.norm"
+				if ((i > 0)) && ((ok[0])) && ! cmp -s "$res/$(safe "$name.dstream").norm" "$f.norm"; then
+					log "$name: output of ${c_tools[i]} differs from dstream's: diff $res/$(safe "$name.dstream").norm $f.norm"
+					failures=$((failures + 1))
+					c_tools[i]="${c_tools[i]} (OUTPUT DIFFERS)"
+				fi
+			fi
+		done
+	done
+	local base=''
+	for ((i = 0; i < n; i++)); do
+		if ((!ok[i])); then
+			rows+=("| $(md "$name") | $(md "${c_tools[i]}") | FAILED | | | | |")
+			continue
+		fi
+		local mw mc rate ratio='-'
+		mw=$(tr ' ' '\n' <<<"${walls[i]}" | median)
+		mc=$(tr ' ' '\n' <<<"${cpus[i]}" | median)
+		med["$name|${c_tools[i]}"]=$mw
+		((i == 0)) && base=$mw
+		rate=$(awk -v r="$c_records" -v t="$mw" 'BEGIN{x = r / t; if (x >= 1e6) printf "%.2f M", x / 1e6; else printf "%.0f k", x / 1e3}')
+		if ((i > 0)) && [[ -n $base ]]; then
+			ratio=$(awk -v a="$mw" -v b="$base" 'BEGIN{printf "%.2fx", a / b}')
+		fi
+		rows+=("$(printf '| %s | %s | %.3f | %s | %s | %d | %s |' "$(md "$name")" "$(md "${c_tools[i]}")" "$mw" "$rate" "$mc" $((rss[i] / 1024)) "$ratio")")
+	done
+}
+
+# latency NAME RATE 'PIPELINE': p50/p99 from a line's write to its output.
+lat_rows=()
+latency() {
+	flush
+	local name=$1 rate=$2 pipe=$3 target_ms=$4 s l
+	((latency_on)) || return 0
+	if [[ -n $only ]] && ! grep -Eq -- "$only" <<<"$name"; then return 0; fi
+	if s=$(unmet "$pipe"); then
+		lat_rows+=("| $(md "$name") | skipped: $s | | | | |")
+		log "$name: skipped ($s)"
+		return 0
+	fi
+	log "$name: $lat_dur at $rate lines/s"
+	if ! l=$(gen latency -rate "$rate" -d "$lat_dur" -warmup "$lat_warm" "$pipe"); then
+		lat_rows+=("| $(md "$name") | FAILED | | | | |")
+		failures=$((failures + 1))
+		return 0
+	fi
+	# l: sent=N rate=R counted=N p50_ms=X p90_ms=X p99_ms=X max_ms=X
+	lat_rows+=("$(N=$(md "$name") awk -v t="$target_ms" '{
+		for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "| %s | %.0f | %s | %s | %s | %s (target < %s: %s) |", ENVIRON["N"], v["rate"], v["p50_ms"], v["p90_ms"], v["max_ms"], v["p99_ms"], t, (v["p99_ms"] + 0 < t + 0 ? "met" : "MISSED")
+	}' <<<"$l")")
+}
+
+# --- CASES ------------------------------------------------------------------
+# Word count: the classic, against the shell's own tools. Records = words.
+wc_dstream='sbatch --once | smap --flat '\''split(value, " ")'\'' | sreduce -k value --count | ssink --format tsv'
+bench wordcount "$WORDS" "$wc_words" "$wc_dstream" 'tail -n +2 | sort'
+peer mawk 'mawk '\''{for(i=1;i<=NF;i++)c[$i]++} END{for(w in c) print w"\t"c[w]}'\'''
+command -v gawk >/dev/null && peer gawk 'gawk '\''{for(i=1;i<=NF;i++)c[$i]++} END{for(w in c) print w"\t"c[w]}'\'''
+peer 'tr|sort|uniq -c' 'tr " " "\n" | sort | uniq -c' 'awk '\''{print $2"\t"$1}'\'' | sort'
+command -v datamash >/dev/null && peer 'tr|datamash' 'tr " " "\n" | datamash -s -g 1 count 1'
+command -v mlr >/dev/null && peer mlr 'mlr --inidx --ifs tab --otsv nest --evar " " -f 1 then count -g 1' 'tail -n +2 | sort'
+
+# The cost of one more stage: the same small records (the words, one a line)
+# through smap, against no smap at all (the "peer"). --filter true measures
+# what any stage costs (read, check and pass on the frames); --filter
+# 'value != ""' adds an expression evaluated on every record. Records = words.
+bench stage-overhead "$TOKENS" "$wc_words" 'sbatch --once | smap --filter true | ssink --format tsv' cat
+peer 'without smap' 'sbatch --once | ssink --format tsv' cat
+bench stage-overhead-expr "$TOKENS" "$wc_words" 'sbatch --once | smap --filter '\''value != ""'\'' | ssink --format tsv' cat
+peer 'without smap' 'sbatch --once | ssink --format tsv' cat
+
+# sreduce alone on 1 M distinct keys, from a pre-framed file: its throughput,
+# CPU time and peak RSS (the $TIMED process only). mawk as a yardstick.
+bench sreduce-distinct-keys "$KEYS" "$nkeys" '$TIMED sreduce -k value --count <"$DATA/keys.dstream" | ssink --format tsv' 'tail -n +2 | sort'
+peer mawk 'mawk '\''{c[$0]++} END{for(k in c) print k"\t"c[k]}'\'''
+
+# Each stage of the word count alone, reading a pre-framed file and writing to
+# /dev/null: where the time goes. Records = words, as in wordcount.
+bench 'wc-stage sbatch' "$WORDS" "$wc_words" 'sbatch --once >/dev/null'
+bench 'wc-stage smap --flat' "$WORDS" "$wc_words" 'smap --flat '\''split(value, " ")'\'' <"$DATA/words.dstream" >/dev/null'
+bench 'wc-stage sreduce' "$WORDS" "$wc_words" 'sreduce -k value --count <"$DATA/tokens.dstream" >/dev/null'
+bench 'wc-stage ssink' "$WORDS" "$wc_words" 'ssink --format tsv <"$DATA/counts.dstream" >/dev/null'
+
+# Latency from a line's write to its output line, at 100 k lines/s and a
+# 10 ms batch interval; the target is p99 < interval + 5 ms.
+latency 'sbatch -i 10ms, ssink' 100000 'sbatch -i 10ms | ssink --format lines' 15
+latency 'sbatch -i 10ms, smap --filter true, ssink' 100000 'sbatch -i 10ms | smap --filter true | ssink --format lines' 15
+flush
+
+# --- report -------------------------------------------------------------------
+# Printed to stdout and kept in bench-out/results.md.
+report() {
+	load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+	printf '`%s` on %s, commit %s, %d runs per case (median), %s cores, load average at the end %s\n' \
+		"$cmdline" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git describe --always --dirty 2>/dev/null || echo '(no git)')" "$runs" "$(nproc)" "$load"
+	printf '\nInputs: %d lines of 10 words (%d words, Zipf over 10k words); %d distinct keys\n\n' "$wc_lines" "$wc_words" "$nkeys"
+	echo '| case | tool | median wall s | records/s | CPU s | peak RSS MB | dstream speed-up (this time ÷ dstream time) |'
+	echo '|---|---|---:|---:|---:|---:|---:|'
+	printf '%s\n' "${rows[@]}"
+	if ((${#lat_rows[@]})); then
+		echo
+		echo '| latency case | lines/s | p50 ms | p90 ms | max ms | p99 ms |'
+		echo '|---|---:|---:|---:|---:|---|'
+		printf '%s\n' "${lat_rows[@]}"
+	fi
+	echo
+	for c in stage-overhead stage-overhead-expr; do
+		a=${med["$c|dstream"]:-} b=${med["$c|without smap"]:-}
+		[[ -n $a && -n $b ]] || continue
+		awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN{o = (1 - b / a) * 100; printf "%s: the smap stage costs %.1f%% of the throughput of sbatch | ssink (target < 10%%: %s)\n", c, o, (o < 10 ? "met" : "MISSED")}'
+	done
+	if ((${#missing[@]})); then printf '\nnot built (cases skipped): %s\n' "${missing[*]}"; fi
+}
+report | tee "$out/results.md"
+if ((failures)); then
+	log "$failures check(s) failed"
+	exit 1
+fi
