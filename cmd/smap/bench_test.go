@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+// benchInput is a stream of batches of {"value": LINE}, LINE about 60
+// bytes of 10 words (the field notes' record), framed as sbatch frames it.
+var benchInput = sync.OnceValues(func() ([]byte, int) {
+	const batches, perBatch = 100, 10000
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := strings.Fields("the of and to in is was that for it with as his on be at by had are but from or have an they which one you were all we her she there would their will when who him been has more if no out")
+	var buf bytes.Buffer
+	w := framing.NewWriter(&buf)
+	var rec, line []byte
+	for id := range batches {
+		w.BeginBatch(uint64(id), int64(id)*1000)
+		for range perBatch {
+			line = line[:0]
+			for k := range 10 {
+				if k > 0 {
+					line = append(line, ' ')
+				}
+				line = append(line, words[rng.IntN(len(words))]...)
+			}
+			rec = record.AppendStringBytes(append(rec[:0], 0x81, 0xa5, 'v', 'a', 'l', 'u', 'e'), line)
+			w.WriteRecord(rec)
+		}
+		w.EndBatch()
+	}
+	w.Close()
+	return buf.Bytes(), batches * perBatch
+})
+
+// countingWriter counts the records of the stream written to it, as the
+// next stage would read them.
+type countingWriter struct {
+	pw   *io.PipeWriter
+	done chan int
+}
+
+func newCounter() *countingWriter {
+	pr, pw := io.Pipe()
+	c := &countingWriter{pw: pw, done: make(chan int, 1)}
+	go func() { c.done <- consume(pr) }()
+	return c
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) { return c.pw.Write(p) }
+
+func (c *countingWriter) wait() int {
+	c.pw.Close()
+	return <-c.done
+}
+
+// consume reads a stream to its end and walks every record, as a sink
+// reading the field value would; it returns the number of records.
+func consume(r io.Reader) int {
+	fr := framing.NewReader(r)
+	var f framing.Frame
+	n, sum := 0, 0
+	for fr.Read(&f) == nil {
+		if f.Kind != framing.KindRecords {
+			continue
+		}
+		recs := f.Records()
+		for {
+			rec, ok := recs.Next()
+			if !ok {
+				break
+			}
+			v, _, _ := record.Get(rec, "value")
+			sum += len(v)
+			n++
+		}
+	}
+	io.Copy(io.Discard, r)
+	return n
+}
+
+// benchSmap runs smap in process over the bench input, as a pipeline would
+// run it: reading frames, the operations, writing frames (thrown away). It
+// reports records per second of wall time and of CPU time.
+func benchSmap(b *testing.B, args ...string) {
+	in, n := benchInput()
+	args = append([]string{"smap"}, args...)
+	c := newCounter()
+	var stderr bytes.Buffer
+	if code := command.Run(args, bytes.NewReader(in), c, &stderr); code != 0 {
+		b.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := c.wait()
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		if code := command.Run(args, bytes.NewReader(in), io.Discard, &stderr); code != 0 {
+			b.Fatalf("exit %d: %s", code, stderr.String())
+		}
+	}
+	s := b.Elapsed().Seconds()
+	b.ReportMetric(float64(n*b.N)/s, "in-rec/s")
+	b.ReportMetric(float64(out*b.N)/s, "out-rec/s")
+	if cpu := (cpuTime() - cpu0).Seconds(); cpu > 0 {
+		b.ReportMetric(float64(out*b.N)/cpu, "out-rec/cpu-s")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+func BenchmarkPassthrough(b *testing.B) { benchSmap(b) }
+func BenchmarkFilterTrue(b *testing.B)  { benchSmap(b, "--filter", "true") }
+
+// BenchmarkFilterKeepAll runs an expression on every record that keeps
+// them all: they leave as the raw block.
+func BenchmarkFilterKeepAll(b *testing.B) { benchSmap(b, "--filter", "len(value) > 0") }
+func BenchmarkFilterHalf(b *testing.B)    { benchSmap(b, "--filter", `value < "m"`) }
+func BenchmarkFlatSplit(b *testing.B)     { benchSmap(b, "--flat", `split(value, " ")`) }
+
+// BenchmarkFlatSplitGeneric is the same split without the fast path.
+func BenchmarkFlatSplitGeneric(b *testing.B) { benchSmap(b, "--flat", `split(value + "", " ")`) }
+func BenchmarkSetSelect(b *testing.B) {
+	benchSmap(b, "--set", "n=len(value)", "--select", "value,n")
+}
+func BenchmarkMapLiteral(b *testing.B) { benchSmap(b, `{"w": upper(value), "n": len(value)}`) }
+func BenchmarkParseJSON(b *testing.B) {
+	benchSmap(b, "--set", `value=sprintf("{\"v\": %q, \"n\": 1}", value)`, "--parse-json", "value")
+}
+
+// BenchmarkPipeline compares a pipeline of three stages joined by real
+// pipes (a producer writing frames | smap --filter true | a consumer
+// walking every record) with the same pipeline without smap.
+func BenchmarkPipeline(b *testing.B) {
+	in, n := benchInput()
+	for _, mid := range [][]string{nil, {"--filter", "true"}, {"--filter", "len(value) > 0"}} {
+		name := "without-smap"
+		if mid != nil {
+			name = "smap " + strings.Join(mid, " ")
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				pr, pw, err := os.Pipe()
+				if err != nil {
+					b.Fatal(err)
+				}
+				go func() {
+					pw.Write(in)
+					pw.Close()
+				}()
+				src := pr
+				var mr, mw *os.File
+				var code int
+				var stderr bytes.Buffer
+				done := make(chan struct{})
+				if mid != nil {
+					if mr, mw, err = os.Pipe(); err != nil {
+						b.Fatal(err)
+					}
+					go func() {
+						code = command.Run(append([]string{"smap"}, mid...), pr, mw, &stderr)
+						mw.Close()
+						close(done)
+					}()
+					src = mr
+				} else {
+					close(done)
+				}
+				if got := consume(src); got != n {
+					b.Fatalf("%d records, want %d", got, n)
+				}
+				<-done
+				if code != 0 {
+					b.Fatalf("exit %d: %s", code, stderr.String())
+				}
+				pr.Close()
+				if mr != nil {
+					mr.Close()
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "rec/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// coreBlocks is the bench input read once into its blocks, for benchmarks
+// of the operations alone: no reading, no writing, one goroutine.
+var coreBlocks = sync.OnceValues(func() (blocks [][]byte, counts []int) {
+	in, _ := benchInput()
+	r := framing.NewReader(bytes.NewReader(in))
+	var f framing.Frame
+	for r.Read(&f) == nil {
+		if f.Kind == framing.KindRecords {
+			blocks = append(blocks, append([]byte(nil), f.Payload...))
+			counts = append(counts, int(f.Count))
+		}
+	}
+	return blocks, counts
+})
+
+// benchCore runs the operations over the bench input's blocks in one
+// goroutine, the output framed but thrown away: the cost of smap's own
+// work, per core.
+func benchCore(b *testing.B, args ...string) {
+	ops, _, _ := scanArgs(args)
+	p, err := compile(ops)
+	if err != nil {
+		b.Fatal(err)
+	}
+	blocks, counts := coreBlocks()
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	w := framing.NewWriter(io.Discard)
+	var stats stage.Stats
+	m := newMapper(p, w, io.Discard, &stats, false)
+	b.ReportAllocs()
+	out := uint64(0)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		bt := stage.Batch{ID: 1}
+		m.Begin(bt)
+		for i, blk := range blocks {
+			if err := m.Block(bt, framing.NewRecords(blk, counts[i])); err != nil {
+				b.Fatal(err)
+			}
+		}
+		out += w.BatchCount()
+		m.End(bt)
+	}
+	s := b.Elapsed().Seconds()
+	if cpu := (cpuTime() - cpu0).Seconds(); cpu > 0 {
+		// Records per second of CPU time: per core, and steadier than the
+		// wall clock on a shared machine.
+		s = cpu
+	}
+	b.ReportMetric(float64(n*b.N)/s, "in-rec/cpu-s")
+	b.ReportMetric(float64(out)/s, "out-rec/cpu-s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func BenchmarkCoreFilterKeepAll(b *testing.B) { benchCore(b, "--filter", "len(value) > 0") }
+func BenchmarkCoreFlatSplit(b *testing.B)     { benchCore(b, "--flat", `split(value, " ")`) }
+func BenchmarkCoreSetSelect(b *testing.B) {
+	benchCore(b, "--set", "n=len(value)", "--select", "value,n")
+}
+func BenchmarkCoreMapLiteral(b *testing.B) { benchCore(b, `{"w": upper(value), "n": len(value)}`) }
