@@ -3,6 +3,7 @@ package framing
 import (
 	"bytes"
 	"fmt"
+	"github.com/dstream/dstream/internal/benchutil"
 	"io"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func reportPerRecord(b *testing.B, cpu0 time.Duration) {
 	n := float64(b.N * benchN)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/record")
 	if cpu0 != 0 {
-		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/n, "cpu-ns/record")
+		b.ReportMetric(float64((benchutil.CPUTime()-cpu0).Nanoseconds())/n, "cpu-ns/record")
 	}
 }
 
@@ -90,7 +91,7 @@ func BenchmarkWriteRead(b *testing.B) {
 			benchRead(b, r, &f)
 			b.SetBytes(size)
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := benchutil.CPUTime()
 			id := uint64(1)
 			for b.Loop() {
 				benchWrite(b, w, id, recs)
@@ -113,7 +114,7 @@ func BenchmarkWrite(b *testing.B) {
 			benchWrite(b, w, 0, recs)
 			b.SetBytes(size)
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := benchutil.CPUTime()
 			id := uint64(1)
 			for b.Loop() {
 				benchWrite(b, w, id, recs)
@@ -162,7 +163,7 @@ func BenchmarkRead(b *testing.B) {
 			benchRead(b, r, &f)
 			b.SetBytes(size)
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := benchutil.CPUTime()
 			for b.Loop() {
 				benchRead(b, r, &f)
 			}

@@ -39,7 +39,9 @@ func benchDecoder(b *testing.B, format string, data []byte, n int) {
 
 func BenchmarkLines(b *testing.B) {
 	const n = 10000
-	data := benchInput(n, func(i int) string { return fmt.Sprintf("w%d w17 w3 w999 w42 w5 w6000 w7 w8 w%d some more text", i, i%100) })
+	data := benchInput(n, func(i int) string {
+		return fmt.Sprintf("w%d w17 w3 w999 w42 w5 w6000 w7 w8 w%d some more text", i, i%100)
+	})
 	benchDecoder(b, "lines", data, n)
 }
 

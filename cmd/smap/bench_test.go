@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/dstream/dstream/internal/benchutil"
 
 	"io"
 	"math/rand/v2"
@@ -103,7 +104,7 @@ func benchSmap(b *testing.B, args ...string) {
 	out := c.wait()
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := benchutil.CPUTime()
 	for b.Loop() {
 		if code := command.Run(args, bytes.NewReader(in), io.Discard, &stderr); code != 0 {
 			b.Fatalf("exit %d: %s", code, stderr.String())
@@ -112,7 +113,7 @@ func benchSmap(b *testing.B, args ...string) {
 	s := b.Elapsed().Seconds()
 	b.ReportMetric(float64(n*b.N)/s, "in-rec/s")
 	b.ReportMetric(float64(out*b.N)/s, "out-rec/s")
-	if cpu := (cpuTime() - cpu0).Seconds(); cpu > 0 {
+	if cpu := (benchutil.CPUTime() - cpu0).Seconds(); cpu > 0 {
 		b.ReportMetric(float64(out*b.N)/cpu, "out-rec/cpu-s")
 	}
 	b.ReportMetric(0, "ns/op")
@@ -228,7 +229,7 @@ func benchCore(b *testing.B, args ...string) {
 	m := newMapper(p, w, io.Discard, &stats, false)
 	b.ReportAllocs()
 	out := uint64(0)
-	cpu0 := cpuTime()
+	cpu0 := benchutil.CPUTime()
 	for b.Loop() {
 		bt := stage.Batch{ID: 1}
 		m.Begin(bt)
@@ -241,7 +242,7 @@ func benchCore(b *testing.B, args ...string) {
 		m.End(bt)
 	}
 	s := b.Elapsed().Seconds()
-	if cpu := (cpuTime() - cpu0).Seconds(); cpu > 0 {
+	if cpu := (benchutil.CPUTime() - cpu0).Seconds(); cpu > 0 {
 		// Records per second of CPU time: per core, and steadier than the
 		// wall clock on a shared machine.
 		s = cpu

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/dstream/dstream/internal/benchutil"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -10,7 +11,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -103,14 +103,14 @@ func BenchmarkWordCount(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := benchutil.CPUTime()
 			for i := range b.N {
 				feed(b, r, stage.Batch{ID: uint64(i), Time: int64(i+1) * 1000}, fs)
 			}
 			b.ReportMetric(float64(b.N)*perBatch/b.Elapsed().Seconds(), "records/s")
 			// On a busy machine wall time overstates the cost: the process's
 			// CPU time (all threads, GC included) does not.
-			if cpu := cpuTime() - cpu0; cpu > 0 {
+			if cpu := benchutil.CPUTime() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(b.N)*perBatch/cpu.Seconds(), "records/cpu-s")
 			}
 		})
@@ -184,15 +184,6 @@ func TestMemoryMillionKeys(t *testing.T) {
 		t.Fatalf("restored %d groups, want %d", r2.t.Len(), keys)
 	}
 	t.Logf("restored 1M keys in %v", time.Since(start))
-}
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // vmHWM reads the peak resident set from /proc (Linux only).

@@ -1,15 +1,14 @@
 //go:build linux || darwin
 
-package framing
+package benchutil
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime is the CPU time of the process so far: on a shared machine it
-// measures a benchmark more steadily than the wall clock does.
-func cpuTime() time.Duration {
+// CPUTime is the user and system CPU time of the process so far.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
