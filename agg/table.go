@@ -59,12 +59,12 @@ const (
 // A Table is not safe for concurrent use.
 type Table struct {
 	cfg     Config
-	fields  []string // field names read from records: keys first, then aggregated fields
-	keySlot []int    // slot in vals of each key field
-	rec     []byte   // the record in hand
-	vals    []span   // where each field is in rec
-	cols    []column // one per aggregate, in output order
-	slots   []int    // slot in vals read by each column, -1 for none
+	fields  []string      // field names read from records: keys first, then aggregated fields
+	keySlot []int         // slot in vals of each key field
+	rec     []byte        // the record in hand
+	vals    []record.Span // where each field is in rec
+	cols    []column      // one per aggregate, in output order
+	slots   []int         // slot in vals read by each column, -1 for none
 	sums    []*sumCol
 	kb      []byte // key of the record in hand
 
@@ -123,7 +123,7 @@ func New(cfg Config) (*Table, error) {
 		t.cols = append(t.cols, c)
 		t.slots = append(t.slots, s)
 	}
-	t.vals = make([]span, len(t.fields))
+	t.vals = make([]record.Span, len(t.fields))
 	return t, nil
 }
 
@@ -137,92 +137,24 @@ func (t *Table) Len() int { return t.live }
 // record as a group's last update, for Expire.
 func (t *Table) SetTime(ms int64) { t.now = ms }
 
-// span locates a field's value in the record in hand: rec[start:end], or
-// missing when end is 0. Offsets, not slices, so that clearing and setting
-// them costs no write barrier.
-type span struct{ start, end int32 }
-
 // val is the raw value of slot s in rec, nil when the field is missing.
 func (t *Table) val(s int) []byte {
 	v := t.vals[s]
-	if v.end == 0 {
+	if v.End == 0 {
 		return nil
 	}
-	return t.rec[v.start:v.end]
+	return t.rec[v.Start:v.End]
 }
 
 // read finds the fields of rec that the table reads, and returns its group
-// key. It walks the record itself, with fast paths for the small maps,
-// short strings and small integers that most records hold, rather than with
-// record.Fields: this loop is most of the cost of a record.
+// key.
 func (t *Table) read(rec []byte) ([]byte, error) {
 	if len(rec) > math.MaxInt32 {
 		return nil, &RecordError{Err: errors.New("record larger than 2 GB")}
 	}
 	t.rec = rec
-	for j := range t.vals {
-		t.vals[j] = span{}
-	}
-	var n, i int
-	if len(rec) > 0 && rec[0]&0xf0 == 0x80 {
-		n, i = int(rec[0]&0x0f), 1
-	} else {
-		var err error
-		if n, i, err = record.MapLen(rec); err != nil {
-			return nil, &RecordError{Err: err}
-		}
-	}
-	want := len(t.fields)
-	for ; n > 0 && want > 0; n-- {
-		if i >= len(rec) {
-			return nil, &RecordError{Err: record.ErrTruncated}
-		}
-		var k []byte
-		if c := rec[i]; c&0xe0 == 0xa0 {
-			l := int(c & 0x1f)
-			if l > len(rec)-i-1 {
-				return nil, &RecordError{Err: record.ErrTruncated}
-			}
-			k, i = rec[i+1:i+1+l], i+1+l
-		} else {
-			l, err := record.Skip(rec[i:])
-			if err != nil {
-				return nil, &RecordError{Err: err}
-			}
-			s, ok := record.Str(rec[i : i+l])
-			if !ok || record.KindOf(rec[i:]) != record.KindString {
-				return nil, &RecordError{Err: errors.New("record: field key is not a string")}
-			}
-			k, i = s, i+l
-		}
-		if i >= len(rec) {
-			return nil, &RecordError{Err: record.ErrTruncated}
-		}
-		start := i
-		switch c := rec[i]; {
-		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
-			i++
-		case c&0xe0 == 0xa0:
-			i += 1 + int(c&0x1f)
-			if i > len(rec) {
-				return nil, &RecordError{Err: record.ErrTruncated}
-			}
-		default:
-			l, err := record.Skip(rec[i:])
-			if err != nil {
-				return nil, &RecordError{Err: err}
-			}
-			i += l
-		}
-		for j, name := range t.fields {
-			if string(k) == name {
-				if t.vals[j].end == 0 { // the first of duplicate fields counts
-					t.vals[j] = span{int32(start), int32(i)}
-					want--
-				}
-				break
-			}
-		}
+	if err := record.Pick(rec, t.fields, t.vals); err != nil {
+		return nil, &RecordError{Err: err}
 	}
 	if len(t.keySlot) == 1 {
 		// One key field whose value is already canonical (a short string,

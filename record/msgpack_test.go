@@ -109,17 +109,60 @@ func FuzzFields(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fl Fields
 		fl.Reset(data)
+		walked := 0
 		for fl.Next() {
 			Decode(fl.Value())
 			FormatText(nil, fl.Value())
+			walked++
+			// Pick finds each key Fields walks to, at the same place, or
+			// an earlier field of the same name.
+			spans := []Span{{}}
+			if err := Pick(data, []string{string(fl.Key())}, spans); err != nil {
+				t.Fatalf("Pick failed where Fields went on: %v", err)
+			}
+			if int(spans[0].End) > fl.End() || spans[0].End == 0 {
+				t.Fatalf("Pick found %q at %v, Fields at %d", fl.Key(), spans[0], fl.End())
+			}
 		}
 		n, err := Skip(data)
 		if err != nil {
 			return
+		}
+		// A whole map whose keys are all strings walks to its end.
+		if entries, _, merr := MapLen(data); merr == nil && fl.Err() == nil && walked != entries {
+			t.Fatalf("walked %d of %d entries of %x without an error", walked, entries, data)
+		}
+		if fl.Err() == nil && KindOf(data) == KindMap && fl.i != n {
+			t.Fatalf("walk ended at %d, the map at %d: %x", fl.i, n, data)
 		}
 		r := bytes.NewReader(data)
 		if err := msgpack.NewDecoder(r).Skip(); err != nil || len(data)-r.Len() != n {
 			t.Fatalf("Skip took %d bytes of %x, the library %d: %v", n, data, len(data)-r.Len(), err)
 		}
 	})
+}
+
+func TestPick(t *testing.T) {
+	var b Builder
+	b.Value("a", 1)
+	b.Value("value", "hello")
+	b.Value("a", 2) // a duplicate: the first counts
+	b.Value("l", []any{1, 2})
+	rec := append([]byte(nil), b.Bytes()...)
+	spans := make([]Span, 3)
+	if err := Pick(rec, []string{"l", "a", "missing"}, spans); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := Decode(rec[spans[0].Start:spans[0].End]); len(v.([]any)) != 2 {
+		t.Errorf("l: %v", v)
+	}
+	if v, _ := Int(rec[spans[1].Start:spans[1].End]); v != 1 {
+		t.Errorf("a: %v", v)
+	}
+	if spans[2] != (Span{}) {
+		t.Errorf("missing: %v", spans[2])
+	}
+	if err := Pick([]byte{0x81, 0xa1}, []string{"a"}, spans[:1]); err != ErrTruncated {
+		t.Errorf("truncated: %v", err)
+	}
 }

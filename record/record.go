@@ -25,40 +25,79 @@ type Fields struct {
 
 // Reset starts walking rec.
 func (f *Fields) Reset(rec []byte) {
-	f.b, f.key, f.val, f.err = rec, nil, nil, nil
+	f.b, f.key, f.val = rec, nil, nil
 	f.n, f.i, f.err = MapLen(rec)
 }
 
 // Len is the number of entries of the record.
 func (f *Fields) Len() int { return f.n }
 
-// Next moves to the next entry; false at the end or on an error.
+// Next moves to the next entry; false at the end or on an error. Short
+// string keys and scalar or short string values, what most records hold,
+// are read inline; anything else goes through skip.
 func (f *Fields) Next() bool {
 	if f.err != nil || f.n == 0 {
 		return false
 	}
 	f.n--
-	k, ok := Str(f.b[f.i:])
-	if !ok {
-		f.err = fmt.Errorf("record: field key is not a string")
+	b, i := f.b, f.i
+	if i >= len(b) {
+		f.err = ErrTruncated
 		return false
 	}
-	kend, err := skip(f.b, f.i, 0)
-	if err != nil {
-		f.err = err
+	var kend int
+	if c := b[i]; c&0xe0 == 0xa0 {
+		kend = i + 1 + int(c&0x1f)
+		if kend > len(b) {
+			f.err = ErrTruncated
+			return false
+		}
+		f.key = b[i+1 : kend]
+	} else {
+		k, ok := Str(b[i:])
+		if !ok || KindOf(b[i:]) != KindString {
+			f.err = fmt.Errorf("record: field key is not a string")
+			return false
+		}
+		end, err := skip(b, i, 0)
+		if err != nil {
+			f.err = err
+			return false
+		}
+		f.key, kend = k, end
+	}
+	if kend >= len(b) {
+		f.err = ErrTruncated
 		return false
 	}
-	vend, err := skip(f.b, kend, 0)
-	if err != nil {
-		f.err = err
-		return false
+	var vend int
+	switch c := b[kend]; {
+	case c <= 0x7f || c >= 0xe0 || c == mNil || c == mFalse || c == mTrue:
+		vend = kend + 1
+	case c&0xe0 == 0xa0:
+		vend = kend + 1 + int(c&0x1f)
+		if vend > len(b) {
+			f.err = ErrTruncated
+			return false
+		}
+	default:
+		end, err := skip(b, kend, 0)
+		if err != nil {
+			f.err = err
+			return false
+		}
+		vend = end
 	}
-	f.key, f.val, f.i = k, f.b[kend:vend], vend
+	f.val, f.i = b[kend:vend], vend
 	return true
 }
 
 // Key is the current entry's key.
 func (f *Fields) Key() []byte { return f.key }
+
+// End is the offset in the record just past the current entry's value, so
+// the value stands at rec[End()-len(Value()):End()].
+func (f *Fields) End() int { return f.i }
 
 // Value is the current entry's raw msgpack value.
 func (f *Fields) Value() []byte { return f.val }
