@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -93,7 +94,10 @@ func (e endpoint) scheme() string {
 	return e.network
 }
 
-// openInput opens the stage's input: stdin, or an endpoint.
+// openInput opens the stage's input: stdin, or an endpoint. An endpoint
+// is connected (or listened on) at the first read, which the input's reading
+// goroutine makes at once: so the stage checks the rest of its command line
+// meanwhile, and a usage error is reported without waiting for a peer.
 func openInput(spec string, stdin io.Reader) (io.Reader, io.Closer, error) {
 	if spec == "" || spec == "-" {
 		if f, ok := stdin.(*os.File); ok {
@@ -105,14 +109,42 @@ func openInput(spec string, stdin io.Reader) (io.Reader, io.Closer, error) {
 	if err != nil {
 		return nil, nil, Usage(err)
 	}
-	c, err := e.open()
-	if err != nil {
-		return nil, nil, err
+	l := &lazyInput{e: e}
+	return l, l, nil
+}
+
+// lazyInput connects its endpoint at the first Read.
+type lazyInput struct {
+	e    endpoint
+	once sync.Once
+	mu   sync.Mutex
+	c    net.Conn
+	err  error
+}
+
+func (l *lazyInput) Read(p []byte) (int, error) {
+	l.once.Do(func() {
+		c, err := l.e.open()
+		if u, ok := c.(*net.UnixConn); ok {
+			u.CloseWrite()
+		}
+		l.mu.Lock()
+		l.c, l.err = c, err
+		l.mu.Unlock()
+	})
+	if l.err != nil {
+		return 0, l.err
 	}
-	if u, ok := c.(*net.UnixConn); ok {
-		u.CloseWrite()
+	return l.c.Read(p)
+}
+
+func (l *lazyInput) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		return l.c.Close()
 	}
-	return c, c, nil
+	return nil
 }
 
 // openOutput opens the stage's framed output: stdout, or an endpoint.

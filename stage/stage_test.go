@@ -216,3 +216,21 @@ func TestProgress(t *testing.T) {
 		t.Fatalf("progress:\n%s", b)
 	}
 }
+
+// TestListeningInputDoesNotDelayErrors: a stage listening for its input
+// still reports a bad command line at once.
+func TestListeningInputDoesNotDelayErrors(t *testing.T) {
+	done := make(chan int)
+	go func() {
+		code, _, _ := runCmd(copyStage(), nil, "--in", "tcp-listen://127.0.0.1:0", "--fail")
+		done <- code
+	}()
+	select {
+	case code := <-done:
+		if code != ExitFailure {
+			t.Fatalf("exit %d", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stage waited for a peer before failing")
+	}
+}
