@@ -900,3 +900,71 @@ func TestParseCompression(t *testing.T) {
 		t.Error("ParseCompression(gzip) succeeded")
 	}
 }
+
+// TestWriteRecordsPassesFramesOn: a stage that passes every block on with
+// WriteRecords writes the very bytes it read; one that took a record first,
+// or compresses otherwise, writes the same records, in frames of its own.
+func TestWriteRecordsPassesFramesOn(t *testing.T) {
+	for _, comp := range []Compression{None, S2, Zstd} {
+		var in bytes.Buffer
+		w := NewWriter(&in)
+		w.SetCompression(comp)
+		for b := 0; b < 3; b++ {
+			w.BeginBatch(uint64(b), int64(b))
+			for i := 0; i < 5000*b; i++ {
+				w.WriteRecord([]byte(fmt.Sprintf("\x81\xa5value\xa9record%03d", i%1000)))
+			}
+			w.EndBatch()
+		}
+		w.Close()
+		for _, outComp := range []Compression{None, S2} {
+			for _, takeOne := range []bool{false, true} {
+				var out bytes.Buffer
+				r, ow := NewReader(bytes.NewReader(in.Bytes())), NewWriter(&out)
+				ow.SetCompression(outComp)
+				ow.BlockSize = 64 // re-blocked records would come out in other frames
+				var f Frame
+				for r.Read(&f) == nil {
+					switch f.Kind {
+					case KindBatchBegin:
+						ow.BeginBatch(f.BatchID, f.Time)
+					case KindRecords:
+						recs := f.Records()
+						if takeOne {
+							rec, _ := recs.Next()
+							ow.WriteRecord(rec)
+						}
+						if err := ow.WriteRecords(recs); err != nil {
+							t.Fatal(err)
+						}
+					case KindBatchEnd:
+						ow.EndBatch()
+					}
+				}
+				ow.Close()
+				if comp == outComp && !takeOne && !bytes.Equal(out.Bytes(), in.Bytes()) {
+					t.Errorf("in %v, out %v: frames passed on were changed", comp, outComp)
+				}
+				if got, want := contents(t, out.Bytes()), contents(t, in.Bytes()); got != want {
+					t.Errorf("in %v, out %v, take one %v: records differ", comp, outComp, takeOne)
+				}
+			}
+		}
+	}
+}
+
+// contents lists a stream's batches and records, leaving out how the
+// records were cut into frames.
+func contents(t *testing.T, stream []byte) string {
+	lines, err := readAll(bytes.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "records ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}

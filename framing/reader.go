@@ -23,16 +23,27 @@ type Frame struct {
 	Time    int64  // BatchBegin: batch time; Watermark: event time (unix ms)
 	Count   uint64 // Records: records in the frame; BatchEnd: in the batch
 	Payload []byte // Records: the records, (uvarint length, msgpack)*; skippable kinds: the payload
+
+	raw   []byte // Records: the whole frame as it came, for Writer.WriteRecords
+	flags byte
 }
 
 // Records iterates over the records of a Records frame.
-func (f *Frame) Records() Records { return Records{b: f.Payload, n: int(f.Count)} }
+func (f *Frame) Records() Records {
+	return Records{b: f.Payload, n: int(f.Count), total: int(f.Count), raw: f.raw, flags: f.flags}
+}
 
 // Records walks the records of a block. The Reader has checked the block's
 // layout, so Next needs no error.
 type Records struct {
 	b []byte
 	n int
+
+	// The frame the records came in, for passing it on whole and unchanged
+	// (Writer.WriteRecords) while none has been taken: total is its count.
+	raw   []byte
+	total int
+	flags byte
 }
 
 // Next returns the next record, or false at the end.
@@ -182,7 +193,8 @@ func (r *Reader) Read(f *Frame) error {
 		if err := r.fill(FrameHeaderLen + int(length)); err != nil {
 			return r.truncated(err, fmt.Sprintf("%v frame of %d bytes", kind, length))
 		}
-		payload := r.buf[r.start+FrameHeaderLen : r.start+FrameHeaderLen+int(length)]
+		raw := r.buf[r.start : r.start+FrameHeaderLen+int(length)]
+		payload := raw[FrameHeaderLen:]
 		r.start += FrameHeaderLen + int(length)
 		if crc32.Checksum(payload, castagnoli) != sum {
 			return r.failf(ErrChecksum, "%v frame of %d bytes", kind, length)
@@ -190,7 +202,7 @@ func (r *Reader) Read(f *Frame) error {
 		if flags&^flagsAll != 0 || (flags != 0 && kind != KindRecords) || flags == flagsAll {
 			return r.failf(ErrCorrupt, "%v frame with flags 0x%02x", kind, flags)
 		}
-		*f = Frame{Kind: kind, BatchID: r.batchID}
+		*f = Frame{Kind: kind, BatchID: r.batchID, raw: raw, flags: flags}
 		skip, err := r.decode(f, flags, payload)
 		if err != nil {
 			return r.fail(err)
@@ -385,7 +397,7 @@ func (r *Reader) decompress(flags byte, p []byte) ([]byte, error) {
 // NewRecords iterates over a block of n records laid out as in a Records
 // frame, (uvarint length, msgpack)*. The block must be well formed: build it
 // with AppendRecord.
-func NewRecords(block []byte, n int) Records { return Records{b: block, n: n} }
+func NewRecords(block []byte, n int) Records { return Records{b: block, n: n, total: n} }
 
 // AppendRecord appends rec to a block as a Records frame lays it out.
 func AppendRecord(block, rec []byte) []byte {

@@ -60,6 +60,7 @@ type mapper struct {
 	// The block in hand and the run of unchanged input records from it not
 	// yet written: blk[runStart:runEnd] holds runN of them.
 	blk                    []byte
+	whole                  framing.Records // the block in hand, untouched, to pass on whole
 	runStart, runEnd, runN int
 	cur0, cur1             int // where the input record in hand lies in blk
 }
@@ -93,9 +94,9 @@ func (m *mapper) Block(b stage.Batch, recs framing.Records) error {
 	blk, n := recs.Rest()
 	if len(m.ops) == 0 {
 		m.n += n
-		return m.Out.WriteRawBlock(blk, n)
+		return m.Out.WriteRecords(recs)
 	}
-	m.blk, m.runN = blk, 0
+	m.whole, m.blk, m.runN = recs, blk, 0
 	m.from = nil
 	for {
 		rest, _ := recs.Rest()
@@ -325,6 +326,9 @@ func (m *mapper) flushRun() error {
 	}
 	n := m.runN
 	m.runN = 0
+	if m.runStart == 0 && m.runEnd == len(m.blk) {
+		return m.Out.WriteRecords(m.whole) // every record kept as it came
+	}
 	return m.Out.WriteRawBlock(m.blk[m.runStart:m.runEnd], n)
 }
 
