@@ -21,6 +21,10 @@ go vet ./...
 echo "== go test"
 go test -count=1 ./...
 
+echo "== bench smoke (scripts/bench.sh --quick: word count checked equal to awk, sort | uniq, ...)"
+scripts/bench.sh --quick >/tmp/dstream-bench.log 2>&1 || { cat /tmp/dstream-bench.log; exit 1; }
+grep -E '^\| wordcount \| (dstream|mawk) ' /tmp/dstream-bench.log || true
+
 fuzztime=${FUZZTIME:-5s}
 if [ "$fuzztime" != 0 ]; then
 	echo "== fuzz ($fuzztime each)"
