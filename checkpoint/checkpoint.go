@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,10 +147,14 @@ type Snapshot struct {
 
 // Store keeps the snapshots of one stage under DIR/state/NAME.
 type Store struct {
-	dir string
+	dir  string
+	root string
 	// Keep is how many snapshots Save leaves behind (at least 1): the one it
 	// writes and the newest ones before it. Two let a restart that replays
-	// the last batch restore the state from before it.
+	// the last batch restore the state from before it. Save also keeps every
+	// snapshot from the last committed batch on (DIR/commits): a restart
+	// replays the batches after it, and the stage may have gone far ahead
+	// of the sink.
 	Keep int
 }
 
@@ -190,7 +195,7 @@ func OpenStore(root, name string) (*Store, error) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &Store{dir: dir, Keep: 2}, nil
+	return &Store{dir: dir, root: root, Keep: 2}, nil
 }
 
 // Dir is the store's directory, DIR/state/NAME.
@@ -224,9 +229,9 @@ func (s *Store) List() ([]uint64, error) {
 
 // Save writes the snapshot after batch h.Batch atomically, its state
 // written by write (a block at a time: it need not be in memory whole),
-// then purges: it keeps that snapshot and the Keep-1 newest before it, and
-// removes any newer one, which belongs to a history that a replay of this
-// batch has replaced.
+// then purges: it keeps that snapshot, the Keep-1 newest before it and
+// those from the last committed batch on, and removes any newer one, which
+// belongs to a history that a replay of this batch has replaced.
 func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 	err := WriteAtomic(s.Path(h.Batch), 0o644, func(w io.Writer) error {
 		crc := crc32.New(castagnoli)
@@ -248,6 +253,7 @@ func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 		return err
 	}
 	kept := 1
+	var keepFrom *uint64 // the last commit, read when a snapshot is to go
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
 		switch {
@@ -256,12 +262,41 @@ func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 		case id < h.Batch && kept < max(s.Keep, 1):
 			kept++
 			continue
+		case id < h.Batch:
+			if keepFrom == nil {
+				from, err := s.keepFrom()
+				if err != nil {
+					return err
+				}
+				keepFrom = &from
+			}
+			if id >= *keepFrom {
+				continue
+			}
 		}
 		if err := os.Remove(s.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("checkpoint: purging: %w", err)
 		}
 	}
 	return nil
+}
+
+// keepFrom is the oldest snapshot a restart may need besides the Keep
+// newest: that of the last committed batch. With a sink committing into the
+// directory that has not committed yet, all are kept; without one (no
+// DIR/commits), none.
+func (s *Store) keepFrom() (uint64, error) {
+	commits := ReadLog(s.root, CommitsDir)
+	c, ok, err := commits.Latest()
+	switch {
+	case err != nil:
+		return 0, err
+	case ok:
+		return c, nil
+	case commits.Exists():
+		return 0, nil
+	}
+	return math.MaxUint64, nil
 }
 
 // Load reads the snapshot after batch id, and checks that it was written by

@@ -47,6 +47,27 @@ func (d *csvDecoder) Pos() (int64, string) {
 	return int64(line), "line"
 }
 
+// Offset is the end of the last row read (the header included).
+func (d *csvDecoder) Offset() int64 { return d.r.InputOffset() }
+
+// setHeader names the columns after the header row h.
+func (d *csvDecoder) setHeader(h []string) error {
+	d.r.FieldsPerRecord = len(h)
+	seen := map[string]bool{}
+	for i, name := range h {
+		if name == "" {
+			name = fmt.Sprintf("_c%d", i)
+		}
+		if seen[name] {
+			return &Error{Name: d.name, Line: 1, Unit: "line", Err: fmt.Errorf("the header names column %q twice", name)}
+		}
+		seen[name] = true
+		d.header = append(d.header, name)
+		d.hdrs = append(d.hdrs, record.AppendString(nil, name))
+	}
+	return nil
+}
+
 func (d *csvDecoder) Next(dst []byte) ([]byte, error) {
 	if d.header == nil {
 		h, err := d.r.Read()
@@ -56,17 +77,8 @@ func (d *csvDecoder) Next(dst []byte) ([]byte, error) {
 		if err != nil {
 			return dst, d.fail(err, false)
 		}
-		seen := map[string]bool{}
-		for i, name := range h {
-			if name == "" {
-				name = fmt.Sprintf("_c%d", i)
-			}
-			if seen[name] {
-				return dst, &Error{Name: d.name, Line: 1, Unit: "line", Err: fmt.Errorf("the header names column %q twice", name)}
-			}
-			seen[name] = true
-			d.header = append(d.header, name)
-			d.hdrs = append(d.hdrs, record.AppendString(nil, name))
+		if err := d.setHeader(h); err != nil {
+			return dst, err
 		}
 	}
 	row, err := d.r.Read()

@@ -23,6 +23,10 @@ type Decoder interface {
 	// Pos tells where the last record returned stands: a 1-based line
 	// ("line") or record number ("record").
 	Pos() (n int64, unit string)
+	// Offset is the number of bytes of the input consumed up to the end of
+	// the last record returned (or skipped as bad): where reading again
+	// would go on with the next record. A checkpoint keeps it.
+	Offset() int64
 }
 
 // Error is a problem with one record or with the input, naming where it is.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -145,7 +146,7 @@ func TestEventTime(t *testing.T) {
 }
 
 // fuzzDecoder checks that a decoder never panics, makes only valid msgpack
-// maps, and always ends.
+// maps, never moves its Offset back or past the input, and always ends.
 func fuzzDecoder(f *testing.F, format string, seeds ...string) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -156,8 +157,14 @@ func fuzzDecoder(f *testing.F, format string, seeds ...string) {
 			t.Fatal(err)
 		}
 		var rec []byte
+		var off int64
 		for i := 0; i <= len(data)+1; i++ {
 			rec, err = d.Next(rec[:0])
+			if o := d.Offset(); o < off || o > int64(len(data)) {
+				t.Fatalf("Offset %d after %d, input of %d bytes", o, off, len(data))
+			} else {
+				off = o
+			}
 			if err == io.EOF {
 				return
 			}
@@ -192,4 +199,165 @@ func FuzzTSV(f *testing.F) { fuzzDecoder(f, "tsv", "a\tb\nx \"y\t2\n") }
 
 func FuzzMsgpack(f *testing.F) {
 	fuzzDecoder(f, "msgpack", "\x81\xa1a\x01\x81\xa1a\x02", "\x01", "\xdf\xff\xff\xff\xff", "\xdb\xff\xff\xff\xf0")
+}
+
+// offsetsOf decodes in and returns the records as JSON lines and Offset
+// after each record.
+func offsetsOf(t *testing.T, d Decoder) ([]string, []int64) {
+	t.Helper()
+	var recs []string
+	var offs []int64
+	var rec []byte
+	for {
+		var err error
+		rec, err = d.Next(rec[:0])
+		if err == io.EOF {
+			return recs, offs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _, err := record.AppendJSON(nil, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, string(js))
+		offs = append(offs, d.Offset())
+	}
+}
+
+var offsetTests = []struct {
+	name, format, in string
+	want             []int64
+}{
+	{"lines", "lines", "a\nbc\r\n\nd", []int64{2, 6, 7, 8}},
+	{"json-blank-lines", "json", "{\"a\":1}\n\n  \n{\"a\":2}\n\n", []int64{8, 20}},
+	{"csv", "csv", "a,b\n1,\"x\ny\"\n2,3\n", []int64{12, 16}},
+	{"csv-crlf-no-final-newline", "csv", "a,b\r\n1,2\r\n3,4", []int64{10, 13}},
+	{"tsv", "tsv", "a\tb\nx\t1\ny\t2\n", []int64{8, 12}},
+	{"msgpack", "msgpack", "\x81\xa1a\x01\x82\xa1a\x02\xa1b\xa1x", []int64{4, 12}},
+}
+
+// TestOffsets checks Offset after each record, for every format.
+func TestOffsets(t *testing.T) {
+	for _, tt := range offsetTests {
+		for _, oneByte := range []bool{false, true} {
+			var r io.Reader = strings.NewReader(tt.in)
+			if oneByte {
+				r = iotest.OneByteReader(r)
+			}
+			d, err := New(tt.format, r, "in")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, got := offsetsOf(t, d)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("%s: offsets %v, want %v", tt.name, got, tt.want)
+			}
+		}
+	}
+}
+
+// TestNewAt resumes every input at every record boundary (and at 0): the
+// records and offsets from there are those of one whole read. csv and tsv
+// read their header again from the start.
+func TestNewAt(t *testing.T) {
+	for _, tt := range offsetTests {
+		d, _ := New(tt.format, strings.NewReader(tt.in), "in")
+		all, offs := offsetsOf(t, d)
+		for i, start := range append([]int64{0}, offs...) {
+			at := strings.NewReader(tt.in)
+			d, err := NewAt(tt.format, strings.NewReader(tt.in[start:]), "in", start, at)
+			if err != nil {
+				t.Fatalf("%s at %d: %v", tt.name, start, err)
+			}
+			recs, got := offsetsOf(t, d)
+			if !slices.Equal(recs, all[i:]) || !slices.Equal(got, offs[i:]) {
+				t.Errorf("%s at %d: got %q %v, want %q %v", tt.name, start, recs, got, all[i:], offs[i:])
+			}
+		}
+	}
+}
+
+// TestNewAtInsideHeader: a csv input resumed inside its header row (a file
+// that held only part of it) goes on after the header.
+func TestNewAtInsideHeader(t *testing.T) {
+	in := "a,b\n1,2\n"
+	d, err := NewAt("csv", strings.NewReader(in[3:]), "in", 3, strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, offs := offsetsOf(t, d)
+	if !slices.Equal(recs, []string{`{"a":"1","b":"2"}`}) || !slices.Equal(offs, []int64{8}) {
+		t.Fatalf("got %q %v", recs, offs)
+	}
+}
+
+// TestNewAtErrorLines: errors after a resume name the line (or record) of
+// the whole input, not of the part read.
+func TestNewAtErrorLines(t *testing.T) {
+	tests := []struct {
+		format, in string
+		start      int64
+		want       string
+	}{
+		{"json", "{\"a\":1}\n{\"a\":2}\n\n{bad\n", 8, "in: line 4: bad JSON"},
+		{"csv", "a,b\n1,2\n3,4\n5\n", 8, "in: line 4: 1 fields, but the header has 2"},
+		{"msgpack", "\x81\xa1a\x01\x81\xa1a\x02\x01", 4, "in: record 3: not a map"},
+	}
+	for _, tt := range tests {
+		d, err := NewAt(tt.format, strings.NewReader(tt.in[tt.start:]), "in", tt.start, strings.NewReader(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec []byte
+		for err == nil {
+			rec, err = d.Next(rec[:0])
+		}
+		if err == io.EOF || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %q", tt.format, err, tt.want)
+		}
+	}
+}
+
+// FuzzNewAt: an input that decodes without error, resumed at any record
+// boundary with NewAt, gives the same records and offsets from there.
+func FuzzNewAt(f *testing.F) {
+	for i, tt := range offsetTests {
+		f.Add(uint8(i), []byte(tt.in), uint8(1))
+	}
+	formats := []string{"lines", "json", "csv", "tsv", "msgpack"}
+	f.Fuzz(func(t *testing.T, format uint8, data []byte, at uint8) {
+		name := formats[int(format)%len(formats)]
+		d, _ := New(name, bytes.NewReader(data), "in")
+		var all []string
+		var offs []int64
+		var rec []byte
+		var err error
+		for {
+			if rec, err = d.Next(rec[:0]); err != nil {
+				break
+			}
+			all = append(all, string(rec))
+			offs = append(offs, d.Offset())
+		}
+		if err != io.EOF || len(offs) == 0 {
+			return
+		}
+		i := int(at) % len(offs)
+		start := offs[i]
+		d, err = NewAt(name, bytes.NewReader(data[start:]), "in", start, bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s at %d: %v", name, start, err)
+		}
+		for j := i + 1; ; j++ {
+			rec, err = d.Next(rec[:0])
+			if err == io.EOF && j == len(all) {
+				return
+			}
+			if err != nil || j >= len(all) || string(rec) != all[j] || d.Offset() != offs[j] {
+				t.Fatalf("%s at %d: record %d: %x at %d, %v; want %x at %d", name, start, j, rec, d.Offset(), err, all[min(j, len(all)-1)], offs[min(j, len(offs)-1)])
+			}
+		}
+	})
 }

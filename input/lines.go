@@ -14,6 +14,7 @@ type lineReader struct {
 	r    *bufio.Reader
 	name string
 	line int64
+	off  int64  // bytes consumed: the end of the last line returned
 	long []byte // a line longer than the buffer, assembled
 }
 
@@ -44,12 +45,15 @@ func (l *lineReader) next() ([]byte, error) {
 		return nil, io.EOF
 	}
 	l.line++
+	l.off += int64(len(b))
 	b = bytes.TrimSuffix(b, []byte{'\n'})
 	b = bytes.TrimSuffix(b, []byte{'\r'})
 	return b, nil
 }
 
 func (l *lineReader) Pos() (int64, string) { return l.line, "line" }
+
+func (l *lineReader) Offset() int64 { return l.off }
 
 // lines makes each line a record {"value": line}, as Spark's text source.
 type lines struct{ lineReader }

@@ -18,6 +18,7 @@ type msgpackDecoder struct {
 	d    *msgpack.Decoder
 	name string
 	n    int64
+	off  int64 // bytes consumed: the end of the last value read
 }
 
 func newMsgpack(r io.Reader, name string) *msgpackDecoder {
@@ -26,6 +27,8 @@ func newMsgpack(r io.Reader, name string) *msgpackDecoder {
 }
 
 func (m *msgpackDecoder) Pos() (int64, string) { return m.n, "record" }
+
+func (m *msgpackDecoder) Offset() int64 { return m.off }
 
 func (m *msgpackDecoder) Next(dst []byte) ([]byte, error) {
 	if _, err := m.r.Peek(1); err == io.EOF {
@@ -39,6 +42,7 @@ func (m *msgpackDecoder) Next(dst []byte) ([]byte, error) {
 		return dst, &Error{Name: m.name, Line: m.n + 1, Unit: "record", Err: err}
 	}
 	m.n++
+	m.off += int64(len(raw))
 	if _, _, err := record.MapLen(raw); err != nil {
 		return dst, &Error{Name: m.name, Line: m.n, Unit: "record", Err: fmt.Errorf("not a map but %v", record.KindOf(raw)), Bad: true}
 	}

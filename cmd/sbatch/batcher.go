@@ -33,11 +33,21 @@ type batcher struct {
 
 	k        int64 // event time: the index of the batch in hand
 	lastTime int64 // time of the last batch written
+
+	ck *tracker // --checkpoint, or nil
+	// after: event time, resumed from a checkpoint: batch k is the last one
+	// the last run wrote, and no batch is in hand yet.
+	after bool
 }
 
 func (b *batcher) run() error {
 	b.w = b.e.Out
 	b.buffered = b.cfg.count > 0
+	if b.ck != nil {
+		if stopped, err := b.resume(); err != nil || stopped {
+			return err
+		}
+	}
 	var err error
 	switch {
 	case b.cfg.timeField != "":
@@ -92,6 +102,13 @@ func (b *batcher) end(t int64) error {
 		// Batch times rise strictly, also for two cuts in one millisecond.
 		t = max(t, b.lastTime+1)
 		b.stats.Batch.Time = t
+	}
+	if b.ck != nil {
+		if err := b.ck.write(b.id, b.stats.Batch.Time); err != nil {
+			return err
+		}
+	}
+	if b.buffered {
 		if err := b.w.BeginBatch(b.id, t); err != nil {
 			return err
 		}
@@ -127,6 +144,9 @@ func (b *batcher) finish(c *chunk, t int64) error {
 }
 
 func (b *batcher) recycle(c *chunk) {
+	if b.ck != nil {
+		b.ck.taken(c)
+	}
 	b.skipped += uint64(c.skipped)
 	if !c.eof && c.err == nil {
 		b.free <- c
@@ -152,7 +172,7 @@ func (b *batcher) drain(take func(*chunk) error) error {
 }
 
 func (b *batcher) runOnce() error {
-	if err := b.begin(nowMs()); err != nil {
+	if err := b.begin(max(nowMs(), b.lastTime+1)); err != nil {
 		return err
 	}
 	for c := range b.chunks {
@@ -184,6 +204,9 @@ func (b *batcher) takeCounted(c *chunk, next int64) error {
 		rest, _ := recs.Rest()
 		if err := b.add(start[:len(start)-len(rest)], take); err != nil {
 			return err
+		}
+		if b.ck != nil {
+			b.ck.record(c, c.n-recs.Len()-1)
 		}
 		if b.pendN == b.cfg.count {
 			if err := b.end(nowMs()); err != nil {
@@ -229,7 +252,7 @@ func floorDiv(a, b int64) int64 {
 
 func (b *batcher) runInterval() error {
 	iv := b.cfg.interval
-	next := nextBoundary(nowMs(), iv)
+	next := nextBoundary(max(nowMs(), b.lastTime), iv)
 	if err := b.begin(next); err != nil {
 		return err
 	}
@@ -300,40 +323,64 @@ func (b *batcher) takeEventTime(c *chunk) error {
 	for i := 0; i < c.n; i++ {
 		rec, _ := recs.Next()
 		k := floorDiv(c.times[i], iv)
+		late := false
 		switch {
-		case !b.open:
+		case !b.open && !b.after:
 			b.k = k
 			if err := b.begin((k + 1) * iv); err != nil {
+				return err
+			}
+		case !b.open:
+			// Batch b.k was the last one out before a restart: a record
+			// of it or before is late and goes into the next.
+			b.after = false
+			if k <= b.k {
+				k, late = b.k+1, true
+			}
+			if err := b.advance(k); err != nil {
 				return err
 			}
 		case k > b.k:
-			if gap := k - b.k - 1; gap > maxGap {
-				return stage.Hint(fmt.Errorf("event time jumps from batch time %d to %d ms: %d empty batches", (b.k+1)*iv, (k+1)*iv, gap),
-					"check --time-unit (s or ms) and -i; the limit is %d empty batches in a row", maxGap)
-			}
 			if err := b.end(0); err != nil {
 				return err
 			}
-			for j := b.k + 1; j < k; j++ {
-				if err := b.begin((j + 1) * iv); err != nil {
-					return err
-				}
-				if err := b.end(0); err != nil {
-					return err
-				}
-			}
-			b.k = k
-			if err := b.begin((k + 1) * iv); err != nil {
+			if err := b.advance(k); err != nil {
 				return err
 			}
 		case k < b.k:
+			late = true
+		}
+		if late {
 			b.stats.Late++
 		}
 		b.stats.InputRows++
 		if err := b.w.WriteRecord(rec); err != nil {
 			return err
 		}
+		if b.ck != nil {
+			b.ck.record(c, i)
+		}
 	}
 	b.recycle(c)
 	return nil
+}
+
+// advance writes the empty batches after batch b.k and before batch k, and
+// begins batch k.
+func (b *batcher) advance(k int64) error {
+	iv := b.cfg.interval
+	if gap := k - b.k - 1; gap > maxGap {
+		return stage.Hint(fmt.Errorf("event time jumps from batch time %d to %d ms: %d empty batches", (b.k+1)*iv, (k+1)*iv, gap),
+			"check --time-unit (s or ms) and -i; the limit is %d empty batches in a row", maxGap)
+	}
+	for j := b.k + 1; j < k; j++ {
+		if err := b.begin((j + 1) * iv); err != nil {
+			return err
+		}
+		if err := b.end(0); err != nil {
+			return err
+		}
+	}
+	b.k = k
+	return b.begin((k + 1) * iv)
 }

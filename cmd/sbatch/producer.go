@@ -18,10 +18,20 @@ type chunk struct {
 	skipped int     // bad records skipped (--skip-bad)
 	err     error   // the error that ended the input, after the records above
 	eof     bool    // the input has ended
+
+	// With --checkpoint a chunk holds records of one source, and says where
+	// each ends in its file (see tracker).
+	file      int     // index of the file in config.files
+	ends      []int64 // byte offset in the file after each record
+	done      bool    // the file ends after these records, at byte size
+	size      int64
+	replay    bool // the records are a replayed batch's
+	replayEnd bool // the replayed batch ends after these records
 }
 
 func (c *chunk) reset() {
 	c.block, c.n, c.times, c.skipped, c.err, c.eof = c.block[:0], 0, c.times[:0], 0, nil, false
+	c.file, c.ends, c.done, c.size, c.replay, c.replayEnd = 0, c.ends[:0], false, 0, false, false
 }
 
 // chunkBytes and chunkRecords bound a chunk.
@@ -35,16 +45,18 @@ const (
 // input, since that read may block: so a record never waits on input that
 // has not come yet, and a slow trickle of lines still leaves at once.
 type producer struct {
-	srcs []source
-	cfg  *config
-	out  chan *chunk
-	free chan *chunk
-	cur  *chunk
-	rec  []byte
+	srcs  []source
+	cfg   *config
+	out   chan *chunk
+	free  chan *chunk
+	cur   *chunk
+	rec   []byte
+	track bool    // --checkpoint: chunks say where their records end
+	src   *source // the source being read
 }
 
 func newProducer(srcs []source, cfg *config) *producer {
-	p := &producer{srcs: srcs, cfg: cfg, out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
+	p := &producer{srcs: srcs, cfg: cfg, track: cfg.checkpoint != "", out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
 	for range 4 {
 		p.free <- new(chunk)
 	}
@@ -63,8 +75,8 @@ func (f flushReader) Read(b []byte) (int, error) {
 }
 
 func (p *producer) flush() {
-	if p.cur != nil && (p.cur.n > 0 || p.cur.skipped > 0) {
-		p.out <- p.cur
+	if c := p.cur; c != nil && (c.n > 0 || c.skipped > 0 || c.done || c.replayEnd) {
+		p.out <- c
 		p.cur = nil
 	}
 }
@@ -73,6 +85,9 @@ func (p *producer) chunk() *chunk {
 	if p.cur == nil {
 		p.cur = <-p.free
 		p.cur.reset()
+		if p.src != nil {
+			p.cur.file, p.cur.replay = p.src.file, p.src.replay
+		}
 	}
 	return p.cur
 }
@@ -89,13 +104,30 @@ func (p *producer) run() {
 }
 
 func (p *producer) decodeAll() error {
-	for _, s := range p.srcs {
-		dec, err := input.New(p.cfg.format, flushReader{s.r, p}, s.name)
+	for i := range p.srcs {
+		s := &p.srcs[i]
+		if p.track {
+			// A chunk holds records of one source (the chunk of the one
+			// before was handed over at its end), and the batcher learns
+			// where each source ends.
+			p.src = s
+		}
+		dec, err := input.NewAt(p.cfg.format, flushReader{s.r, p}, s.name, s.start, s.at)
 		if err != nil {
 			return err
 		}
 		if err := p.decode(dec, s.name); err != nil {
 			return err
+		}
+		if p.track {
+			c := p.chunk()
+			if s.replayEnd {
+				c.replayEnd = true
+			} else if !s.replay {
+				c.done, c.size = true, dec.Offset()
+			}
+			p.flush()
+			p.src = nil
 		}
 	}
 	return nil
@@ -134,6 +166,9 @@ func (p *producer) decode(dec input.Decoder, name string) error {
 		}
 		c.block = framing.AppendRecord(c.block, p.rec)
 		c.n++
+		if p.track {
+			c.ends = append(c.ends, dec.Offset())
+		}
 		if c.n >= chunkRecords || len(c.block) >= chunkBytes {
 			p.flush()
 		}

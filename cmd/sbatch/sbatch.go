@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -48,11 +49,26 @@ At the end of the input the batch in hand leaves at once. Batch ids count up
 from 0. On SIGINT or SIGTERM sbatch ends the batch in hand and the stream, and
 exits 0.
 
+Checkpoint (--checkpoint DIR, with FILE arguments only: stdin cannot be read
+again): before batch N leaves, sbatch writes DIR/offsets/N (atomically), the
+byte ranges of the files the batch covers and its batch time. On restart with
+the same DIR it replays every batch after the last one the sink committed
+(DIR/commits, written by ssink --checkpoint DIR) with the same id, time and
+bytes, then goes on where the last batch ended, with the ids after it: a file
+that grew goes on from there, a file that is shorter than what was read of
+it is an error. Without a sink committing into DIR nothing is replayed. A
+CSV file resumed in its middle reads its header row again. Event-time
+batches go on after the last batch written (the empty batches of a gap
+included); a record of a batch already written is late and joins the next.
+A restart with another format, trigger or list of files is refused. Offsets
+more than 10 batches before the last commit are removed.
+
 Examples:
   printf 'hello world\nfoo\n' | sbatch --once | ssink
   tail -F access.log | sbatch -i 2s | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
   sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
-  seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch`,
+  seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
+  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(input.Formats, ", ")},
 		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
@@ -61,6 +77,7 @@ Examples:
 		&cli.StringFlag{Name: "time-field", Usage: "cut batches by the event time in `FIELD` instead of the wall clock"},
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip malformed records (bad JSON, ragged CSV, bad times) and count them in --progress instead of failing"},
+		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments only); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 	},
 	Action: run,
 }
@@ -75,16 +92,21 @@ type config struct {
 	timeField string
 	unit      input.TimeUnit
 	skipBad   bool
+	// checkpoint is the checkpoint directory (--checkpoint), or "".
+	checkpoint  string
+	intervalSet bool // -i was given
 }
 
 func parseConfig(c *cli.Context) (*config, error) {
 	cfg := &config{
-		files:     c.Args().Slice(),
-		format:    c.String("format"),
-		count:     c.Int("count"),
-		once:      c.Bool("once"),
-		timeField: c.String("time-field"),
-		skipBad:   c.Bool("skip-bad"),
+		files:       c.Args().Slice(),
+		format:      c.String("format"),
+		count:       c.Int("count"),
+		once:        c.Bool("once"),
+		timeField:   c.String("time-field"),
+		skipBad:     c.Bool("skip-bad"),
+		checkpoint:  c.String("checkpoint"),
+		intervalSet: c.IsSet("interval"),
 	}
 	if len(cfg.files) == 0 {
 		cfg.files = []string{"-"}
@@ -112,6 +134,9 @@ func parseConfig(c *cli.Context) (*config, error) {
 	case c.IsSet("time-unit") && cfg.timeField == "":
 		return nil, stage.UsageError("--time-unit needs --time-field")
 	}
+	if err := checkFiles(cfg, c.IsSet("checkpoint")); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -120,13 +145,22 @@ func run(e *stage.Env) error {
 	if err != nil {
 		return err
 	}
-	srcs, err := openSources(cfg.files, e)
+	var srcs []source
+	var ck *tracker
+	if cfg.checkpoint != "" {
+		if ck, err = openTracker(cfg); err != nil {
+			return err
+		}
+		srcs, err = ck.sources()
+	} else {
+		srcs, err = openSources(cfg.files, e)
+	}
 	if err != nil {
 		return err
 	}
 	p := newProducer(srcs, cfg)
 	go p.run()
-	b := &batcher{e: e, cfg: cfg, chunks: p.out, free: p.free}
+	b := &batcher{e: e, cfg: cfg, chunks: p.out, free: p.free, ck: ck}
 	return b.run()
 }
 
@@ -137,6 +171,13 @@ type source struct {
 		Read([]byte) (int, error)
 		Close() error
 	}
+
+	// With --checkpoint (see tracker):
+	file      int         // index of the file in config.files
+	start     int64       // offset in the file of r's first byte
+	at        io.ReaderAt // the file from its start
+	replay    bool        // r is a range of a replayed batch
+	replayEnd bool        // the last range of a replayed batch
 }
 
 func openSources(files []string, e *stage.Env) ([]source, error) {
@@ -146,19 +187,27 @@ func openSources(files []string, e *stage.Env) ([]source, error) {
 			srcs = append(srcs, source{name: "stdin", r: nopClose{e.Stdin}})
 			continue
 		}
-		fh, err := os.Open(f)
+		fh, err := openFile(f)
 		if err != nil {
 			for _, s := range srcs {
 				s.r.Close()
 			}
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, stage.Hint(fmt.Errorf("cannot read input: %w", err), "name an existing file, or - for stdin")
-			}
-			return nil, fmt.Errorf("cannot read input: %w", err)
+			return nil, err
 		}
 		srcs = append(srcs, source{name: f, r: fh})
 	}
 	return srcs, nil
+}
+
+func openFile(name string) (*os.File, error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, stage.Hint(fmt.Errorf("cannot read input: %w", err), "name an existing file, or - for stdin")
+		}
+		return nil, fmt.Errorf("cannot read input: %w", err)
+	}
+	return fh, nil
 }
 
 type nopClose struct {

@@ -71,7 +71,8 @@ updated, removed and the memory held (stateOperators).
 Checkpoint: with --running and --checkpoint DIR the state after each batch is
 saved atomically in DIR/state/NAME (--name, default sreduce; give two
 sreduce stages of one pipeline different names), keeping the last two
-snapshots. On restart the state is restored from the snapshot of the batch
+snapshots and every one since the last batch a sink committed (DIR/commits),
+so a state the restart needs is never purged. On restart the state is restored from the snapshot of the batch
 before the first batch that arrives, so a source replaying its uncommitted
 batches with the same ids gets exactly the output of an uninterrupted run.
 When that snapshot is gone, sreduce restores the oldest snapshot that covers

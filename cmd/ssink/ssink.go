@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -17,6 +18,7 @@ const (
 	flagRows       = "rows"
 	flagNoTruncate = "no-truncate"
 	flagBatchField = "batch-field"
+	flagCheckpoint = "checkpoint"
 )
 
 // formats lists the values of --format, the default first.
@@ -57,6 +59,16 @@ batch printed before an error stays printed. The text formats write the
 records of a batch as they arrive, so a batch may be larger than memory; at
 an error the records before it are written.
 
+With --checkpoint DIR, after each batch is written and flushed ssink commits
+it: it writes DIR/commits/ID (atomically). A flushed write is the commit
+point for stdout. On start it skips the batches up to the last commit, which
+are out already: with 'sbatch --checkpoint DIR FILE...', which replays the
+batches after the last commit with the same ids and times, a restarted
+pipeline writes each batch once. A crash between the flush of a batch and
+its commit writes that batch again at the restart (at least once). A batch
+below the last commit that is not the one committed (a source that numbers
+its batches from 0 again, e.g. sbatch without --checkpoint) is an error.
+
 The console header reads "Batch: ID (TIME)", e.g.
 "Batch: 0 (2023-11-14T22:13:20.000Z)"; "sed 's/ (.*)$//'" leaves Spark's
 "Batch: 0".
@@ -66,12 +78,14 @@ Examples:
   sbatch --format json -i 10s events.jsonl | ssink --rows 5 --no-truncate
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
   sbatch --format json events.json | ssink --format csv > events.csv
-  ssink --in tcp-listen://0.0.0.0:7000 --format lines`,
+  ssink --in tcp-listen://0.0.0.0:7000 --format lines
+  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: formats[0], Usage: "write records as `FORMAT`: " + strings.Join(formats, ", ")},
 		&cli.IntFlag{Name: flagRows, Value: 20, Usage: "console: show at most `N` rows per batch"},
 		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
 		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
+		&cli.StringFlag{Name: flagCheckpoint, Usage: "commit each batch written in `DIR`/commits, and skip the batches committed before (with sbatch --checkpoint DIR FILE...)"},
 	},
 	Input: true,
 	Action: func(e *stage.Env) error {
@@ -134,6 +148,17 @@ func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
 			}
 		}
 	}
+	// Last: a usage error creates nothing.
+	if ctx.IsSet(flagCheckpoint) {
+		dir := ctx.String(flagCheckpoint)
+		if dir == "" {
+			return nil, stage.UsageError("--%s needs a directory", flagCheckpoint)
+		}
+		var err error
+		if s.commits, err = checkpoint.OpenCommitter(dir); err != nil {
+			return nil, fmt.Errorf("--%s: %w", flagCheckpoint, err)
+		}
+	}
 	return s, nil
 }
 
@@ -160,15 +185,30 @@ type sink struct {
 	tbuf  []byte // the batch time as msgpack
 	flds  record.Fields
 	batch stage.Batch
+
+	commits *checkpoint.Committer // --checkpoint, or nil
+	skip    bool                  // the batch in hand was committed before
 }
 
 func (s *sink) Begin(b stage.Batch) error {
 	s.n, s.batch = 0, b
+	if s.commits != nil {
+		var err error
+		if s.skip, err = s.commits.Done(b.ID, b.Time); err != nil {
+			return stage.Hint(err, "give sbatch the same --checkpoint with FILE arguments, so that it goes on after the last commit; or give ssink a new --checkpoint directory")
+		}
+		if s.skip {
+			return nil
+		}
+	}
 	s.tbuf = record.AppendInt(s.tbuf[:0], b.Time)
 	return s.f.begin(b)
 }
 
 func (s *sink) Block(b stage.Batch, recs framing.Records) error {
+	if s.skip {
+		return nil
+	}
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		s.n++
 		var err error
@@ -190,6 +230,12 @@ func (s *sink) Block(b stage.Batch, recs framing.Records) error {
 }
 
 func (s *sink) End(b stage.Batch) error {
+	if s.skip {
+		if s.stats != nil {
+			s.stats.OutputRows = 0
+		}
+		return nil
+	}
 	if err := s.f.end(b, s.n); err != nil {
 		return err
 	}
@@ -198,6 +244,10 @@ func (s *sink) End(b stage.Batch) error {
 	}
 	if err := s.out.Flush(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
+	}
+	if s.commits != nil {
+		// Flushed is out, for stdout: the commit point.
+		return s.commits.Commit(b.ID, b.Time)
 	}
 	return nil
 }
