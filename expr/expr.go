@@ -73,6 +73,7 @@ type Program struct {
 	hasShape bool
 	split    Split
 	hasSplit bool
+	pred     *pred // a simple predicate, for FastBool; nil if not one
 }
 
 // CompileError is an expression that does not compile. Its message is
@@ -143,6 +144,7 @@ func Compile(src string) (*Program, error) {
 	p.vars = make(map[string]any, len(p.fields))
 	p.shape, p.hasShape = mapShape(tree.Node)
 	p.split, p.hasSplit = splitShape(tree.Node)
+	p.pred = predShape(tree.Node, config)
 	t, err := new(checker.Checker).PatchAndCheck(tree, config)
 	if err != nil {
 		return fail(err)

@@ -18,10 +18,21 @@ import (
 
 // benchInput is a stream of batches of {"value": LINE}, LINE about 60
 // bytes of 10 words (the field notes' record), framed as sbatch frames it.
-var benchInput = sync.OnceValues(func() ([]byte, int) {
+var benchInput = sync.OnceValues(func() ([]byte, int) { return genInput(false) })
+
+// statusInput is the same lines with an HTTP status code after them,
+// {"value": LINE, "status": CODE}, one record in ten a 5xx.
+var statusInput = sync.OnceValues(func() ([]byte, int) { return genInput(true) })
+
+func genInput(status bool) ([]byte, int) {
 	const batches, perBatch = 100, 10000
 	rng := rand.New(rand.NewPCG(1, 2))
 	words := strings.Fields("the of and to in is was that for it with as his on be at by had are but from or have an they which one you were all we her she there would their will when who him been has more if no out")
+	codes := []int64{200, 200, 200, 200, 200, 200, 301, 404, 500, 503}
+	hdr := byte(0x81) // a map of one field
+	if status {
+		hdr = 0x82
+	}
 	var buf bytes.Buffer
 	w := framing.NewWriter(&buf)
 	var rec, line []byte
@@ -35,14 +46,17 @@ var benchInput = sync.OnceValues(func() ([]byte, int) {
 				}
 				line = append(line, words[rng.IntN(len(words))]...)
 			}
-			rec = record.AppendStringBytes(append(rec[:0], 0x81, 0xa5, 'v', 'a', 'l', 'u', 'e'), line)
+			rec = record.AppendStringBytes(append(rec[:0], hdr, 0xa5, 'v', 'a', 'l', 'u', 'e'), line)
+			if status {
+				rec = record.AppendInt(record.AppendString(rec, "status"), codes[rng.IntN(len(codes))])
+			}
 			w.WriteRecord(rec)
 		}
 		w.EndBatch()
 	}
 	w.Close()
 	return buf.Bytes(), batches * perBatch
-})
+}
 
 // countingWriter counts the records of the stream written to it, as the
 // next stage would read them.
@@ -93,8 +107,10 @@ func consume(r io.Reader) int {
 // benchSmap runs smap in process over the bench input, as a pipeline would
 // run it: reading frames, the operations, writing frames (thrown away). It
 // reports records per second of wall time and of CPU time.
-func benchSmap(b *testing.B, args ...string) {
-	in, n := benchInput()
+func benchSmap(b *testing.B, args ...string) { benchSmapOn(b, benchInput, args...) }
+
+func benchSmapOn(b *testing.B, input func() ([]byte, int), args ...string) {
+	in, n := input()
 	args = append([]string{"smap"}, args...)
 	c := newCounter()
 	var stderr bytes.Buffer
@@ -136,6 +152,19 @@ func BenchmarkSetSelect(b *testing.B) {
 func BenchmarkMapLiteral(b *testing.B) { benchSmap(b, `{"w": upper(value), "n": len(value)}`) }
 func BenchmarkParseJSON(b *testing.B) {
 	benchSmap(b, "--set", `value=sprintf("{\"v\": %q, \"n\": 1}", value)`, "--parse-json", "value")
+}
+
+// BenchmarkFilterSimple runs predicates that expr.Program.FastBool
+// evaluates on the raw record, with no binding and no VM: smap as a whole
+// (records/s of wall time), and its operations alone (records per CPU
+// second; none/core is smap with no operation, which passes each block on
+// without walking its records).
+func BenchmarkFilterSimple(b *testing.B) {
+	b.Run("none/core", func(b *testing.B) { benchCoreOn(b, statusBlocks) })
+	for _, src := range []string{`value != ""`, `status >= 500`, `len(value) > 3 && value startsWith "a"`} {
+		b.Run(src+"/smap", func(b *testing.B) { benchSmapOn(b, statusInput, "--filter", src) })
+		b.Run(src+"/core", func(b *testing.B) { benchCoreOn(b, statusBlocks, "--filter", src) })
+	}
 }
 
 // BenchmarkPipeline compares a pipeline of three stages joined by real
@@ -197,8 +226,13 @@ func BenchmarkPipeline(b *testing.B) {
 
 // coreBlocks is the bench input read once into its blocks, for benchmarks
 // of the operations alone: no reading, no writing, one goroutine.
-var coreBlocks = sync.OnceValues(func() (blocks [][]byte, counts []int) {
-	in, _ := benchInput()
+var coreBlocks = sync.OnceValues(func() ([][]byte, []int) { return blocksOf(benchInput) })
+
+// statusBlocks is statusInput's blocks.
+var statusBlocks = sync.OnceValues(func() ([][]byte, []int) { return blocksOf(statusInput) })
+
+func blocksOf(input func() ([]byte, int)) (blocks [][]byte, counts []int) {
+	in, _ := input()
 	r := framing.NewReader(bytes.NewReader(in))
 	var f framing.Frame
 	for r.Read(&f) == nil {
@@ -208,18 +242,20 @@ var coreBlocks = sync.OnceValues(func() (blocks [][]byte, counts []int) {
 		}
 	}
 	return blocks, counts
-})
+}
 
 // benchCore runs the operations over the bench input's blocks in one
 // goroutine, the output framed but thrown away: the cost of smap's own
 // work, per core.
-func benchCore(b *testing.B, args ...string) {
+func benchCore(b *testing.B, args ...string) { benchCoreOn(b, coreBlocks, args...) }
+
+func benchCoreOn(b *testing.B, input func() ([][]byte, []int), args ...string) {
 	ops, _, _ := scanArgs(args)
 	p, err := compile(ops)
 	if err != nil {
 		b.Fatal(err)
 	}
-	blocks, counts := coreBlocks()
+	blocks, counts := input()
 	n := 0
 	for _, c := range counts {
 		n += c

@@ -404,6 +404,11 @@ func (m *mapper) eval(o *op, r *rec) (any, error) {
 }
 
 func (m *mapper) filter(o *op, r *rec) (bool, error) {
+	if !r.parsed {
+		if keep, ok := o.prog.FastBool(r.raw); ok {
+			return keep, nil // a simple predicate, on the raw record
+		}
+	}
 	v, err := m.eval(o, r)
 	if err != nil {
 		return false, err
