@@ -63,6 +63,11 @@ func Pick(rec []byte, names []string, spans []Span) error {
 			if i > len(rec) {
 				return ErrTruncated
 			}
+		case c == mStr8 && i+1 < len(rec): // lines of 32-255 bytes
+			i += 2 + int(rec[i+1])
+			if i > len(rec) {
+				return ErrTruncated
+			}
 		default:
 			l, err := Skip(rec[i:])
 			if err != nil {

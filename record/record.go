@@ -80,6 +80,12 @@ func (f *Fields) Next() bool {
 			f.err = ErrTruncated
 			return false
 		}
+	case c == mStr8 && kend+1 < len(b):
+		vend = kend + 2 + int(b[kend+1])
+		if vend > len(b) {
+			f.err = ErrTruncated
+			return false
+		}
 	default:
 		end, err := skip(b, kend, 0)
 		if err != nil {
