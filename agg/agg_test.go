@@ -445,3 +445,40 @@ func FuzzLoadSnapshot(f *testing.F) {
 		tb.AppendSnapshot(nil)
 	})
 }
+
+// TestSortPrefixAgreesWithCompareKeys: the prefix never orders two keys
+// against CompareKeys, so sorting by it first changes nothing.
+func TestSortPrefixAgreesWithCompareKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	value := func() []byte {
+		switch rng.IntN(7) {
+		case 0:
+			return record.AppendNil(nil)
+		case 1:
+			return record.AppendBool(nil, rng.IntN(2) == 0)
+		case 2:
+			return record.AppendInt(nil, rng.Int64N(2000)-1000)
+		case 3:
+			return record.AppendFloat(nil, rng.Float64()*100)
+		case 4:
+			return record.AppendBinary(nil, []byte{byte(rng.IntN(3))})
+		default:
+			b := make([]byte, rng.IntN(12))
+			for i := range b {
+				b[i] = "ab\x00\xffz"[rng.IntN(5)]
+			}
+			return record.AppendStringBytes(nil, b)
+		}
+	}
+	keys := make([][]byte, 3000)
+	for i := range keys {
+		keys[i] = append(value(), value()...)
+	}
+	for i := 0; i < 200000; i++ {
+		a, b := keys[rng.IntN(len(keys))], keys[rng.IntN(len(keys))]
+		pa, pb := sortPrefix(a), sortPrefix(b)
+		if c := CompareKeys(a, b); (pa < pb && c >= 0) || (pa > pb && c <= 0) {
+			t.Fatalf("prefixes %x, %x but CompareKeys(%x, %x) = %d", pa, pb, a, b, c)
+		}
+	}
+}
