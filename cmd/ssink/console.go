@@ -108,7 +108,7 @@ func (c *console) appendCell(dst, v []byte) []byte {
 		s = c.tmp
 	}
 	start := len(dst)
-	dst = appendEscaped(dst, s)
+	dst = appendEscaped(dst, s, &metaEscapes)
 	if c.truncate > 0 && javaLen(dst[start:]) > c.truncate {
 		keep := c.truncate - 3
 		if c.truncate < 4 { // show drops the ellipsis for tiny widths
@@ -136,7 +136,7 @@ func (c *console) end(b stage.Batch, n uint64) error {
 	head := make([]span, len(c.cols))
 	for i, name := range c.cols {
 		start := len(c.text)
-		c.text = appendEscaped(c.text, []byte(name))
+		c.text = appendEscaped(c.text, []byte(name), &metaEscapes)
 		head[i] = span{start, len(c.text), true}
 	}
 	widths := make([]int, len(c.cols))
@@ -223,10 +223,12 @@ func (c *console) width(s span) int {
 // SchemaUtils.escapeMetaCharacters), so that a cell stays on its line.
 var metaEscapes = [256]byte{'\n': 'n', '\r': 'r', '\t': 't', '\f': 'f', '\b': 'b', '\v': 'v', '\a': 'a'}
 
-func appendEscaped(dst, s []byte) []byte {
+// appendEscaped appends s with each byte that has an entry in escapes
+// written as a backslash and that entry (console cells, TSV fields).
+func appendEscaped(dst, s []byte, escapes *[256]byte) []byte {
 	start := 0
 	for i, ch := range s {
-		if e := metaEscapes[ch]; e != 0 {
+		if e := escapes[ch]; e != 0 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, '\\', e)
 			start = i + 1

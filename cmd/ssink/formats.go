@@ -195,7 +195,7 @@ func (t *tabular) appendValue(dst, v []byte) []byte {
 
 func (t *tabular) appendText(dst, s []byte) []byte {
 	if t.sep == '\t' {
-		return appendTSV(dst, s)
+		return appendEscaped(dst, s, &tsvSpecial) // one row a line, escapes reversible
 	}
 	return appendCSV(dst, s, t.sep)
 }
@@ -245,17 +245,3 @@ func csvNeedsQuotes(s []byte, comma byte) bool {
 // backslash.
 var tsvSpecial = [256]byte{'\\': '\\', '\t': 't', '\n': 'n', '\r': 'r'}
 
-// appendTSV appends s as one TSV field: a backslash, tab, newline or carriage
-// return becomes \\, \t, \n or \r, so that every row is one line and the
-// escapes can be undone.
-func appendTSV(dst, s []byte) []byte {
-	start := 0
-	for i, c := range s {
-		if e := tsvSpecial[c]; e != 0 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', e)
-			start = i + 1
-		}
-	}
-	return append(dst, s[start:]...)
-}
