@@ -244,4 +244,3 @@ func csvNeedsQuotes(s []byte, comma byte) bool {
 // tsvSpecial marks the bytes appendTSV escapes, and what follows the
 // backslash.
 var tsvSpecial = [256]byte{'\\': '\\', '\t': 't', '\n': 'n', '\r': 'r'}
-
