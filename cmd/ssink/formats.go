@@ -241,6 +241,6 @@ func csvNeedsQuotes(s []byte, comma byte) bool {
 	return unicode.IsSpace(r)
 }
 
-// tsvSpecial marks the bytes appendTSV escapes, and what follows the
+// tsvSpecial marks the bytes a TSV field escapes, and what follows the
 // backslash.
 var tsvSpecial = [256]byte{'\\': '\\', '\t': 't', '\n': 'n', '\r': 'r'}
