@@ -71,7 +71,7 @@ func (s *Stopper) stop() {
 	close(s.done)
 }
 
-// Requested is closed when a signal asked the stage to stop.
+// RequestedC is closed when a signal asked the stage to stop.
 func (s *Stopper) RequestedC() <-chan struct{} { return s.requested }
 
 // Requested reports whether a signal asked the stage to stop.
