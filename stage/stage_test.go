@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -180,14 +181,22 @@ func TestConnectFails(t *testing.T) {
 // TestSignalStopsBetweenBatches: with an upstream that stays open, a second
 // SIGINT ends the stage after the batch in hand, with a complete stream.
 func TestSignalStopsBetweenBatches(t *testing.T) {
+	// The test process catches SIGINT too, so that a signal the stage has
+	// not yet asked for cannot kill the test binary.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGINT)
+	defer signal.Stop(sigc)
 	pr, pw := io.Pipe()
+	written := make(chan struct{})
 	go func() {
 		pw.Write(stream(2)[:len(stream(2))-framing.FrameHeaderLen]) // all but End
+		close(written)
 	}()
 	done := make(chan int)
 	var out, errb bytes.Buffer
 	go func() { done <- copyStage().Run([]string{"copy"}, pr, &out, &errb) }()
-	time.Sleep(100 * time.Millisecond)
+	<-written // an io.Pipe write returns once read: the stage is running
+	time.Sleep(50 * time.Millisecond)
 	syscall.Kill(os.Getpid(), syscall.SIGINT)
 	time.Sleep(50 * time.Millisecond)
 	syscall.Kill(os.Getpid(), syscall.SIGINT)
