@@ -51,7 +51,7 @@ type Env struct {
 	// resets it at each BatchBegin; a stage adds what it knows.
 	Stats Stats
 
-	input   *asyncReader
+	input   stopReader
 	closers []io.Closer
 	outOpen func() error // opens Out on first use
 }
@@ -76,7 +76,11 @@ func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Wri
 		if cl != nil {
 			e.closers = append(e.closers, cl)
 		}
-		e.input = newAsyncReader(r, e.Stop.now)
+		var restore io.Closer
+		e.input, restore = newStopReader(r, e.Stop.now)
+		if restore != nil {
+			e.closers = append(e.closers, restore)
+		}
 		e.In = framing.NewReader(e.input)
 	}
 	if c.Output {

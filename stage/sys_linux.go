@@ -21,3 +21,5 @@ func growPipe(f *os.File) {
 		syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), fSetPipeSz, 1<<20)
 	}
 }
+
+func setNonblock(fd uintptr, on bool) error { return syscall.SetNonblock(int(fd), on) }

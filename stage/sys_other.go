@@ -2,7 +2,10 @@
 
 package stage
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
@@ -10,3 +13,6 @@ func isTerminal(f *os.File) bool {
 }
 
 func growPipe(*os.File) {}
+
+// setNonblock is not done here: inputs go through an asyncReader.
+func setNonblock(uintptr, bool) error { return errors.New("not supported") }
