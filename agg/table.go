@@ -148,8 +148,9 @@ func (t *Table) val(s int) []byte {
 	return t.rec[v.Start:v.End]
 }
 
-// read finds the fields of rec that the table reads, and returns its group
-// key.
+// read finds the fields of rec that the table reads, checks the values it
+// would sum, and returns its group key. Its errors are *RecordError, found
+// before anything is changed.
 func (t *Table) read(rec []byte) ([]byte, error) {
 	if len(rec) > math.MaxInt32 {
 		return nil, &RecordError{Err: errors.New("record larger than 2 GB")}
@@ -157,6 +158,11 @@ func (t *Table) read(rec []byte) ([]byte, error) {
 	t.rec = rec
 	if err := record.Pick(rec, t.fields, t.vals); err != nil {
 		return nil, &RecordError{Err: err}
+	}
+	for _, s := range t.sums {
+		if err := s.validate(t.val(s.slot)); err != nil {
+			return nil, err
+		}
 	}
 	if len(t.keySlot) == 1 {
 		// One key field whose value is already canonical (a short string,
@@ -184,11 +190,6 @@ func (t *Table) Add(rec []byte) error {
 	key, err := t.read(rec)
 	if err != nil {
 		return err
-	}
-	for _, s := range t.sums {
-		if err := s.validate(t.val(s.slot)); err != nil {
-			return err
-		}
 	}
 	h := t.ks.hash(key)
 	g, slot := t.ks.find(key, h)
@@ -224,11 +225,6 @@ func (t *Table) Subtract(rec []byte) error {
 	key, err := t.read(rec)
 	if err != nil {
 		return err
-	}
-	for _, s := range t.sums {
-		if err := s.validate(t.val(s.slot)); err != nil {
-			return err
-		}
 	}
 	g, _ := t.ks.find(key, t.ks.hash(key))
 	if g < 0 || t.rows[g] == 0 {
