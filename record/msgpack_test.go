@@ -47,12 +47,11 @@ func TestAppendMatchesLibrary(t *testing.T) {
 }
 
 func TestFieldsAndGet(t *testing.T) {
-	rec, _ := msgpack.Marshal(map[string]any{"a": 1})
 	var b Builder
 	b.Value("value", "hello")
 	b.Raw("n", AppendInt(nil, -5))
 	b.Value("l", []any{1.5, nil, map[string]any{"k": true}})
-	rec = append([]byte(nil), b.Bytes()...)
+	rec := append([]byte(nil), b.Bytes()...)
 
 	var f Fields
 	f.Reset(rec)

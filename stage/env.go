@@ -53,7 +53,6 @@ type Env struct {
 
 	input   stopReader
 	closers []io.Closer
-	outOpen func() error // opens Out on first use
 }
 
 func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Writer) (*Env, error) {
