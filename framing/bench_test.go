@@ -2,6 +2,7 @@ package framing
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"github.com/dstream/dstream/internal/benchutil"
 	"io"
@@ -170,4 +171,24 @@ func BenchmarkRead(b *testing.B) {
 			reportPerRecord(b, cpu0)
 		})
 	}
+}
+
+// BenchmarkCheckBlock checks a block of one-word records, the smallest a
+// stream carries, where the per-record cost of the check shows most.
+func BenchmarkCheckBlock(b *testing.B) {
+	var block []byte
+	n := 0
+	for len(block) < BlockSize {
+		block = binary.AppendUvarint(block, uint64(len(rec("word"))))
+		block = append(block, rec("word")...)
+		n++
+	}
+	b.SetBytes(int64(len(block)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := checkBlock(block, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 }

@@ -201,3 +201,39 @@ func fuzzStream(t *testing.T, data []byte) {
 		t.Fatalf("round trip with compression %d: %v, %v\nwant %v", c, got, err, want)
 	}
 }
+
+// checkBlockRef is checkBlock as the protocol states it, one binary.Uvarint
+// per record, for FuzzCheckBlock to hold the fast one to.
+func checkBlockRef(b []byte, n int) error {
+	for i := 0; i < n; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return fmt.Errorf("record %d overruns the frame", i)
+		}
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%d bytes after the last record", len(b))
+	}
+	return nil
+}
+
+// FuzzCheckBlock holds checkBlock's fast path (one-byte lengths) to the
+// plain walk: the same verdict and the same message on any block and count.
+func FuzzCheckBlock(f *testing.F) {
+	f.Add([]byte{1, 0x80, 2, 0x91, 0x01}, 2)
+	f.Add([]byte{3, 0, 0}, 1)
+	f.Add([]byte{0x80, 0x01}, 1)
+	f.Add(append([]byte{0x81, 0x01}, make([]byte, 129)...), 1)
+	f.Add([]byte{0, 0, 5, 1}, 3)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		n %= 1 << 16
+		if n < 0 {
+			n = -n
+		}
+		got, want := checkBlock(b, n), checkBlockRef(b, n)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("checkBlock(%x, %d) = %v, want %v", b, n, got, want)
+		}
+	})
+}

@@ -52,11 +52,15 @@ func (r *Records) Next() ([]byte, bool) {
 		return nil, false
 	}
 	r.n--
-	l, k := binary.Uvarint(r.b)
+	l, k := int(r.b[0]), 1 // a record under 128 bytes: the usual case
+	if l >= 0x80 {
+		u, kk := binary.Uvarint(r.b)
+		l, k = int(u), kk
+	}
 	// The capacity ends with the record, so that appending to it copies
 	// instead of overwriting the next record.
-	rec := r.b[k : k+int(l) : k+int(l)]
-	r.b = r.b[k+int(l):]
+	rec := r.b[k : k+l : k+l]
+	r.b = r.b[k+l:]
 	return rec, true
 }
 
@@ -344,17 +348,35 @@ func (r *Reader) decode(f *Frame, flags byte, p []byte) (skip bool, err error) {
 	return false, nil
 }
 
-// checkBlock verifies that b holds exactly n length-prefixed records.
+// checkBlock verifies that b holds exactly n length-prefixed records. It
+// runs on every Records frame a stage reads, so records under 128 bytes
+// (a one-byte length) take a branch and an add, with the bounds checked
+// once per record at the loop's top: a third of a pass-through stage's CPU
+// went to binary.Uvarint here before.
 func checkBlock(b []byte, n int) error {
-	for i := 0; i < n; i++ {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
-			return fmt.Errorf("record %d overruns the frame", i)
+	i := 0
+	for r := 0; r < n; r++ {
+		if i >= len(b) {
+			if i > len(b) {
+				r-- // the record before ended past the frame
+			}
+			return fmt.Errorf("record %d overruns the frame", r)
 		}
-		b = b[k+int(l):]
+		if c := b[i]; c < 0x80 {
+			i += 1 + int(c)
+			continue
+		}
+		l, k := binary.Uvarint(b[i:])
+		if k <= 0 || l > uint64(len(b)-i-k) {
+			return fmt.Errorf("record %d overruns the frame", r)
+		}
+		i += k + int(l)
 	}
-	if len(b) != 0 {
-		return fmt.Errorf("%d bytes after the last record", len(b))
+	switch {
+	case i > len(b):
+		return fmt.Errorf("record %d overruns the frame", n-1)
+	case i < len(b):
+		return fmt.Errorf("%d bytes after the last record", len(b)-i)
 	}
 	return nil
 }

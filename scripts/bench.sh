@@ -328,7 +328,8 @@ report() {
 	for c in stage-overhead stage-overhead-expr; do
 		a=${med["$c|dstream"]:-} b=${med["$c|without smap"]:-}
 		[[ -n $a && -n $b ]] || continue
-		awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN{o = (1 - b / a) * 100; printf "%s: the smap stage costs %.1f%% of the throughput of sbatch | ssink (target < 10%%: %s)\n", c, o, (o < 10 ? "met" : "MISSED")}'
+		# The target is the pass-through's; an expression's cost is shown beside it.
+		awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN{o = (1 - b / a) * 100; printf "%s: the smap stage costs %.1f%% of the throughput of sbatch | ssink", c, o; if (c == "stage-overhead") printf " (target < 10%%: %s)", (o < 10 ? "met" : "MISSED"); print ""}'
 	done
 	if ((${#missing[@]})); then printf '\nnot built (cases skipped): %s\n' "${missing[*]}"; fi
 }

@@ -53,6 +53,9 @@ func newConsole(out *bufio.Writer, rows, truncate int) *console {
 	return &console{out: out, rows: rows, truncate: truncate, index: map[string]int{}}
 }
 
+// flush has nothing to do: the table of a batch is written whole, at its end.
+func (c *console) flush() error { return nil }
+
 func (c *console) begin(stage.Batch) error {
 	c.cols = c.cols[:0]
 	clear(c.index)

@@ -13,44 +13,61 @@ import (
 	"github.com/dstream/dstream/stage"
 )
 
-// The formats that write one record at a time append each record's text to a
-// buffer they keep, then write it: nothing is allocated per record. Why not
-// bufio.Writer.AvailableBuffer: appending past what is available allocates a
-// new slice, once every few thousand records.
-
-// jsonFormat writes JSON lines.
-type jsonFormat struct {
+// rows is the output of the formats that write one record at a time: each
+// appends its record's text to buf, which goes out in pieces of rowsFlush
+// bytes (bufio.Writer passes a piece that size straight through, without a
+// copy) and at each batch end. Nothing is allocated per record, and each
+// byte is copied once on its way out. Why not bufio.Writer.AvailableBuffer:
+// appending past what is available allocates a new slice.
+type rows struct {
 	out *bufio.Writer
 	buf []byte
 }
 
-func (f *jsonFormat) begin(stage.Batch) error       { return nil }
-func (f *jsonFormat) end(stage.Batch, uint64) error { return nil }
+const rowsFlush = 64 << 10
+
+// added is called after each record: it writes buf out once it is full.
+func (r *rows) added() error {
+	if len(r.buf) < rowsFlush {
+		return nil
+	}
+	return r.flush()
+}
+
+func (r *rows) flush() error {
+	if len(r.buf) == 0 {
+		return nil
+	}
+	err := write(r.out, r.buf)
+	r.buf = r.buf[:0]
+	return err
+}
+
+func (r *rows) begin(stage.Batch) error       { return nil }
+func (r *rows) end(stage.Batch, uint64) error { return r.flush() }
+
+// jsonFormat writes JSON lines.
+type jsonFormat struct{ rows }
 
 func (f *jsonFormat) record(rec []byte) error {
-	buf, n, err := record.AppendJSON(f.buf[:0], rec)
+	buf, n, err := record.AppendJSON(f.buf, rec)
+	if err == nil && n != len(rec) {
+		err = fmt.Errorf("%w: %d bytes after the map", record.ErrInvalid, len(rec)-n)
+	}
 	if err != nil {
+		f.buf = buf[:len(f.buf)] // nothing of a bad record goes out
 		return err
 	}
-	if n != len(rec) {
-		return fmt.Errorf("%w: %d bytes after the map", record.ErrInvalid, len(rec)-n)
-	}
 	f.buf = append(buf, '\n')
-	return write(f.out, f.buf)
+	return f.added()
 }
 
 // linesFormat writes the field "value" of each record as text.
-type linesFormat struct {
-	out *bufio.Writer
-	buf []byte
-}
+type linesFormat struct{ rows }
 
 // lineField is the field --format lines writes: the column of Spark's text
 // source and sink, and of the records sbatch makes of lines.
 const lineField = "value"
-
-func (f *linesFormat) begin(stage.Batch) error       { return nil }
-func (f *linesFormat) end(stage.Batch, uint64) error { return nil }
 
 func (f *linesFormat) record(rec []byte) error {
 	v, ok, err := record.Get(rec, lineField)
@@ -61,22 +78,22 @@ func (f *linesFormat) record(rec []byte) error {
 		return stage.Hint(fmt.Errorf("the record has no field %q", lineField),
 			"--format lines writes the field %s of each record: use --format json to see whole records", lineField)
 	}
-	buf := f.buf[:0]
 	if s, ok := record.Str(v); ok && record.KindOf(v) == record.KindString {
-		buf = append(buf, s...)
+		f.buf = append(f.buf, s...)
 	} else {
-		buf = record.FormatText(buf, v)
+		f.buf = record.FormatText(f.buf, v)
 	}
-	f.buf = append(buf, '\n')
-	return write(f.out, f.buf)
+	f.buf = append(f.buf, '\n')
+	return f.added()
 }
 
 // msgpackFormat writes the records as they are.
-type msgpackFormat struct{ out *bufio.Writer }
+type msgpackFormat struct{ rows }
 
-func (f *msgpackFormat) begin(stage.Batch) error       { return nil }
-func (f *msgpackFormat) end(stage.Batch, uint64) error { return nil }
-func (f *msgpackFormat) record(rec []byte) error       { return write(f.out, rec) }
+func (f *msgpackFormat) record(rec []byte) error {
+	f.buf = append(f.buf, rec...)
+	return f.added()
+}
 
 func write(w *bufio.Writer, b []byte) error {
 	if _, err := w.Write(b); err != nil {
@@ -88,23 +105,25 @@ func write(w *bufio.Writer, b []byte) error {
 // tabular writes csv or tsv: a header row of the fields of the stream's
 // first record, then one row per record in that column order.
 type tabular struct {
-	out     *bufio.Writer
+	rows
 	sep     byte // ',' or '\t'
 	started bool // the header is written
 	cols    []string
 	index   map[string]int
-	vals    [][]byte // the raw values of the record in hand, by column; nil when missing
-	buf     []byte   // the row
-	text    []byte   // a cell's text
+	cells   []cell // where the record in hand has each column's value
+	text    []byte // a cell's text
 	flds    record.Fields
 }
 
-func newTabular(out *bufio.Writer, sep byte) *tabular {
-	return &tabular{out: out, sep: sep, index: map[string]int{}}
-}
+// cell is where a column's value stands in the record in hand: rec[start:end],
+// empty when the record lacks the field. Offsets rather than slices, so
+// that clearing them for each record is a plain memclr, without the write
+// barriers of pointers.
+type cell struct{ start, end int }
 
-func (t *tabular) begin(stage.Batch) error       { return nil }
-func (t *tabular) end(stage.Batch, uint64) error { return nil }
+func newTabular(out *bufio.Writer, sep byte) *tabular {
+	return &tabular{rows: rows{out: out}, sep: sep, index: map[string]int{}}
+}
 
 func (t *tabular) record(rec []byte) error {
 	if !t.started {
@@ -112,7 +131,7 @@ func (t *tabular) record(rec []byte) error {
 			return err
 		}
 	}
-	clear(t.vals)
+	clear(t.cells)
 	t.flds.Reset(rec)
 	for i := 0; t.flds.Next(); i++ {
 		k := t.flds.Key()
@@ -123,20 +142,21 @@ func (t *tabular) record(rec []byte) error {
 				return t.extraField(k)
 			}
 		}
-		t.vals[c] = t.flds.Value()
+		end := t.flds.End()
+		t.cells[c] = cell{end - len(t.flds.Value()), end}
 	}
 	if err := t.flds.Err(); err != nil {
 		return err
 	}
-	buf := t.buf[:0]
-	for c, v := range t.vals {
+	buf := t.buf
+	for c, cl := range t.cells {
 		if c > 0 {
 			buf = append(buf, t.sep)
 		}
-		buf = t.appendValue(buf, v)
+		buf = t.appendValue(buf, rec[cl.start:cl.end])
 	}
 	t.buf = append(buf, '\n')
-	return write(t.out, t.buf)
+	return t.added()
 }
 
 // header takes the columns from rec and writes the header row.
@@ -154,8 +174,8 @@ func (t *tabular) header(rec []byte) error {
 		return err
 	}
 	t.started = true
-	t.vals = make([][]byte, len(t.cols))
-	buf := t.buf[:0]
+	t.cells = make([]cell, len(t.cols))
+	buf := t.buf
 	for c, name := range t.cols {
 		if c > 0 {
 			buf = append(buf, t.sep)
@@ -163,7 +183,7 @@ func (t *tabular) header(rec []byte) error {
 		buf = t.appendText(buf, []byte(name))
 	}
 	t.buf = append(buf, '\n')
-	return write(t.out, t.buf)
+	return t.added()
 }
 
 func (t *tabular) extraField(k []byte) error {
@@ -182,6 +202,9 @@ func (t *tabular) extraField(k []byte) error {
 // appendValue appends the cell of a raw value: nothing for a missing field or
 // a null, else its text form (record.FormatText).
 func (t *tabular) appendValue(dst, v []byte) []byte {
+	if len(v) > 0 && v[0]&0xe0 == 0xa0 { // a short string, the usual cell
+		return t.appendText(dst, v[1:])
+	}
 	switch record.KindOf(v) {
 	case record.KindInvalid, record.KindNil:
 		return dst

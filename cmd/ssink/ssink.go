@@ -96,8 +96,14 @@ Examples:
 		s.stats = &e.Stats
 		err = e.Loop(s)
 		// What was accepted before an error is written out.
-		if ferr := s.out.Flush(); err == nil && ferr != nil {
-			err = fmt.Errorf("writing output: %w", ferr)
+		ferr := s.f.flush()
+		if ferr == nil {
+			if ferr = s.out.Flush(); ferr != nil {
+				ferr = fmt.Errorf("writing output: %w", ferr)
+			}
+		}
+		if err == nil {
+			err = ferr
 		}
 		return err
 	},
@@ -125,7 +131,7 @@ func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
 		}
 		s.f = newConsole(s.out, rows, truncate)
 	case "json":
-		s.f = &jsonFormat{out: s.out}
+		s.f = &jsonFormat{rows{out: s.out}}
 	case "csv":
 		s.f = newTabular(s.out, ',')
 	case "tsv":
@@ -135,9 +141,9 @@ func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
 			return nil, stage.Hint(stage.UsageError("--%s does not go with --format lines, which writes one field", flagBatchField),
 				"use --format json, csv or tsv to see the batch time beside the fields")
 		}
-		s.f = &linesFormat{out: s.out}
+		s.f = &linesFormat{rows{out: s.out}}
 	case "msgpack":
-		s.f = &msgpackFormat{out: s.out}
+		s.f = &msgpackFormat{rows{out: s.out}}
 	default:
 		return nil, stage.UsageError("unknown --%s %q: want %s", flagFormat, name, strings.Join(formats, ", "))
 	}
@@ -170,6 +176,8 @@ type format interface {
 	record(rec []byte) error
 	// end finishes the batch; the sink flushes after it.
 	end(b stage.Batch, n uint64) error
+	// flush writes out what the format holds of the batch in hand.
+	flush() error
 }
 
 // sink is the stage.Handler: it counts records, adds --batch-field, hands
