@@ -16,6 +16,7 @@ import (
 
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/aggflags"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -98,7 +99,7 @@ func BenchmarkWordCount(b *testing.B) {
 			for _, f := range fs {
 				size += len(f.Payload)
 			}
-			o := &options{cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, mode: c.mode, by: -1}
+			o := &options{Options: &aggflags.Options{Cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1}, mode: c.mode}
 			r := newBenchReducer(b, o)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
@@ -129,9 +130,9 @@ func TestMemoryMillionKeys(t *testing.T) {
 	debug.FreeOSMemory()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	o := &options{cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{
-		{Kind: agg.Count, Name: "count"}, {Kind: agg.Sum, Field: "n", Name: "sum_n"}}}, mode: complete, by: -1,
-		checkpoint: t.TempDir(), name: "sreduce"}
+	o := &options{Options: &aggflags.Options{Cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{
+		{Kind: agg.Count, Name: "count"}, {Kind: agg.Sum, Field: "n", Name: "sum_n"}}}, By: -1},
+		mode: complete, checkpoint: t.TempDir(), name: "sreduce"}
 	r := newBenchReducer(t, o)
 	// 4 batches of 250k new keys each; records built a block at a time so
 	// that the input does not count.

@@ -6,13 +6,12 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/aggflags"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -34,28 +33,7 @@ null are keys like any other; a missing field is null. Values keep their
 types: 1 and 1.0 and "1" are three keys. Without -k the whole batch is one
 group. With -k and no aggregate, the output is the distinct keys.
 
-Aggregates, each with the name of its output field (NAME=FIELD renames it):
-  --count            records in the group: count (--count-as NAME)
-  --sum F            sum of F: sum_F. An integer while every value is one, a
-                     float once a float is summed; an integer overflow is an
-                     error. Nulls and missing fields are left out; no value
-                     at all gives null.
-  --avg F            mean of F, a float: avg_F (nulls left out)
-  --min F, --max F   smallest, largest value of F: min_F, max_F (nulls left
-                     out; mixed types compare in the order below)
-  --first F, --last F  F of the group's first, last record: first_F, last_F
-                     (null included)
-  --distinct F       number of distinct non-null values of F: distinct_F
-  --collect F        the non-null values of F as a list: collect_F (groupByKey)
-A value that is not a number in --sum or --avg, or an overflow, stops
-sreduce with an error naming the record; --skip-bad skips the record instead
-(nothing of it is counted) and reports it in --progress (numSkippedRows).
-
-Output order: by key, comparing the key fields in turn: null first, then
-booleans, numbers (numerically), strings (bytewise), binary, timestamps,
-arrays, maps. With --top N --by NAME only the N groups with the largest
-aggregate NAME are written, largest first, ties by key (--by may be left out
-when there is a single aggregate).
+` + aggflags.Help + `
 
 Batches: by default one output batch per input batch, with the same id and
 time; an empty batch gives an empty batch, except that a keyless --count
@@ -88,35 +66,14 @@ Examples:
   sbatch --format json | sreduce -k url --count --top 10 --by count | ssink
   sbatch -i 1s | sreduce -k value --count --running --mode update --ttl 1h --checkpoint ckpt | ssink
   sbatch | sreduce --count | ssink    # records per batch, 0 for an empty batch`,
-	Flags: []cli.Flag{
-		&cli.StringSliceFlag{Name: "key", Aliases: []string{"k"}, Usage: "group by `FIELD[,FIELD...]`; none: the whole batch is one group", Category: "Grouping"},
-		&cli.BoolFlag{Name: "count", Usage: "count the records of each group (field count)", Category: "Aggregates"},
-		&cli.StringFlag{Name: "count-as", Usage: "count the records of each group into field `NAME`", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "sum", Usage: "sum of `[NAME=]FIELD` (field sum_FIELD)", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "min", Usage: "smallest value of `[NAME=]FIELD` (field min_FIELD)", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "max", Usage: "largest value of `[NAME=]FIELD` (field max_FIELD)", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "avg", Usage: "mean of `[NAME=]FIELD` (field avg_FIELD)", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "first", Usage: "value of `[NAME=]FIELD` in the group's first record (field first_FIELD)", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "last", Usage: "value of `[NAME=]FIELD` in the group's last record (field last_FIELD)", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "distinct", Usage: "number of distinct values of `[NAME=]FIELD` (field distinct_FIELD)", Category: "Aggregates"},
-		&cli.StringSliceFlag{Name: "collect", Usage: "list of the values of `[NAME=]FIELD` (field collect_FIELD)", Category: "Aggregates"},
-		&cli.IntFlag{Name: "top", Usage: "write only the `N` groups with the largest --by aggregate", Category: "Aggregates"},
-		&cli.StringFlag{Name: "by", Usage: "the output field `NAME` of the aggregate that --top ranks by", Category: "Aggregates"},
-		&cli.BoolFlag{Name: "skip-bad", Usage: "skip records whose values cannot be aggregated, and count them in --progress", Category: "Aggregates"},
+	Flags: append(aggflags.Flags(),
 		&cli.BoolFlag{Name: "running", Usage: "keep the aggregates across batches (updateStateByKey)", Category: "Running state"},
 		&cli.StringFlag{Name: "mode", Value: "complete", Usage: "with --running, write every group at every batch (complete) or the groups the batch changed (update): `MODE`", Category: "Running state"},
 		&cli.DurationFlag{Name: "ttl", Usage: "with --running, forget a group not updated for `DUR` of batch time", Category: "Running state"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "save the running state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Running state"},
 		&cli.StringFlag{Name: "name", Value: "sreduce", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Running state"},
-	},
+	),
 	Action: run,
-}
-
-// aggFlags are the flags that add an aggregate, by the function they add.
-var aggFlags = map[string]agg.Kind{
-	"count": agg.Count, "count-as": agg.Count,
-	"sum": agg.Sum, "min": agg.Min, "max": agg.Max, "avg": agg.Avg,
-	"first": agg.First, "last": agg.Last, "distinct": agg.Distinct, "collect": agg.Collect,
 }
 
 type mode uint8
@@ -129,12 +86,9 @@ const (
 
 // options is the parsed command line.
 type options struct {
-	cfg        agg.Config
+	*aggflags.Options
 	mode       mode
 	ttl        time.Duration
-	top        int
-	by         int // index in cfg.Aggs of --by, -1 without --top
-	skipBad    bool
 	checkpoint string
 	name       string
 }
@@ -164,18 +118,13 @@ func parseOptions(c *cli.Context, args []string) (*options, error) {
 	if c.NArg() > 0 {
 		return nil, stage.UsageError("unexpected argument %q: sreduce reads frames from its input and takes flags only", c.Args().First())
 	}
-	o := &options{by: -1, skipBad: c.Bool("skip-bad"), checkpoint: c.String("checkpoint"), name: c.String("name")}
-	o.cfg.Keys = splitList(c.StringSlice("key"))
-	aggs, err := scanAggs(args, c)
+	a, err := aggflags.Parse(c, args)
 	if err != nil {
 		return nil, err
 	}
-	o.cfg.Aggs = aggs
-	if len(o.cfg.Keys) == 0 && len(aggs) == 0 {
+	o := &options{Options: a, checkpoint: c.String("checkpoint"), name: c.String("name")}
+	if len(o.Cfg.Keys) == 0 && len(o.Cfg.Aggs) == 0 {
 		return nil, stage.UsageError("nothing to compute: give a key (-k) or an aggregate (--count, --sum F, ...)")
-	}
-	if err := o.cfg.Validate(); err != nil {
-		return nil, stage.Usage(err)
 	}
 	if c.Bool("running") {
 		switch m := c.String("mode"); m {
@@ -199,122 +148,7 @@ func parseOptions(c *cli.Context, args []string) (*options, error) {
 	if err := checkpoint.ValidName(o.name); err != nil {
 		return nil, stage.UsageError("--name: %v", err)
 	}
-	if err := parseTop(c, o); err != nil {
-		return nil, err
-	}
 	return o, nil
-}
-
-func parseTop(c *cli.Context, o *options) error {
-	if !c.IsSet("top") {
-		if c.IsSet("by") {
-			return stage.UsageError("--by ranks groups for --top: add --top N")
-		}
-		return nil
-	}
-	if o.top = c.Int("top"); o.top < 1 {
-		return stage.UsageError("--top %d: want at least 1", o.top)
-	}
-	names := make([]string, len(o.cfg.Aggs))
-	for i, a := range o.cfg.Aggs {
-		names[i] = a.Name
-	}
-	by := c.String("by")
-	switch {
-	case by != "":
-		o.by = slices.Index(names, by)
-		if o.by < 0 {
-			if len(names) == 0 {
-				return stage.UsageError("--by %s: there is no aggregate to rank by", by)
-			}
-			return stage.UsageError("--by %s: no aggregate of that name (the aggregates are %s)", by, strings.Join(names, ", "))
-		}
-	case len(names) == 1:
-		o.by = 0
-	case len(names) == 0:
-		return stage.UsageError("--top needs an aggregate to rank by, e.g. --count")
-	default:
-		return stage.UsageError("--top with several aggregates: say which one ranks with --by NAME (one of %s)", strings.Join(names, ", "))
-	}
-	return nil
-}
-
-// splitList splits flag values at commas, as urfave/cli does for slice
-// flags, keeping empty items so that they can be refused.
-func splitList(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for _, s := range strings.Split(v, ",") {
-			out = append(out, strings.TrimSpace(s))
-		}
-	}
-	return out
-}
-
-// scanAggs returns the aggregates in command-line order. urfave/cli keeps
-// the order of the values of one flag but not the order between different
-// flags, so the raw arguments are scanned for it, with the same rules as
-// the flag package (which flags take a value comes from cli); cli has
-// already parsed and checked them, and its values are compared with the
-// scan's to be sure both agree.
-func scanAggs(args []string, c *cli.Context) ([]agg.Spec, error) {
-	takesValue := map[string]bool{}
-	for _, f := range c.App.Flags {
-		tv := true
-		if d, ok := f.(cli.DocGenerationFlag); ok {
-			tv = d.TakesValue()
-		}
-		for _, n := range f.Names() {
-			takesValue[n] = tv
-		}
-	}
-	var specs []agg.Spec
-	scanned := map[string][]string{}
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if a == "--" || len(a) < 2 || a[0] != '-' {
-			break // the flag package stops at the first argument that is not a flag
-		}
-		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		name, val, hasVal := strings.Cut(a, "=")
-		if takesValue[name] && !hasVal && i+1 < len(args) {
-			i++
-			val, hasVal = args[i], true
-		}
-		k, isAgg := aggFlags[name]
-		switch {
-		case !isAgg:
-		case name == "count":
-			if on, err := strconv.ParseBool(val); hasVal && (err != nil || !on) {
-				continue
-			}
-			specs = append(specs, agg.Spec{Kind: agg.Count, Name: agg.DefaultName(agg.Count, "")})
-		case name == "count-as":
-			if val == "" {
-				return nil, stage.UsageError("--count-as: empty name")
-			}
-			specs = append(specs, agg.Spec{Kind: agg.Count, Name: val})
-		default:
-			for _, v := range splitList([]string{val}) {
-				s, err := agg.ParseSpec(k, v)
-				if err != nil {
-					return nil, stage.Usage(err)
-				}
-				specs = append(specs, s)
-				scanned[name] = append(scanned[name], v)
-			}
-		}
-	}
-	for name, k := range aggFlags {
-		if k == agg.Count {
-			continue
-		}
-		if !slices.Equal(scanned[name], c.StringSlice(name)) {
-			return nil, fmt.Errorf("cannot tell the order of the aggregation flags (--%s: %q from the command line, %q from cli)",
-				name, scanned[name], c.StringSlice(name))
-		}
-	}
-	return specs, nil
 }
 
 // reducer is the stage's Handler.
@@ -337,11 +171,11 @@ type reducer struct {
 }
 
 func newReducer(out *framing.Writer, o *options) (*reducer, error) {
-	t, err := agg.New(o.cfg)
+	t, err := agg.New(o.Cfg)
 	if err != nil {
 		return nil, stage.Usage(err)
 	}
-	r := &reducer{out: out, o: o, t: t, fp: o.cfg.Fingerprint(), stats: new(stage.Stats)}
+	r := &reducer{out: out, o: o, t: t, fp: o.Cfg.Fingerprint(), stats: new(stage.Stats)}
 	if o.checkpoint != "" && o.mode != perBatch {
 		if r.store, err = checkpoint.OpenStore(o.checkpoint, o.name); err != nil {
 			return nil, fmt.Errorf("--checkpoint: %w", err)
@@ -421,7 +255,7 @@ func (r *reducer) Block(b stage.Batch, recs framing.Records) error {
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		r.nrec++
 		if err := r.t.Add(rec); err != nil {
-			if r.o.skipBad {
+			if r.o.SkipBad {
 				r.stats.Skipped++
 				continue
 			}
@@ -449,7 +283,7 @@ func (r *reducer) End(b stage.Batch) error {
 	t := r.t
 	if r.o.mode == perBatch {
 		gs := t.SortedTouched(r.gs[:0])
-		if len(gs) == 0 && len(r.o.cfg.Keys) == 0 && r.hasCount() {
+		if len(gs) == 0 && len(r.o.Cfg.Keys) == 0 && r.o.HasCount() {
 			gs = append(gs, t.Group(nil)) // DStream.count of an empty batch is 0
 		}
 		err := r.write(b, gs)
@@ -478,7 +312,7 @@ func (r *reducer) End(b stage.Batch) error {
 	case r.o.mode == update:
 		gs = t.SortedTouched(r.gs[:0])
 		r.gs = gs
-	case r.o.top > 0:
+	case r.o.Top > 0:
 		gs = append(r.gs[:0], t.Sorted()...) // Top reorders it
 		r.gs = gs
 	default:
@@ -493,19 +327,10 @@ func (r *reducer) End(b stage.Batch) error {
 	return r.write(b, gs)
 }
 
-func (r *reducer) hasCount() bool {
-	for _, a := range r.o.cfg.Aggs {
-		if a.Kind == agg.Count {
-			return true
-		}
-	}
-	return false
-}
-
 // write writes batch b holding the groups gs, sorted by key.
 func (r *reducer) write(b stage.Batch, gs []int32) error {
-	if r.o.top > 0 {
-		gs = r.t.Top(gs, r.o.top, r.o.by)
+	if r.o.Top > 0 {
+		gs = r.t.Top(gs, r.o.Top, r.o.By)
 	}
 	if err := r.out.BeginBatch(b.ID, b.Time); err != nil {
 		return err
