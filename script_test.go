@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the expected output of testdata/*.ct from what the commands print")
 
 // stages are the binaries the script tests run.
-var stages = []string{"sbatch", "smap", "sreduce", "ssink"}
+var stages = []string{"sbatch", "smap", "sreduce", "swindow", "ssink"}
 
 var binDir string
 

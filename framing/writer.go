@@ -37,6 +37,7 @@ type Writer struct {
 	inBatch bool
 	batchID uint64
 	count   uint64 // records in the open batch
+	done    uint64 // records in the batches ended
 	started bool   // header written
 	ended   bool
 
@@ -75,6 +76,14 @@ func (w *Writer) InBatch() bool { return w.inBatch }
 
 // BatchCount is the number of records written to the open batch so far.
 func (w *Writer) BatchCount() uint64 { return w.count }
+
+// Written is the number of records written so far, in every batch.
+func (w *Writer) Written() uint64 {
+	if w.inBatch {
+		return w.done + w.count
+	}
+	return w.done
+}
 
 // BeginBatch opens batch id whose interval ends at time t (unix ms).
 func (w *Writer) BeginBatch(id uint64, t int64) error {
@@ -179,6 +188,7 @@ func (w *Writer) EndBatch() error {
 		return err
 	}
 	w.inBatch = false
+	w.done += w.count
 	p := w.frameStart(KindBatchEnd)
 	w.out = binary.BigEndian.AppendUint64(w.out, w.batchID)
 	w.out = binary.BigEndian.AppendUint64(w.out, w.count)

@@ -109,7 +109,7 @@ if ! go build -o "$bin/" ./cmd/... 2>/dev/null; then
 fi
 go build -o "$bin/gen" ./scripts/gen
 missing=()
-for c in sbatch smap sreduce ssink; do
+for c in sbatch smap sreduce swindow ssink; do
 	[[ -x $bin/$c ]] || missing+=("$c")
 done
 
@@ -120,6 +120,11 @@ KEYS=$DATA/keys-$nkeys.txt
 [[ -s $KEYS ]] || { log "generating $KEYS"; gen keys -n "$nkeys" -o "$KEYS"; }
 TOKENS=$DATA/tokens-$wc_lines.txt # the words one a line: many small records
 [[ -s $TOKENS ]] || { tr ' ' '\n' <"$WORDS" >"$TOKENS.tmp" && mv "$TOKENS.tmp" "$TOKENS"; }
+# The first fifth of the tokens as events 10 us apart, {"ts": SECONDS,
+# "value": WORD}: 100k events a second of event time.
+nevents=$((wc_words / 5))
+EVENTS=$DATA/events-$nevents.jsonl
+[[ -s $EVENTS ]] || { head -n "$nevents" "$TOKENS" | awk '{printf "{\"ts\":%.5f,\"value\":\"%s\"}\n", NR / 100000, $0}' >"$EVENTS.tmp" && mv "$EVENTS.tmp" "$EVENTS"; }
 
 # Framed inputs for running one stage alone. Made afresh by each run, since
 # they come from the stages just built.
@@ -294,6 +299,13 @@ peer 'without smap' 'sbatch --once | ssink --format tsv' cat
 # CPU time and peak RSS (the $TIMED process only). mawk as a yardstick.
 bench sreduce-distinct-keys "$KEYS" "$nkeys" '$TIMED sreduce -k value --count <"$DATA/keys.dstream" | ssink --format tsv' 'tail -n +2 | sort'
 peer mawk 'mawk '\''{c[$0]++} END{for(k in c) print k"\t"c[k]}'\'''
+
+# A sliding window: counts per word over the last 10 s of event time, every
+# second, from batches of 1 s. Each event is in 10 windows; mawk counts it
+# in each of them, swindow adds it once and subtracts it once. Records =
+# events.
+bench swindow-sliding "$EVENTS" "$nevents" 'sbatch --format json --time-field ts -i 1s | swindow -l 10s -s 1s -k value --count | ssink --format tsv --batch-field window' 'tail -n +2 | sort'
+peer mawk 'mawk -F'\''"'\'' '\''{b = int(substr($3, 2)) + 1; for (T = b; T < b + 10; T++) c[T "\t" $6]++; if (b > m) m = b} END{for (k in c) {split(k, a, "\t"); if (a[1] <= m) print a[2] "\t" c[k] "\t" a[1] * 1000}}'\''' sort
 
 # Each stage of the word count alone, reading a pre-framed file and writing to
 # /dev/null: where the time goes. Records = words, as in wordcount.

@@ -152,6 +152,7 @@ type Handler interface {
 func (e *Env) Loop(h Handler) error {
 	var f framing.Frame
 	var cur Batch
+	var written uint64 // e.Out.Written() at the batch's start
 	e.input.allowStop(true)
 	for {
 		err := e.In.Read(&f)
@@ -169,6 +170,9 @@ func (e *Env) Loop(h Handler) error {
 			e.input.allowStop(false)
 			cur = Batch{ID: f.BatchID, Time: f.Time}
 			e.Stats = Stats{Batch: cur, Start: time.Now()}
+			if e.Out != nil {
+				written = e.Out.Written()
+			}
 			err = h.Begin(cur)
 		case framing.KindRecords:
 			e.Stats.InputRows += f.Count
@@ -176,7 +180,9 @@ func (e *Env) Loop(h Handler) error {
 		case framing.KindBatchEnd:
 			if err = h.End(cur); err == nil {
 				if e.Out != nil {
-					e.Stats.OutputRows = e.Out.BatchCount()
+					// What this input batch made the stage write: the
+					// output batches need not match the input's (swindow).
+					e.Stats.OutputRows = e.Out.Written() - written
 				}
 				e.Progress.Report(&e.Stats)
 				if e.Stop.Now() {

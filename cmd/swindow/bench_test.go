@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/benchutil"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+// benchWindow feeds batches of 10,000 one-word records (Zipf over 1,000
+// words), one a second, through a window of 10 s sliding every second
+// with args, the output framed and thrown away. A slide adds one batch and
+// subtracts (or, not invertible, recomputes) the window's.
+func benchWindow(b *testing.B, args ...string) {
+	const perBatch, words = 10_000, 1_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(rng, 1.1, 1, words-1)
+	var blocks [][]byte
+	for range 20 {
+		var blk []byte
+		for range perBatch {
+			rec := record.AppendString(record.AppendString(record.AppendMapHeader(nil, 1), "value"), fmt.Sprintf("w%d", z.Uint64()))
+			blk = framing.AppendRecord(blk, rec)
+		}
+		blocks = append(blocks, blk)
+	}
+	c := *command
+	c.Input, c.Output = false, false
+	var w *windower
+	c.Action = func(e *stage.Env) error {
+		o, err := parseOptions(e.Ctx, e.Args)
+		if err != nil {
+			return err
+		}
+		w, err = newWindower(framing.NewWriter(io.Discard), o)
+		return err
+	}
+	if code := c.Run(append([]string{"swindow", "-l", "10s", "-s", "1s"}, args...), nil, io.Discard, io.Discard); code != 0 {
+		b.Fatalf("exit %d", code)
+	}
+	b.ReportAllocs()
+	id := uint64(0)
+	cpu0 := benchutil.CPUTime()
+	for b.Loop() {
+		bt := stage.Batch{ID: id, Time: int64(id+1) * 1000}
+		if err := w.Begin(bt); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Block(bt, framing.NewRecords(blocks[id%uint64(len(blocks))], perBatch)); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.End(bt); err != nil {
+			b.Fatal(err)
+		}
+		id++
+	}
+	cpu := (benchutil.CPUTime() - cpu0).Seconds()
+	b.ReportMetric(float64(b.N*perBatch)/cpu, "records/cpu-s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func BenchmarkSlideCount(b *testing.B)    { benchWindow(b, "-k", "value", "--count") }
+func BenchmarkSlideCountMax(b *testing.B) { benchWindow(b, "-k", "value", "--count", "--max", "value") }
+func BenchmarkSlideRecords(b *testing.B)  { benchWindow(b) }

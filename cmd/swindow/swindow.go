@@ -1,0 +1,417 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/aggflags"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+	"github.com/urfave/cli/v2"
+)
+
+var command = &stage.Command{
+	Name:      "swindow",
+	Usage:     "sliding and tumbling windows over batches, with aggregates per window",
+	ArgsUsage: " ",
+	Input:     true,
+	Output:    true,
+	Description: `swindow gathers batches into windows of batch time (DStream's window and
+reduceByKeyAndWindow). The window ending at T holds the batches whose batch
+time is in (T - LENGTH, T]; a window ends at every multiple of SLIDE (unix
+epoch aligned), and swindow writes each window as one batch, at its end
+only, with batch time T. -l 1m alone is a tumbling window of one minute;
+-l 1m -s 10s slides every 10 seconds over the last minute.
+
+Without keys or aggregates a window is the records of its batches, in the
+order they came (DStream.window). With -k and/or aggregates it is one record
+per group, as sreduce writes for a batch: the key fields, then the
+aggregates in command-line order, sorted by key (reduceByKeyAndWindow,
+countByValueAndWindow). A keyless --count of an empty window is 0.
+
+` + aggflags.Help + `
+
+Cost: with count, sum, avg and distinct only (invertible aggregates) a
+window is kept up to date incrementally, the entering batch added and the
+leaving batch subtracted (reduceByKeyAndWindow with an inverse function), so
+a slide costs the records that enter and leave, not the window's length;
+groups whose count falls to zero are dropped. With min, max, first, last or
+collect each window is recomputed from its batches. Either way swindow holds
+the records of the batches a coming window still needs.
+
+Batches and windows: LENGTH and SLIDE are whole milliseconds, LENGTH a
+multiple of SLIDE; as in Spark, SLIDE should be a multiple of the batch
+interval (sbatch -i), so that every window ends with a batch of its own.
+A window leaves with the id of the last input batch it holds (the one whose
+time is T, or the last before T): ids rise, and a window whose end no batch
+came to mark is an error, since it would have no id of its own. Empty
+batches count: sbatch -i writes them while its input is idle, so idle time
+still moves the windows along. At the end of the stream the window holding
+the last batch is written; the windows after it, which a sliding window
+would still fill with the last batches, are not. Watermarks pass through.
+
+Not yet: event-time windows (--time-field, --watermark, late data), session
+windows, and restoring windows from a --checkpoint after a restart.
+
+Examples:
+  sbatch -i 1s < access.log | swindow -l 1m | ssink                  # tumbling: a batch a minute
+  sbatch -i 10s --format json | swindow -l 1m -s 10s -k path --count --sum bytes | ssink
+  sbatch -i 1s | smap --flat 'split(value, " ")' | swindow -l 30s -s 5s -k value --count --top 10 | ssink
+  sbatch -i 1s | swindow -l 5m -s 1m --count | ssink                 # records per 5 minutes, every minute`,
+	Flags: append([]cli.Flag{
+		&cli.DurationFlag{Name: "length", Aliases: []string{"l"}, Usage: "the window's length `DUR` (1m, 30s, ...): batches of batch time in (T - DUR, T]", Category: "Windows"},
+		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "write a window at every multiple of `DUR` of batch time (default: the length, a tumbling window)", Category: "Windows"},
+	}, aggflags.Flags()...),
+	Action: run,
+}
+
+// maxGap bounds the windows one jump in batch time may write: a jump of
+// more is far more likely a wrong unit than a real gap (sbatch's bound).
+const maxGap = 1_000_000
+
+type options struct {
+	length, slide int64 // ms
+	agg           *aggflags.Options
+	reduce        bool // keys or aggregates: a window is its groups
+}
+
+func run(e *stage.Env) error {
+	o, err := parseOptions(e.Ctx, e.Args)
+	if err != nil {
+		return err
+	}
+	w, err := newWindower(e.Out, o)
+	if err != nil {
+		return err
+	}
+	w.stats = &e.Stats
+	if err := e.Loop(w); err != nil {
+		return err
+	}
+	return w.finish()
+}
+
+func parseOptions(c *cli.Context, args []string) (*options, error) {
+	if c.NArg() > 0 {
+		return nil, stage.UsageError("unexpected argument %q: swindow reads frames from its input and takes flags only", c.Args().First())
+	}
+	if !c.IsSet("length") {
+		return nil, stage.UsageError("give the window's length: -l DUR (e.g. -l 1m)")
+	}
+	length, err := millis("length", c.Duration("length"))
+	if err != nil {
+		return nil, err
+	}
+	slide := length
+	if c.IsSet("slide") {
+		if slide, err = millis("slide", c.Duration("slide")); err != nil {
+			return nil, err
+		}
+	}
+	if length%slide != 0 {
+		return nil, stage.UsageError("--length %v is not a multiple of --slide %v: a window covers a whole number of slides",
+			time.Duration(length)*time.Millisecond, time.Duration(slide)*time.Millisecond)
+	}
+	a, err := aggflags.Parse(c, args)
+	if err != nil {
+		return nil, err
+	}
+	return &options{length: length, slide: slide, agg: a, reduce: len(a.Cfg.Keys)+len(a.Cfg.Aggs) > 0}, nil
+}
+
+func millis(flag string, d time.Duration) (int64, error) {
+	if d <= 0 || d%time.Millisecond != 0 {
+		return 0, stage.UsageError("--%s %v: want a positive whole number of milliseconds", flag, d)
+	}
+	return d.Milliseconds(), nil
+}
+
+// held is an input batch that a coming window still needs: its records as
+// in a Records frame, (uvarint length, msgpack)*.
+type held struct {
+	id   uint64
+	time int64
+	recs []byte
+	n    int
+}
+
+// windower is the stage's Handler.
+type windower struct {
+	out   *framing.Writer
+	o     *options
+	stats *stage.Stats
+
+	t     *agg.Table // the groups of the window in hand (reduce)
+	inc   bool       // every aggregate is invertible: t is kept up to date
+	probe *agg.Table // not inc: records are checked here as they come
+	held  []*held    // oldest first
+	cur   *held      // the batch in hand
+	spare []*held    // held batches to reuse
+	nrec  int        // records of the batch in hand so far
+	gs    []int32
+	buf   []byte
+
+	started  bool
+	next     int64  // end of the next window to write
+	lastID   uint64 // id of the last input batch
+	lastTime int64
+	wrote    bool   // a window was written
+	lastOut  uint64 // id of the last window written
+	lastEnd  int64  // end of the last window written
+	pending  bool   // a batch came since the last window was written
+}
+
+func newWindower(out *framing.Writer, o *options) (*windower, error) {
+	w := &windower{out: out, o: o, stats: new(stage.Stats)}
+	if o.reduce {
+		t, err := agg.New(o.agg.Cfg)
+		if err != nil {
+			return nil, stage.Usage(err)
+		}
+		w.t, w.inc = t, o.agg.Cfg.Invertible()
+		if !w.inc {
+			if w.probe, err = agg.New(o.agg.Cfg); err != nil {
+				return nil, stage.Usage(err)
+			}
+		}
+	}
+	return w, nil
+}
+
+func (w *windower) Begin(b stage.Batch) error {
+	if !w.started {
+		w.started = true
+		w.next = ceilTo(b.Time, w.o.slide)
+	} else if b.Time <= w.lastTime {
+		return fmt.Errorf("%v: batch time %s does not come after the last batch's, %s: batch times must rise",
+			b, fmtTime(b.Time), fmtTime(w.lastTime))
+	}
+	if gap := (b.Time - w.next) / w.o.slide; gap > maxGap {
+		return stage.Hint(fmt.Errorf("%v: batch time %s is %d slides after the window ending %s", b, fmtTime(b.Time), gap, fmtTime(w.next)),
+			"check the unit of the batch times upstream (sbatch --time-unit)")
+	}
+	// The windows that end before this batch are complete.
+	for b.Time > w.next {
+		if err := w.emit(); err != nil {
+			return err
+		}
+	}
+	w.cur = w.newHeld(b)
+	w.nrec = 0
+	if w.probe != nil {
+		w.probe.Reset()
+	}
+	return nil
+}
+
+func (w *windower) newHeld(b stage.Batch) *held {
+	var h *held
+	if n := len(w.spare); n > 0 {
+		h, w.spare = w.spare[n-1], w.spare[:n-1]
+		h.recs, h.n = h.recs[:0], 0
+	} else {
+		h = new(held)
+	}
+	h.id, h.time = b.ID, b.Time
+	return h
+}
+
+func (w *windower) Block(b stage.Batch, recs framing.Records) error {
+	if !w.o.reduce {
+		blk, n := recs.Rest()
+		w.cur.recs = append(w.cur.recs, blk...)
+		w.cur.n += n
+		w.nrec += n
+		return nil
+	}
+	t := w.t
+	if !w.inc {
+		t = w.probe
+	}
+	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+		w.nrec++
+		if err := t.Add(rec); err != nil {
+			if w.o.agg.SkipBad {
+				w.stats.Skipped++
+				continue
+			}
+			return badRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
+		}
+		w.cur.recs = framing.AppendRecord(w.cur.recs, rec)
+		w.cur.n++
+	}
+	return nil
+}
+
+// maxShown bounds the part of a bad record that an error shows.
+const maxShown = 200
+
+func badRecord(where string, rec []byte, err error) error {
+	if js, _, jerr := record.AppendJSON(nil, rec); jerr == nil {
+		if len(js) > maxShown {
+			js = append(js[:maxShown], "..."...)
+		}
+		where += " " + string(js)
+	}
+	return stage.Hint(fmt.Errorf("%s: %w", where, err), "--skip-bad skips such records and counts them in --progress (numSkippedRows)")
+}
+
+func (w *windower) End(b stage.Batch) error {
+	w.held = append(w.held, w.cur)
+	w.cur = nil
+	w.lastID, w.lastTime, w.pending = b.ID, b.Time, true
+	if b.Time == w.next {
+		if err := w.emit(); err != nil {
+			return err
+		}
+	}
+	if w.t != nil {
+		w.stats.State = &stage.StateStats{NumRowsTotal: int64(w.t.Len()), MemoryUsedBytes: w.memory()}
+	}
+	return nil
+}
+
+func (w *windower) memory() int64 {
+	n := int64(0)
+	for _, h := range w.held {
+		n += int64(cap(h.recs))
+	}
+	if w.t != nil {
+		n += w.t.MemoryUsed()
+	}
+	return n
+}
+
+func (w *windower) Watermark(t int64) error { return w.out.Watermark(t) }
+
+// finish writes the window holding the last batch, at the end of the stream.
+func (w *windower) finish() error {
+	if w.pending {
+		return w.emit()
+	}
+	return nil
+}
+
+// emit writes the window ending at w.next, then moves on to the next one,
+// letting go of the batches it no longer needs.
+func (w *windower) emit() error {
+	end := w.next
+	if w.wrote && w.lastID <= w.lastOut {
+		return stage.Hint(fmt.Errorf("the window ending %s holds no batch of its own: batch %d, the last to come, ended the window of %s",
+			fmtTime(end), w.lastID, fmtTime(w.lastEnd)),
+			"batches must come at least once per slide: give sbatch an interval (-i) that divides the slide, so that idle time brings empty batches")
+	}
+	id := w.lastID
+	if err := w.out.BeginBatch(id, end); err != nil {
+		return err
+	}
+	var err error
+	if w.o.reduce {
+		err = w.writeGroups(end)
+	} else {
+		err = w.writeRecords()
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.out.EndBatch(); err != nil {
+		return err
+	}
+	w.wrote, w.lastOut, w.lastEnd, w.pending = true, id, end, false
+	w.next += w.o.slide
+	return w.release(w.next - w.o.length)
+}
+
+func (w *windower) writeRecords() error {
+	for _, h := range w.held {
+		recs := framing.NewRecords(h.recs, h.n)
+		for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+			if err := w.out.WriteRecord(rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *windower) writeGroups(end int64) error {
+	t := w.t
+	if !w.inc {
+		t.Reset()
+		for _, h := range w.held {
+			recs := framing.NewRecords(h.recs, h.n)
+			i := 0
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				i++
+				if err := t.Add(rec); err != nil {
+					return badRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
+				}
+			}
+		}
+	}
+	gs := append(w.gs[:0], t.Sorted()...)
+	if len(gs) == 0 && len(w.o.agg.Cfg.Keys) == 0 && w.o.agg.HasCount() {
+		gs = append(gs, t.Group(nil)) // DStream.count of an empty window is 0
+	}
+	if w.o.agg.Top > 0 {
+		gs = t.Top(gs, w.o.agg.Top, w.o.agg.By)
+	}
+	w.gs = gs
+	for _, g := range gs {
+		w.buf = t.AppendRecord(w.buf[:0], g)
+		if err := w.out.WriteRecord(w.buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// release lets go of the held batches of time at or before cutoff, which no
+// coming window holds: subtracted from the window's groups when they are
+// kept up to date, and dropping the groups left with no record.
+func (w *windower) release(cutoff int64) error {
+	n := 0
+	for n < len(w.held) && w.held[n].time <= cutoff {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if w.inc {
+		w.t.ClearTouched()
+		for _, h := range w.held[:n] {
+			recs := framing.NewRecords(h.recs, h.n)
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				if err := w.t.Subtract(rec); err != nil {
+					return fmt.Errorf("batch %d leaving the window: %w", h.id, err)
+				}
+			}
+		}
+		for _, g := range w.t.Touched() {
+			if w.t.Rows(g) == 0 {
+				w.t.Remove(g)
+			}
+		}
+	}
+	w.spare = append(w.spare, w.held[:n]...)
+	w.held = append(w.held[:0], w.held[n:]...)
+	return nil
+}
+
+// ceilTo is the smallest multiple of m at or after t.
+func ceilTo(t, m int64) int64 {
+	r := t % m
+	if r < 0 {
+		r += m
+	}
+	if r == 0 {
+		return t
+	}
+	return t - r + m
+}
+
+func fmtTime(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
+}

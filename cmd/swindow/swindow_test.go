@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+)
+
+// batch is one input batch: id, batch time (ms) and records as JSON.
+type batch struct {
+	id   uint64
+	time int64
+	recs []string
+}
+
+func stream(t testing.TB, bs []batch) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := framing.NewWriter(&buf)
+	w.BlockSize = 40 // several blocks per batch
+	for _, b := range bs {
+		w.BeginBatch(b.id, b.time)
+		for _, r := range b.recs {
+			m, err := record.AppendJSONObject(nil, []byte(r))
+			if err != nil {
+				t.Fatalf("%s: %v", r, err)
+			}
+			w.WriteRecord(m)
+		}
+		w.EndBatch()
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func runSwindow(t testing.TB, in []byte, args ...string) (out, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = command.Run(append([]string{"swindow"}, args...), bytes.NewReader(in), &o, &e)
+	if code != 0 {
+		return "", e.String(), code
+	}
+	return show(t, o.Bytes()), e.String(), 0
+}
+
+// show renders a stream one line per batch: "ID@TIME: rec rec ...".
+func show(t testing.TB, b []byte) string {
+	t.Helper()
+	r := framing.NewReader(bytes.NewReader(b))
+	var sb strings.Builder
+	var f framing.Frame
+	for {
+		err := r.Read(&f)
+		if err == io.EOF {
+			return sb.String()
+		}
+		if err != nil {
+			t.Fatalf("reading the output: %v", err)
+		}
+		switch f.Kind {
+		case framing.KindBatchBegin:
+			fmt.Fprintf(&sb, "%d@%d:", f.BatchID, f.Time)
+		case framing.KindRecords:
+			recs := f.Records()
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				js, _, err := record.AppendJSON(nil, rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sb.WriteString(" " + string(js))
+			}
+		case framing.KindBatchEnd:
+			sb.WriteString("\n")
+		}
+	}
+}
+
+func window(t testing.TB, bs []batch, args ...string) string {
+	t.Helper()
+	out, stderr, code := runSwindow(t, stream(t, bs), args...)
+	if code != 0 {
+		t.Fatalf("swindow %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+	return out
+}
+
+// kv gives records {"k": k, "v": v} from "k=v" words.
+func kv(words string) []string {
+	var recs []string
+	for _, w := range strings.Fields(words) {
+		k, v, _ := strings.Cut(w, "=")
+		recs = append(recs, fmt.Sprintf(`{"k":%q,"v":%s}`, k, v))
+	}
+	return recs
+}
+
+// seconds gives batches 0, 1, ... at 1 s, 2 s, ... holding the words.
+func seconds(words ...string) []batch {
+	bs := make([]batch, len(words))
+	for i, w := range words {
+		bs[i] = batch{uint64(i), int64(i+1) * 1000, kv(w)}
+	}
+	return bs
+}
+
+func TestTumbling(t *testing.T) {
+	bs := seconds("a=1 b=2", "a=3", "", "c=4", "a=5")
+	got := window(t, bs, "-l", "2s")
+	want := `1@2000: {"k":"a","v":1} {"k":"b","v":2} {"k":"a","v":3}
+3@4000: {"k":"c","v":4}
+4@6000: {"k":"a","v":5}
+`
+	if got != want {
+		t.Errorf("records:\n%s\nwant:\n%s", got, want)
+	}
+	got = window(t, bs, "-l", "2s", "-k", "k", "--count", "--sum", "v")
+	want = `1@2000: {"k":"a","count":2,"sum_v":4} {"k":"b","count":1,"sum_v":2}
+3@4000: {"k":"c","count":1,"sum_v":4}
+4@6000: {"k":"a","count":1,"sum_v":5}
+`
+	if got != want {
+		t.Errorf("count and sum:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestSliding(t *testing.T) {
+	bs := seconds("a=1 b=2", "a=3", "", "c=4", "a=5")
+	got := window(t, bs, "-l", "3s", "-s", "1s", "-k", "k", "--count", "--max", "v")
+	want := `0@1000: {"k":"a","count":1,"max_v":1} {"k":"b","count":1,"max_v":2}
+1@2000: {"k":"a","count":2,"max_v":3} {"k":"b","count":1,"max_v":2}
+2@3000: {"k":"a","count":2,"max_v":3} {"k":"b","count":1,"max_v":2}
+3@4000: {"k":"a","count":1,"max_v":3} {"k":"c","count":1,"max_v":4}
+4@5000: {"k":"a","count":1,"max_v":5} {"k":"c","count":1,"max_v":4}
+`
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestEmptyWindows: a keyless --count of an empty window is 0; an empty
+// window of groups is an empty batch.
+func TestEmptyWindows(t *testing.T) {
+	bs := seconds("a=1", "", "", "", "b=1")
+	if got, want := window(t, bs, "-l", "2s", "--count"), "1@2000: {\"count\":1}\n3@4000: {\"count\":0}\n4@6000: {\"count\":1}\n"; got != want {
+		t.Errorf("keyless count:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := window(t, bs, "-l", "2s", "-k", "k", "--count"), "1@2000: {\"k\":\"a\",\"count\":1}\n3@4000:\n4@6000: {\"k\":\"b\",\"count\":1}\n"; got != want {
+		t.Errorf("keyed count:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestTop(t *testing.T) {
+	bs := seconds("a=1 b=1 b=1", "c=1 c=1 c=1 a=1")
+	got := window(t, bs, "-l", "2s", "-k", "k", "--count", "--top", "2")
+	if want := "1@2000: {\"k\":\"c\",\"count\":3} {\"k\":\"a\",\"count\":2}\n"; got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestAgainstBruteForce compares swindow with counts and sums computed from
+// the window's batches directly, on random streams: incremental (count, sum:
+// invertible) and recomputed (with max, which is not).
+func TestAgainstBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 40 {
+		nb := 1 + rng.IntN(12)
+		slide := int64(1+rng.IntN(3)) * 1000
+		length := slide * int64(1+rng.IntN(4))
+		first := int64(1 + rng.IntN(5))
+		var bs []batch
+		for i := range nb {
+			var words []string
+			for range rng.IntN(6) {
+				words = append(words, fmt.Sprintf("%c=%d", 'a'+rune(rng.IntN(4)), rng.IntN(100)-20))
+			}
+			bs = append(bs, batch{uint64(i), (first + int64(i)) * 1000, kv(strings.Join(words, " "))})
+		}
+		want := bruteForce(bs, length, slide)
+		args := []string{"-l", fmt.Sprintf("%dms", length), "-s", fmt.Sprintf("%dms", slide), "-k", "k", "--count", "--sum", "v"}
+		if got := window(t, bs, args...); got != want {
+			t.Fatalf("round %d: swindow %s on %v:\n%s\nwant:\n%s", round, strings.Join(args, " "), bs, got, want)
+		}
+		withMax := window(t, bs, append(args, "--max", "v")...)
+		if got := dropField(t, withMax, "max_v"); got != want {
+			t.Fatalf("round %d, recomputed: swindow %s --max v on %v:\n%s\nwant:\n%s", round, strings.Join(args, " "), bs, got, want)
+		}
+	}
+}
+
+// bruteForce writes the windows as swindow should: at each multiple of slide
+// from the first batch's on, up to the one holding the last batch, the
+// count and sum of v per k over the batches in (T-length, T], with the id of
+// the last batch at or before T.
+func bruteForce(bs []batch, length, slide int64) string {
+	var sb strings.Builder
+	last := bs[len(bs)-1].time
+	for end := ceilTo(bs[0].time, slide); ; end += slide {
+		var id uint64
+		count, sum := map[string]int{}, map[string]int{}
+		for _, b := range bs {
+			if b.time <= end {
+				id = b.id
+			}
+			if b.time > end-length && b.time <= end {
+				for _, r := range b.recs {
+					var k string
+					var v int
+					fmt.Sscanf(r, `{"k":%q,"v":%d}`, &k, &v)
+					count[k]++
+					sum[k] += v
+				}
+			}
+		}
+		fmt.Fprintf(&sb, "%d@%d:", id, end)
+		keys := make([]string, 0, len(count))
+		for k := range count {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&sb, ` {"k":%q,"count":%d,"sum_v":%d}`, k, count[k], sum[k])
+		}
+		sb.WriteString("\n")
+		if end >= last {
+			return sb.String()
+		}
+	}
+}
+
+// dropField removes the JSON field name (a number) from every record of a
+// rendered stream.
+func dropField(t *testing.T, s, name string) string {
+	t.Helper()
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		for {
+			i := strings.Index(line, `,"`+name+`":`)
+			if i < 0 {
+				break
+			}
+			j := i + len(name) + 4
+			for j < len(line) && line[j] != '}' && line[j] != ',' {
+				j++
+			}
+			line = line[:i] + line[j:]
+		}
+		out.WriteString(line)
+	}
+	return out.String()
+}
+
+func TestErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		in   []batch
+		code int
+		want string
+	}{
+		{[]string{"--count"}, nil, 2, "give the window's length"},
+		{[]string{"-l", "0s"}, nil, 2, "--length 0s: want a positive whole number of milliseconds"},
+		{[]string{"-l", "1500us"}, nil, 2, "--length 1.5ms: want a positive whole number"},
+		{[]string{"-l", "3s", "-s", "2s"}, nil, 2, "--length 3s is not a multiple of --slide 2s"},
+		{[]string{"-l", "1s", "x"}, nil, 2, `unexpected argument "x"`},
+		{[]string{"-l", "1s", "--top", "2"}, nil, 2, "--top needs an aggregate"},
+		// Windows end at 2 s and 3 s between batch 0 (1 s, the end of the
+		// first window) and batch 1 (3.5 s): the one of 2 s has no batch
+		// to take its id from.
+		{[]string{"-l", "1s"}, []batch{{0, 1000, kv("a=1")}, {1, 3500, kv("a=1")}}, 1,
+			"the window ending 1970-01-01T00:00:02.000Z holds no batch of its own: batch 0, the last to come, ended the window of 1970-01-01T00:00:01.000Z"},
+		{[]string{"-l", "1s"}, []batch{{0, 2000, nil}, {1, 2000, nil}}, 1,
+			"batch 1: batch time 1970-01-01T00:00:02.000Z does not come after the last batch's"},
+		{[]string{"-l", "1s", "-k", "k", "--sum", "v"}, []batch{{0, 1000, []string{`{"k":"a","v":1}`, `{"k":"a","v":"x"}`}}}, 1,
+			`batch 0, record 2 {"k":"a","v":"x"}: `},
+	} {
+		_, stderr, code := runSwindow(t, stream(t, c.in), c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("swindow %s: exit %d, %q; want exit %d and %q", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+		}
+	}
+}
+
+func TestSkipBad(t *testing.T) {
+	bs := []batch{{0, 1000, []string{`{"k":"a","v":1}`, `{"k":"a","v":"x"}`, `{"k":"a","v":2}`}}, {1, 2000, kv("a=4")}}
+	for _, extra := range [][]string{nil, {"--min", "v"}} {
+		args := append([]string{"-l", "2s", "-s", "1s", "-k", "k", "--sum", "v", "--skip-bad"}, extra...)
+		got := dropField(t, window(t, bs, args...), "min_v")
+		if want := "0@1000: {\"k\":\"a\",\"sum_v\":3}\n1@2000: {\"k\":\"a\",\"sum_v\":7}\n"; got != want {
+			t.Errorf("swindow %s:\n%s\nwant:\n%s", strings.Join(args, " "), got, want)
+		}
+	}
+}
