@@ -19,6 +19,10 @@ const (
 	flagNoTruncate = "no-truncate"
 	flagBatchField = "batch-field"
 	flagCheckpoint = "checkpoint"
+	flagSQLite     = "sqlite"
+	flagTable      = "table"
+	flagMode       = "mode"
+	flagKey        = "key"
 )
 
 // formats lists the values of --format, the default first.
@@ -26,7 +30,7 @@ var formats = []string{"console", "json", "csv", "tsv", "lines", "msgpack"}
 
 var command = &stage.Command{
 	Name:  "ssink",
-	Usage: "write the records of a dstream stream to stdout",
+	Usage: "write the records of a dstream stream to stdout or into a SQLite database",
 	Description: `ssink reads the framed stream of another stage and writes its records out.
 
 Formats (--format):
@@ -61,13 +65,40 @@ an error the records before it are written.
 
 With --checkpoint DIR, after each batch is written and flushed ssink commits
 it: it writes DIR/commits/ID (atomically). A flushed write is the commit
-point for stdout. On start it skips the batches up to the last commit, which
-are out already: with 'sbatch --checkpoint DIR FILE...', which replays the
-batches after the last commit with the same ids and times, a restarted
-pipeline writes each batch once. A crash between the flush of a batch and
-its commit writes that batch again at the restart (at least once). A batch
-below the last commit that is not the one committed (a source that numbers
-its batches from 0 again, e.g. sbatch without --checkpoint) is an error.
+point for stdout, a committed transaction for SQLite. On start it skips the
+batches up to the last commit, which are out already: with 'sbatch
+--checkpoint DIR FILE...', which replays the batches after the last commit
+with the same ids and times, a restarted pipeline writes each batch once. A
+crash between the flush of a batch and its commit writes that batch again
+at the restart (at least once; not into SQLite, see below). A batch below
+the last commit that is not the one committed (a source that numbers its
+batches from 0 again, e.g. sbatch without --checkpoint) is an error.
+
+SQLite (--sqlite FILE): each batch goes into the table --table (default
+"records") of the SQLite database FILE, created if missing, in one
+transaction committed at the batch end (WAL journal, synchronous=FULL): a
+batch is in the table whole or not at all, and a batch that fails is rolled
+back, leaving the batches before it. An empty batch is an empty
+transaction. The table is created from the first record: a column per
+field, in order, typed by its first value (integer INTEGER, float REAL,
+string TEXT, bool INTEGER 0 or 1, binary BLOB, timestamp TEXT in RFC 3339
+with nanoseconds, map and list TEXT holding their JSON, null no type). A
+field the table lacks, in a later record or in a table made before, is
+added to it (ALTER TABLE ADD COLUMN); a missing field is NULL. Column names
+ignore ASCII case, as SQLite's do. --mode is Spark's output mode:
+  append    each batch's rows are added (the default)
+  complete  the batch's rows replace the table's (an empty batch empties
+            it): for 'sreduce --running', whose mode is complete
+  update    a row is inserted, or replaces the row of the same --key fields
+            (on a UNIQUE index of those columns, which ssink creates; a null
+            key is a key like any other): for 'sreduce --running --mode
+            update', which writes the keys a batch changed
+With --checkpoint DIR, the table dstream_commits of FILE keeps the last
+batch written into each table, updated in the batch's transaction: a batch
+written before (by a run that stopped before committing it in DIR) is
+skipped and committed. With 'sbatch --checkpoint DIR FILE...', each batch
+is in the table exactly once, across crashes too. Without --checkpoint
+batch ids start at 0 on every run, and nothing is skipped.
 
 The console header reads "Batch: ID (TIME)", e.g.
 "Batch: 0 (2023-11-14T22:13:20.000Z)"; "sed 's/ (.*)$//'" leaves Spark's
@@ -79,6 +110,8 @@ Examples:
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
   sbatch --format json events.json | ssink --format csv > events.csv
   ssink --in tcp-listen://0.0.0.0:7000 --format lines
+  printf 'a\nb\na\n' | sbatch --once | sreduce -k value --count | ssink --sqlite words.db --table words
+  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: formats[0], Usage: "write records as `FORMAT`: " + strings.Join(formats, ", ")},
@@ -86,6 +119,10 @@ Examples:
 		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
 		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
 		&cli.StringFlag{Name: flagCheckpoint, Usage: "commit each batch written in `DIR`/commits, and skip the batches committed before (with sbatch --checkpoint DIR FILE...)"},
+		&cli.StringFlag{Name: flagSQLite, Usage: "write each batch into the SQLite database `FILE` (created if missing) instead of stdout", Category: "SQLite"},
+		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite: write into table `NAME`", Category: "SQLite"},
+		&cli.StringFlag{Name: flagMode, Value: modeAppend, Usage: "--sqlite: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "SQLite"},
+		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite --mode update: the fields `FIELD[,FIELD...]` that identify a row", Category: "SQLite"},
 	},
 	Input: true,
 	Action: func(e *stage.Env) error {
@@ -100,6 +137,11 @@ Examples:
 		if ferr == nil {
 			if ferr = s.out.Flush(); ferr != nil {
 				ferr = fmt.Errorf("writing output: %w", ferr)
+			}
+		}
+		if c, ok := s.f.(io.Closer); ok {
+			if cerr := c.Close(); ferr == nil {
+				ferr = cerr
 			}
 		}
 		if err == nil {
@@ -119,7 +161,15 @@ func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
 		return nil, stage.UsageError("--%s needs a field name", flagBatchField)
 	}
 	name := ctx.String(flagFormat)
+	db, err := newSQLite(ctx) // nil without --sqlite
+	if err != nil {
+		return nil, err
+	}
+	if db != nil {
+		s.f, name = db, flagSQLite
+	}
 	switch name {
+	case flagSQLite:
 	case "console":
 		rows := ctx.Int(flagRows)
 		if rows < 0 {
@@ -160,9 +210,13 @@ func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
 		if dir == "" {
 			return nil, stage.UsageError("--%s needs a directory", flagCheckpoint)
 		}
-		var err error
 		if s.commits, err = checkpoint.OpenCommitter(dir); err != nil {
 			return nil, fmt.Errorf("--%s: %w", flagCheckpoint, err)
+		}
+	}
+	if db != nil {
+		if err := db.open(s.commits != nil); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
@@ -178,6 +232,12 @@ type format interface {
 	end(b stage.Batch, n uint64) error
 	// flush writes out what the format holds of the batch in hand.
 	flush() error
+}
+
+// rowCounter is a format that writes other than a row per record: the
+// SQLite sink writes nothing of a batch that its table has already.
+type rowCounter interface {
+	written() uint64
 }
 
 // sink is the stage.Handler: it counts records, adds --batch-field, hands
@@ -249,12 +309,16 @@ func (s *sink) End(b stage.Batch) error {
 	}
 	if s.stats != nil {
 		s.stats.OutputRows = s.n
+		if c, ok := s.f.(rowCounter); ok {
+			s.stats.OutputRows = c.written()
+		}
 	}
 	if err := s.out.Flush(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
 	}
 	if s.commits != nil {
-		// Flushed is out, for stdout: the commit point.
+		// Flushed is out, for stdout: the commit point. (For SQLite the
+		// batch's transaction is committed.)
 		return s.commits.Commit(b.ID, b.Time)
 	}
 	return nil
