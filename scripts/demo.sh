@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# The demo: a running count of server errors per path and status, over one
-# batch per minute of event time of the bundled access log, printed as
-# Spark's console sink prints it.
+# The demo: over the bundled access log (3000 requests in five minutes of
+# event time, one batch a minute), a running count of server errors per
+# path and status, kept up to date in a table of a SQLite database, the
+# embedded default sink; then the table, and the same counts over a
+# sliding window of two minutes, as Spark's console sink prints them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh >/dev/null
 go build -o bin/ ./cmd/...
 export PATH=$PWD/bin:$PATH
+mkdir -p demo-out
+rm -f demo-out/demo.db demo-out/demo.db-wal demo-out/demo.db-shm
 
 set -x
 sbatch --format json --time-field ts -i 1m testdata/demo/access.jsonl \
   | smap --filter 'status >= 500' \
-  | sreduce -k path,status --count --running \
+  | sreduce -k path,status --count --running --mode update \
+  | ssink --sqlite demo-out/demo.db --table errors --mode update --key path,status
+sqlite3 -header -column demo-out/demo.db 'SELECT path, status, count FROM errors ORDER BY count DESC, path, status'
+
+sbatch --format json --time-field ts -i 1m testdata/demo/access.jsonl \
+  | smap --filter 'status >= 500' \
+  | swindow -l 2m -s 1m -k status --count --avg ms \
   | ssink
