@@ -6,6 +6,7 @@ import (
 
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/internal/aggflags"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -41,8 +42,8 @@ groups whose count falls to zero are dropped. With min, max, first, last or
 collect each window is recomputed from its batches. Either way swindow holds
 the records of the batches a coming window still needs.
 
-Batches and windows: LENGTH and SLIDE are whole milliseconds, LENGTH a
-multiple of SLIDE; as in Spark, SLIDE should be a multiple of the batch
+Batches and windows (without --time-field): LENGTH and SLIDE are whole
+milliseconds, LENGTH a multiple of SLIDE; as in Spark, SLIDE should be a multiple of the batch
 interval (sbatch -i), so that every window ends with a batch of its own.
 A window leaves with the id of the last input batch it holds (the one whose
 time is T, or the last before T): ids rise, and a window whose end no batch
@@ -52,17 +53,44 @@ still moves the windows along. At the end of the stream the window holding
 the last batch is written; the windows after it, which a sliding window
 would still fill with the last batches, are not. Watermarks pass through.
 
-Not yet: event-time windows (--time-field, --watermark, late data), session
-windows, and restoring windows from a --checkpoint after a restart.
+Event time (--time-field F): windows of each record's own time instead of
+the batches' (Structured Streaming's groupBy(window(F, LENGTH, SLIDE), keys)
+with withWatermark(F, DELAY)). A record at time t counts in every window
+[start, start + LENGTH) that holds t, start a multiple of SLIDE; F is a
+number of --time-unit (s or ms) since the epoch, an RFC 3339 string or a
+timestamp. The watermark is the latest event time seen, at the end of each
+batch, minus --watermark DUR (default 0); a window whose end it has reached
+is final. A record all of whose windows are final is late: it is dropped
+and counted (numLateRows in --progress), or with --late FILE appended to
+FILE as a JSON line. Every input batch gives one output batch with its id
+and time, holding, by --mode:
+  append    the windows the batch made final, each once (the default)
+  update    the groups of every window the batch changed
+  complete  every window, at every batch (nothing is final, nothing late)
+A window's records are window_start and window_end (timestamps), the key
+fields, the aggregates; windows in order of start, groups by key. After
+each batch the watermark leaves as a watermark frame. Two differences from
+Spark: a batch's own watermark already applies at its end, not one batch
+later; and at the end of the stream, which nothing can follow, append mode
+writes the windows still open in one more batch, numbered after the last.
+
+Not yet: session windows, and restoring windows from a --checkpoint after a
+restart (after one, the first windows hold only what came since).
 
 Examples:
   sbatch -i 1s < access.log | swindow -l 1m | ssink                  # tumbling: a batch a minute
   sbatch -i 10s --format json | swindow -l 1m -s 10s -k path --count --sum bytes | ssink
   sbatch -i 1s | smap --flat 'split(value, " ")' | swindow -l 30s -s 5s -k value --count --top 10 | ssink
-  sbatch -i 1s | swindow -l 5m -s 1m --count | ssink                 # records per 5 minutes, every minute`,
+  sbatch -i 1s | swindow -l 5m -s 1m --count | ssink                 # records per 5 minutes, every minute
+  sbatch -i 1s --format json | swindow --time-field ts --watermark 30s -l 1m -k path --count | ssink`,
 	Flags: append([]cli.Flag{
 		&cli.DurationFlag{Name: "length", Aliases: []string{"l"}, Usage: "the window's length `DUR` (1m, 30s, ...): batches of batch time in (T - DUR, T]", Category: "Windows"},
-		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "write a window at every multiple of `DUR` of batch time (default: the length, a tumbling window)", Category: "Windows"},
+		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "start a window at every multiple of `DUR` (default: the length, a tumbling window)", Category: "Windows"},
+		&cli.StringFlag{Name: "time-field", Usage: "window the event time in `FIELD` of each record instead of the batch time", Category: "Event time"},
+		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
+		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: a window is final once the latest event time passes its end by `DUR`", Category: "Event time"},
+		&cli.StringFlag{Name: "mode", Value: modeAppend, Usage: "output `MODE`: append (each window once, when final), update (the groups each batch changed), complete (every window at every batch)", Category: "Event time"},
+		&cli.StringFlag{Name: "late", Usage: "append the records too late for any window to `FILE` as JSON lines (default: drop them, counted in --progress)", Category: "Event time"},
 	}, aggflags.Flags()...),
 	Action: run,
 }
@@ -74,7 +102,15 @@ const maxGap = 1_000_000
 type options struct {
 	length, slide int64 // ms
 	agg           *aggflags.Options
-	reduce        bool // keys or aggregates: a window is its groups
+	reduce        bool          // keys or aggregates: a window is its groups
+	ev            *eventOptions // --time-field: windows of event time; nil for batch time
+}
+
+// windows is what run drives: a Handler that writes what it still holds at
+// the end of the stream.
+type windows interface {
+	stage.Handler
+	finish() error
 }
 
 func run(e *stage.Env) error {
@@ -82,11 +118,23 @@ func run(e *stage.Env) error {
 	if err != nil {
 		return err
 	}
-	w, err := newWindower(e.Out, o)
-	if err != nil {
-		return err
+	var w windows
+	if o.ev != nil {
+		ew, err := newEventWindower(e.Out, o)
+		if err != nil {
+			return err
+		}
+		defer ew.Close()
+		ew.stats = &e.Stats
+		w = ew
+	} else {
+		bw, err := newWindower(e.Out, o)
+		if err != nil {
+			return err
+		}
+		bw.stats = &e.Stats
+		w = bw
 	}
-	w.stats = &e.Stats
 	if err := e.Loop(w); err != nil {
 		return err
 	}
@@ -118,7 +166,52 @@ func parseOptions(c *cli.Context, args []string) (*options, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &options{length: length, slide: slide, agg: a, reduce: len(a.Cfg.Keys)+len(a.Cfg.Aggs) > 0}, nil
+	o := &options{length: length, slide: slide, agg: a, reduce: len(a.Cfg.Keys)+len(a.Cfg.Aggs) > 0}
+	if o.ev, err = parseEventOptions(c); err != nil {
+		return nil, err
+	}
+	if o.ev != nil && !o.reduce {
+		return nil, stage.Hint(stage.UsageError("event-time windows aggregate: give keys (-k) and/or aggregates (--count, --sum F, ...)"),
+			"to gather the records of batches, leave out --time-field: sbatch --time-field cuts batches by event time, and swindow windows them")
+	}
+	return o, nil
+}
+
+// eventFlags apply to event-time windows only.
+var eventFlags = []string{"time-unit", "watermark", "mode", "late"}
+
+func parseEventOptions(c *cli.Context) (*eventOptions, error) {
+	field := c.String("time-field")
+	if !c.IsSet("time-field") {
+		for _, f := range eventFlags {
+			if c.IsSet(f) {
+				return nil, stage.UsageError("--%s applies to event-time windows: add --time-field F", f)
+			}
+		}
+		return nil, nil
+	}
+	if field == "" {
+		return nil, stage.UsageError("--time-field needs a field name")
+	}
+	ev := &eventOptions{field: field, mode: c.String("mode"), late: c.String("late")}
+	var err error
+	if ev.unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {
+		return nil, stage.UsageError("--time-unit: %v", err)
+	}
+	d := c.Duration("watermark")
+	if d < 0 || d%time.Millisecond != 0 {
+		return nil, stage.UsageError("--watermark %v: want a whole number of milliseconds, 0 or more", d)
+	}
+	ev.delay = d.Milliseconds()
+	switch ev.mode {
+	case modeAppend, modeUpdate, modeComplete:
+	default:
+		return nil, stage.UsageError("--mode %q: want append, update or complete", ev.mode)
+	}
+	if c.IsSet("late") && ev.late == "" {
+		return nil, stage.UsageError("--late needs a file name")
+	}
+	return ev, nil
 }
 
 func millis(flag string, d time.Duration) (int64, error) {
