@@ -57,6 +57,9 @@ type eventWindower struct {
 	maxT    int64 // the latest event time seen
 	haveMax bool
 
+	ck   *checkpointer // --checkpoint, or nil
+	skip bool          // the batch in hand is in the restored state already
+
 	late     *bufio.Writer // --late, or nil
 	lateFile *os.File
 	nLate    uint64 // late records of the batch in hand
@@ -101,7 +104,13 @@ func (w *eventWindower) Close() error {
 }
 
 func (w *eventWindower) Begin(b stage.Batch) error {
-	if w.started && b.Time <= w.lastTime {
+	if w.ck != nil {
+		var err error
+		if w.skip, err = w.ck.begin(b.ID); err != nil {
+			return err
+		}
+	}
+	if w.started && b.Time <= w.lastTime && !w.skip {
 		return fmt.Errorf("%v: batch time %s does not come after the last batch's, %s: batch times must rise",
 			b, fmtTime(b.Time), fmtTime(w.lastTime))
 	}
@@ -116,6 +125,9 @@ func (w *eventWindower) Begin(b stage.Batch) error {
 }
 
 func (w *eventWindower) Block(b stage.Batch, recs framing.Records) error {
+	if w.skip {
+		return nil
+	}
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		w.nrec++
 		if err := w.add(b, rec); err != nil {
@@ -219,7 +231,9 @@ func (w *eventWindower) table(start int64) *agg.Table {
 // window (complete), with the input batch's id and time. The windows now
 // final leave the state (not in complete mode).
 func (w *eventWindower) End(b stage.Batch) error {
-	w.started, w.lastID, w.lastTime = true, b.ID, b.Time
+	if !w.skip {
+		w.started, w.lastID, w.lastTime = true, b.ID, b.Time
+	}
 	moved := false
 	if w.haveMax && (!w.haveWM || w.maxT-w.o.ev.delay > w.wm) {
 		w.wm, w.haveWM, moved = w.maxT-w.o.ev.delay, true, true
@@ -253,6 +267,9 @@ func (w *eventWindower) End(b stage.Batch) error {
 		if err := w.late.Flush(); err != nil {
 			return fmt.Errorf("--late %s: %w", w.o.ev.late, err)
 		}
+	}
+	if w.ck != nil && !w.skip {
+		return w.ck.end(b)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/internal/aggflags"
@@ -74,8 +75,16 @@ Spark: a batch's own watermark already applies at its end, not one batch
 later; and at the end of the stream, which nothing can follow, append mode
 writes the windows still open in one more batch, numbered after the last.
 
-Not yet: session windows, and restoring windows from a --checkpoint after a
-restart (after one, the first windows hold only what came since).
+Checkpoint: with --checkpoint DIR the windows' state after each batch is
+saved atomically in DIR/state/NAME (--name, default swindow): the batches a
+coming window still needs, or with --time-field every open window's groups
+and the watermark. On restart it is restored as of the batch before the
+first that arrives, so a source replaying its uncommitted batches with the
+same ids (sbatch --checkpoint DIR FILE...) gets the windows of an
+uninterrupted run, as sreduce --running does; a checkpoint of another
+window configuration is refused.
+
+Not yet: session windows.
 
 Examples:
   sbatch -i 1s < access.log | swindow -l 1m | ssink                  # tumbling: a batch a minute
@@ -90,6 +99,8 @@ Examples:
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
 		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: a window is final once the latest event time passes its end by `DUR`", Category: "Event time"},
 		&cli.StringFlag{Name: "mode", Value: modeAppend, Usage: "output `MODE`: append (each window once, when final), update (the groups each batch changed), complete (every window at every batch)", Category: "Event time"},
+		&cli.StringFlag{Name: "checkpoint", Usage: "save the windows' state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Checkpoint"},
+		&cli.StringFlag{Name: "name", Value: "swindow", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Checkpoint"},
 		&cli.StringFlag{Name: "late", Usage: "append the records too late for any window to `FILE` as JSON lines (default: drop them, counted in --progress)", Category: "Event time"},
 	}, aggflags.Flags()...),
 	Action: run,
@@ -104,6 +115,8 @@ type options struct {
 	agg           *aggflags.Options
 	reduce        bool          // keys or aggregates: a window is its groups
 	ev            *eventOptions // --time-field: windows of event time; nil for batch time
+	checkpoint    string        // --checkpoint DIR, or ""
+	name          string        // --name
 }
 
 // windows is what run drives: a Handler that writes what it still holds at
@@ -119,6 +132,7 @@ func run(e *stage.Env) error {
 		return err
 	}
 	var w windows
+	var st stateful
 	if o.ev != nil {
 		ew, err := newEventWindower(e.Out, o)
 		if err != nil {
@@ -126,14 +140,26 @@ func run(e *stage.Env) error {
 		}
 		defer ew.Close()
 		ew.stats = &e.Stats
-		w = ew
+		w, st = ew, ew
 	} else {
 		bw, err := newWindower(e.Out, o)
 		if err != nil {
 			return err
 		}
 		bw.stats = &e.Stats
-		w = bw
+		w, st = bw, bw
+	}
+	if o.checkpoint != "" {
+		ck, err := openCheckpointer(o.checkpoint, o.name, o, st)
+		if err != nil {
+			return err
+		}
+		switch w := w.(type) {
+		case *windower:
+			w.ck = ck
+		case *eventWindower:
+			w.ck = ck
+		}
 	}
 	if err := e.Loop(w); err != nil {
 		return err
@@ -166,7 +192,14 @@ func parseOptions(c *cli.Context, args []string) (*options, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &options{length: length, slide: slide, agg: a, reduce: len(a.Cfg.Keys)+len(a.Cfg.Aggs) > 0}
+	o := &options{length: length, slide: slide, agg: a, reduce: len(a.Cfg.Keys)+len(a.Cfg.Aggs) > 0,
+		checkpoint: c.String("checkpoint"), name: c.String("name")}
+	if c.IsSet("checkpoint") && o.checkpoint == "" {
+		return nil, stage.UsageError("--checkpoint needs a directory")
+	}
+	if err := checkpoint.ValidName(o.name); err != nil {
+		return nil, stage.UsageError("--name: %v", err)
+	}
 	if o.ev, err = parseEventOptions(c); err != nil {
 		return nil, err
 	}
@@ -230,19 +263,23 @@ type held struct {
 	n    int
 }
 
+func recordsOf(h *held) framing.Records { return framing.NewRecords(h.recs, h.n) }
+
 // windower is the stage's Handler.
 type windower struct {
 	out   *framing.Writer
 	o     *options
 	stats *stage.Stats
 
-	t     *agg.Table // the groups of the window in hand (reduce)
-	inc   bool       // every aggregate is invertible: t is kept up to date
-	probe *agg.Table // not inc: records are checked here as they come
-	held  []*held    // oldest first
-	cur   *held      // the batch in hand
-	spare []*held    // held batches to reuse
-	nrec  int        // records of the batch in hand so far
+	t     *agg.Table    // the groups of the window in hand (reduce)
+	inc   bool          // every aggregate is invertible: t is kept up to date
+	probe *agg.Table    // not inc: records are checked here as they come
+	held  []*held       // oldest first
+	ck    *checkpointer // --checkpoint, or nil
+	skip  bool          // the batch in hand is in the restored state already
+	cur   *held         // the batch in hand
+	spare []*held       // held batches to reuse
+	nrec  int           // records of the batch in hand so far
 	gs    []int32
 	buf   []byte
 
@@ -274,6 +311,12 @@ func newWindower(out *framing.Writer, o *options) (*windower, error) {
 }
 
 func (w *windower) Begin(b stage.Batch) error {
+	if w.ck != nil {
+		var err error
+		if w.skip, err = w.ck.begin(b.ID); err != nil || w.skip {
+			return err
+		}
+	}
 	if !w.started {
 		w.started = true
 		w.next = ceilTo(b.Time, w.o.slide)
@@ -312,6 +355,9 @@ func (w *windower) newHeld(b stage.Batch) *held {
 }
 
 func (w *windower) Block(b stage.Batch, recs framing.Records) error {
+	if w.skip {
+		return nil
+	}
 	if !w.o.reduce {
 		blk, n := recs.Rest()
 		w.cur.recs = append(w.cur.recs, blk...)
@@ -352,6 +398,9 @@ func badRecord(where string, rec []byte, err error) error {
 }
 
 func (w *windower) End(b stage.Batch) error {
+	if w.skip {
+		return nil
+	}
 	w.held = append(w.held, w.cur)
 	w.cur = nil
 	w.lastID, w.lastTime, w.pending = b.ID, b.Time, true
@@ -362,6 +411,9 @@ func (w *windower) End(b stage.Batch) error {
 	}
 	if w.t != nil {
 		w.stats.State = &stage.StateStats{NumRowsTotal: int64(w.t.Len()), MemoryUsedBytes: w.memory()}
+	}
+	if w.ck != nil {
+		return w.ck.end(b)
 	}
 	return nil
 }
@@ -419,7 +471,7 @@ func (w *windower) emit() error {
 
 func (w *windower) writeRecords() error {
 	for _, h := range w.held {
-		recs := framing.NewRecords(h.recs, h.n)
+		recs := recordsOf(h)
 		for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 			if err := w.out.WriteRecord(rec); err != nil {
 				return err
@@ -434,7 +486,7 @@ func (w *windower) writeGroups(end int64) error {
 	if !w.inc {
 		t.Reset()
 		for _, h := range w.held {
-			recs := framing.NewRecords(h.recs, h.n)
+			recs := recordsOf(h)
 			i := 0
 			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 				i++
@@ -475,7 +527,7 @@ func (w *windower) release(cutoff int64) error {
 	if w.inc {
 		w.t.ClearTouched()
 		for _, h := range w.held[:n] {
-			recs := framing.NewRecords(h.recs, h.n)
+			recs := recordsOf(h)
 			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 				if err := w.t.Subtract(rec); err != nil {
 					return fmt.Errorf("batch %d leaving the window: %w", h.id, err)

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+func stageBatch(b batch) stage.Batch { return stage.Batch{ID: b.id, Time: b.time} }
+
+// blockOf is recs (JSON objects) as a block of records.
+func blockOf(t testing.TB, recs []string) []byte {
+	t.Helper()
+	var blk []byte
+	for _, r := range recs {
+		m, err := record.AppendJSONObject(nil, []byte(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk = framing.AppendRecord(blk, m)
+	}
+	return blk
+}
+
+// crashed is the stream of bs cut off without its end frame, as a stage
+// that crashed leaves it.
+func crashed(t *testing.T, bs []batch) []byte {
+	t.Helper()
+	s := stream(t, bs)
+	return s[:len(s)-framing.FrameHeaderLen]
+}
+
+// showUntil renders a stream as show does, up to where it stops.
+func showUntil(t *testing.T, b []byte) string {
+	t.Helper()
+	r := framing.NewReader(bytes.NewReader(b))
+	var sb strings.Builder
+	var f framing.Frame
+	for {
+		err := r.Read(&f)
+		if err == io.EOF || errors.Is(err, framing.ErrTruncated) {
+			return sb.String()
+		}
+		if err != nil {
+			t.Fatalf("reading the output: %v", err)
+		}
+		switch f.Kind {
+		case framing.KindBatchBegin:
+			fmt.Fprintf(&sb, "%d@%d:", f.BatchID, f.Time)
+		case framing.KindRecords:
+			recs := f.Records()
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				js, _, _ := record.AppendJSON(nil, rec)
+				sb.WriteString(" " + string(js))
+			}
+		case framing.KindBatchEnd:
+			sb.WriteString("\n")
+		}
+	}
+}
+
+// TestRestart stops swindow after each batch in turn (its input cut off, as
+// when the stage before it crashes) and starts it again on the same
+// checkpoint with the batches after: the two runs write what one
+// uninterrupted run writes, in every kind of window.
+func TestRestart(t *testing.T) {
+	byBatch := seconds("a=1 b=2", "a=3", "", "c=4 a=1", "a=5", "b=6 b=1", "", "c=2")
+	byEvent := evBatches("a@1 b@2 a@12", "a@14 b@3", "a@16", "a@4 b@21", "", "c@33 a@29", "b@41")
+	for _, c := range []struct {
+		bs   []batch
+		args []string
+	}{
+		{byBatch, []string{"-l", "3s", "-s", "1s", "-k", "k", "--count", "--sum", "v"}},
+		{byBatch, []string{"-l", "2s", "-s", "1s", "-k", "k", "--max", "v"}},
+		{byBatch, []string{"-l", "2s"}},
+		{byBatch, []string{"-l", "4s", "-s", "2s", "--count"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-k", "k", "--count"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "5s", "-k", "k", "--count", "--mode", "update"}},
+		{byEvent, []string{"--time-field", "t", "-l", "10s", "-k", "k", "--count", "--collect", "t", "--mode", "complete"}},
+	} {
+		whole := window(t, c.bs, append(c.args, "--checkpoint", t.TempDir())...)
+		for k := range len(c.bs) - 1 {
+			dir := t.TempDir()
+			args := append(c.args, "--checkpoint", dir)
+			var o, e bytes.Buffer
+			if code := command.Run(append([]string{"swindow"}, args...), bytes.NewReader(crashed(t, c.bs[:k+1])), &o, &e); code != 1 {
+				t.Fatalf("swindow %s, cut after batch %d: exit %d, want 1: %s", strings.Join(args, " "), k, code, e.String())
+			}
+			first := showUntil(t, o.Bytes())
+			second := window(t, c.bs[k+1:], args...)
+			if first+second != whole {
+				t.Errorf("swindow %s, restarted after batch %d:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)
+			}
+		}
+	}
+}
+
+// TestRestartRefusesOtherConfig: a checkpoint of one window is not another's.
+func TestRestartRefusesOtherConfig(t *testing.T) {
+	dir := t.TempDir()
+	bs := seconds("a=1", "a=2")
+	window(t, bs[:1], "-l", "2s", "-k", "k", "--count", "--checkpoint", dir)
+	_, stderr, code := runSwindow(t, stream(t, bs[1:]), "-l", "4s", "-k", "k", "--count", "--checkpoint", dir)
+	if code != 1 || !strings.Contains(stderr, "was written by") && !strings.Contains(stderr, "configuration") {
+		t.Errorf("exit %d, %q; want exit 1 refusing the checkpoint", code, stderr)
+	}
+}
+
+// FuzzLoadState: a damaged saved state is an error, never a panic, in both
+// kinds of window.
+func FuzzLoadState(f *testing.F) {
+	o := func(args ...string) *options {
+		var got *options
+		c := *command
+		c.Input, c.Output = false, false
+		c.Action = func(e *stage.Env) error {
+			var err error
+			got, err = parseOptions(e.Ctx, e.Args)
+			return err
+		}
+		if code := c.Run(append([]string{"swindow"}, args...), nil, io.Discard, io.Discard); code != 0 {
+			f.Fatalf("exit %d", code)
+		}
+		return got
+	}
+	bo := o("-l", "2s", "-s", "1s", "-k", "k", "--count", "--sum", "v")
+	eo := o("--time-field", "t", "-l", "10s", "-k", "k", "--count")
+	bw, _ := newWindower(framing.NewWriter(io.Discard), bo)
+	ew, _ := newEventWindower(framing.NewWriter(io.Discard), eo)
+	// Seeds: real states after a few batches.
+	for _, b := range seconds("a=1 b=2", "a=3") {
+		bw.Begin(stageBatch(b))
+		bw.Block(stageBatch(b), framing.NewRecords(blockOf(f, b.recs), len(b.recs)))
+		bw.End(stageBatch(b))
+	}
+	for _, b := range evBatches("a@1 b@12", "a@3") {
+		ew.Begin(stageBatch(b))
+		ew.Block(stageBatch(b), framing.NewRecords(blockOf(f, b.recs), len(b.recs)))
+		ew.End(stageBatch(b))
+	}
+	f.Add(bw.saveState())
+	es, _ := ew.saveState()
+	f.Add(es)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w1, _ := newWindower(framing.NewWriter(io.Discard), bo)
+		if err := w1.loadState(b); err == nil {
+			// What loads saves a state that loads into the same.
+			s1 := w1.saveState()
+			w2, _ := newWindower(framing.NewWriter(io.Discard), bo)
+			if err := w2.loadState(s1); err != nil {
+				t.Fatalf("a saved state does not load: %v", err)
+			}
+			if s2 := w2.saveState(); !bytes.Equal(s1, s2) {
+				t.Fatalf("save, load, save: %x, then %x", s1, s2)
+			}
+		}
+		ew, _ := newEventWindower(framing.NewWriter(io.Discard), eo)
+		_ = ew.loadState(b)
+	})
+}
