@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/dstream/dstream/agg"
@@ -30,27 +29,44 @@ const (
 
 // eventOptions are the options of event-time windows (--time-field).
 type eventOptions struct {
-	field string
-	unit  input.TimeUnit
-	delay int64 // --watermark, ms
-	mode  string
-	late  string // --late FILE, or ""
+	field   string
+	unit    input.TimeUnit
+	delay   int64 // --watermark, ms
+	mode    string
+	late    string // --late FILE, or ""
+	session int64  // --session GAP, ms; 0 for fixed windows
+}
+
+// eventState is the windows of event time a stage keeps: fixed windows
+// (tumbling, sliding) or sessions.
+type eventState interface {
+	// add folds rec, of event time t, into its windows that final does
+	// not call final; it reports whether there was one.
+	add(rec []byte, t int64, final func(end int64) bool) (bool, error)
+	// newBatch forgets which windows the last batch changed.
+	newBatch()
+	// write writes, in order of start then key, the windows that pick picks
+	// (by end, and whether the batch in hand changed them); with changed
+	// only their groups that it changed.
+	write(out *framing.Writer, pick func(end int64, changed bool) bool, changed bool) error
+	// evict drops the final windows and returns the groups that went.
+	evict(final func(end int64) bool) int
+	// size is the groups held, those the batch changed, and the memory.
+	size() (groups, changed int, mem int64)
+	// lastEnd is the latest end of a window held, false with none.
+	lastEnd() (int64, bool)
+	save(e *enc) error
+	load(d *dec) error
 }
 
 // eventWindower is the stage's Handler with --time-field: windows of each
-// record's own event time, [start, start+length) with start a multiple of
-// the slide, as Structured Streaming's window(). Every window in the state
-// has its own table of groups.
+// record's own event time, with a watermark (Structured Streaming's
+// groupBy(window(...)) or session_window(...) with withWatermark).
 type eventWindower struct {
 	out   *framing.Writer
 	o     *options
 	stats *stage.Stats
-
-	wins   map[int64]*agg.Table // the windows in the state, by start
-	spare  []*agg.Table
-	starts []int64 // scratch: window starts, sorted
-	// update: the windows the batch in hand changed
-	changed map[int64]bool
+	st    eventState
 
 	wm      int64 // the watermark: windows that end at or before it are final
 	haveWM  bool
@@ -63,21 +79,24 @@ type eventWindower struct {
 	late     *bufio.Writer // --late, or nil
 	lateFile *os.File
 	nLate    uint64 // late records of the batch in hand
+	buf      []byte
 
 	nrec     int
 	lastID   uint64
 	lastTime int64
 	started  bool
-	gs       []int32
-	buf      []byte
-	rec      []byte
 }
 
 func newEventWindower(out *framing.Writer, o *options) (*eventWindower, error) {
 	if _, err := agg.New(o.agg.Cfg); err != nil {
 		return nil, stage.Usage(err)
 	}
-	w := &eventWindower{out: out, o: o, stats: new(stage.Stats), wins: map[int64]*agg.Table{}, changed: map[int64]bool{}}
+	w := &eventWindower{out: out, o: o, stats: new(stage.Stats)}
+	if o.ev.session > 0 {
+		w.st = newSessions(o)
+	} else {
+		w.st = newFixedWindows(o)
+	}
 	if o.ev.late != "" {
 		f, err := os.OpenFile(o.ev.late, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -115,12 +134,7 @@ func (w *eventWindower) Begin(b stage.Batch) error {
 			b, fmtTime(b.Time), fmtTime(w.lastTime))
 	}
 	w.nrec, w.nLate = 0, 0
-	if w.o.ev.mode == modeUpdate {
-		clear(w.changed)
-		for _, t := range w.wins {
-			t.ClearTouched()
-		}
-	}
+	w.st.newBatch()
 	return nil
 }
 
@@ -137,36 +151,22 @@ func (w *eventWindower) Block(b stage.Batch, recs framing.Records) error {
 	return nil
 }
 
-// add folds rec into each of its windows that is not final yet; a record
-// whose windows are all final is late.
+// add folds rec into its windows that are not final yet; a record whose
+// windows are all final is late.
 func (w *eventWindower) add(b stage.Batch, rec []byte) error {
 	t, err := w.eventTime(rec)
+	if err == nil {
+		var open bool
+		if open, err = w.st.add(rec, t, w.final); err == nil && !open {
+			return w.lateRecord(rec)
+		}
+	}
 	if err != nil {
 		if w.o.agg.SkipBad {
 			w.stats.Skipped++
 			return nil
 		}
 		return badRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
-	}
-	length, slide := w.o.length, w.o.slide
-	open := 0
-	for start := floorTo(t, slide); start > t-length; start -= slide {
-		if w.final(start + length) {
-			continue
-		}
-		tbl := w.table(start)
-		if err := tbl.Add(rec); err != nil {
-			if open == 0 && w.o.agg.SkipBad {
-				w.stats.Skipped++
-				return nil
-			}
-			return badRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
-		}
-		w.changed[start] = true
-		open++
-	}
-	if open == 0 {
-		return w.lateRecord(rec)
 	}
 	if !w.haveMax || t > w.maxT {
 		w.maxT, w.haveMax = t, true
@@ -211,21 +211,6 @@ func (w *eventWindower) lateRecord(rec []byte) error {
 	return nil
 }
 
-// table returns the groups of the window starting at start, made if new.
-func (w *eventWindower) table(start int64) *agg.Table {
-	if t, ok := w.wins[start]; ok {
-		return t
-	}
-	var t *agg.Table
-	if n := len(w.spare); n > 0 {
-		t, w.spare = w.spare[n-1], w.spare[:n-1]
-	} else {
-		t, _ = agg.New(w.o.agg.Cfg) // checked in newEventWindower
-	}
-	w.wins[start] = t
-	return t
-}
-
 // End moves the watermark on and writes the batch of the output mode: the
 // windows it made final (append), the groups it changed (update), or every
 // window (complete), with the input batch's id and time. The windows now
@@ -244,11 +229,11 @@ func (w *eventWindower) End(b stage.Batch) error {
 	var err error
 	switch w.o.ev.mode {
 	case modeAppend:
-		err = w.write(func(start int64) bool { return w.final(start + w.o.length) }, false)
+		err = w.st.write(w.out, func(end int64, _ bool) bool { return w.final(end) }, false)
 	case modeUpdate:
-		err = w.write(func(start int64) bool { return w.changed[start] }, true)
+		err = w.st.write(w.out, func(_ int64, changed bool) bool { return changed }, true)
 	default:
-		err = w.write(func(int64) bool { return true }, false)
+		err = w.st.write(w.out, func(int64, bool) bool { return true }, false)
 	}
 	if err != nil {
 		return err
@@ -261,7 +246,7 @@ func (w *eventWindower) End(b stage.Batch) error {
 			return err
 		}
 	}
-	removed := w.evict()
+	removed := w.st.evict(w.final)
 	w.report(removed)
 	if w.late != nil {
 		if err := w.late.Flush(); err != nil {
@@ -274,75 +259,9 @@ func (w *eventWindower) End(b stage.Batch) error {
 	return nil
 }
 
-// write writes the windows whose start pick picks, in order of start, each
-// window's groups in key order (or its --top); with touched only the
-// groups the batch changed.
-func (w *eventWindower) write(pick func(int64) bool, touched bool) error {
-	w.starts = w.starts[:0]
-	for start := range w.wins {
-		if pick(start) {
-			w.starts = append(w.starts, start)
-		}
-	}
-	slices.Sort(w.starts)
-	for _, start := range w.starts {
-		t := w.wins[start]
-		var gs []int32
-		if touched {
-			gs = t.SortedTouched(w.gs[:0])
-		} else {
-			gs = append(w.gs[:0], t.Sorted()...)
-		}
-		if w.o.agg.Top > 0 {
-			gs = t.Top(gs, w.o.agg.Top, w.o.agg.By)
-		}
-		w.gs = gs
-		for _, g := range gs {
-			if err := w.out.WriteRecord(w.record(t, g, start)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// record is the output record of group g of the window starting at start:
-// window_start and window_end (timestamps), the key fields, the aggregates.
-func (w *eventWindower) record(t *agg.Table, g int32, start int64) []byte {
-	w.rec = t.AppendRecord(w.rec[:0], g)
-	n, hdr, _ := record.MapLen(w.rec)
-	out := record.AppendMapHeader(w.buf[:0], n+2)
-	out = record.AppendString(out, fieldStart)
-	out = record.AppendTime(out, time.UnixMilli(start))
-	out = record.AppendString(out, fieldEnd)
-	out = record.AppendTime(out, time.UnixMilli(start+w.o.length))
-	w.buf = append(out, w.rec[hdr:]...)
-	return w.buf
-}
-
-// evict drops the windows now final (none in complete mode) and returns
-// how many groups went with them.
-func (w *eventWindower) evict() int {
-	removed := 0
-	for start, t := range w.wins {
-		if w.final(start + w.o.length) {
-			removed += t.Len()
-			t.Reset()
-			w.spare = append(w.spare, t)
-			delete(w.wins, start)
-		}
-	}
-	return removed
-}
-
 func (w *eventWindower) report(removed int) {
-	groups, updated, mem := 0, 0, int64(0)
-	for _, t := range w.wins {
-		groups += t.Len()
-		updated += len(t.Touched())
-		mem += t.MemoryUsed()
-	}
-	w.stats.State = &stage.StateStats{NumRowsTotal: int64(groups), NumRowsUpdated: int64(updated), NumRowsRemoved: int64(removed), MemoryUsedBytes: mem}
+	groups, changed, mem := w.st.size()
+	w.stats.State = &stage.StateStats{NumRowsTotal: int64(groups), NumRowsUpdated: int64(changed), NumRowsRemoved: int64(removed), MemoryUsedBytes: mem}
 	w.stats.Late = w.nLate
 	if w.haveWM {
 		wm := w.wm
@@ -357,20 +276,30 @@ func (w *eventWindower) Watermark(int64) error { return nil } // swindow makes i
 // after the last input batch (update and complete mode have written every
 // group as it changed).
 func (w *eventWindower) finish() error {
-	if w.o.ev.mode != modeAppend || len(w.wins) == 0 {
+	last, any := w.st.lastEnd()
+	if w.o.ev.mode != modeAppend || !any {
 		return nil
 	}
-	end := w.lastTime + 1
-	for start := range w.wins {
-		end = max(end, start+w.o.length)
-	}
-	if err := w.out.BeginBatch(w.lastID+1, end); err != nil {
+	if err := w.out.BeginBatch(w.lastID+1, max(w.lastTime+1, last)); err != nil {
 		return err
 	}
-	if err := w.write(func(int64) bool { return true }, false); err != nil {
+	if err := w.st.write(w.out, func(int64, bool) bool { return true }, false); err != nil {
 		return err
 	}
 	return w.out.EndBatch()
+}
+
+// windowRecord appends the output record of a window's group to dst: the
+// window's start and end (timestamps), then the fields of rec, the group's
+// record as agg.Table.AppendRecord makes it (keys, aggregates).
+func windowRecord(dst []byte, start, end int64, rec []byte) []byte {
+	n, hdr, _ := record.MapLen(rec)
+	dst = record.AppendMapHeader(dst, n+2)
+	dst = record.AppendString(dst, fieldStart)
+	dst = record.AppendTime(dst, time.UnixMilli(start))
+	dst = record.AppendString(dst, fieldEnd)
+	dst = record.AppendTime(dst, time.UnixMilli(end))
+	return append(dst, rec[hdr:]...)
 }
 
 // floorTo is the largest multiple of m at or before t.

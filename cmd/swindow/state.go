@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -130,7 +129,7 @@ func (o *options) fingerprint() string {
 		fp += " " + o.agg.Cfg.Fingerprint()
 	}
 	if o.ev != nil {
-		fp += fmt.Sprintf(" time-field=%q unit=%v watermark=%d mode=%s", o.ev.field, o.ev.unit, o.ev.delay, o.ev.mode)
+		fp += fmt.Sprintf(" time-field=%q unit=%v watermark=%d mode=%s session=%d", o.ev.field, o.ev.unit, o.ev.delay, o.ev.mode, o.ev.session)
 	}
 	return fp
 }
@@ -192,7 +191,8 @@ func (w *windower) loadState(b []byte) error {
 	return nil
 }
 
-// saveState is the event-time windower's state.
+// saveState is the event-time windower's state: where the watermark
+// stands, then the windows (eventState.save).
 func (w *eventWindower) saveState() ([]byte, error) {
 	e := &enc{b: []byte{stateVersion}}
 	e.bools(w.started, w.haveWM, w.haveMax)
@@ -200,20 +200,8 @@ func (w *eventWindower) saveState() ([]byte, error) {
 	e.i(w.maxT)
 	e.u(w.lastID)
 	e.i(w.lastTime)
-	starts := make([]int64, 0, len(w.wins))
-	for s := range w.wins {
-		starts = append(starts, s)
-	}
-	slices.Sort(starts)
-	e.u(uint64(len(starts)))
-	var buf bytes.Buffer
-	for _, s := range starts {
-		buf.Reset()
-		if err := w.wins[s].WriteSnapshot(&buf); err != nil {
-			return nil, err
-		}
-		e.i(s)
-		e.bytes(buf.Bytes())
+	if err := w.st.save(e); err != nil {
+		return nil, err
 	}
 	return e.b, nil
 }
@@ -225,27 +213,17 @@ func (w *eventWindower) loadState(b []byte) error {
 	d := &dec{b: b[1:]}
 	flags := d.bools(3)
 	wm, maxT, lastID, lastTime := d.i(), d.i(), d.u(), d.i()
-	wins := map[int64]*agg.Table{}
-	for range d.count(2) {
-		start, snap := d.i(), d.bytes()
-		if d.err != nil {
-			break
-		}
-		t, err := agg.New(w.o.agg.Cfg)
-		if err != nil {
-			return err
-		}
-		if err := t.LoadSnapshot(snap); err != nil {
-			return fmt.Errorf("%w: the window starting %s: %v", ErrState, fmtTime(start), err)
-		}
-		wins[start] = t
+	if d.err != nil {
+		return d.err
+	}
+	if err := w.st.load(d); err != nil {
+		return err
 	}
 	if err := d.end(); err != nil {
 		return err
 	}
 	w.started, w.haveWM, w.haveMax = flags[0], flags[1], flags[2]
 	w.wm, w.maxT, w.lastID, w.lastTime = wm, maxT, lastID, lastTime
-	w.wins = wins
 	return nil
 }
 

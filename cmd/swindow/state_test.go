@@ -84,6 +84,8 @@ func TestRestart(t *testing.T) {
 		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-k", "k", "--count"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "5s", "-k", "k", "--count", "--mode", "update"}},
 		{byEvent, []string{"--time-field", "t", "-l", "10s", "-k", "k", "--count", "--collect", "t", "--mode", "complete"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"}},
+		{byEvent, []string{"--time-field", "t", "--session", "3s", "--count", "--mode", "update"}},
 	} {
 		whole := window(t, c.bs, append(c.args, "--checkpoint", t.TempDir())...)
 		for k := range len(c.bs) - 1 {
@@ -132,8 +134,10 @@ func FuzzLoadState(f *testing.F) {
 	}
 	bo := o("-l", "2s", "-s", "1s", "-k", "k", "--count", "--sum", "v")
 	eo := o("--time-field", "t", "-l", "10s", "-k", "k", "--count")
+	so := o("--time-field", "t", "--session", "5s", "-k", "k", "--count")
 	bw, _ := newWindower(framing.NewWriter(io.Discard), bo)
 	ew, _ := newEventWindower(framing.NewWriter(io.Discard), eo)
+	sw, _ := newEventWindower(framing.NewWriter(io.Discard), so)
 	// Seeds: real states after a few batches.
 	for _, b := range seconds("a=1 b=2", "a=3") {
 		bw.Begin(stageBatch(b))
@@ -141,13 +145,17 @@ func FuzzLoadState(f *testing.F) {
 		bw.End(stageBatch(b))
 	}
 	for _, b := range evBatches("a@1 b@12", "a@3") {
-		ew.Begin(stageBatch(b))
-		ew.Block(stageBatch(b), framing.NewRecords(blockOf(f, b.recs), len(b.recs)))
-		ew.End(stageBatch(b))
+		for _, w := range []*eventWindower{ew, sw} {
+			w.Begin(stageBatch(b))
+			w.Block(stageBatch(b), framing.NewRecords(blockOf(f, b.recs), len(b.recs)))
+			w.End(stageBatch(b))
+		}
 	}
 	f.Add(bw.saveState())
-	es, _ := ew.saveState()
-	f.Add(es)
+	for _, w := range []*eventWindower{ew, sw} {
+		s, _ := w.saveState()
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w1, _ := newWindower(framing.NewWriter(io.Discard), bo)
 		if err := w1.loadState(b); err == nil {
@@ -161,7 +169,18 @@ func FuzzLoadState(f *testing.F) {
 				t.Fatalf("save, load, save: %x, then %x", s1, s2)
 			}
 		}
-		ew, _ := newEventWindower(framing.NewWriter(io.Discard), eo)
-		_ = ew.loadState(b)
+		for _, opts := range []*options{eo, so} {
+			w, _ := newEventWindower(framing.NewWriter(io.Discard), opts)
+			if err := w.loadState(b); err == nil {
+				s1, err := w.saveState()
+				if err != nil {
+					t.Fatal(err)
+				}
+				w2, _ := newEventWindower(framing.NewWriter(io.Discard), opts)
+				if err := w2.loadState(s1); err != nil {
+					t.Fatalf("a saved state does not load: %v", err)
+				}
+			}
+		}
 	})
 }

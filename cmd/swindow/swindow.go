@@ -84,17 +84,24 @@ same ids (sbatch --checkpoint DIR FILE...) gets the windows of an
 uninterrupted run, as sreduce --running does; a checkpoint of another
 window configuration is refused.
 
-Not yet: session windows.
+Session windows (--session GAP, with --time-field; no -l or -s): per key,
+an event opens [t, t + GAP), and windows that overlap merge, so a session
+runs from its first event to its last plus GAP (Structured Streaming's
+session_window). An event that joins two sessions merges them. A session
+is one group: its records are held until it is written, then folded into
+its aggregates (so any aggregate works, and --top does not apply).
 
 Examples:
   sbatch -i 1s < access.log | swindow -l 1m | ssink                  # tumbling: a batch a minute
   sbatch -i 10s --format json | swindow -l 1m -s 10s -k path --count --sum bytes | ssink
   sbatch -i 1s | smap --flat 'split(value, " ")' | swindow -l 30s -s 5s -k value --count --top 10 | ssink
   sbatch -i 1s | swindow -l 5m -s 1m --count | ssink                 # records per 5 minutes, every minute
-  sbatch -i 1s --format json | swindow --time-field ts --watermark 30s -l 1m -k path --count | ssink`,
+  sbatch -i 1s --format json | swindow --time-field ts --watermark 30s -l 1m -k path --count | ssink
+  sbatch -i 1s --format json | swindow --time-field ts --watermark 1m --session 5m -k user --count --sum bytes | ssink`,
 	Flags: append([]cli.Flag{
 		&cli.DurationFlag{Name: "length", Aliases: []string{"l"}, Usage: "the window's length `DUR` (1m, 30s, ...): batches of batch time in (T - DUR, T]", Category: "Windows"},
 		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "start a window at every multiple of `DUR` (default: the length, a tumbling window)", Category: "Windows"},
+		&cli.DurationFlag{Name: "session", Usage: "session windows of event time instead: a key's events less than `GAP` apart make one window (with --time-field)", Category: "Windows"},
 		&cli.StringFlag{Name: "time-field", Usage: "window the event time in `FIELD` of each record instead of the batch time", Category: "Event time"},
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
 		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: a window is final once the latest event time passes its end by `DUR`", Category: "Event time"},
@@ -171,22 +178,34 @@ func parseOptions(c *cli.Context, args []string) (*options, error) {
 	if c.NArg() > 0 {
 		return nil, stage.UsageError("unexpected argument %q: swindow reads frames from its input and takes flags only", c.Args().First())
 	}
-	if !c.IsSet("length") {
-		return nil, stage.UsageError("give the window's length: -l DUR (e.g. -l 1m)")
-	}
-	length, err := millis("length", c.Duration("length"))
-	if err != nil {
-		return nil, err
-	}
-	slide := length
-	if c.IsSet("slide") {
-		if slide, err = millis("slide", c.Duration("slide")); err != nil {
+	var length, slide int64
+	var err error
+	switch {
+	case c.IsSet("session"):
+		for _, f := range []string{"length", "slide", "top"} {
+			if c.IsSet(f) {
+				return nil, stage.UsageError("--%s does not go with --session: a session window is as long as its events make it, and is one group", f)
+			}
+		}
+		if !c.IsSet("time-field") {
+			return nil, stage.UsageError("--session windows event time: add --time-field F")
+		}
+	case !c.IsSet("length"):
+		return nil, stage.UsageError("give the window's length: -l DUR (e.g. -l 1m), or --session GAP")
+	default:
+		if length, err = millis("length", c.Duration("length")); err != nil {
 			return nil, err
 		}
-	}
-	if length%slide != 0 {
-		return nil, stage.UsageError("--length %v is not a multiple of --slide %v: a window covers a whole number of slides",
-			time.Duration(length)*time.Millisecond, time.Duration(slide)*time.Millisecond)
+		slide = length
+		if c.IsSet("slide") {
+			if slide, err = millis("slide", c.Duration("slide")); err != nil {
+				return nil, err
+			}
+		}
+		if length%slide != 0 {
+			return nil, stage.UsageError("--length %v is not a multiple of --slide %v: a window covers a whole number of slides",
+				time.Duration(length)*time.Millisecond, time.Duration(slide)*time.Millisecond)
+		}
 	}
 	a, err := aggflags.Parse(c, args)
 	if err != nil {
@@ -243,6 +262,11 @@ func parseEventOptions(c *cli.Context) (*eventOptions, error) {
 	}
 	if c.IsSet("late") && ev.late == "" {
 		return nil, stage.UsageError("--late needs a file name")
+	}
+	if c.IsSet("session") {
+		if ev.session, err = millis("session", c.Duration("session")); err != nil {
+			return nil, err
+		}
 	}
 	return ev, nil
 }

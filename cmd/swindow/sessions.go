@@ -1,0 +1,210 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/framing"
+)
+
+// session is one session window of a key: [start, end), from its first
+// event to its last plus the gap, and the records it holds.
+type session struct {
+	key        []byte // the group key (agg.Table.Key)
+	start, end int64
+	recs       []byte // as in a Records frame
+	n          int
+}
+
+// sessions are session windows of event time (Structured Streaming's
+// session_window(F, GAP)): per key, an event opens [t, t+GAP), and windows
+// that overlap merge into one. A session's records are held, and folded
+// into its aggregates when it is written: a merge of two sessions needs no
+// merge of aggregates.
+type sessions struct {
+	o       *options
+	gap     int64
+	byKey   map[string][]*session // sorted by start, never overlapping
+	changed map[*session]bool     // by the batch in hand
+	tmp     *agg.Table            // a record's key and check; a session's aggregates
+	list    []*session
+	rec     []byte
+	buf     []byte
+}
+
+func newSessions(o *options) *sessions {
+	tmp, _ := agg.New(o.agg.Cfg) // checked in newEventWindower
+	return &sessions{o: o, gap: o.ev.session, byKey: map[string][]*session{}, changed: map[*session]bool{}, tmp: tmp}
+}
+
+func (s *sessions) add(rec []byte, t int64, final func(int64) bool) (bool, error) {
+	// The record alone, in a table of its own: its key, and a check that
+	// its values aggregate, before it joins a session.
+	s.tmp.Reset()
+	if err := s.tmp.Add(rec); err != nil {
+		return false, err
+	}
+	key := s.tmp.Key(s.tmp.Touched()[0])
+	lo, hi := t, t+s.gap
+	ss := s.byKey[string(key)]
+	var into *session
+	kept := make([]*session, 0, len(ss)+1)
+	for _, x := range ss {
+		if x.start >= hi || lo >= x.end { // no overlap
+			kept = append(kept, x)
+			continue
+		}
+		lo, hi = min(lo, x.start), max(hi, x.end)
+		if into == nil {
+			into = x
+			continue
+		}
+		into.recs = append(into.recs, x.recs...)
+		into.n += x.n
+		delete(s.changed, x)
+	}
+	if into == nil {
+		if final(hi) {
+			return false, nil // late: a session of its own, and already over
+		}
+		into = &session{key: slices.Clone(key)}
+	}
+	into.start, into.end = lo, hi
+	into.recs = framing.AppendRecord(into.recs, rec)
+	into.n++
+	i, _ := slices.BinarySearchFunc(kept, into.start, func(x *session, start int64) int { return cmpInt(x.start, start) })
+	s.byKey[string(key)] = slices.Insert(kept, i, into)
+	s.changed[into] = true
+	return true, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *sessions) newBatch() { clear(s.changed) }
+
+func (s *sessions) write(out *framing.Writer, pick func(int64, bool) bool, _ bool) error {
+	s.list = s.list[:0]
+	for _, ss := range s.byKey {
+		for _, x := range ss {
+			if pick(x.end, s.changed[x]) {
+				s.list = append(s.list, x)
+			}
+		}
+	}
+	slices.SortFunc(s.list, func(a, b *session) int {
+		if c := cmpInt(a.start, b.start); c != 0 {
+			return c
+		}
+		return agg.CompareKeys(a.key, b.key)
+	})
+	for _, x := range s.list {
+		s.tmp.Reset()
+		recs := framing.NewRecords(x.recs, x.n)
+		for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+			if err := s.tmp.Add(rec); err != nil {
+				return fmt.Errorf("the session of %s to %s: %w", fmtTime(x.start), fmtTime(x.end), err)
+			}
+		}
+		s.rec = s.tmp.AppendRecord(s.rec[:0], s.tmp.Touched()[0])
+		s.buf = windowRecord(s.buf[:0], x.start, x.end, s.rec)
+		if err := out.WriteRecord(s.buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sessions) evict(final func(int64) bool) int {
+	removed := 0
+	for k, ss := range s.byKey {
+		kept := ss[:0]
+		for _, x := range ss {
+			if final(x.end) {
+				removed++
+				continue
+			}
+			kept = append(kept, x)
+		}
+		if len(kept) == 0 {
+			delete(s.byKey, k)
+		} else {
+			s.byKey[k] = kept
+		}
+	}
+	return removed
+}
+
+func (s *sessions) size() (groups, changed int, mem int64) {
+	for _, ss := range s.byKey {
+		groups += len(ss)
+		for _, x := range ss {
+			mem += int64(cap(x.recs) + len(x.key))
+		}
+	}
+	return groups, len(s.changed), mem
+}
+
+func (s *sessions) lastEnd() (int64, bool) {
+	var last int64
+	any := false
+	for _, ss := range s.byKey {
+		for _, x := range ss {
+			last, any = max(last, x.end), true
+		}
+	}
+	return last, any
+}
+
+func (s *sessions) save(e *enc) error {
+	var all []*session
+	for _, ss := range s.byKey {
+		all = append(all, ss...)
+	}
+	slices.SortFunc(all, func(a, b *session) int {
+		if c := agg.CompareKeys(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmpInt(a.start, b.start)
+	})
+	e.u(uint64(len(all)))
+	for _, x := range all {
+		e.bytes(x.key)
+		e.i(x.start)
+		e.i(x.end)
+		e.u(uint64(x.n))
+		e.bytes(x.recs)
+	}
+	return nil
+}
+
+func (s *sessions) load(d *dec) error {
+	byKey := map[string][]*session{}
+	for range d.count(5) {
+		x := &session{key: slices.Clone(d.bytes()), start: d.i(), end: d.i(), n: int(d.u())}
+		x.recs = slices.Clone(d.bytes())
+		if d.err != nil {
+			break
+		}
+		ss := byKey[string(x.key)]
+		if x.start >= x.end || !validBlock(x.recs, x.n) || len(ss) > 0 && ss[len(ss)-1].end > x.start {
+			d.fail()
+			break
+		}
+		byKey[string(x.key)] = append(ss, x)
+	}
+	if d.err != nil {
+		return d.err
+	}
+	s.byKey = byKey
+	clear(s.changed)
+	return nil
+}
