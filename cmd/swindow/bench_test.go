@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -67,3 +68,73 @@ func benchWindow(b *testing.B, args ...string) {
 func BenchmarkSlideCount(b *testing.B)    { benchWindow(b, "-k", "value", "--count") }
 func BenchmarkSlideCountMax(b *testing.B) { benchWindow(b, "-k", "value", "--count", "--max", "value") }
 func BenchmarkSlideRecords(b *testing.B)  { benchWindow(b) }
+
+// benchEvents feeds batches of 10,000 events (one a millisecond of event
+// time, Zipf over 1,000 users) through event-time windows with args. The
+// records' times are int64s written in full, so that each batch's can be
+// moved on in place, past the last batch's.
+func benchEvents(b *testing.B, args ...string) {
+	const perBatch, users = 10_000, 1_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(rng, 1.1, 1, users-1)
+	var blk []byte
+	var tpos []int // where each record's time is in blk
+	for j := range perBatch {
+		rec := record.AppendMapHeader(nil, 2)
+		rec = record.AppendString(rec, "t")
+		rec = append(rec, 0xd3) // int64
+		at := len(rec)
+		rec = binary.BigEndian.AppendUint64(rec, uint64(j))
+		rec = record.AppendString(rec, "user")
+		rec = record.AppendString(rec, fmt.Sprintf("u%d", z.Uint64()))
+		blk = binary.AppendUvarint(blk, uint64(len(rec)))
+		tpos = append(tpos, len(blk)+at)
+		blk = append(blk, rec...)
+	}
+	c := *command
+	c.Input, c.Output = false, false
+	var w *eventWindower
+	c.Action = func(e *stage.Env) error {
+		o, err := parseOptions(e.Ctx, e.Args)
+		if err != nil {
+			return err
+		}
+		w, err = newEventWindower(framing.NewWriter(io.Discard), o)
+		return err
+	}
+	if code := c.Run(append([]string{"swindow", "--time-field", "t", "--time-unit", "ms"}, args...), nil, io.Discard, io.Discard); code != 0 {
+		b.Fatalf("exit %d", code)
+	}
+	b.ReportAllocs()
+	id := uint64(0)
+	cpu0 := benchutil.CPUTime()
+	for b.Loop() {
+		for j, p := range tpos {
+			binary.BigEndian.PutUint64(blk[p:], id*perBatch+uint64(j))
+		}
+		bt := stage.Batch{ID: id, Time: int64(id+1) * 1000}
+		if err := w.Begin(bt); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Block(bt, framing.NewRecords(blk, perBatch)); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.End(bt); err != nil {
+			b.Fatal(err)
+		}
+		id++
+	}
+	cpu := (benchutil.CPUTime() - cpu0).Seconds()
+	b.ReportMetric(float64(b.N*perBatch)/cpu, "records/cpu-s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func BenchmarkEventTumbling(b *testing.B) {
+	benchEvents(b, "--watermark", "2s", "-l", "5s", "-k", "user", "--count")
+}
+func BenchmarkEventSliding(b *testing.B) {
+	benchEvents(b, "--watermark", "2s", "-l", "10s", "-s", "5s", "-k", "user", "--count")
+}
+func BenchmarkEventSessions(b *testing.B) {
+	benchEvents(b, "--watermark", "2s", "--session", "500ms", "-k", "user", "--count")
+}

@@ -67,6 +67,9 @@ type eventWindower struct {
 	o     *options
 	stats *stage.Stats
 	st    eventState
+	// isFinal is final, bound once: a method value made per record would
+	// be an allocation per record.
+	isFinal func(end int64) bool
 
 	wm      int64 // the watermark: windows that end at or before it are final
 	haveWM  bool
@@ -92,6 +95,7 @@ func newEventWindower(out *framing.Writer, o *options) (*eventWindower, error) {
 		return nil, stage.Usage(err)
 	}
 	w := &eventWindower{out: out, o: o, stats: new(stage.Stats)}
+	w.isFinal = w.final
 	if o.ev.session > 0 {
 		w.st = newSessions(o)
 	} else {
@@ -157,7 +161,7 @@ func (w *eventWindower) add(b stage.Batch, rec []byte) error {
 	t, err := w.eventTime(rec)
 	if err == nil {
 		var open bool
-		if open, err = w.st.add(rec, t, w.final); err == nil && !open {
+		if open, err = w.st.add(rec, t, w.isFinal); err == nil && !open {
 			return w.lateRecord(rec)
 		}
 	}
@@ -246,7 +250,7 @@ func (w *eventWindower) End(b stage.Batch) error {
 			return err
 		}
 	}
-	removed := w.st.evict(w.final)
+	removed := w.st.evict(w.isFinal)
 	w.report(removed)
 	if w.late != nil {
 		if err := w.late.Flush(); err != nil {

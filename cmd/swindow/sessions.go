@@ -47,34 +47,39 @@ func (s *sessions) add(rec []byte, t int64, final func(int64) bool) (bool, error
 	}
 	key := s.tmp.Key(s.tmp.Touched()[0])
 	lo, hi := t, t+s.gap
+	// The key's sessions are sorted and disjoint, so those that [lo, hi)
+	// overlaps are a run, ss[i:j]: merged into ss[i], in place.
 	ss := s.byKey[string(key)]
-	var into *session
-	kept := make([]*session, 0, len(ss)+1)
-	for _, x := range ss {
-		if x.start >= hi || lo >= x.end { // no overlap
-			kept = append(kept, x)
-			continue
+	i := 0
+	for i < len(ss) && ss[i].end <= lo {
+		i++
+	}
+	j := i
+	for j < len(ss) && ss[j].start < hi {
+		j++
+	}
+	if i == j {
+		if final(hi) {
+			return false, nil // late: a session of its own, and already over
 		}
-		lo, hi = min(lo, x.start), max(hi, x.end)
-		if into == nil {
-			into = x
-			continue
-		}
+		x := &session{key: slices.Clone(key), start: lo, end: hi, n: 1}
+		x.recs = framing.AppendRecord(x.recs, rec)
+		s.byKey[string(key)] = slices.Insert(ss, i, x)
+		s.changed[x] = true
+		return true, nil
+	}
+	into := ss[i]
+	into.start, into.end = min(lo, into.start), max(hi, ss[j-1].end)
+	for _, x := range ss[i+1 : j] {
 		into.recs = append(into.recs, x.recs...)
 		into.n += x.n
 		delete(s.changed, x)
 	}
-	if into == nil {
-		if final(hi) {
-			return false, nil // late: a session of its own, and already over
-		}
-		into = &session{key: slices.Clone(key)}
-	}
-	into.start, into.end = lo, hi
 	into.recs = framing.AppendRecord(into.recs, rec)
 	into.n++
-	i, _ := slices.BinarySearchFunc(kept, into.start, func(x *session, start int64) int { return cmpInt(x.start, start) })
-	s.byKey[string(key)] = slices.Insert(kept, i, into)
+	if j-i > 1 {
+		s.byKey[string(key)] = slices.Delete(ss, i+1, j)
+	}
 	s.changed[into] = true
 	return true, nil
 }
