@@ -281,7 +281,7 @@ func (w *eventWindower) Watermark(int64) error { return nil } // swindow makes i
 // group as it changed).
 func (w *eventWindower) finish() error {
 	last, any := w.st.lastEnd()
-	if w.o.ev.mode != modeAppend || !any {
+	if w.o.ev.mode != modeAppend || !any || w.ck != nil { // see windower.finish
 		return nil
 	}
 	if err := w.out.BeginBatch(w.lastID+1, max(w.lastTime+1, last)); err != nil {

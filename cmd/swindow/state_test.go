@@ -100,6 +100,15 @@ func TestRestart(t *testing.T) {
 			if first+second != whole {
 				t.Errorf("swindow %s, restarted after batch %d:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)
 			}
+			// A run that ends its stream (its input read to the end) and a
+			// run that goes on from its checkpoint: the same.
+			dir = t.TempDir()
+			args = append(c.args, "--checkpoint", dir)
+			first = window(t, c.bs[:k+1], args...)
+			second = window(t, c.bs[k+1:], args...)
+			if first+second != whole {
+				t.Errorf("swindow %s, run to batch %d, then on:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)
+			}
 		}
 	}
 }

@@ -50,9 +50,10 @@ A window leaves with the id of the last input batch it holds (the one whose
 time is T, or the last before T): ids rise, and a window whose end no batch
 came to mark is an error, since it would have no id of its own. Empty
 batches count: sbatch -i writes them while its input is idle, so idle time
-still moves the windows along. At the end of the stream the window holding
-the last batch is written; the windows after it, which a sliding window
-would still fill with the last batches, are not. Watermarks pass through.
+still moves the windows along. At the end of the stream (without
+--checkpoint) the window holding the last batch is written; the windows
+after it, which a sliding window would still fill with the last batches,
+are not. Watermarks pass through.
 
 Event time (--time-field F): windows of each record's own time instead of
 the batches' (Structured Streaming's groupBy(window(F, LENGTH, SLIDE), keys)
@@ -72,8 +73,9 @@ A window's records are window_start and window_end (timestamps), the key
 fields, the aggregates; windows in order of start, groups by key. After
 each batch the watermark leaves as a watermark frame. Two differences from
 Spark: a batch's own watermark already applies at its end, not one batch
-later; and at the end of the stream, which nothing can follow, append mode
-writes the windows still open in one more batch, numbered after the last.
+later; and at the end of the stream, which nothing can follow (without
+--checkpoint), append mode writes the windows still open in one more
+batch, numbered after the last.
 
 Checkpoint: with --checkpoint DIR the windows' state after each batch is
 saved atomically in DIR/state/NAME (--name, default swindow): the batches a
@@ -82,7 +84,9 @@ and the watermark. On restart it is restored as of the batch before the
 first that arrives, so a source replaying its uncommitted batches with the
 same ids (sbatch --checkpoint DIR FILE...) gets the windows of an
 uninterrupted run, as sreduce --running does; a checkpoint of another
-window configuration is refused.
+window configuration is refused. With --checkpoint the windows still open
+when the stream ends are not written but kept for the next run, which goes
+on from them (a checkpointed source goes on, as a file that grew).
 
 Session windows (--session GAP, with --time-field; no -l or -s): per key,
 an event opens [t, t + GAP), and windows that overlap merge, so a session
@@ -456,8 +460,13 @@ func (w *windower) memory() int64 {
 func (w *windower) Watermark(t int64) error { return w.out.Watermark(t) }
 
 // finish writes the window holding the last batch, at the end of the stream.
+//
+// With --checkpoint it writes nothing: the input's end is then only where
+// this run stops, the next run goes on from the saved state, and a window
+// written now would be written again, or, for event time, take an id the
+// source's next batch will have.
 func (w *windower) finish() error {
-	if w.pending {
+	if w.pending && w.ck == nil {
 		return w.emit()
 	}
 	return nil
