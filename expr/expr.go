@@ -60,11 +60,15 @@ type Program struct {
 	all     bool           // the expression uses $env as a whole: bind every field
 	present []bool         // present[i]: fields[i] was bound from the record
 	unbound bool           // Reset since the last Run: clear the fields not bound
-	vars    map[string]any
+	vars    map[string]any // the environment; bound fields if slots is nil
+	slots   []any          // fields[i] is slots[i], a VM variable (see slots.go); or nil
 	prog    *vm.Program
+	fast    *vm.Program // prog without the OpDeref of fields (see dropDerefs); or nil
+	pointer bool        // a field bound since Reset is a pointer: run prog, not fast
 	machine vm.VM
 	typ     reflect.Type // static result type; nil when only known at run time
 	walker  record.Fields
+	boxes   boxes
 
 	// Shapes of the parsed tree, taken before the checker and optimiser
 	// rewrite it: a map literal of constants folds into one Go map, which
@@ -116,7 +120,11 @@ func quoteList(names []string) string {
 //
 // It runs expr.Compile's steps itself (parse, check, optimise, compile):
 // the analyzer must see, and rewrite, the tree between parsing and checking.
-func Compile(src string) (*Program, error) {
+func Compile(src string) (*Program, error) { return compile(src, true) }
+
+// compile is Compile; with slots false the program reads every field from
+// the map, as a reference for the tests of slots.go.
+func compile(src string, slots bool) (*Program, error) {
 	config := conf.CreateNew()
 	for _, opt := range []exprlang.Option{
 		exprlang.Env(map[string]any{}),
@@ -159,10 +167,32 @@ func Compile(src string) (*Program, error) {
 		}
 		return fail(err)
 	}
-	if p.prog, err = compiler.Compile(tree, config); err != nil {
+	if err := p.compile(tree, config, slots); err != nil {
 		return fail(err)
 	}
 	return p, nil
+}
+
+// compile compiles the checked and optimised tree, with the fields in VM
+// variables if it can (see slots.go), else read from the map.
+func (p *Program) compile(tree *parser.Tree, config *conf.Config, slots bool) error {
+	if slots && !p.all {
+		undo := envReads(&tree.Node)
+		prog, err := compiler.Compile(tree, config)
+		if err == nil {
+			if base, loads, ok := slotReads(prog, p.index); ok {
+				p.prog = prog
+				p.fast = dropDerefs(prog, loads)
+				p.machine.Variables = make([]any, base+len(p.fields))
+				p.slots = p.machine.Variables[base:]
+				return nil
+			}
+		}
+		undo()
+	}
+	var err error
+	p.prog, err = compiler.Compile(tree, config)
+	return err
 }
 
 // Fields returns the record fields the expression reads, in the order they
@@ -207,17 +237,30 @@ func (p *Program) Reset() {
 	}
 	clear(p.present)
 	p.unbound = true
+	p.pointer = false
 }
 
 // Bind sets field i of Fields from its raw msgpack value.
 func (p *Program) Bind(i int, raw []byte) error {
-	v, err := decode(raw, p.Alias)
+	v, err := p.boxes.decode(raw, p.Alias)
 	if err != nil {
 		return fmt.Errorf("field %q: %w", p.fields[i], err)
 	}
-	p.vars[p.fields[i]] = v
+	if v != nil && reflect.TypeOf(v).Kind() == reflect.Pointer {
+		p.pointer = true
+	}
+	p.set(i, v)
 	p.present[i] = true
 	return nil
+}
+
+// set makes v the value of fields[i].
+func (p *Program) set(i int, v any) {
+	if p.slots != nil {
+		p.slots[i] = v
+	} else {
+		p.vars[p.fields[i]] = v
+	}
 }
 
 // lookup returns the index in Fields of key, or -1. A few fields are
@@ -252,7 +295,7 @@ func (p *Program) BindAll(key, raw []byte) error {
 	if _, dup := p.vars[string(key)]; dup {
 		return nil
 	}
-	v, err := decode(raw, p.Alias)
+	v, err := p.boxes.decode(raw, p.Alias)
 	if err != nil {
 		return fmt.Errorf("field %q: %w", key, err)
 	}
@@ -293,12 +336,16 @@ func (p *Program) Run() (any, error) {
 		// Fields the record lacks read as nil, not as the last record's.
 		for i, ok := range p.present {
 			if !ok && !p.all {
-				p.vars[p.fields[i]] = nil
+				p.set(i, nil)
 			}
 		}
 		p.unbound = false
 	}
-	v, err := p.machine.Run(p.prog, p.vars)
+	prog := p.prog
+	if p.fast != nil && !p.pointer {
+		prog = p.fast
+	}
+	v, err := p.machine.Run(prog, p.vars)
 	if err != nil {
 		return nil, p.runError(err)
 	}
@@ -329,23 +376,24 @@ func (p *Program) runError(err error) error {
 
 // decode turns a raw msgpack value into the Go value an expression sees:
 // strings, int64, float64, bool, nil, time.Time, []any, map[string]any.
-// The common scalars are read here without the msgpack library.
-func decode(raw []byte, alias bool) (any, error) {
+// The common scalars are read here without the msgpack library, and boxed
+// by b.
+func (b *boxes) decode(raw []byte, alias bool) (any, error) {
 	switch record.KindOf(raw) {
 	case record.KindString:
 		if s, ok := record.Str(raw); ok {
 			if alias {
-				return unsafe.String(unsafe.SliceData(s), len(s)), nil
+				return b.string(unsafe.String(unsafe.SliceData(s), len(s))), nil
 			}
-			return string(s), nil
+			return b.string(string(s)), nil
 		}
 	case record.KindInt:
 		if v, ok := record.Int(raw); ok {
-			return v, nil
+			return b.int(v), nil
 		}
 	case record.KindFloat:
 		if v, ok := record.Float(raw); ok {
-			return v, nil
+			return b.float(v), nil
 		}
 	case record.KindNil:
 		return nil, nil

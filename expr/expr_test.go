@@ -318,3 +318,13 @@ func BenchmarkTrue(b *testing.B) {
 func BenchmarkIntCompare(b *testing.B) {
 	benchRun(b, `status >= 500 and path startsWith "/api"`, rec(b, "path", "/api/users", "status", int64(503), "bytes", int64(1234)))
 }
+
+// BenchmarkEnvField reads fields named like functions, which the
+// expression reads as $env["count"] and $env["type"].
+func BenchmarkEnvField(b *testing.B) {
+	benchRun(b, `count > 5 and type == "click"`, rec(b, "type", "click", "count", int64(7), "value", "the quick brown fox"))
+}
+
+func BenchmarkMapLiteral(b *testing.B) {
+	benchRun(b, `{"w": upper(value), "n": len(value)}`, rec(b, "value", "the quick brown fox jumps over the lazy dog and far away"))
+}
