@@ -46,8 +46,15 @@ Triggers (when a batch is cut):
               strings, or msgpack timestamps.
 
 At the end of the input the batch in hand leaves at once. Batch ids count up
-from 0. On SIGINT or SIGTERM sbatch ends the batch in hand and the stream, and
-exits 0.
+from 0. On SIGINT or SIGTERM sbatch ends the batch in hand and the stream,
+and exits 0.
+
+--follow (-F) keeps reading the last FILE as it grows, as tail -F does,
+until SIGINT or SIGTERM: a partial last line waits for its end; a log
+replaced by rename (rotated) or truncated is read again from its start,
+with a note on stderr (with --checkpoint, whose offsets follow one file by
+its path, that is an error). The file is looked at every 50 ms once its end
+is read.
 
 Checkpoint (--checkpoint DIR, with FILE arguments only: stdin cannot be read
 again): before batch N leaves, sbatch writes DIR/offsets/N (atomically), the
@@ -66,6 +73,7 @@ more than 10 batches before the last commit are removed.
 Examples:
   printf 'hello world\nfoo\n' | sbatch --once | ssink
   tail -F access.log | sbatch -i 2s | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
+  sbatch --follow --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
   sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck`,
@@ -77,6 +85,7 @@ Examples:
 		&cli.StringFlag{Name: "time-field", Usage: "cut batches by the event time in `FIELD` instead of the wall clock"},
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip malformed records (bad JSON, ragged CSV, bad times) and count them in --progress instead of failing"},
+		&cli.BoolFlag{Name: "follow", Aliases: []string{"F"}, Usage: "keep reading the last FILE as it grows, as tail -F does, until SIGINT or SIGTERM"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments only); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 	},
 	Action: run,
@@ -89,6 +98,7 @@ type config struct {
 	interval  int64 // ms
 	count     int
 	once      bool
+	follow    bool
 	timeField string
 	unit      input.TimeUnit
 	skipBad   bool
@@ -103,6 +113,7 @@ func parseConfig(c *cli.Context) (*config, error) {
 		format:      c.String("format"),
 		count:       c.Int("count"),
 		once:        c.Bool("once"),
+		follow:      c.Bool("follow"),
 		timeField:   c.String("time-field"),
 		skipBad:     c.Bool("skip-bad"),
 		checkpoint:  c.String("checkpoint"),
@@ -133,6 +144,11 @@ func parseConfig(c *cli.Context) (*config, error) {
 		return nil, stage.UsageError("--time-field cuts batches by event time: it does not go with --once or -n")
 	case c.IsSet("time-unit") && cfg.timeField == "":
 		return nil, stage.UsageError("--time-unit needs --time-field")
+	case cfg.follow && cfg.once:
+		return nil, stage.UsageError("--follow reads on as the file grows: it does not go with --once, which ends at the end of the input")
+	case cfg.follow && cfg.files[len(cfg.files)-1] == "-":
+		return nil, stage.Hint(stage.UsageError("--follow follows the last FILE argument, not stdin"),
+			"name the file to follow (sbatch --follow app.log), or pipe tail -F into sbatch")
 	}
 	if err := checkFiles(cfg, c.IsSet("checkpoint")); err != nil {
 		return nil, err
@@ -157,6 +173,11 @@ func run(e *stage.Env) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.follow {
+		if err := follow(srcs, cfg, e); err != nil {
+			return err
+		}
 	}
 	p := newProducer(srcs, cfg)
 	go p.run()
