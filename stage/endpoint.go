@@ -113,6 +113,28 @@ func openInput(spec string, stdin io.Reader) (io.Reader, io.Closer, error) {
 	return l, l, nil
 }
 
+// IsSocket reports whether name is a socket endpoint (tcp://, tcp-listen://,
+// unix://, unix-listen://) rather than a file name.
+func IsSocket(name string) bool {
+	scheme, _, ok := strings.Cut(name, "://")
+	switch scheme {
+	case "tcp", "tcp-listen", "unix", "unix-listen":
+		return ok
+	}
+	return false
+}
+
+// OpenSocket returns a reader of the socket endpoint spec, which connects
+// (or listens and accepts one connection) at its first Read, as --in does:
+// how sbatch reads lines from a socket (Spark's socketTextStream).
+func OpenSocket(spec string) (io.ReadCloser, error) {
+	e, err := parseEndpoint(spec)
+	if err != nil {
+		return nil, Usage(err)
+	}
+	return &lazyInput{e: e}, nil
+}
+
 // lazyInput connects its endpoint at the first Read.
 type lazyInput struct {
 	e    endpoint

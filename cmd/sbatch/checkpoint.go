@@ -72,6 +72,10 @@ func checkFiles(cfg *config, set bool) error {
 	}
 	seen := map[string]bool{}
 	for _, f := range cfg.files {
+		if stage.IsSocket(f) {
+			return stage.Hint(stage.UsageError("--checkpoint replays input files, and %s cannot be read again", f),
+				"a socket is not replayable: leave --checkpoint out (a crash loses the batches in flight), or have the sender write a file that sbatch --follow reads")
+		}
 		if f == "-" {
 			return stage.Hint(stage.UsageError("--checkpoint replays input files, and stdin cannot be read again"),
 				"name the input files as arguments (sbatch --checkpoint DIR FILE...), or leave --checkpoint out: without it a crash loses the batches in flight")

@@ -19,7 +19,10 @@ var command = &stage.Command{
 	ArgsUsage: "[FILE...]",
 	Output:    true,
 	Description: `sbatch is the source of a dstream pipeline: it reads stdin or the FILEs
-(- is stdin) and writes a framed stream of batches for the next stage.
+(- is stdin) and writes a framed stream of batches for the next stage. A
+FILE may be a socket (Spark's socketTextStream): tcp://HOST:PORT connects
+to a server, tcp-listen://HOST:PORT listens and accepts one connection
+(unix:// and unix-listen:// alike), read until the other side closes it.
 
 Records: a text line becomes {"value": LINE} (Spark's text source); with
 --format json each line is one JSON object; csv and tsv take field names from
@@ -146,6 +149,8 @@ func parseConfig(c *cli.Context) (*config, error) {
 		return nil, stage.UsageError("--time-unit needs --time-field")
 	case cfg.follow && cfg.once:
 		return nil, stage.UsageError("--follow reads on as the file grows: it does not go with --once, which ends at the end of the input")
+	case cfg.follow && stage.IsSocket(cfg.files[len(cfg.files)-1]):
+		return nil, stage.UsageError("--follow follows a file that grows: a socket is read as it comes anyway")
 	case cfg.follow && cfg.files[len(cfg.files)-1] == "-":
 		return nil, stage.Hint(stage.UsageError("--follow follows the last FILE argument, not stdin"),
 			"name the file to follow (sbatch --follow app.log), or pipe tail -F into sbatch")
@@ -206,6 +211,17 @@ func openSources(files []string, e *stage.Env) ([]source, error) {
 	for _, f := range files {
 		if f == "-" {
 			srcs = append(srcs, source{name: "stdin", r: nopClose{e.Stdin}})
+			continue
+		}
+		if stage.IsSocket(f) {
+			r, err := stage.OpenSocket(f)
+			if err != nil {
+				for _, s := range srcs {
+					s.r.Close()
+				}
+				return nil, err
+			}
+			srcs = append(srcs, source{name: f, r: r})
 			continue
 		}
 		fh, err := openFile(f)
