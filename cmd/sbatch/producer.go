@@ -54,8 +54,11 @@ type producer struct {
 	free  chan *chunk
 	cur   *chunk
 	rec   []byte
-	track bool    // --checkpoint: chunks say where their records end
-	src   *source // the source being read
+	track bool // --checkpoint: chunks say where their records end
+	// more yields the sources after srcs (--watch); false when there are
+	// no more.
+	more func() (source, bool, error)
+	src  *source // the source being read
 }
 
 func newProducer(srcs []source, cfg *config) *producer {
@@ -107,8 +110,21 @@ func (p *producer) run() {
 }
 
 func (p *producer) decodeAll() error {
-	for i := range p.srcs {
-		s := &p.srcs[i]
+	for i := 0; ; i++ {
+		var s *source
+		switch {
+		case i < len(p.srcs):
+			s = &p.srcs[i]
+		case p.more != nil:
+			p.flush() // the records read so far leave while more are awaited
+			next, ok, err := p.more()
+			if err != nil || !ok {
+				return err
+			}
+			s = &next
+		default:
+			return nil
+		}
 		if p.track {
 			// A chunk holds records of one source (the chunk of the one
 			// before was handed over at its end), and the batcher learns
@@ -116,10 +132,13 @@ func (p *producer) decodeAll() error {
 			p.src = s
 		}
 		dec, err := input.NewAt(p.cfg.format, flushReader{s.r, p}, s.name, s.start, s.at)
-		if err != nil {
-			return err
+		if err == nil {
+			err = p.decode(dec, s.name)
 		}
-		if err := p.decode(dec, s.name); err != nil {
+		if i >= len(p.srcs) {
+			s.r.Close() // run closes srcs; this one is done with
+		}
+		if err != nil {
 			return err
 		}
 		if p.track {
@@ -133,7 +152,6 @@ func (p *producer) decodeAll() error {
 			p.src = nil
 		}
 	}
-	return nil
 }
 
 func (p *producer) decode(dec input.Decoder, name string) error {

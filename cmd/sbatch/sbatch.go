@@ -52,6 +52,13 @@ At the end of the input the batch in hand leaves at once. Batch ids count up
 from 0. On SIGINT or SIGTERM sbatch ends the batch in hand and the stream,
 and exits 0.
 
+--watch DIR reads the files of a directory instead of FILE arguments
+(Spark's file source): those there at the start, oldest first, then each
+new one as it appears, until SIGINT or SIGTERM (with --once: the files
+there now, as one batch). A file is read once, whole, when it is seen, so
+a writer makes it under a name starting with . or _ (skipped, as Spark
+skips them) and renames it when complete. Not with --checkpoint yet.
+
 --follow (-F) keeps reading the last FILE as it grows, as tail -F does,
 until SIGINT or SIGTERM: a partial last line waits for its end; a log
 replaced by rename (rotated) or truncated is read again from its start,
@@ -76,6 +83,7 @@ more than 10 batches before the last commit are removed.
 Examples:
   printf 'hello world\nfoo\n' | sbatch --once | ssink
   tail -F access.log | sbatch -i 2s | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
+  sbatch --watch /var/spool/events --format json -i 10s | ssink --sqlite events.db
   sbatch --follow --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
   sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
@@ -88,6 +96,7 @@ Examples:
 		&cli.StringFlag{Name: "time-field", Usage: "cut batches by the event time in `FIELD` instead of the wall clock"},
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip malformed records (bad JSON, ragged CSV, bad times) and count them in --progress instead of failing"},
+		&cli.StringFlag{Name: "watch", Usage: "read the files of directory `DIR`, then each new one as it appears (a file is read once, whole), until SIGINT or SIGTERM"},
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"F"}, Usage: "keep reading the last FILE as it grows, as tail -F does, until SIGINT or SIGTERM"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments only); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 	},
@@ -102,6 +111,7 @@ type config struct {
 	count     int
 	once      bool
 	follow    bool
+	watch     string // --watch DIR, or ""
 	timeField string
 	unit      input.TimeUnit
 	skipBad   bool
@@ -117,12 +127,26 @@ func parseConfig(c *cli.Context) (*config, error) {
 		count:       c.Int("count"),
 		once:        c.Bool("once"),
 		follow:      c.Bool("follow"),
+		watch:       c.String("watch"),
 		timeField:   c.String("time-field"),
 		skipBad:     c.Bool("skip-bad"),
 		checkpoint:  c.String("checkpoint"),
 		intervalSet: c.IsSet("interval"),
 	}
-	if len(cfg.files) == 0 {
+	if c.IsSet("watch") {
+		switch {
+		case cfg.watch == "":
+			return nil, stage.UsageError("--watch needs a directory")
+		case len(cfg.files) > 0:
+			return nil, stage.UsageError("--watch reads the files of a directory: it does not take FILE arguments too")
+		case c.Bool("follow"):
+			return nil, stage.UsageError("--watch reads each file once, whole: it does not go with --follow")
+		case c.IsSet("checkpoint"):
+			return nil, stage.Hint(stage.UsageError("--watch does not go with --checkpoint yet"),
+				"a checkpoint replays named files: give them as arguments (sbatch --checkpoint DIR FILE...), or leave --checkpoint out")
+		}
+	}
+	if len(cfg.files) == 0 && cfg.watch == "" {
 		cfg.files = []string{"-"}
 	}
 	iv := c.Duration("interval")
@@ -168,7 +192,14 @@ func run(e *stage.Env) error {
 	}
 	var srcs []source
 	var ck *tracker
-	if cfg.checkpoint != "" {
+	var more func() (source, bool, error)
+	if cfg.watch != "" {
+		w, err := newWatcher(cfg.watch, cfg.once, e.Stop.RequestedC())
+		if err != nil {
+			return err
+		}
+		more = w.next
+	} else if cfg.checkpoint != "" {
 		if ck, err = openTracker(cfg); err != nil {
 			return err
 		}
@@ -185,6 +216,7 @@ func run(e *stage.Env) error {
 		}
 	}
 	p := newProducer(srcs, cfg)
+	p.more = more
 	go p.run()
 	b := &batcher{e: e, cfg: cfg, chunks: p.out, free: p.free, ck: ck}
 	return b.run()
