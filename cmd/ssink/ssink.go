@@ -74,6 +74,18 @@ at the restart (at least once; not into SQLite, see below). A batch below
 the last commit that is not the one committed (a source that numbers its
 batches from 0 again, e.g. sbatch without --checkpoint) is an error.
 
+Files (--files PREFIX): each batch in a file of its own, PREFIX-TIME.SUFFIX
+(TIME the batch time in unix ms, as saveAsTextFiles names its output), in
+--format (default json; a csv or tsv file has its own header), written
+under a temporary name, synced and renamed: a file appears whole or not at
+all, and a batch written again (after a restart) replaces it with the same.
+--suffix names the suffix (default from the format).
+
+Commands (--exec CMD, Spark's foreachBatch): sh -c CMD runs for each batch
+with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and
+DSTREAM_BATCH_TIME in its environment, and ssink's stdout and stderr. A
+command that fails stops ssink, naming the batch.
+
 SQLite (--sqlite FILE): each batch goes into the table --table (default
 "records") of the SQLite database FILE, created if missing, in one
 transaction committed at the batch end (WAL journal, synchronous=FULL): a
@@ -111,6 +123,8 @@ Examples:
   sbatch --format json events.json | ssink --format csv > events.csv
   ssink --in tcp-listen://0.0.0.0:7000 --format lines
   printf 'a\nb\na\n' | sbatch --once | sreduce -k value --count | ssink --sqlite words.db --table words
+  sbatch -i 1m app.log | sreduce -k value --count | ssink --files out/counts --format csv
+  sbatch -i 10s --format json | ssink --exec 'curl -s --data-binary @- http://localhost:8080/ingest'
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json`,
 	Flags: []cli.Flag{
@@ -119,6 +133,9 @@ Examples:
 		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
 		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
 		&cli.StringFlag{Name: flagCheckpoint, Usage: "commit each batch written in `DIR`/commits, and skip the batches committed before (with sbatch --checkpoint DIR FILE...)"},
+		&cli.StringFlag{Name: flagFiles, Usage: "write each batch to a file of its own, `PREFIX`-TIME.SUFFIX (TIME the batch time in unix ms), in --format (default json), atomically", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagExec, Usage: "run `CMD` (sh -c) for each batch with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and DSTREAM_BATCH_TIME in its environment (foreachBatch)", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagSQLite, Usage: "write each batch into the SQLite database `FILE` (created if missing) instead of stdout", Category: "SQLite"},
 		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite: write into table `NAME`", Category: "SQLite"},
 		&cli.StringFlag{Name: flagMode, Value: modeAppend, Usage: "--sqlite: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "SQLite"},
@@ -126,7 +143,7 @@ Examples:
 	},
 	Input: true,
 	Action: func(e *stage.Env) error {
-		s, err := newSink(e.Ctx, e.Stdout)
+		s, err := newSink(e.Ctx, e.Stdout, e.Stderr)
 		if err != nil {
 			return err
 		}
@@ -152,7 +169,7 @@ Examples:
 }
 
 // newSink reads the command line.
-func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
+func newSink(ctx *cli.Context, stdout, stderr io.Writer) (*sink, error) {
 	if ctx.NArg() > 0 {
 		return nil, stage.UsageError("unexpected argument %q: ssink reads its input from stdin or --in", ctx.Args().First())
 	}
@@ -161,41 +178,40 @@ func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
 		return nil, stage.UsageError("--%s needs a field name", flagBatchField)
 	}
 	name := ctx.String(flagFormat)
+	perBatchOut := ctx.IsSet(flagFiles) || ctx.IsSet(flagExec)
+	if perBatchOut && !ctx.IsSet(flagFormat) {
+		name = "json" // records for a program or a file, not a table for eyes
+	}
 	db, err := newSQLite(ctx) // nil without --sqlite
 	if err != nil {
 		return nil, err
 	}
 	if db != nil {
+		if perBatchOut {
+			return nil, stage.UsageError("--%s does not go with --%s or --%s: run two ssink stages (after tee) for two outputs", flagSQLite, flagFiles, flagExec)
+		}
 		s.f, name = db, flagSQLite
 	}
-	switch name {
-	case flagSQLite:
-	case "console":
-		rows := ctx.Int(flagRows)
-		if rows < 0 {
-			return nil, stage.UsageError("--%s %d: want 0 or more", flagRows, rows)
+	if name != flagSQLite {
+		maxRows := ctx.Int(flagRows)
+		if maxRows < 0 {
+			return nil, stage.UsageError("--%s %d: want 0 or more", flagRows, maxRows)
 		}
 		truncate := cellWidth
 		if ctx.Bool(flagNoTruncate) {
 			truncate = 0
 		}
-		s.f = newConsole(s.out, rows, truncate)
-	case "json":
-		s.f = &jsonFormat{rows{out: s.out}}
-	case "csv":
-		s.f = newTabular(s.out, ',')
-	case "tsv":
-		s.f = newTabular(s.out, '\t')
-	case "lines":
-		if s.field != "" {
+		if name == "lines" && s.field != "" {
 			return nil, stage.Hint(stage.UsageError("--%s does not go with --format lines, which writes one field", flagBatchField),
 				"use --format json, csv or tsv to see the batch time beside the fields")
 		}
-		s.f = &linesFormat{rows{out: s.out}}
-	case "msgpack":
-		s.f = &msgpackFormat{rows{out: s.out}}
-	default:
-		return nil, stage.UsageError("unknown --%s %q: want %s", flagFormat, name, strings.Join(formats, ", "))
+		mk := func(out *bufio.Writer) format { return makeFormat(name, out, maxRows, truncate) }
+		if mk(s.out) == nil {
+			return nil, stage.UsageError("unknown --%s %q: want %s", flagFormat, name, strings.Join(formats, ", "))
+		}
+		if s.f, err = newBatchOutput(ctx, name, mk, s.out, stdout, stderr); err != nil {
+			return nil, err
+		}
 	}
 	if name != "console" {
 		for _, f := range []string{flagRows, flagNoTruncate} {
@@ -220,6 +236,26 @@ func newSink(ctx *cli.Context, stdout io.Writer) (*sink, error) {
 		}
 	}
 	return s, nil
+}
+
+// makeFormat returns the format name writing to out, or nil for an unknown
+// name.
+func makeFormat(name string, out *bufio.Writer, maxRows, truncate int) format {
+	switch name {
+	case "console":
+		return newConsole(out, maxRows, truncate)
+	case "json":
+		return &jsonFormat{rows{out: out}}
+	case "csv":
+		return newTabular(out, ',')
+	case "tsv":
+		return newTabular(out, '\t')
+	case "lines":
+		return &linesFormat{rows{out: out}}
+	case "msgpack":
+		return &msgpackFormat{rows{out: out}}
+	}
+	return nil
 }
 
 // format writes records in one output format.

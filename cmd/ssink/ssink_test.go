@@ -486,7 +486,7 @@ func newTestSink(t testing.TB, args ...string) *sink {
 	cmd.Input = false
 	cmd.Action = func(e *stage.Env) error {
 		var err error
-		s, err = newSink(e.Ctx, io.Discard)
+		s, err = newSink(e.Ctx, io.Discard, io.Discard)
 		return err
 	}
 	var errOut bytes.Buffer
