@@ -2,14 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -20,7 +24,12 @@ const (
 	flagFiles  = "files"
 	flagSuffix = "suffix"
 	flagExec   = "exec"
+	flagPost   = "post"
 )
+
+// contentTypes are the Content-Type of the formats with --post.
+var contentTypes = map[string]string{"console": "text/plain; charset=utf-8", "json": "application/x-ndjson", "csv": "text/csv; charset=utf-8",
+	"tsv": "text/tab-separated-values; charset=utf-8", "lines": "text/plain; charset=utf-8", "msgpack": "application/msgpack"}
 
 // suffixes are the file suffixes of the formats with --files.
 var suffixes = map[string]string{"console": "txt", "json": "json", "csv": "csv", "tsv": "tsv", "lines": "txt", "msgpack": "msgpack"}
@@ -29,10 +38,16 @@ var suffixes = map[string]string{"console": "txt", "json": "json", "csv": "csv",
 // --exec, one that writes each batch to a file or a command of its own in
 // that format (a fresh one per batch, so a csv file has its header).
 func newBatchOutput(ctx *cli.Context, name string, mk func(*bufio.Writer) format, out *bufio.Writer, stdout, stderr io.Writer) (format, error) {
-	files, cmd := ctx.String(flagFiles), ctx.String(flagExec)
+	files, cmd, url := ctx.String(flagFiles), ctx.String(flagExec), ctx.String(flagPost)
+	var set []string
+	for _, f := range []string{flagFiles, flagExec, flagPost} {
+		if ctx.IsSet(f) {
+			set = append(set, "--"+f)
+		}
+	}
 	switch {
-	case ctx.IsSet(flagFiles) && ctx.IsSet(flagExec):
-		return nil, stage.UsageError("--%s and --%s are two outputs: run two ssink stages (after tee) for both", flagFiles, flagExec)
+	case len(set) > 1:
+		return nil, stage.UsageError("%s are two outputs: run two ssink stages (after tee) for both", strings.Join(set, " and "))
 	case ctx.IsSet(flagSuffix) && !ctx.IsSet(flagFiles):
 		return nil, stage.UsageError("--%s applies to --%s", flagSuffix, flagFiles)
 	case ctx.IsSet(flagFiles):
@@ -53,6 +68,14 @@ func newBatchOutput(ctx *cli.Context, name string, mk func(*bufio.Writer) format
 			return nil, stage.UsageError("--%s needs a command", flagExec)
 		}
 		return &perBatch{mk: mk, open: func(b stage.Batch) (target, error) { return startCommand(cmd, b, stdout, stderr) }}, nil
+	case ctx.IsSet(flagPost):
+		if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+			return nil, stage.UsageError("--%s %q: want an http:// or https:// URL", flagPost, url)
+		}
+		client := &http.Client{Timeout: postTimeout}
+		return &perBatch{mk: mk, open: func(b stage.Batch) (target, error) {
+			return &postTarget{client: client, url: url, ctype: contentTypes[name], b: b}, nil
+		}}, nil
 	}
 	return mk(out), nil
 }
@@ -233,3 +256,44 @@ func (t *commandTarget) abort() {
 	t.cmd.Process.Kill()
 	t.cmd.Wait()
 }
+
+// postTimeout bounds one POST of a batch, the answer included.
+const postTimeout = 30 * time.Second
+
+// postTarget POSTs a batch to a URL as one request body, with the batch's
+// id and time in the headers X-Dstream-Batch-Id and X-Dstream-Batch-Time
+// (a receiver can make the write idempotent by them). Any answer but 2xx
+// is an error naming the batch; the body is gathered first, so that the
+// request has a length and the batch goes whole or not at all.
+type postTarget struct {
+	client *http.Client
+	url    string
+	ctype  string
+	b      stage.Batch
+	body   bytes.Buffer
+}
+
+func (t *postTarget) Write(p []byte) (int, error) { return t.body.Write(p) }
+
+func (t *postTarget) commit() error {
+	req, err := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(t.body.Bytes()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", t.ctype)
+	req.Header.Set("X-Dstream-Batch-Id", strconv.FormatUint(t.b.ID, 10))
+	req.Header.Set("X-Dstream-Batch-Time", strconv.FormatInt(t.b.Time, 10))
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return stage.Hint(fmt.Errorf("--%s: %w", flagPost, err), "check that the server at %s is up and the URL right", t.url)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("--%s %s: %s: %s", flagPost, t.url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	io.Copy(io.Discard, resp.Body) // so that the connection is kept
+	return nil
+}
+
+func (t *postTarget) abort() {}

@@ -86,6 +86,12 @@ with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and
 DSTREAM_BATCH_TIME in its environment, and ssink's stdout and stderr. A
 command that fails stops ssink, naming the batch.
 
+HTTP (--post URL): each batch is POSTed to URL as one request body in
+--format (default json, as application/x-ndjson), its id and time in the
+headers X-Dstream-Batch-Id and X-Dstream-Batch-Time, by which a receiver
+can make its write idempotent; any answer but 2xx, or no answer within 30
+s, stops ssink naming the batch.
+
 SQLite (--sqlite FILE): each batch goes into the table --table (default
 "records") of the SQLite database FILE, created if missing, in one
 transaction committed at the batch end (WAL journal, synchronous=FULL): a
@@ -136,6 +142,7 @@ Examples:
 		&cli.StringFlag{Name: flagFiles, Usage: "write each batch to a file of its own, `PREFIX`-TIME.SUFFIX (TIME the batch time in unix ms), in --format (default json), atomically", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagExec, Usage: "run `CMD` (sh -c) for each batch with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and DSTREAM_BATCH_TIME in its environment (foreachBatch)", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagPost, Usage: "POST each batch to `URL` as one request in --format (default json: JSON lines), its id and time in X-Dstream-Batch-Id and X-Dstream-Batch-Time; an answer but 2xx is an error", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagSQLite, Usage: "write each batch into the SQLite database `FILE` (created if missing) instead of stdout", Category: "SQLite"},
 		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite: write into table `NAME`", Category: "SQLite"},
 		&cli.StringFlag{Name: flagMode, Value: modeAppend, Usage: "--sqlite: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "SQLite"},
@@ -178,7 +185,7 @@ func newSink(ctx *cli.Context, stdout, stderr io.Writer) (*sink, error) {
 		return nil, stage.UsageError("--%s needs a field name", flagBatchField)
 	}
 	name := ctx.String(flagFormat)
-	perBatchOut := ctx.IsSet(flagFiles) || ctx.IsSet(flagExec)
+	perBatchOut := ctx.IsSet(flagFiles) || ctx.IsSet(flagExec) || ctx.IsSet(flagPost)
 	if perBatchOut && !ctx.IsSet(flagFormat) {
 		name = "json" // records for a program or a file, not a table for eyes
 	}
@@ -188,7 +195,7 @@ func newSink(ctx *cli.Context, stdout, stderr io.Writer) (*sink, error) {
 	}
 	if db != nil {
 		if perBatchOut {
-			return nil, stage.UsageError("--%s does not go with --%s or --%s: run two ssink stages (after tee) for two outputs", flagSQLite, flagFiles, flagExec)
+			return nil, stage.UsageError("--%s does not go with --%s, --%s or --%s: run two ssink stages (after tee) for two outputs", flagSQLite, flagFiles, flagExec, flagPost)
 		}
 		s.f, name = db, flagSQLite
 	}
