@@ -113,14 +113,16 @@ func WriteAtomic(path string, perm os.FileMode, write func(w io.Writer) error) e
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
 // tmpPrefix starts the names of temporary files; a leading dot keeps them
 // out of listings and apart from real entries.
 const tmpPrefix = ".tmp-"
 
-func syncDir(dir string) error {
+// SyncDir makes the entries of dir durable (a file created or renamed in
+// it), as after an atomic rename.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -430,4 +432,35 @@ func decodeHeader(b []byte) (*Snapshot, int, error) {
 		return nil, 0, fmt.Errorf("%w: header", ErrCorrupt)
 	}
 	return &snap, i + n, nil
+}
+
+// Restore finds the snapshot a stateful stage restores when the first batch
+// to arrive is first, and loads it: the snapshot after batch first-1. When
+// that one is gone, it is the oldest after it, which includes first and
+// maybe more, and skip is true: the batches up to snap.Batch are in the
+// state already and are not to be applied again; or, when all are older,
+// the newest (the batches between never came to the stage). snap is nil
+// when there is nothing to restore: no snapshot, or first is 0, before
+// which nothing comes. A store of another fingerprint is refused even then,
+// rather than written over.
+func (s *Store) Restore(first uint64, fingerprint string) (snap *Snapshot, skip bool, err error) {
+	ids, err := s.List()
+	if err != nil || len(ids) == 0 {
+		return nil, false, err
+	}
+	if err := s.Check(ids[len(ids)-1], fingerprint); err != nil {
+		return nil, false, err
+	}
+	if first == 0 {
+		return nil, false, nil
+	}
+	id := ids[len(ids)-1]
+	switch i, found := slices.BinarySearch(ids, first-1); {
+	case found:
+		id = first - 1
+	case i < len(ids):
+		id, skip = ids[i], true
+	}
+	snap, err = s.Load(id, fingerprint)
+	return snap, skip, err
 }

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/aggflags"
-	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -203,36 +201,15 @@ func (r *reducer) Begin(b stage.Batch) error {
 // restore loads the state as of the batch before first, the first batch to
 // arrive; see the command's description for when that snapshot is gone.
 func (r *reducer) restore(first uint64) error {
-	ids, err := r.store.List()
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	// Refuse another configuration's checkpoint even when none of it is
-	// needed, rather than overwrite it.
-	if err := r.store.Check(ids[len(ids)-1], r.fp); err != nil {
+	snap, skip, err := r.store.Restore(first, r.fp)
+	if err != nil || snap == nil {
 		return r.refuse(err)
 	}
-	if first == 0 {
-		return nil // nothing comes before batch 0: the state starts empty
-	}
-	var id uint64
-	switch i, found := slices.BinarySearch(ids, first-1); {
-	case found:
-		id = first - 1
-	case i < len(ids):
-		// No snapshot of first-1: the oldest after it includes first (and
-		// maybe more), so batches up to it are not applied again.
-		id = ids[i]
-		r.skipping, r.skipTo = true, id
-	default: // all older than first-1: the batches between never came here
-		id = ids[len(ids)-1]
-	}
-	snap, err := r.store.Load(id, r.fp)
-	if err != nil {
-		return r.refuse(err)
+	if skip {
+		r.skipping, r.skipTo = true, snap.Batch
 	}
 	if err := r.t.LoadSnapshot(snap.Data); err != nil {
-		return r.refuse(fmt.Errorf("%s: %w", r.store.Path(id), err))
+		return r.refuse(fmt.Errorf("%s: %w", r.store.Path(snap.Batch), err))
 	}
 	return nil
 }
@@ -259,24 +236,10 @@ func (r *reducer) Block(b stage.Batch, recs framing.Records) error {
 				r.stats.Skipped++
 				continue
 			}
-			return r.badRecord(b, rec, err)
+			return aggflags.BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
 		}
 	}
 	return nil
-}
-
-// maxShown bounds the part of a bad record that an error shows.
-const maxShown = 200
-
-func (r *reducer) badRecord(b stage.Batch, rec []byte, err error) error {
-	where := fmt.Sprintf("%v, record %d", b, r.nrec)
-	if js, _, jerr := record.AppendJSON(nil, rec); jerr == nil {
-		if len(js) > maxShown {
-			js = append(js[:maxShown], "..."...)
-		}
-		where += " " + string(js)
-	}
-	return stage.Hint(fmt.Errorf("%s: %w", where, err), "--skip-bad skips such records and counts them in --progress (numSkippedRows)")
 }
 
 func (r *reducer) End(b stage.Batch) error {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -178,7 +179,7 @@ func (t *fileTarget) commit() error {
 		err = os.Rename(t.f.Name(), t.name)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(t.name))
+		err = checkpoint.SyncDir(filepath.Dir(t.name))
 	}
 	if err != nil {
 		os.Remove(t.f.Name())
@@ -190,18 +191,6 @@ func (t *fileTarget) commit() error {
 func (t *fileTarget) abort() {
 	t.f.Close()
 	os.Remove(t.f.Name())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // commandTarget is a command run for a batch (foreachBatch): sh -c CMD with

@@ -9,6 +9,7 @@ import (
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/internal/aggflags"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -170,7 +171,7 @@ func (w *eventWindower) add(b stage.Batch, rec []byte) error {
 			w.stats.Skipped++
 			return nil
 		}
-		return badRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
+		return aggflags.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
 	}
 	if !w.haveMax || t > w.maxT {
 		w.maxT, w.haveMax = t, true

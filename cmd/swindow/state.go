@@ -276,32 +276,15 @@ func (c *checkpointer) begin(first uint64) (bool, error) {
 // is gone, the oldest one after it (and the batches it holds are passed
 // over), or the newest before it.
 func (c *checkpointer) restore(first uint64) error {
-	ids, err := c.store.List()
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	if err := c.store.Check(ids[len(ids)-1], c.fp); err != nil {
+	snap, skip, err := c.store.Restore(first, c.fp)
+	if err != nil || snap == nil {
 		return c.refuse(err)
 	}
-	if first == 0 {
-		return nil
-	}
-	var id uint64
-	switch i, found := slices.BinarySearch(ids, first-1); {
-	case found:
-		id = first - 1
-	case i < len(ids):
-		id = ids[i]
-		c.skip, c.skipTo = true, id
-	default:
-		id = ids[len(ids)-1]
-	}
-	snap, err := c.store.Load(id, c.fp)
-	if err != nil {
-		return c.refuse(err)
+	if skip {
+		c.skip, c.skipTo = true, snap.Batch
 	}
 	if err := c.st.load(snap.Data); err != nil {
-		return c.refuse(fmt.Errorf("%s: %w", c.store.Path(id), err))
+		return c.refuse(fmt.Errorf("%s: %w", c.store.Path(snap.Batch), err))
 	}
 	return nil
 }

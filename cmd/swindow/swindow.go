@@ -9,7 +9,6 @@ import (
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/internal/aggflags"
-	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -404,25 +403,12 @@ func (w *windower) Block(b stage.Batch, recs framing.Records) error {
 				w.stats.Skipped++
 				continue
 			}
-			return badRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
+			return aggflags.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
 		}
 		w.cur.recs = framing.AppendRecord(w.cur.recs, rec)
 		w.cur.n++
 	}
 	return nil
-}
-
-// maxShown bounds the part of a bad record that an error shows.
-const maxShown = 200
-
-func badRecord(where string, rec []byte, err error) error {
-	if js, _, jerr := record.AppendJSON(nil, rec); jerr == nil {
-		if len(js) > maxShown {
-			js = append(js[:maxShown], "..."...)
-		}
-		where += " " + string(js)
-	}
-	return stage.Hint(fmt.Errorf("%s: %w", where, err), "--skip-bad skips such records and counts them in --progress (numSkippedRows)")
 }
 
 func (w *windower) End(b stage.Batch) error {
@@ -524,7 +510,7 @@ func (w *windower) writeGroups(end int64) error {
 			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 				i++
 				if err := t.Add(rec); err != nil {
-					return badRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
+					return aggflags.BadRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
 				}
 			}
 		}
