@@ -30,39 +30,7 @@ func query(t testing.TB, path, q string) []string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		cells := make([]string, len(vals))
-		for i, v := range vals {
-			switch v := v.(type) {
-			case nil:
-				cells[i] = "NULL"
-			case []byte:
-				cells[i] = fmt.Sprintf("x'%x'", v)
-			default:
-				cells[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, strings.Join(cells, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return pgRows(t, db, q)
 }
 
 func wantRows(t testing.TB, path, q string, want ...string) {

@@ -20,6 +20,7 @@ const (
 	flagBatchField = "batch-field"
 	flagCheckpoint = "checkpoint"
 	flagSQLite     = "sqlite"
+	flagPostgres   = "postgres"
 	flagTable      = "table"
 	flagMode       = "mode"
 	flagKey        = "key"
@@ -30,7 +31,7 @@ var formats = []string{"console", "json", "csv", "tsv", "lines", "msgpack"}
 
 var command = &stage.Command{
 	Name:  "ssink",
-	Usage: "write the records of a dstream stream to stdout or into a SQLite database",
+	Usage: "write the records of a dstream stream to stdout or into a SQLite or PostgreSQL database",
 	Description: `ssink reads the framed stream of another stage and writes its records out.
 
 Formats (--format):
@@ -65,12 +66,12 @@ an error the records before it are written.
 
 With --checkpoint DIR, after each batch is written and flushed ssink commits
 it: it writes DIR/commits/ID (atomically). A flushed write is the commit
-point for stdout, a committed transaction for SQLite. On start it skips the
+point for stdout, a committed transaction for a database. On start it skips the
 batches up to the last commit, which are out already: with 'sbatch
 --checkpoint DIR FILE...', which replays the batches after the last commit
 with the same ids and times, a restarted pipeline writes each batch once. A
 crash between the flush of a batch and its commit writes that batch again
-at the restart (at least once; not into SQLite, see below). A batch below
+at the restart (at least once; not into a database, see below). A batch below
 the last commit that is not the one committed (a source that numbers its
 batches from 0 again, e.g. sbatch without --checkpoint) is an error.
 
@@ -118,6 +119,16 @@ skipped and committed. With 'sbatch --checkpoint DIR FILE...', each batch
 is in the table exactly once, across crashes too. Without --checkpoint
 batch ids start at 0 on every run, and nothing is skipped.
 
+PostgreSQL (--postgres URL, e.g. postgres://127.0.0.1:5432/test): the
+same, with --table, --mode, --key and --checkpoint, into the database at
+URL (through jackc/pgx), in the connection's current schema (the URL may
+set it: ?search_path=NAME). Column types: integer BIGINT, float DOUBLE
+PRECISION, string TEXT, bool BOOLEAN, binary BYTEA, timestamp TIMESTAMPTZ,
+map and list JSONB, null TEXT; a later value of another type goes into a
+TEXT column as its text and into a JSONB column as its JSON. Column names
+are exact (quoted), as PostgreSQL's quoted names are: "a" and "A" are two
+columns. Messages name the URL without its password.
+
 The console header reads "Batch: ID (TIME)", e.g.
 "Batch: 0 (2023-11-14T22:13:20.000Z)"; "sed 's/ (.*)$//'" leaves Spark's
 "Batch: 0".
@@ -132,7 +143,8 @@ Examples:
   sbatch -i 1m app.log | sreduce -k value --count | ssink --files out/counts --format csv
   sbatch -i 10s --format json | ssink --exec 'curl -s --data-binary @- http://localhost:8080/ingest'
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
-  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json`,
+  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json
+  sbatch --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --postgres postgres://127.0.0.1:5432/test --mode complete`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: formats[0], Usage: "write records as `FORMAT`: " + strings.Join(formats, ", ")},
 		&cli.IntFlag{Name: flagRows, Value: 20, Usage: "console: show at most `N` rows per batch"},
@@ -143,10 +155,11 @@ Examples:
 		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagExec, Usage: "run `CMD` (sh -c) for each batch with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and DSTREAM_BATCH_TIME in its environment (foreachBatch)", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagPost, Usage: "POST each batch to `URL` as one request in --format (default json: JSON lines), its id and time in X-Dstream-Batch-Id and X-Dstream-Batch-Time; an answer but 2xx is an error", Category: "Files and commands"},
-		&cli.StringFlag{Name: flagSQLite, Usage: "write each batch into the SQLite database `FILE` (created if missing) instead of stdout", Category: "SQLite"},
-		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite: write into table `NAME`", Category: "SQLite"},
-		&cli.StringFlag{Name: flagMode, Value: modeAppend, Usage: "--sqlite: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "SQLite"},
-		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite --mode update: the fields `FIELD[,FIELD...]` that identify a row", Category: "SQLite"},
+		&cli.StringFlag{Name: flagSQLite, Usage: "write each batch into the SQLite database `FILE` (created if missing) instead of stdout", Category: "Databases"},
+		&cli.StringFlag{Name: flagPostgres, Usage: "write each batch into the PostgreSQL database at `URL` (postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE) instead of stdout", Category: "Databases"},
+		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
+		&cli.StringFlag{Name: flagMode, Value: modeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
+		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row", Category: "Databases"},
 	},
 	Input: true,
 	Action: func(e *stage.Env) error {
@@ -189,17 +202,17 @@ func newSink(ctx *cli.Context, stdout, stderr io.Writer) (*sink, error) {
 	if perBatchOut && !ctx.IsSet(flagFormat) {
 		name = "json" // records for a program or a file, not a table for eyes
 	}
-	db, err := newSQLite(ctx) // nil without --sqlite
+	db, err := newSQL(ctx) // nil without --sqlite or --postgres
 	if err != nil {
 		return nil, err
 	}
 	if db != nil {
 		if perBatchOut {
-			return nil, stage.UsageError("--%s does not go with --%s, --%s or --%s: run two ssink stages (after tee) for two outputs", flagSQLite, flagFiles, flagExec, flagPost)
+			return nil, stage.UsageError("--%s does not go with --%s, --%s or --%s: run two ssink stages (after tee) for two outputs", db.d.flag, flagFiles, flagExec, flagPost)
 		}
-		s.f, name = db, flagSQLite
+		s.f, name = db, db.d.flag
 	}
-	if name != flagSQLite {
+	if db == nil {
 		maxRows := ctx.Int(flagRows)
 		if maxRows < 0 {
 			return nil, stage.UsageError("--%s %d: want 0 or more", flagRows, maxRows)
@@ -278,7 +291,7 @@ type format interface {
 }
 
 // rowCounter is a format that writes other than a row per record: the
-// SQLite sink writes nothing of a batch that its table has already.
+// SQL sink writes nothing of a batch that its table has already.
 type rowCounter interface {
 	written() uint64
 }
@@ -360,8 +373,8 @@ func (s *sink) End(b stage.Batch) error {
 		return fmt.Errorf("writing output: %w", err)
 	}
 	if s.commits != nil {
-		// Flushed is out, for stdout: the commit point. (For SQLite the
-		// batch's transaction is committed.)
+		// Flushed is out, for stdout: the commit point. (For a database
+		// the batch's transaction is committed.)
 		return s.commits.Commit(b.ID, b.Time)
 	}
 	return nil

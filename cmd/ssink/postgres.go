@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+// postgresDialect is the SQL sink's PostgreSQL (--postgres URL), through
+// jackc/pgx. The table is in the connection's current schema (the first of
+// its search_path, which the URL may set: ?search_path=NAME).
+var postgresDialect = dialect{
+	name:     "PostgreSQL",
+	flag:     flagPostgres,
+	what:     "a URL: postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE",
+	param:    '$',
+	reserved: "pg_",
+	noEmpty:  true,
+	maxName:  63, // NAMEDATALEN-1: a longer name is cut short, and then not found
+	intType:  "BIGINT",
+	columns: `SELECT column_name::text, data_type::text FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
+	declType: postgresType,
+	// Why text and JSON for any value: PostgreSQL converts no value to a
+	// column's type on its own, so a column made for a null (TEXT) would
+	// refuse the numbers that come later, and a JSONB column a string.
+	textType: "text",
+	jsonType: "jsonb",
+	open:     openPostgres,
+	display:  postgresDisplay,
+}
+
+// postgresConnectTimeout bounds the wait for a server at start-up.
+const postgresConnectTimeout = 15 * time.Second
+
+// postgresStart is how to start the PostgreSQL server of this machine.
+const postgresStart = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+// postgresType is the type of a PostgreSQL column whose first value is v.
+func postgresType(v []byte) string {
+	switch record.KindOf(v) {
+	case record.KindInt, record.KindUint:
+		return "BIGINT"
+	case record.KindFloat:
+		return "DOUBLE PRECISION"
+	case record.KindBool:
+		return "BOOLEAN"
+	case record.KindBinary:
+		return "BYTEA"
+	case record.KindTime:
+		return "TIMESTAMPTZ"
+	case record.KindMap, record.KindArray:
+		return "JSONB"
+	}
+	return "TEXT" // a string, and a null: any value as its text
+}
+
+// postgresDisplay is the URL without its password, for messages.
+func postgresDisplay(target string) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return "", errors.New("want a URL postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE")
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String(), nil
+}
+
+// openPostgres connects to the server of the URL target.
+func openPostgres(target string) (*sql.DB, error) {
+	show, _ := postgresDisplay(target)
+	db, err := sql.Open("pgx", target)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", show, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), postgresConnectTimeout)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		err = fmt.Errorf("%s: connecting to PostgreSQL: %w", show, err)
+		var ne *net.OpError
+		if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, stage.Hint(err, "is the server running? Start this machine's with: %s", postgresStart)
+		}
+		return nil, stage.Hint(err, "--%s wants the URL of a database that USER may write into: postgres://USER@HOST:PORT/DATABASE", flagPostgres)
+	}
+	return db, nil
+}

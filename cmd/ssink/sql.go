@@ -1,0 +1,847 @@
+package main
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+	"github.com/urfave/cli/v2"
+)
+
+// The output modes of --sqlite and --postgres (--mode): Spark's.
+const (
+	modeAppend   = "append"
+	modeComplete = "complete"
+	modeUpdate   = "update"
+)
+
+// commitsTable is ssink's table in the database with --checkpoint: the last
+// batch written into each table, updated in the batch's own transaction.
+const commitsTable = "dstream_commits"
+
+// A dialect is what the SQL sink knows of one database: how to reach it and
+// where its SQL differs. The SQL sink's logic is one for all of them; each
+// database has a dialect value (sqliteDialect, postgresDialect).
+type dialect struct {
+	name     string // "SQLite": in messages
+	flag     string // the flag naming the database
+	what     string // what the flag wants, for a usage error: "a database file"
+	param    byte   // parameter N is written param N: ?1, $1
+	reserved string // the prefix of the database's own table names
+	foldCase bool   // column names ignore ASCII case
+	noEmpty  bool   // no column may have the empty name
+	maxName  int    // the longest name in bytes, or 0 for any
+	intType  string // a column of 64-bit integers, in dstream_commits
+
+	// columns lists the columns of the table named by parameter 1, in
+	// order: their names and declared types.
+	columns string
+
+	// declType is the declared type of a column whose first value is v; ""
+	// declares none.
+	declType func(v []byte) string
+
+	// boolInt binds booleans as integers 0 and 1, timeText binds times as
+	// RFC 3339 text with nanoseconds; else as bool and time.Time.
+	boolInt, timeText bool
+
+	// textType and jsonType (lower case) are declared types whose columns
+	// take any value as its text or its JSON, for a database that will not
+	// convert a value to the column's type itself; "" for none.
+	textType, jsonType string
+
+	// open opens the database target (the flag's value) and checks it can
+	// be reached; its errors name the database and hint at a fix.
+	open func(target string) (*sql.DB, error)
+
+	// display names target in messages; an error is a usage error.
+	display func(target string) (string, error)
+}
+
+// sqlFormat writes each batch into a table of a database, in one
+// transaction committed at the batch end. The table is made from the
+// records: a column per field, created on the first record and added to
+// (ALTER TABLE ADD COLUMN) when a field without a column comes.
+type sqlFormat struct {
+	d      *dialect
+	target string // --sqlite or --postgres, as given
+	path   string // the database in messages: the file, the URL without its password
+	table  string // --table
+	mode   string // --mode
+	keys   []string
+	idem   bool // --checkpoint: record and skip batches by id
+	db     *sql.DB
+	qtable string // table, quoted
+
+	// The table as it stands. load reads it; after a rollback, which may
+	// undo a CREATE or ALTER, it is read again.
+	loaded  bool
+	exists  bool
+	cols    []string
+	types   []string       // the declared types of cols, lower case
+	index   map[string]int // column by name, ASCII-folded with d.foldCase
+	indexed bool           // update: the UNIQUE index on keys is there
+	keyCols []int          // update: the columns of keys
+
+	// Statements for cols, prepared on the database and reused by every
+	// batch (Tx.Stmt finds them prepared on the one connection). A schema
+	// change inside a batch prepares the rest of it in the transaction, and
+	// marks these stale for the next batch: the connection is the
+	// transaction's until its end, so the database cannot prepare before.
+	stale  bool
+	insert *sql.Stmt // INSERT, an upsert in update mode
+	update *sql.Stmt // update mode: UPDATE by key, for keys with a null
+	del    *sql.Stmt // complete mode: DELETE all
+	mark   *sql.Stmt // --checkpoint: the batch into commitsTable
+
+	// Recorded in commitsTable (with --checkpoint): the last batch written.
+	last     uint64
+	lastTime int64
+	haveLast bool
+
+	// The batch in hand.
+	tx       *sql.Tx
+	txInsert *sql.Stmt
+	txUpdate *sql.Stmt
+	skip     bool   // written before: the batch writes nothing
+	n        uint64 // rows written
+
+	args []any  // the record in hand by column
+	set  []bool // the columns the record in hand has set
+	flds record.Fields
+	buf  []byte // text of a time, JSON of a map or list; a folded name
+}
+
+// sqlFlags are the flags of the databases; the first set picks the dialect.
+var sqlFlags = []struct {
+	flag string
+	d    *dialect
+}{{flagSQLite, &sqliteDialect}, {flagPostgres, &postgresDialect}}
+
+// newSQL reads the flags of the SQL sink: nil without --sqlite or
+// --postgres. It opens nothing (open does), so that a usage error creates
+// nothing.
+func newSQL(ctx *cli.Context) (*sqlFormat, error) {
+	var d *dialect
+	for _, s := range sqlFlags {
+		if !ctx.IsSet(s.flag) {
+			continue
+		}
+		if d != nil {
+			return nil, stage.UsageError("--%s does not go with --%s: run two ssink stages (after tee) for two databases", s.flag, d.flag)
+		}
+		d = s.d
+	}
+	if d == nil {
+		for _, f := range []string{flagTable, flagMode, flagKey} {
+			if ctx.IsSet(f) {
+				return nil, stage.UsageError("--%s applies to --%s", f, flagSQLite)
+			}
+		}
+		return nil, nil
+	}
+	f := &sqlFormat{d: d, target: ctx.String(d.flag), table: ctx.String(flagTable), mode: ctx.String(flagMode)}
+	if f.target == "" {
+		return nil, stage.UsageError("--%s needs %s", d.flag, d.what)
+	}
+	var err error
+	if f.path, err = d.display(f.target); err != nil {
+		return nil, stage.UsageError("--%s: %v", d.flag, err)
+	}
+	for _, o := range []string{flagFormat, flagRows, flagNoTruncate} {
+		if ctx.IsSet(o) {
+			return nil, stage.Hint(stage.UsageError("--%s does not go with --%s", o, d.flag),
+				"--%s writes into the database, not to stdout: run another ssink (after tee) to see the batches too", d.flag)
+		}
+	}
+	if err := d.checkTable(f.table); err != nil {
+		return nil, stage.UsageError("--%s %q: %v", flagTable, f.table, err)
+	}
+	f.keys = stage.ParseList(ctx.StringSlice(flagKey)...)
+	switch f.mode {
+	case modeAppend, modeComplete:
+		if ctx.IsSet(flagKey) {
+			return nil, stage.UsageError("--%s applies to --%s %s, not %s", flagKey, flagMode, modeUpdate, f.mode)
+		}
+	case modeUpdate:
+		if len(f.keys) == 0 {
+			return nil, stage.Hint(stage.UsageError("--%s %s needs --%s", flagMode, modeUpdate, flagKey),
+				"give the fields that identify a row, as to sreduce: --%s F[,F...]", flagKey)
+		}
+		for i, k := range f.keys {
+			if slices.Contains(f.keys[:i], k) {
+				return nil, stage.UsageError("--%s names %q twice", flagKey, k)
+			}
+		}
+	default:
+		return nil, stage.UsageError("unknown --%s %q: want %s, %s or %s", flagMode, f.mode, modeAppend, modeComplete, modeUpdate)
+	}
+	f.qtable = quoteIdent(f.table)
+	f.index = map[string]int{}
+	return f, nil
+}
+
+// checkTable checks a --table name: an identifier (letters, digits and _,
+// not starting with a digit) that neither the database nor ssink keeps for
+// itself. Why so strict when every name is quoted: a name that needs quotes
+// in every query of every user is a trap, and a field name cannot be chosen
+// so it is quoted, but a table name can.
+func (d *dialect) checkTable(name string) error {
+	if name == "" {
+		return errors.New("want a table name")
+	}
+	for i, r := range name {
+		if r != '_' && !unicode.IsLetter(r) && (i == 0 || !unicode.IsDigit(r)) {
+			return errors.New("not an identifier: want letters, digits and _, not starting with a digit")
+		}
+	}
+	switch low := strings.ToLower(name); {
+	case strings.HasPrefix(low, d.reserved):
+		return fmt.Errorf("names starting with %s are %s's own", d.reserved, d.name)
+	case low == commitsTable:
+		return errors.New("ssink keeps its commits there")
+	case d.maxName > 0 && len(name) > d.maxName:
+		return fmt.Errorf("%s names have at most %d bytes", d.name, d.maxName)
+	}
+	return nil
+}
+
+// quoteIdent quotes an identifier for SQL, so that any name is one: a
+// keyword (order), a space, a quote.
+func quoteIdent(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// open opens the database, and with idem (--checkpoint) reads the last
+// batch written into the table.
+func (f *sqlFormat) open(idem bool) error {
+	f.idem = idem
+	var err error
+	if f.db, err = f.d.open(f.target); err != nil {
+		return err
+	}
+	// One connection: a batch is one transaction at a time, and the
+	// statements prepared on it serve every batch (SQLite has one writer
+	// at a time anyway).
+	f.db.SetMaxOpenConns(1)
+	if err := f.openCommits(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.load(); err != nil {
+		f.Close()
+		return err
+	}
+	return nil
+}
+
+// params appends parameter n (from 1) to b as the database writes it.
+func (f *sqlFormat) params(b *strings.Builder, n int) {
+	fmt.Fprintf(b, "%c%d", f.d.param, n)
+}
+
+// openCommits creates commitsTable if needed and reads the table's row.
+func (f *sqlFormat) openCommits() error {
+	if !f.idem {
+		return nil
+	}
+	create := `CREATE TABLE IF NOT EXISTS ` + commitsTable + ` (tbl TEXT PRIMARY KEY, batch_id ` + f.d.intType + `, batch_time ` + f.d.intType + `)`
+	_, err := f.db.Exec(create)
+	if err != nil {
+		// Why again: two sinks creating the table at once in PostgreSQL
+		// may both find it missing, and the second fail; it is there now.
+		_, err = f.db.Exec(create)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: creating %s: %w", f.path, commitsTable, err)
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT batch_id, batch_time FROM ` + commitsTable + ` WHERE tbl = `)
+	f.params(&q, 1)
+	var id int64
+	err = f.db.QueryRow(q.String(), f.table).Scan(&id, &f.lastTime)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("%s: reading %s: %w", f.path, commitsTable, err)
+	default:
+		f.last, f.haveLast = uint64(id), true
+	}
+	q.Reset()
+	q.WriteString(`INSERT INTO ` + commitsTable + ` (tbl, batch_id, batch_time) VALUES (`)
+	for n := 1; n <= 3; n++ {
+		if n > 1 {
+			q.WriteString(", ")
+		}
+		f.params(&q, n)
+	}
+	q.WriteString(`)
+		ON CONFLICT (tbl) DO UPDATE SET batch_id = excluded.batch_id, batch_time = excluded.batch_time`)
+	if f.mark, err = f.db.Prepare(q.String()); err != nil {
+		return fmt.Errorf("%s: %w", f.path, err)
+	}
+	return nil
+}
+
+// load reads the table's columns, if it exists. In update mode it makes
+// sure of the key columns and their UNIQUE index, outside any batch.
+func (f *sqlFormat) load() error {
+	rows, err := f.db.Query(f.d.columns, f.table)
+	if err != nil {
+		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
+	}
+	f.cols, f.types, f.args, f.set = f.cols[:0], f.types[:0], f.args[:0], f.set[:0]
+	f.keyCols, f.indexed = f.keyCols[:0], false
+	clear(f.index)
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
+		}
+		f.addCol(name, typ)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
+	}
+	f.exists, f.loaded, f.stale = len(f.cols) > 0, true, true
+	if f.exists && f.mode == modeUpdate {
+		if err := f.keyIndex(f.db); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	return nil
+}
+
+// addCol appends a column to the table's description.
+func (f *sqlFormat) addCol(name, typ string) {
+	f.index[string(f.foldName([]byte(name)))] = len(f.cols)
+	f.cols = append(f.cols, name)
+	f.types = append(f.types, strings.ToLower(typ))
+	f.args = append(f.args, nil)
+	f.set = append(f.set, false)
+}
+
+// column finds the column of field k, as the database does: in SQLite
+// ignoring ASCII case.
+func (f *sqlFormat) column(k []byte) (int, bool) {
+	c, ok := f.index[string(f.foldName(k))]
+	return c, ok
+}
+
+// foldName returns name as the index has it, in f.buf when folded.
+func (f *sqlFormat) foldName(name []byte) []byte {
+	if !f.d.foldCase {
+		return name
+	}
+	f.buf = f.buf[:0]
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		f.buf = append(f.buf, c)
+	}
+	return f.buf
+}
+
+// execer is a *sql.DB or a *sql.Tx.
+type execer interface {
+	Exec(query string, args ...any) (sql.Result, error)
+}
+
+// keyIndex adds the key columns the table lacks and creates the UNIQUE
+// index that INSERT ... ON CONFLICT needs (update mode).
+func (f *sqlFormat) keyIndex(x execer) error {
+	for _, k := range f.keys {
+		if _, ok := f.column([]byte(k)); !ok {
+			if err := f.addColumn(x, k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	var q strings.Builder
+	q.WriteString(`CREATE UNIQUE INDEX IF NOT EXISTS `)
+	q.WriteString(quoteIdent(f.table + "_" + strings.Join(f.keys, "_") + "_key"))
+	q.WriteString(` ON ` + f.qtable + ` (`)
+	f.keyCols = f.keyCols[:0]
+	for i, k := range f.keys {
+		c, _ := f.column([]byte(k))
+		f.keyCols = append(f.keyCols, c)
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(quoteIdent(f.cols[c]))
+	}
+	q.WriteString(`)`)
+	if _, err := x.Exec(q.String()); err != nil {
+		return stage.Hint(fmt.Errorf("creating a UNIQUE index on %s of table %s: %w", strings.Join(f.keys, ", "), f.qtable, err),
+			"--%s %s keeps one row per key: a table with several rows of a key (written in another mode) needs another --%s", flagMode, modeUpdate, flagTable)
+	}
+	f.indexed = true
+	return nil
+}
+
+// columnDef is a column's definition in CREATE TABLE and ADD COLUMN, and
+// its declared type.
+func (f *sqlFormat) columnDef(name string, first []byte) (def, typ string, err error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return "", "", fmt.Errorf("field %q: a name with a NUL byte cannot be a %s column", name, f.d.name)
+	}
+	if name == "" && f.d.noEmpty {
+		return "", "", fmt.Errorf("field %q: a %s column needs a name", name, f.d.name)
+	}
+	if f.d.maxName > 0 && len(name) > f.d.maxName {
+		return "", "", fmt.Errorf("field %q: %s column names have at most %d bytes", name, f.d.name, f.d.maxName)
+	}
+	if typ = f.d.declType(first); typ != "" {
+		return quoteIdent(name) + " " + typ, typ, nil
+	}
+	return quoteIdent(name), "", nil
+}
+
+// addColumn adds column name, typed by first, to the table.
+func (f *sqlFormat) addColumn(x execer, name string, first []byte) error {
+	def, typ, err := f.columnDef(name, first)
+	if err != nil {
+		return err
+	}
+	if _, err := x.Exec(`ALTER TABLE ` + f.qtable + ` ADD COLUMN ` + def); err != nil {
+		return fmt.Errorf("adding column %s to table %s: %w", quoteIdent(name), f.qtable, err)
+	}
+	f.addCol(name, typ)
+	return nil
+}
+
+// extend makes the table fit rec, inside the batch's transaction: it
+// creates the table with a column per field of rec, or adds the columns it
+// lacks; then it prepares the statements again.
+func (f *sqlFormat) extend(rec []byte) error {
+	if !f.exists {
+		if err := f.create(rec); err != nil {
+			return err
+		}
+	} else {
+		f.flds.Reset(rec)
+		for f.flds.Next() {
+			if _, ok := f.column(f.flds.Key()); !ok {
+				if err := f.addColumn(f.tx, string(f.flds.Key()), f.flds.Value()); err != nil {
+					return err
+				}
+			}
+		}
+		if err := f.flds.Err(); err != nil {
+			return err
+		}
+	}
+	if f.mode == modeUpdate && !f.indexed {
+		if err := f.keyIndex(f.tx); err != nil {
+			return err
+		}
+	}
+	f.stale = true
+	return f.prepareTx()
+}
+
+// create creates the table with the fields of rec as columns, in order.
+func (f *sqlFormat) create(rec []byte) error {
+	var q strings.Builder
+	q.WriteString(`CREATE TABLE IF NOT EXISTS ` + f.qtable + ` (`)
+	f.flds.Reset(rec)
+	for f.flds.Next() {
+		name := string(f.flds.Key())
+		if _, dup := f.column(f.flds.Key()); dup {
+			continue // bind says so
+		}
+		def, typ, err := f.columnDef(name, f.flds.Value())
+		if err != nil {
+			return err
+		}
+		if len(f.cols) > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(def)
+		f.addCol(name, typ)
+	}
+	if err := f.flds.Err(); err != nil {
+		return err
+	}
+	for _, k := range f.keys { // update mode: a record without a key field
+		if _, ok := f.column([]byte(k)); !ok {
+			def, typ, err := f.columnDef(k, nil)
+			if err != nil {
+				return err
+			}
+			if len(f.cols) > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(def)
+			f.addCol(k, typ)
+		}
+	}
+	if len(f.cols) == 0 {
+		return stage.Hint(fmt.Errorf("the record has no fields, and table %s no columns yet", f.qtable),
+			"a table is created from its first record, which needs a field: drop empty records with smap --filter 'len($env) > 0'")
+	}
+	q.WriteString(`)`)
+	if _, err := f.tx.Exec(q.String()); err != nil {
+		return fmt.Errorf("creating table %s: %w", f.qtable, err)
+	}
+	f.exists = true
+	return nil
+}
+
+// statements returns the SQL of the statements for the columns as they
+// are: insert (an upsert in update mode), update (update mode) and del
+// (complete mode). Parameter N is column N, in every statement.
+func (f *sqlFormat) statements() (insert, update, del string) {
+	var cols, params, set, where strings.Builder
+	for c, name := range f.cols {
+		q := quoteIdent(name)
+		if c > 0 {
+			cols.WriteString(", ")
+			params.WriteString(", ")
+		}
+		cols.WriteString(q)
+		f.params(&params, c+1)
+		if f.mode != modeUpdate {
+			continue
+		}
+		if slices.Contains(f.keyCols, c) {
+			if where.Len() > 0 {
+				where.WriteString(" AND ")
+			}
+			where.WriteString(q + " IS NOT DISTINCT FROM ")
+			f.params(&where, c+1)
+			continue
+		}
+		if set.Len() > 0 {
+			set.WriteString(", ")
+		}
+		set.WriteString(q + " = ")
+		f.params(&set, c+1)
+	}
+	insert = `INSERT INTO ` + f.qtable + ` (` + cols.String() + `) VALUES (` + params.String() + `)`
+	switch f.mode {
+	case modeComplete:
+		del = `DELETE FROM ` + f.qtable
+	case modeUpdate:
+		keys := make([]string, len(f.keyCols))
+		for i, c := range f.keyCols {
+			keys[i] = quoteIdent(f.cols[c])
+		}
+		insert += ` ON CONFLICT (` + strings.Join(keys, ", ") + `) `
+		if set.Len() == 0 { // only keys: nothing to update
+			insert += `DO NOTHING`
+			set.WriteString(keys[0] + " = " + keys[0])
+		} else {
+			// excluded.X is the value the INSERT had for X, the same as
+			// parameter N.
+			insert += `DO UPDATE SET ` + set.String()
+		}
+		// Why an UPDATE beside the upsert: UNIQUE lets nulls repeat, so a
+		// row with a null key never conflicts, yet sreduce has a group for
+		// the null key, to be updated as any other.
+		update = `UPDATE ` + f.qtable + ` SET ` + set.String() + ` WHERE ` + where.String()
+	}
+	return insert, update, del
+}
+
+// prepare prepares the statements on the database, between batches.
+func (f *sqlFormat) prepare() error {
+	f.closeStmts(f.insert, f.update, f.del)
+	f.insert, f.update, f.del = nil, nil, nil
+	insert, update, del := f.statements()
+	var err error
+	if f.insert, err = f.db.Prepare(insert); err != nil {
+		return fmt.Errorf("%s: %w", f.path, err)
+	}
+	if update != "" {
+		if f.update, err = f.db.Prepare(update); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	if del != "" {
+		if f.del, err = f.db.Prepare(del); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	f.stale = false
+	return nil
+}
+
+// prepareTx prepares the statements in the transaction, after a schema
+// change; the transaction closes them at its end.
+func (f *sqlFormat) prepareTx() error {
+	insert, update, _ := f.statements()
+	var err error
+	if f.txInsert, err = f.tx.Prepare(insert); err != nil {
+		return err
+	}
+	if update != "" {
+		if f.txUpdate, err = f.tx.Prepare(update); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *sqlFormat) closeStmts(stmts ...*sql.Stmt) {
+	for _, s := range stmts {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (f *sqlFormat) begin(b stage.Batch) error {
+	f.n, f.skip = 0, false
+	if f.idem && f.haveLast && b.ID <= f.last {
+		// The batch was written, and the checkpoint's commit of it lost
+		// (a crash in between): the source replays it. Anything else
+		// below the last batch written is another source's batch.
+		if b.ID < f.last || b.Time != f.lastTime {
+			return stage.Hint(fmt.Errorf("%s: batch %d (time %d) arrived, but table %s holds the batches up to %d (time %d), written with another checkpoint",
+				f.path, b.ID, b.Time, f.qtable, f.last, f.lastTime),
+				"give ssink the --%s directory that wrote the table, or another --%s; to start the table over, delete its row from %s", flagCheckpoint, flagTable, commitsTable)
+		}
+		f.skip = true
+		return nil
+	}
+	if !f.loaded {
+		if err := f.load(); err != nil {
+			return err
+		}
+	}
+	if f.stale && f.exists {
+		if err := f.prepare(); err != nil {
+			return err
+		}
+	}
+	tx, err := f.db.Begin()
+	if err != nil {
+		return f.batchError(b, "starting", err)
+	}
+	f.tx, f.txInsert, f.txUpdate = tx, nil, nil
+	if f.insert != nil {
+		f.txInsert = tx.Stmt(f.insert)
+	}
+	if f.update != nil {
+		f.txUpdate = tx.Stmt(f.update)
+	}
+	if f.del != nil {
+		if _, err := tx.Stmt(f.del).Exec(); err != nil {
+			return f.batchError(b, "emptying table "+f.qtable+" for", err)
+		}
+	}
+	return nil
+}
+
+func (f *sqlFormat) batchError(b stage.Batch, what string, err error) error {
+	return fmt.Errorf("%s: %s batch %d: %w", f.path, what, b.ID, err)
+}
+
+func (f *sqlFormat) record(rec []byte) error {
+	if f.skip {
+		return nil
+	}
+	for {
+		ok, err := f.bind(rec)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+		if ok {
+			break
+		}
+		if err := f.extend(rec); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	if f.txUpdate != nil && f.nullKey() {
+		res, err := f.txUpdate.Exec(f.args...)
+		var n int64
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		if err != nil {
+			return f.rowError(err)
+		}
+		if n > 0 {
+			f.n++
+			return nil
+		}
+	}
+	if _, err := f.txInsert.Exec(f.args...); err != nil {
+		return f.rowError(err)
+	}
+	f.n++
+	return nil
+}
+
+func (f *sqlFormat) rowError(err error) error {
+	return fmt.Errorf("%s: writing into table %s: %w", f.path, f.qtable, err)
+}
+
+// nullKey reports whether a key of the record in hand is null (or missing).
+func (f *sqlFormat) nullKey() bool {
+	for _, c := range f.keyCols {
+		if f.args[c] == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// bind sets f.args to the values of rec by column. ok is false when a field
+// of rec has no column yet.
+func (f *sqlFormat) bind(rec []byte) (ok bool, err error) {
+	clear(f.args)
+	clear(f.set)
+	f.flds.Reset(rec)
+	for i := 0; f.flds.Next(); i++ {
+		k := f.flds.Key()
+		c := i
+		if i >= len(f.cols) || f.cols[i] != string(k) {
+			if c, ok = f.column(k); !ok {
+				return false, nil
+			}
+		}
+		if f.set[c] {
+			if f.cols[c] == string(k) {
+				return false, fmt.Errorf("field %q: the record has it twice", k)
+			}
+			return false, fmt.Errorf("field %q: the record has a value for column %q already (%s column names ignore case)", k, f.cols[c], f.d.name)
+		}
+		f.set[c] = true
+		if f.args[c], err = f.value(f.flds.Value(), f.types[c]); err != nil {
+			return false, fmt.Errorf("field %q: %w", k, err)
+		}
+	}
+	if !f.exists { // {} as the first record
+		return false, f.flds.Err()
+	}
+	return true, f.flds.Err()
+}
+
+// value converts a field's value for a column of declared type typ. Why a
+// string where the record has the bytes already: database/sql binds a
+// []byte as a BLOB (bytea), and text must be TEXT. Every value goes into an
+// any, which database/sql wants.
+func (f *sqlFormat) value(v []byte, typ string) (any, error) {
+	kind := record.KindOf(v)
+	switch {
+	case kind == record.KindNil:
+		return nil, nil
+	case typ == "" || kind == record.KindExt || kind == record.KindInvalid:
+	case typ == f.d.textType && kind != record.KindString:
+		// A column made for a null takes any value, as its text.
+		f.buf = record.FormatText(f.buf[:0], v)
+		return string(f.buf), nil
+	case typ == f.d.jsonType:
+		// A column made for a map or a list takes any value, as its JSON.
+		var err error
+		if f.buf, _, err = record.AppendJSON(f.buf[:0], v); err != nil {
+			return nil, err
+		}
+		return string(f.buf), nil
+	}
+	switch kind {
+	case record.KindBool:
+		t := v[0] == 0xc3 // msgpack true
+		if !f.d.boolInt {
+			return t, nil
+		}
+		if t {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case record.KindInt:
+		i, _ := record.Int(v)
+		return i, nil
+	case record.KindUint:
+		return nil, fmt.Errorf("%s: %s integers have 64 bits with a sign", record.FormatText(f.buf[:0], v), f.d.name)
+	case record.KindFloat:
+		x, _ := record.Float(v)
+		return x, nil
+	case record.KindString:
+		s, _ := record.Str(v)
+		return string(s), nil
+	case record.KindBinary:
+		b, _ := record.Str(v)
+		return b, nil // the driver copies it
+	case record.KindTime:
+		t, ok := record.Time(v)
+		if !ok {
+			return nil, record.ErrInvalid
+		}
+		if !f.d.timeText {
+			return t, nil
+		}
+		f.buf = t.AppendFormat(f.buf[:0], time.RFC3339Nano)
+		return string(f.buf), nil
+	case record.KindMap, record.KindArray:
+		var err error
+		if f.buf, _, err = record.AppendJSON(f.buf[:0], v); err != nil {
+			return nil, err
+		}
+		return string(f.buf), nil
+	case record.KindExt:
+		return nil, fmt.Errorf("a msgpack extension value has no %s type", f.d.name)
+	}
+	return nil, record.ErrInvalid
+}
+
+func (f *sqlFormat) end(b stage.Batch, _ uint64) error {
+	if f.skip {
+		return nil
+	}
+	if f.idem {
+		if _, err := f.tx.Stmt(f.mark).Exec(f.table, int64(b.ID), b.Time); err != nil {
+			return f.batchError(b, "recording", err)
+		}
+	}
+	err := f.tx.Commit()
+	f.tx = nil
+	if err != nil {
+		f.loaded = false
+		return f.batchError(b, "committing", err)
+	}
+	if f.idem {
+		f.last, f.lastTime, f.haveLast = b.ID, b.Time, true
+	}
+	return nil
+}
+
+// flush rolls back the batch in hand: a batch not ended is not written.
+// (The error that ended it is the one to report; a failed rollback leaves
+// nothing either, as the database discards a transaction not committed.)
+func (f *sqlFormat) flush() error {
+	if f.tx != nil {
+		f.tx.Rollback()
+		f.tx, f.loaded = nil, false // a rollback may undo CREATE and ALTER
+	}
+	return nil
+}
+
+// written is the number of rows the batch wrote: none when it was skipped.
+func (f *sqlFormat) written() uint64 { return f.n }
+
+// Close closes the database.
+func (f *sqlFormat) Close() error {
+	if f.db == nil {
+		return nil
+	}
+	f.flush()
+	f.closeStmts(f.insert, f.update, f.del, f.mark)
+	err := f.db.Close()
+	f.db = nil
+	if err != nil {
+		return fmt.Errorf("%s: closing: %w", f.path, err)
+	}
+	return nil
+}
