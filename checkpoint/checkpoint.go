@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dstream/dstream/record"
 )
@@ -158,6 +159,13 @@ type Store struct {
 	// replays the batches after it, and the stage may have gone far ahead
 	// of the sink.
 	Keep int
+	// Grace is how long, while a replayable source writes DIR/offsets but
+	// there is no DIR/commits yet, a snapshot is kept beyond Keep: a stage
+	// may save several before the sink of its pipeline has started and
+	// made DIR/commits, and a restart after a crash replays from the sink's
+	// last commit, so it needs that batch's snapshot. A pipeline without a
+	// committing sink keeps Keep snapshots once they are older.
+	Grace time.Duration
 }
 
 // ValidName reports whether name can name a stage's state directory: letters,
@@ -197,7 +205,7 @@ func OpenStore(root, name string) (*Store, error) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &Store{dir: dir, root: root, Keep: 2}, nil
+	return &Store{dir: dir, root: root, Keep: 2, Grace: 30 * time.Second}, nil
 }
 
 // Dir is the store's directory, DIR/state/NAME.
@@ -272,7 +280,7 @@ func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 				}
 				keepFrom = &from
 			}
-			if id >= *keepFrom {
+			if id >= *keepFrom || *keepFrom == noCommits && s.young(id) {
 				continue
 			}
 		}
@@ -287,6 +295,19 @@ func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 // newest: that of the last committed batch. With a sink committing into the
 // directory that has not committed yet, all are kept; without one (no
 // DIR/commits), none.
+// noCommits is keepFrom when there is no DIR/commits.
+const noCommits = math.MaxUint64
+
+// young reports whether the snapshot after batch id was saved within Grace,
+// in a pipeline whose source replays (it writes DIR/offsets).
+func (s *Store) young(id uint64) bool {
+	if !ReadLog(s.root, OffsetsDir).Exists() {
+		return false
+	}
+	fi, err := os.Stat(s.Path(id))
+	return err == nil && time.Since(fi.ModTime()) < s.Grace
+}
+
 func (s *Store) keepFrom() (uint64, error) {
 	commits := ReadLog(s.root, CommitsDir)
 	c, ok, err := commits.Latest()
@@ -298,7 +319,7 @@ func (s *Store) keepFrom() (uint64, error) {
 	case commits.Exists():
 		return 0, nil
 	}
-	return math.MaxUint64, nil
+	return noCommits, nil
 }
 
 // Load reads the snapshot after batch id, and checks that it was written by

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -190,4 +191,54 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("round trip: %+v, %v", again, err)
 		}
 	})
+}
+
+// TestGrace: in a pipeline whose source replays (DIR/offsets), while there
+// is no DIR/commits (the sink has not started yet), snapshots saved within
+// Grace stay; older ones go down to Keep; once a
+// sink commits, those from its last commit on stay.
+func TestGrace(t *testing.T) {
+	root := t.TempDir()
+	if _, err := OpenLog(root, OffsetsDir); err != nil { // a replayable source
+		t.Fatal(err)
+	}
+	s, err := OpenStore(root, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(id uint64) {
+		if err := s.Save(Header{Batch: id, Fingerprint: "fp"}, nop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := range uint64(6) {
+		save(id)
+	}
+	if ids, _ := s.List(); !slices.Equal(ids, []uint64{0, 1, 2, 3, 4, 5}) {
+		t.Errorf("within Grace: %v, want all", ids)
+	}
+	old := time.Now().Add(-time.Minute)
+	for id := range uint64(3) {
+		os.Chtimes(s.Path(id), old, old)
+	}
+	save(6)
+	if ids, _ := s.List(); !slices.Equal(ids, []uint64{3, 4, 5, 6}) {
+		t.Errorf("older than Grace gone: %v, want [3 4 5 6]", ids)
+	}
+	// A sink commits batch 4: from it on stay, whatever their age.
+	c, err := OpenCommitter(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(4, 0); err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint64(7) {
+		os.Chtimes(s.Path(id), old, old)
+	}
+	save(7)
+	save(8)
+	if ids, _ := s.List(); !slices.Equal(ids, []uint64{4, 5, 6, 7, 8}) {
+		t.Errorf("after a commit of 4: %v, want [4 5 6 7 8]", ids)
+	}
 }
