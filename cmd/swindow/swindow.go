@@ -15,7 +15,7 @@ import (
 
 var command = &stage.Command{
 	Name:      "swindow",
-	Usage:     "sliding and tumbling windows over batches, with aggregates per window",
+	Usage:     "tumbling and sliding windows over batch time, and windows and sessions of event time with a watermark",
 	ArgsUsage: " ",
 	Input:     true,
 	Output:    true,
