@@ -12,7 +12,6 @@ import (
 	"unicode"
 
 	"github.com/dstream/dstream/record"
-	"github.com/dstream/dstream/stage"
 )
 
 // The PostgreSQL tests write into a server on loopback: the machine's, or
@@ -415,34 +414,8 @@ func TestPostgresUsage(t *testing.T) {
 // BenchmarkPostgres writes batches of 1000 records, one transaction each,
 // in the modes.
 func BenchmarkPostgres(b *testing.B) {
-	const n = 1000
-	f := sqliteBlock(n)
-	for _, args := range [][]string{
-		{"--mode", "append"},
-		{"--mode", "update", "--key", "value"},
-	} {
-		b.Run(args[1], func(b *testing.B) {
-			u, _ := pgSchema(b)
-			s := newTestSink(b, append([]string{"--postgres", u}, args...)...)
-			defer s.f.(*sqlFormat).Close()
-			b.SetBytes(int64(len(f.Payload)))
-			b.ReportAllocs()
-			id := uint64(0)
-			for b.Loop() {
-				bt := stage.Batch{ID: id, Time: t0 + int64(id)}
-				id++
-				if err := s.Begin(bt); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.Block(bt, f.Records()); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.End(bt); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(int(id)*n)/b.Elapsed().Seconds(), "rows/s")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int(id)*n), "ns/row")
-		})
-	}
+	benchmarkSQL(b, func(b *testing.B) string {
+		u, _ := pgSchema(b)
+		return "--postgres=" + u
+	})
 }

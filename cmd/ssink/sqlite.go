@@ -12,9 +12,6 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", without cgo
 )
 
-// sqliteFormat is the SQL sink, as the SQLite tests name it.
-type sqliteFormat = sqlFormat
-
 // sqliteDialect is the SQL sink's SQLite (--sqlite FILE).
 var sqliteDialect = dialect{
 	name:     "SQLite",

@@ -354,6 +354,12 @@ func sqliteBlock(n int) framing.Frame {
 // BenchmarkSQLite writes batches of 1000 records, one transaction each, in
 // the modes.
 func BenchmarkSQLite(b *testing.B) {
+	benchmarkSQL(b, func(b *testing.B) string { return "--sqlite=" + filepath.Join(b.TempDir(), "t.db") })
+}
+
+// benchmarkSQL writes batches of 1000 records into the database target
+// gives (a flag and its value), one transaction each, in the modes.
+func benchmarkSQL(b *testing.B, target func(*testing.B) string) {
 	const n = 1000
 	f := sqliteBlock(n)
 	for _, args := range [][]string{
@@ -361,9 +367,8 @@ func BenchmarkSQLite(b *testing.B) {
 		{"--mode", "update", "--key", "value"},
 	} {
 		b.Run(args[1], func(b *testing.B) {
-			db := filepath.Join(b.TempDir(), "t.db")
-			s := newTestSink(b, append([]string{"--sqlite", db}, args...)...)
-			defer s.f.(*sqliteFormat).Close()
+			s := newTestSink(b, append([]string{target(b)}, args...)...)
+			defer s.f.(*sqlFormat).Close()
 			b.SetBytes(int64(len(f.Payload)))
 			b.ReportAllocs()
 			id := uint64(0)
