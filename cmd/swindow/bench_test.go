@@ -30,34 +30,15 @@ func benchWindow(b *testing.B, args ...string) {
 		}
 		blocks = append(blocks, blk)
 	}
-	c := *command
-	c.Input, c.Output = false, false
-	var w *windower
-	c.Action = func(e *stage.Env) error {
-		o, err := parseOptions(e.Ctx, e.Args)
-		if err != nil {
-			return err
-		}
-		w, err = newWindower(framing.NewWriter(io.Discard), o)
-		return err
-	}
-	if code := c.Run(append([]string{"swindow", "-l", "10s", "-s", "1s"}, args...), nil, io.Discard, io.Discard); code != 0 {
-		b.Fatalf("exit %d", code)
+	w, err := newWindower(framing.NewWriter(io.Discard), testOptions(b, append([]string{"-l", "10s", "-s", "1s"}, args...)...))
+	if err != nil {
+		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	id := uint64(0)
 	cpu0 := benchutil.CPUTime()
 	for b.Loop() {
-		bt := stage.Batch{ID: id, Time: int64(id+1) * 1000}
-		if err := w.Begin(bt); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Block(bt, framing.NewRecords(blocks[id%uint64(len(blocks))], perBatch)); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.End(bt); err != nil {
-			b.Fatal(err)
-		}
+		feed(b, w, stage.Batch{ID: id, Time: int64(id+1) * 1000}, blocks[id%uint64(len(blocks))], perBatch)
 		id++
 	}
 	cpu := (benchutil.CPUTime() - cpu0).Seconds()
@@ -91,19 +72,9 @@ func benchEvents(b *testing.B, args ...string) {
 		tpos = append(tpos, len(blk)+at)
 		blk = append(blk, rec...)
 	}
-	c := *command
-	c.Input, c.Output = false, false
-	var w *eventWindower
-	c.Action = func(e *stage.Env) error {
-		o, err := parseOptions(e.Ctx, e.Args)
-		if err != nil {
-			return err
-		}
-		w, err = newEventWindower(framing.NewWriter(io.Discard), o)
-		return err
-	}
-	if code := c.Run(append([]string{"swindow", "--time-field", "t", "--time-unit", "ms"}, args...), nil, io.Discard, io.Discard); code != 0 {
-		b.Fatalf("exit %d", code)
+	w, err := newEventWindower(framing.NewWriter(io.Discard), testOptions(b, append([]string{"--time-field", "t", "--time-unit", "ms"}, args...)...))
+	if err != nil {
+		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	id := uint64(0)
@@ -112,16 +83,7 @@ func benchEvents(b *testing.B, args ...string) {
 		for j, p := range tpos {
 			binary.BigEndian.PutUint64(blk[p:], id*perBatch+uint64(j))
 		}
-		bt := stage.Batch{ID: id, Time: int64(id+1) * 1000}
-		if err := w.Begin(bt); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Block(bt, framing.NewRecords(blk, perBatch)); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.End(bt); err != nil {
-			b.Fatal(err)
-		}
+		feed(b, w, stage.Batch{ID: id, Time: int64(id+1) * 1000}, blk, perBatch)
 		id++
 	}
 	cpu := (benchutil.CPUTime() - cpu0).Seconds()
@@ -137,4 +99,17 @@ func BenchmarkEventSliding(b *testing.B) {
 }
 func BenchmarkEventSessions(b *testing.B) {
 	benchEvents(b, "--watermark", "2s", "--session", "500ms", "-k", "user", "--count")
+}
+
+// feed hands batch bt, the n records of blk, to h.
+func feed(tb testing.TB, h stage.Handler, bt stage.Batch, blk []byte, n int) {
+	if err := h.Begin(bt); err != nil {
+		tb.Fatal(err)
+	}
+	if err := h.Block(bt, framing.NewRecords(blk, n)); err != nil {
+		tb.Fatal(err)
+	}
+	if err := h.End(bt); err != nil {
+		tb.Fatal(err)
+	}
 }

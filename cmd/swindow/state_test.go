@@ -127,20 +127,7 @@ func TestRestartRefusesOtherConfig(t *testing.T) {
 // FuzzLoadState: a damaged saved state is an error, never a panic, in both
 // kinds of window.
 func FuzzLoadState(f *testing.F) {
-	o := func(args ...string) *options {
-		var got *options
-		c := *command
-		c.Input, c.Output = false, false
-		c.Action = func(e *stage.Env) error {
-			var err error
-			got, err = parseOptions(e.Ctx, e.Args)
-			return err
-		}
-		if code := c.Run(append([]string{"swindow"}, args...), nil, io.Discard, io.Discard); code != 0 {
-			f.Fatalf("exit %d", code)
-		}
-		return got
-	}
+	o := func(args ...string) *options { return testOptions(f, args...) }
 	bo := o("-l", "2s", "-s", "1s", "-k", "k", "--count", "--sum", "v")
 	eo := o("--time-field", "t", "-l", "10s", "-k", "k", "--count")
 	so := o("--time-field", "t", "--session", "5s", "-k", "k", "--count")
@@ -149,15 +136,11 @@ func FuzzLoadState(f *testing.F) {
 	sw, _ := newEventWindower(framing.NewWriter(io.Discard), so)
 	// Seeds: real states after a few batches.
 	for _, b := range seconds("a=1 b=2", "a=3") {
-		bw.Begin(stageBatch(b))
-		bw.Block(stageBatch(b), framing.NewRecords(blockOf(f, b.recs), len(b.recs)))
-		bw.End(stageBatch(b))
+		feed(f, bw, stageBatch(b), blockOf(f, b.recs), len(b.recs))
 	}
 	for _, b := range evBatches("a@1 b@12", "a@3") {
 		for _, w := range []*eventWindower{ew, sw} {
-			w.Begin(stageBatch(b))
-			w.Block(stageBatch(b), framing.NewRecords(blockOf(f, b.recs), len(b.recs)))
-			w.End(stageBatch(b))
+			feed(f, w, stageBatch(b), blockOf(f, b.recs), len(b.recs))
 		}
 	}
 	f.Add(bw.saveState())

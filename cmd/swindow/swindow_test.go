@@ -11,6 +11,7 @@ import (
 
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
 )
 
 // batch is one input batch: id, batch time (ms) and records as JSON.
@@ -297,4 +298,22 @@ func TestSkipBad(t *testing.T) {
 			t.Errorf("swindow %s:\n%s\nwant:\n%s", strings.Join(args, " "), got, want)
 		}
 	}
+}
+
+// testOptions parses a swindow command line (args without the program).
+func testOptions(tb testing.TB, args ...string) *options {
+	tb.Helper()
+	var o *options
+	c := *command
+	c.Input, c.Output = false, false
+	c.Action = func(e *stage.Env) error {
+		var err error
+		o, err = parseOptions(e.Ctx, e.Args)
+		return err
+	}
+	var stderr bytes.Buffer
+	if code := c.Run(append([]string{"swindow"}, args...), nil, io.Discard, &stderr); code != 0 {
+		tb.Fatalf("swindow %v: exit %d: %s", args, code, stderr.String())
+	}
+	return o
 }
