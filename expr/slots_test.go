@@ -62,6 +62,9 @@ type extInt int64
 
 func (x *extInt) MarshalMsgpack() ([]byte, error) { return []byte{byte(*x)}, nil }
 func (x *extInt) UnmarshalMsgpack(b []byte) error {
+	if len(b) != 1 {
+		return fmt.Errorf("extInt: %d bytes, want 1", len(b))
+	}
 	*x = extInt(b[0])
 	return nil
 }
