@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dstream/dstream/checkpoint"
-	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/internal/frametest"
 )
 
 // batch is one input batch: its id (its time is 1000*(id+1)) and records as
@@ -40,26 +38,13 @@ func words(first uint64, bs ...string) []batch {
 	return out
 }
 
+// stream frames the batches, batch ID at 1000*(ID+1) ms.
 func stream(t testing.TB, bs []batch) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := framing.NewWriter(&buf)
-	w.BlockSize = 40 // several blocks per batch
-	for _, b := range bs {
-		w.BeginBatch(b.id, int64(1000*(b.id+1)))
-		for _, r := range b.recs {
-			m, err := record.AppendJSONObject(nil, []byte(r))
-			if err != nil {
-				t.Fatalf("%s: %v", r, err)
-			}
-			w.WriteRecord(m)
-		}
-		w.EndBatch()
+	fb := make([]frametest.Batch, len(bs))
+	for i, b := range bs {
+		fb[i] = frametest.Batch{ID: b.id, Time: int64(1000 * (b.id + 1)), Recs: b.recs}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return frametest.Stream(t, fb)
 }
 
 // reduce runs sreduce on the batches and returns its output, one line per
@@ -80,38 +65,7 @@ func runSreduce(t testing.TB, in []byte, args ...string) (out, stderr string, co
 	if code != 0 {
 		return "", e.String(), code
 	}
-	return readOutput(t, o.Bytes()), e.String(), 0
-}
-
-func readOutput(t testing.TB, b []byte) string {
-	t.Helper()
-	var sb strings.Builder
-	r := framing.NewReader(bytes.NewReader(b))
-	var f framing.Frame
-	for {
-		err := r.Read(&f)
-		if err == io.EOF {
-			return sb.String()
-		}
-		if err != nil {
-			t.Fatalf("reading sreduce's output: %v", err)
-		}
-		switch f.Kind {
-		case framing.KindBatchBegin:
-			fmt.Fprintf(&sb, "%d@%d:", f.BatchID, f.Time)
-		case framing.KindRecords:
-			recs := f.Records()
-			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-				js, _, err := record.AppendJSON(nil, rec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sb.WriteString(" " + string(js))
-			}
-		case framing.KindBatchEnd:
-			sb.WriteString("\n")
-		}
-	}
+	return frametest.Render(t, o.Bytes()), e.String(), 0
 }
 
 func TestAcceptancePerBatch(t *testing.T) {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 	"unicode"
-
-	"github.com/dstream/dstream/record"
 )
 
 // The PostgreSQL tests write into a server on loopback: the machine's, or
@@ -223,20 +221,7 @@ func TestPostgresTypes(t *testing.T) {
 	t.Parallel()
 	u, db := pgSchema(t)
 	ts := time.Date(2023, 11, 14, 22, 13, 20, 123456000, time.UTC)
-	var b record.Builder
-	b.Value("i", int64(-7))
-	b.Value("big", int64(1)<<62)
-	b.Value("f", 2.5)
-	b.Value("s", "héllo")
-	b.Value("t", true)
-	b.Value("no", false)
-	b.Raw("bin", record.AppendBinary(nil, []byte{0, 1, 0xff}))
-	b.Raw("ts", record.AppendTime(nil, ts))
-	b.Value("null", nil)
-	b.Value("m", map[string]any{"k": []any{int64(1), "two", nil}})
-	b.Value("l", []any{1.5, "x"})
-	b.Value("empty", "")
-	rec := string(b.Bytes())
+	rec := everyType(ts)
 	runOK(t, stream(t, batch{0, t0, []string{rec, `{"null":1,"s":"2","m":"text","l":3,"f":4}`, `{"null":true,"m":{"a":{"b":null}}}`}}), "--postgres", u)
 	wantPg(t, db, pgColumns("records"),
 		"i|bigint", "big|bigint", "f|double precision", "s|text", "t|boolean", "no|boolean", "bin|bytea",

@@ -139,9 +139,9 @@ func TestSQLiteNewColumns(t *testing.T) {
 	}
 }
 
-func TestSQLiteTypes(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "t.db")
-	ts := time.Date(2023, 11, 14, 22, 13, 20, 123456789, time.UTC)
+// everyType is a record with a field of every kind of value, ts its
+// timestamp.
+func everyType(ts time.Time) string {
 	var b record.Builder
 	b.Value("i", int64(-7))
 	b.Value("big", int64(1)<<62)
@@ -155,7 +155,13 @@ func TestSQLiteTypes(t *testing.T) {
 	b.Value("m", map[string]any{"k": []any{int64(1), "two", nil}})
 	b.Value("l", []any{1.5, "x"})
 	b.Value("empty", "")
-	rec := string(b.Bytes())
+	return string(b.Bytes())
+}
+
+func TestSQLiteTypes(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	ts := time.Date(2023, 11, 14, 22, 13, 20, 123456789, time.UTC)
+	rec := everyType(ts)
 	runOK(t, stream(t, batch{0, t0, []string{rec, `{"null":1,"s":2}`}}), "--sqlite", db)
 	wantRows(t, db, `SELECT name, type FROM pragma_table_info('records')`,
 		"i|INTEGER", "big|INTEGER", "f|REAL", "s|TEXT", "t|INTEGER", "no|INTEGER", "bin|BLOB",

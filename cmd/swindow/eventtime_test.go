@@ -103,26 +103,8 @@ func TestEventTimeAgainstBruteForce(t *testing.T) {
 	for round := range 30 {
 		slide := int64(1+rng.IntN(3)) * 1000
 		length := slide * int64(1+rng.IntN(3))
-		n := 1 + rng.IntN(60)
-		type event struct {
-			t int64 // ms
-			k string
-		}
-		events := make([]event, n)
-		for i := range events {
-			// Rising by about 0.5 s, each up to 2 s out of place.
-			events[i] = event{int64(i)*500 + rng.Int64N(2000), string(rune('a' + rng.IntN(3)))}
-		}
-		var bs []batch
-		for i := 0; i < n; {
-			m := min(n-i, 1+rng.IntN(5))
-			var recs []string
-			for _, e := range events[i : i+m] {
-				recs = append(recs, fmt.Sprintf(`{"t":%d,"k":%q}`, e.t, e.k))
-			}
-			bs = append(bs, batch{uint64(len(bs)), int64(len(bs)+1) * 1000, recs})
-			i += m
-		}
+		// Rising by about 0.5 s, each up to 2 s out of place.
+		events, bs := randomEvents(rng, 1+rng.IntN(60), 500, 2000)
 		// Brute force: each window's count per key, by window start.
 		type wk struct {
 			start int64
@@ -151,6 +133,32 @@ func TestEventTimeAgainstBruteForce(t *testing.T) {
 			t.Fatalf("round %d: complete's last batch over %v:\n%s\nwant:\n%s", round, events, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}
+}
+
+// event is a record {"t": t, "k": k} of randomEvents.
+type event struct {
+	t int64 // ms
+	k string
+}
+
+// randomEvents makes n events of keys a, b and c, event i at i*step ms
+// plus up to disorder ms, in batches of 1 to 5 events, one a second.
+func randomEvents(rng *rand.Rand, n int, step, disorder int64) ([]event, []batch) {
+	events := make([]event, n)
+	for i := range events {
+		events[i] = event{int64(i)*step + rng.Int64N(disorder), string(rune('a' + rng.IntN(3)))}
+	}
+	var bs []batch
+	for i := 0; i < n; {
+		m := min(n-i, 1+rng.IntN(5))
+		var recs []string
+		for _, e := range events[i : i+m] {
+			recs = append(recs, fmt.Sprintf(`{"t":%d,"k":%q}`, e.t, e.k))
+		}
+		bs = append(bs, batch{uint64(len(bs)), int64(len(bs)+1) * 1000, recs})
+		i += m
+	}
+	return events, bs
 }
 
 // flat turns rendered windows into sorted lines "START END KEY COUNT", start

@@ -51,25 +51,7 @@ func TestSessionsAgainstBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for round := range 30 {
 		gap := int64(1+rng.IntN(4)) * 1000
-		n := 1 + rng.IntN(50)
-		type event struct {
-			t int64
-			k string
-		}
-		events := make([]event, n)
-		for i := range events {
-			events[i] = event{int64(i)*700 + rng.Int64N(1500), string(rune('a' + rng.IntN(3)))}
-		}
-		var bs []batch
-		for i := 0; i < n; {
-			m := min(n-i, 1+rng.IntN(5))
-			var recs []string
-			for _, e := range events[i : i+m] {
-				recs = append(recs, fmt.Sprintf(`{"t":%d,"k":%q}`, e.t, e.k))
-			}
-			bs = append(bs, batch{uint64(len(bs)), int64(len(bs)+1) * 1000, recs})
-			i += m
-		}
+		events, bs := randomEvents(rng, 1+rng.IntN(50), 700, 1500)
 		// Brute force: per key, events in time order, a new session where
 		// the next event is a gap or more after the last.
 		var want []string

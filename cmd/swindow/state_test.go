@@ -2,13 +2,12 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -27,43 +26,6 @@ func blockOf(t testing.TB, recs []string) []byte {
 		blk = framing.AppendRecord(blk, m)
 	}
 	return blk
-}
-
-// crashed is the stream of bs cut off without its end frame, as a stage
-// that crashed leaves it.
-func crashed(t *testing.T, bs []batch) []byte {
-	t.Helper()
-	s := stream(t, bs)
-	return s[:len(s)-framing.FrameHeaderLen]
-}
-
-// showUntil renders a stream as show does, up to where it stops.
-func showUntil(t *testing.T, b []byte) string {
-	t.Helper()
-	r := framing.NewReader(bytes.NewReader(b))
-	var sb strings.Builder
-	var f framing.Frame
-	for {
-		err := r.Read(&f)
-		if err == io.EOF || errors.Is(err, framing.ErrTruncated) {
-			return sb.String()
-		}
-		if err != nil {
-			t.Fatalf("reading the output: %v", err)
-		}
-		switch f.Kind {
-		case framing.KindBatchBegin:
-			fmt.Fprintf(&sb, "%d@%d:", f.BatchID, f.Time)
-		case framing.KindRecords:
-			recs := f.Records()
-			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-				js, _, _ := record.AppendJSON(nil, rec)
-				sb.WriteString(" " + string(js))
-			}
-		case framing.KindBatchEnd:
-			sb.WriteString("\n")
-		}
-	}
 }
 
 // TestRestart stops swindow after each batch in turn (its input cut off, as
@@ -92,10 +54,10 @@ func TestRestart(t *testing.T) {
 			dir := t.TempDir()
 			args := append(c.args, "--checkpoint", dir)
 			var o, e bytes.Buffer
-			if code := command.Run(append([]string{"swindow"}, args...), bytes.NewReader(crashed(t, c.bs[:k+1])), &o, &e); code != 1 {
+			if code := command.Run(append([]string{"swindow"}, args...), bytes.NewReader(frametest.Cut(t, frames(c.bs[:k+1]))), &o, &e); code != 1 {
 				t.Fatalf("swindow %s, cut after batch %d: exit %d, want 1: %s", strings.Join(args, " "), k, code, e.String())
 			}
-			first := showUntil(t, o.Bytes())
+			first := frametest.RenderCut(t, o.Bytes())
 			second := window(t, c.bs[k+1:], args...)
 			if first+second != whole {
 				t.Errorf("swindow %s, restarted after batch %d:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)

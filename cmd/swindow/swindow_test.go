@@ -9,8 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -21,27 +20,16 @@ type batch struct {
 	recs []string
 }
 
-func stream(t testing.TB, bs []batch) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := framing.NewWriter(&buf)
-	w.BlockSize = 40 // several blocks per batch
-	for _, b := range bs {
-		w.BeginBatch(b.id, b.time)
-		for _, r := range b.recs {
-			m, err := record.AppendJSONObject(nil, []byte(r))
-			if err != nil {
-				t.Fatalf("%s: %v", r, err)
-			}
-			w.WriteRecord(m)
-		}
-		w.EndBatch()
+// frames is bs as frametest's batches.
+func frames(bs []batch) []frametest.Batch {
+	fb := make([]frametest.Batch, len(bs))
+	for i, b := range bs {
+		fb[i] = frametest.Batch{ID: b.id, Time: b.time, Recs: b.recs}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return fb
 }
+
+func stream(t testing.TB, bs []batch) []byte { return frametest.Stream(t, frames(bs)) }
 
 func runSwindow(t testing.TB, in []byte, args ...string) (out, stderr string, code int) {
 	t.Helper()
@@ -50,39 +38,7 @@ func runSwindow(t testing.TB, in []byte, args ...string) (out, stderr string, co
 	if code != 0 {
 		return "", e.String(), code
 	}
-	return show(t, o.Bytes()), e.String(), 0
-}
-
-// show renders a stream one line per batch: "ID@TIME: rec rec ...".
-func show(t testing.TB, b []byte) string {
-	t.Helper()
-	r := framing.NewReader(bytes.NewReader(b))
-	var sb strings.Builder
-	var f framing.Frame
-	for {
-		err := r.Read(&f)
-		if err == io.EOF {
-			return sb.String()
-		}
-		if err != nil {
-			t.Fatalf("reading the output: %v", err)
-		}
-		switch f.Kind {
-		case framing.KindBatchBegin:
-			fmt.Fprintf(&sb, "%d@%d:", f.BatchID, f.Time)
-		case framing.KindRecords:
-			recs := f.Records()
-			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-				js, _, err := record.AppendJSON(nil, rec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sb.WriteString(" " + string(js))
-			}
-		case framing.KindBatchEnd:
-			sb.WriteString("\n")
-		}
-	}
+	return frametest.Render(t, o.Bytes()), e.String(), 0
 }
 
 func window(t testing.TB, bs []batch, args ...string) string {

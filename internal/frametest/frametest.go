@@ -1,0 +1,107 @@
+// Package frametest builds framed streams for tests of the stages, and
+// renders a stage's output back as text to compare.
+package frametest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+)
+
+// Batch is a batch of a test stream: its id, its time and its records as
+// JSON objects.
+type Batch struct {
+	ID   uint64
+	Time int64
+	Recs []string
+}
+
+// Stream frames the batches, in blocks of at most 40 bytes, so that a
+// batch of more than a record or two spans several.
+func Stream(tb testing.TB, bs []Batch) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	w := framing.NewWriter(&buf)
+	w.BlockSize = 40
+	for _, b := range bs {
+		w.BeginBatch(b.ID, b.Time)
+		for _, r := range b.Recs {
+			m, err := record.AppendJSONObject(nil, []byte(r))
+			if err != nil {
+				tb.Fatalf("%s: %v", r, err)
+			}
+			w.WriteRecord(m)
+		}
+		w.EndBatch()
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Cut is Stream without the end-of-stream frame, as a stage that crashed
+// leaves its output.
+func Cut(tb testing.TB, bs []Batch) []byte {
+	tb.Helper()
+	s := Stream(tb, bs)
+	return s[:len(s)-framing.FrameHeaderLen]
+}
+
+// Render reads a stream back, a line per batch: "ID@TIME: REC REC ...",
+// each record as JSON.
+func Render(tb testing.TB, b []byte) string {
+	tb.Helper()
+	s, err := render(b)
+	if err != nil {
+		tb.Fatalf("reading the output: %v", err)
+	}
+	return s
+}
+
+// RenderCut is Render of a stream that may stop short, as a failed stage
+// leaves it: the batches up to where it stops.
+func RenderCut(tb testing.TB, b []byte) string {
+	tb.Helper()
+	s, err := render(b)
+	if err != nil && !errors.Is(err, framing.ErrTruncated) {
+		tb.Fatalf("reading the output: %v", err)
+	}
+	return s
+}
+
+func render(b []byte) (string, error) {
+	r := framing.NewReader(bytes.NewReader(b))
+	var sb strings.Builder
+	var f framing.Frame
+	for {
+		err := r.Read(&f)
+		if err == io.EOF {
+			return sb.String(), nil
+		}
+		if err != nil {
+			return sb.String(), err
+		}
+		switch f.Kind {
+		case framing.KindBatchBegin:
+			fmt.Fprintf(&sb, "%d@%d:", f.BatchID, f.Time)
+		case framing.KindRecords:
+			recs := f.Records()
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				js, _, err := record.AppendJSON(nil, rec)
+				if err != nil {
+					return sb.String(), err
+				}
+				sb.WriteString(" " + string(js))
+			}
+		case framing.KindBatchEnd:
+			sb.WriteString("\n")
+		}
+	}
+}
