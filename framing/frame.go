@@ -15,6 +15,8 @@
 //	BatchEnd   0x03  batch id (8) record count (8)
 //	Watermark  0x04  event time (8, int64 unix ms)
 //	End        0x05  empty: the end of the stream
+//	Checkpoint 0x06  id length (uvarint) id, then the directory: the source
+//	                 keeps a checkpoint (<= MaxCheckpoint bytes, between batches)
 //	0x40-0x7f        reserved, skipped by readers that do not know them
 //	anything else    an error
 //
@@ -56,7 +58,11 @@ const (
 	KindBatchEnd   Kind = 0x03
 	KindWatermark  Kind = 0x04
 	KindEnd        Kind = 0x05
+	KindCheckpoint Kind = 0x06
 )
+
+// MaxCheckpoint bounds a Checkpoint frame's payload.
+const MaxCheckpoint = 8 << 10
 
 // Frames of kinds in [SkipFirst, SkipLast] are skipped by readers that do not
 // know them; any other unknown kind is an error.
@@ -71,6 +77,7 @@ var kindNames = map[Kind]string{
 	KindBatchEnd:   "BatchEnd",
 	KindWatermark:  "Watermark",
 	KindEnd:        "End",
+	KindCheckpoint: "Checkpoint",
 }
 
 func (k Kind) String() string {

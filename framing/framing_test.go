@@ -80,6 +80,9 @@ func describe(f *Frame) []string {
 		return []string{fmt.Sprintf("watermark %d", f.Time)}
 	case KindEnd:
 		return []string{"eos"}
+	case KindCheckpoint:
+		id, dir := f.Checkpoint()
+		return []string{fmt.Sprintf("checkpoint %s %s", id, dir)}
 	}
 	return []string{fmt.Sprintf("unexpected %v", f.Kind)}
 }

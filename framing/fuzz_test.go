@@ -77,6 +77,8 @@ func copyFrame(f *Frame) decoded {
 		d.BatchID, d.Count = f.BatchID, f.Count
 	case KindWatermark:
 		d.Time = f.Time
+	case KindCheckpoint:
+		d.Payload = string(f.Payload)
 	}
 	return d
 }
@@ -179,6 +181,9 @@ func fuzzStream(t *testing.T, data []byte) {
 			open = nil
 		case KindWatermark:
 			err = w.Watermark(d.Time)
+		case KindCheckpoint:
+			f := Frame{Kind: KindCheckpoint, Payload: []byte(d.Payload)}
+			err = w.Checkpoint(f.Checkpoint())
 		case KindEnd:
 			err = w.Close()
 		}

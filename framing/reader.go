@@ -22,10 +22,16 @@ type Frame struct {
 	BatchID uint64 // BatchBegin, BatchEnd, and Records (the open batch)
 	Time    int64  // BatchBegin: batch time; Watermark: event time (unix ms)
 	Count   uint64 // Records: records in the frame; BatchEnd: in the batch
-	Payload []byte // Records: the records, (uvarint length, msgpack)*; skippable kinds: the payload
+	Payload []byte // Records: the records, (uvarint length, msgpack)*; Checkpoint and skippable kinds: the payload
 
 	raw   []byte // Records: the whole frame as it came, for Writer.WriteRecords
 	flags byte
+}
+
+// Checkpoint returns the id and directory a Checkpoint frame carries.
+func (f *Frame) Checkpoint() (id, dir string) {
+	n, k := binary.Uvarint(f.Payload) // checked by the Reader
+	return string(f.Payload[k : k+int(n)]), string(f.Payload[k+int(n):])
 }
 
 // Records iterates over the records of a Records frame.
@@ -330,6 +336,17 @@ func (r *Reader) decode(f *Frame, flags byte, p []byte) (skip bool, err error) {
 			return false, err
 		}
 		f.Time = int64(binary.BigEndian.Uint64(p))
+	case KindCheckpoint:
+		if err := seq(false); err != nil {
+			return false, err
+		}
+		if len(p) > MaxCheckpoint {
+			return false, r.failf(ErrCorrupt, "%v frame of %d bytes, at most %d", f.Kind, len(p), MaxCheckpoint)
+		}
+		if n, k := binary.Uvarint(p); k <= 0 || n == 0 || n > uint64(len(p)-k) {
+			return false, r.failf(ErrCorrupt, "%v frame with a bad id length", f.Kind)
+		}
+		f.Payload = p
 	case KindEnd:
 		if err := need(0); err != nil {
 			return false, err

@@ -178,6 +178,16 @@ var vectors = []vector{
 		writeRecs(w, "hello")
 		return w.EndBatch()
 	}), frames: lines(lBegin(7, t0), lRecs(7, "hello"), lEnd(7, 1), "eos")},
+	{name: "checkpoint.dstream", gen: write(None, BlockSize, func(w *Writer) error {
+		w.Checkpoint("5f3a", "/var/lib/app/ck")
+		w.BeginBatch(7, t0)
+		writeRecs(w, "hello")
+		return w.EndBatch()
+	}), frames: lines("checkpoint 5f3a /var/lib/app/ck", lBegin(7, t0), lRecs(7, "hello"), lEnd(7, 1), "eos")},
+	{name: "checkpoint-inside-batch.dstream", gen: bytesOf(cat(hdr, bb7, frame(KindCheckpoint, 0, []byte("\x01a/ck")), recs7, be7, end)),
+		frames: lines(lBegin(7, t0)), err: ErrSequence, msg: "batch 7: framing: frame out of sequence: Checkpoint frame inside a batch"},
+	{name: "checkpoint-bad-id.dstream", gen: bytesOf(cat(hdr, frame(KindCheckpoint, 0, []byte("\x09a/ck")), end)),
+		err: ErrCorrupt, msg: "before the first batch: framing: corrupt frame: Checkpoint frame with a bad id length"},
 	{name: "s2.dstream", encoder: true, gen: write(S2, BlockSize, func(w *Writer) error {
 		w.BeginBatch(7, t0)
 		writeRecs(w, threeRecs...)
@@ -227,8 +237,8 @@ var vectors = []vector{
 		frames: lines(lBegin(7, t0)), err: ErrSequence, msg: "batch 7: framing: frame out of sequence: Watermark frame inside a batch"},
 	{name: "end-inside-batch.dstream", gen: bytesOf(cat(hdr, bb7, recs7, end)),
 		frames: lines(lBegin(7, t0), lRecs(7, "hello", "world")), err: ErrSequence, msg: "batch 7: framing: frame out of sequence: End frame inside a batch"},
-	{name: "unknown-kind.dstream", gen: bytesOf(cat(hdr, bb7, recs7, be7, frame(0x06, 0, []byte("new")), end)),
-		frames: lines(lBegin(7, t0), lRecs(7, "hello", "world"), lEnd(7, 2)), err: ErrUnknown, msg: "after batch 7: framing: unknown frame kind: UNKNOWN_KIND_0x06"},
+	{name: "unknown-kind.dstream", gen: bytesOf(cat(hdr, bb7, recs7, be7, frame(0x07, 0, []byte("new")), end)),
+		frames: lines(lBegin(7, t0), lRecs(7, "hello", "world"), lEnd(7, 2)), err: ErrUnknown, msg: "after batch 7: framing: unknown frame kind: UNKNOWN_KIND_0x07"},
 	{name: "unknown-kind-0x80.dstream", gen: bytesOf(cat(hdr, frame(0x80, 0, nil), end)),
 		err: ErrUnknown, msg: "UNKNOWN_KIND_0x80"},
 	{name: "unknown-kind-0x00.dstream", gen: bytesOf(cat(hdr, make([]byte, FrameHeaderLen))),
@@ -441,6 +451,8 @@ func annotate(b []byte) string {
 			} else {
 				line(p[8:], "record count %d", binary.BigEndian.Uint64(p[8:]))
 			}
+		case k == KindCheckpoint:
+			long(p, "checkpoint: id length, id, directory")
 		case k == KindWatermark && n == 8:
 			line(p, "event time %d", int64(binary.BigEndian.Uint64(p)))
 		case k == KindRecords && h[5] == FlagS2:

@@ -207,6 +207,24 @@ func (w *Writer) Watermark(t int64) error {
 	return w.Flush()
 }
 
+// Checkpoint writes a Checkpoint frame between batches: the source of the
+// stream keeps the checkpoint id in the directory dir, so every stage after
+// it learns that the pipeline replays from a checkpoint.
+func (w *Writer) Checkpoint(id, dir string) error {
+	if w.inBatch {
+		panic("framing: Checkpoint inside a batch")
+	}
+	if n := uvarintLen(uint64(len(id))) + len(id) + len(dir); id == "" || n > MaxCheckpoint {
+		return fmt.Errorf("framing: checkpoint id of %d bytes and directory of %d bytes: the frame holds at most %d bytes", len(id), len(dir), MaxCheckpoint)
+	}
+	p := w.frameStart(KindCheckpoint)
+	w.out = binary.AppendUvarint(w.out, uint64(len(id)))
+	w.out = append(w.out, id...)
+	w.out = append(w.out, dir...)
+	w.frameEnd(p, 0)
+	return w.Flush()
+}
+
 // WriteSkippable writes a frame of a kind in the skippable range.
 func (w *Writer) WriteSkippable(k Kind, payload []byte) error {
 	if k < SkipFirst || k > SkipLast {
