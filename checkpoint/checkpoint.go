@@ -38,7 +38,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dstream/dstream/record"
 )
@@ -153,19 +152,17 @@ type Store struct {
 	dir  string
 	root string
 	// Keep is how many snapshots Save leaves behind (at least 1): the one it
-	// writes and the newest ones before it. Two let a restart that replays
-	// the last batch restore the state from before it. Save also keeps every
-	// snapshot from the last committed batch on (DIR/commits): a restart
-	// replays the batches after it, and the stage may have gone far ahead
-	// of the sink.
+	// writes and the newest ones before it. Save also keeps every snapshot
+	// a restart may need: from the last committed batch (DIR/commits) on,
+	// since a restart replays the batches after the last commit and the
+	// stage may have gone far ahead of the sink.
 	Keep int
-	// Grace is how long, while a replayable source writes DIR/offsets but
-	// there is no DIR/commits yet, a snapshot is kept beyond Keep: a stage
-	// may save several before the sink of its pipeline has started and
-	// made DIR/commits, and a restart after a crash replays from the sink's
-	// last commit, so it needs that batch's snapshot. A pipeline without a
-	// committing sink keeps Keep snapshots once they are older.
-	Grace time.Duration
+	// Replaying is set when the pipeline's source replays from this
+	// checkpoint (its stream carries the checkpoint): until the sink's
+	// first commit, a restart replays from batch 0 and needs no snapshot,
+	// but once the sink has made DIR/commits every snapshot after its
+	// last commit is needed, so none is purged before the sink has begun.
+	Replaying bool
 }
 
 // ValidName reports whether name can name a stage's state directory: letters,
@@ -186,8 +183,9 @@ func ValidName(name string) error {
 }
 
 // OpenStore opens (creating it if needed) the state directory of stage name
-// in the checkpoint directory root, and removes temporary files a crash left
-// there.
+// in the checkpoint directory root, locks it for the life of the process
+// (a second process is refused with an *InUseError), and removes temporary
+// files a crash left there.
 func OpenStore(root, name string) (*Store, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
@@ -195,6 +193,9 @@ func OpenStore(root, name string) (*Store, error) {
 	dir := filepath.Join(root, "state", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := lockDir(root, dir); err != nil {
+		return nil, err
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -205,7 +206,7 @@ func OpenStore(root, name string) (*Store, error) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &Store{dir: dir, root: root, Keep: 2, Grace: 30 * time.Second}, nil
+	return &Store{dir: dir, root: root, Keep: 2}, nil
 }
 
 // Dir is the store's directory, DIR/state/NAME.
@@ -263,7 +264,7 @@ func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 		return err
 	}
 	kept := 1
-	var keepFrom *uint64 // the last commit, read when a snapshot is to go
+	var keepFrom *uint64 // the oldest snapshot a restart may need, read when one is to go
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
 		switch {
@@ -280,7 +281,7 @@ func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 				}
 				keepFrom = &from
 			}
-			if id >= *keepFrom || *keepFrom == noCommits && s.young(id) {
+			if id >= *keepFrom {
 				continue
 			}
 		}
@@ -291,36 +292,30 @@ func (s *Store) Save(h Header, write func(w io.Writer) error) error {
 	return nil
 }
 
-// keepFrom is the oldest snapshot a restart may need besides the Keep
-// newest: that of the last committed batch. With a sink committing into the
-// directory that has not committed yet, all are kept; without one (no
-// DIR/commits), none.
-// noCommits is keepFrom when there is no DIR/commits.
-const noCommits = math.MaxUint64
-
-// young reports whether the snapshot after batch id was saved within Grace,
-// in a pipeline whose source replays (it writes DIR/offsets).
-func (s *Store) young(id uint64) bool {
-	if !ReadLog(s.root, OffsetsDir).Exists() {
-		return false
-	}
-	fi, err := os.Stat(s.Path(id))
-	return err == nil && time.Since(fi.ModTime()) < s.Grace
-}
-
+// keepFrom is the oldest snapshot a restart may need: that of the last
+// committed batch (Restore), and as a margin that of the commit before it,
+// so that a commit file lost after the fact (removed by hand, or a sink's
+// database ahead of its checkpoint) still finds its state. Before the
+// sink's first commit, with a replaying source or a sink that has begun
+// (DIR/commits exists), all are kept, since the next commit may be of any
+// batch the stage has passed on; otherwise none is needed beyond Keep
+// (noCommits).
 func (s *Store) keepFrom() (uint64, error) {
 	commits := ReadLog(s.root, CommitsDir)
-	c, ok, err := commits.Latest()
+	ids, err := commits.List()
 	switch {
 	case err != nil:
 		return 0, err
-	case ok:
-		return c, nil
-	case commits.Exists():
+	case len(ids) >= 2:
+		return ids[len(ids)-2], nil
+	case len(ids) == 1 || s.Replaying || commits.Exists():
 		return 0, nil
 	}
 	return noCommits, nil
 }
+
+// noCommits is keepFrom when no restart needs a snapshot beyond Keep.
+const noCommits = math.MaxUint64
 
 // Load reads the snapshot after batch id, and checks that it was written by
 // the configuration fingerprint.
@@ -455,33 +450,43 @@ func decodeHeader(b []byte) (*Snapshot, int, error) {
 	return &snap, i + n, nil
 }
 
+// ErrNoState reports that the state a restart needs is not in the store.
+var ErrNoState = errors.New("checkpoint: no state to restore")
+
 // Restore finds the snapshot a stateful stage restores when the first batch
-// to arrive is first, and loads it: the snapshot after batch first-1. When
-// that one is gone, it is the oldest after it, which includes first and
-// maybe more, and skip is true: the batches up to snap.Batch are in the
-// state already and are not to be applied again; or, when all are older,
-// the newest (the batches between never came to the stage). snap is nil
-// when there is nothing to restore: no snapshot, or first is 0, before
-// which nothing comes. A store of another fingerprint is refused even then,
-// rather than written over.
-func (s *Store) Restore(first uint64, fingerprint string) (snap *Snapshot, skip bool, err error) {
+// to arrive is first, and loads it. snap is nil when there is nothing to
+// restore: first is 0, before which nothing comes, or the sink has
+// committed nothing (DIR/commits is empty), so the source replays from its
+// first batch. A store of another fingerprint is refused even then, rather
+// than written over.
+//
+// Otherwise the snapshot is exactly that of the last committed batch C: the
+// sink committed C after every stage before it had passed C on, and a stage
+// passes a batch on only after saving the state that includes it (a stage
+// writes only batch ids it received), so the snapshot of C exists and holds
+// everything up to what the sink has. The source replays from C+1. A
+// missing snapshot of C is an ErrNoState: the state is lost, and restoring
+// an older one would silently drop the batches between from every later
+// result.
+func (s *Store) Restore(first uint64, fingerprint string) (*Snapshot, error) {
 	ids, err := s.List()
-	if err != nil || len(ids) == 0 {
-		return nil, false, err
+	if err != nil {
+		return nil, err
 	}
-	if err := s.Check(ids[len(ids)-1], fingerprint); err != nil {
-		return nil, false, err
+	if len(ids) > 0 {
+		if err := s.Check(ids[len(ids)-1], fingerprint); err != nil {
+			return nil, err
+		}
 	}
-	if first == 0 {
-		return nil, false, nil
+	c, ok, err := LastCommit(s.root)
+	if err != nil || first == 0 || !ok {
+		return nil, err
 	}
-	id := ids[len(ids)-1]
-	switch i, found := slices.BinarySearch(ids, first-1); {
-	case found:
-		id = first - 1
-	case i < len(ids):
-		id, skip = ids[i], true
+	if first <= c {
+		return nil, fmt.Errorf("%w: batch %d arrived first, but the sink of %s committed up to batch %d: the source does not replay from this checkpoint", ErrNoState, first, s.root, c)
 	}
-	snap, err = s.Load(id, fingerprint)
-	return snap, skip, err
+	if _, found := slices.BinarySearch(ids, c); !found {
+		return nil, fmt.Errorf("%w: the sink committed up to batch %d, and the state after it, %s, is missing", ErrNoState, c, s.Path(c))
+	}
+	return s.Load(c, fingerprint)
 }

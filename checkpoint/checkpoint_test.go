@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
-	"time"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -127,7 +127,7 @@ func TestSaveFails(t *testing.T) {
 	if ids, _ := s.List(); !slices.Equal(ids, []uint64{1}) {
 		t.Errorf("a failed save left %v", ids)
 	}
-	if ents, _ := os.ReadDir(s.Dir()); len(ents) != 1 {
+	if ents, _ := os.ReadDir(s.Dir()); len(ents) != 2 { // the snapshot and the lock
 		t.Errorf("a failed save left files: %v", ents)
 	}
 }
@@ -193,19 +193,17 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// TestGrace: in a pipeline whose source replays (DIR/offsets), while there
-// is no DIR/commits (the sink has not started yet), snapshots saved within
-// Grace stay; older ones go down to Keep; once a
-// sink commits, those from its last commit on stay.
-func TestGrace(t *testing.T) {
+// TestReplayingKeeps: in a pipeline whose source replays, while the sink
+// has not made DIR/commits yet, every snapshot stays (the sink's first
+// commit may be of any of them); once it commits, those from its last
+// commit on.
+func TestReplayingKeeps(t *testing.T) {
 	root := t.TempDir()
-	if _, err := OpenLog(root, OffsetsDir); err != nil { // a replayable source
-		t.Fatal(err)
-	}
 	s, err := OpenStore(root, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Replaying = true
 	save := func(id uint64) {
 		if err := s.Save(Header{Batch: id, Fingerprint: "fp"}, nop); err != nil {
 			t.Fatal(err)
@@ -215,30 +213,72 @@ func TestGrace(t *testing.T) {
 		save(id)
 	}
 	if ids, _ := s.List(); !slices.Equal(ids, []uint64{0, 1, 2, 3, 4, 5}) {
-		t.Errorf("within Grace: %v, want all", ids)
+		t.Errorf("before the sink began: %v, want all", ids)
 	}
-	old := time.Now().Add(-time.Minute)
-	for id := range uint64(3) {
-		os.Chtimes(s.Path(id), old, old)
-	}
-	save(6)
-	if ids, _ := s.List(); !slices.Equal(ids, []uint64{3, 4, 5, 6}) {
-		t.Errorf("older than Grace gone: %v, want [3 4 5 6]", ids)
-	}
-	// A sink commits batch 4: from it on stay, whatever their age.
 	c, err := OpenCommitter(root)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(3, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Commit(4, 0); err != nil {
 		t.Fatal(err)
 	}
-	for id := range uint64(7) {
-		os.Chtimes(s.Path(id), old, old)
-	}
 	save(7)
 	save(8)
-	if ids, _ := s.List(); !slices.Equal(ids, []uint64{4, 5, 6, 7, 8}) {
-		t.Errorf("after a commit of 4: %v, want [4 5 6 7 8]", ids)
+	if ids, _ := s.List(); !slices.Equal(ids, []uint64{3, 4, 5, 7, 8}) {
+		t.Errorf("after commits of 3 and 4: %v, want [3 4 5 7 8]", ids)
+	}
+}
+
+// TestRestore: the state restored is exactly that of the last commit; a
+// restart from 0 or before any commit starts empty; a lost snapshot is an
+// error, never an older state.
+func TestRestore(t *testing.T) {
+	tests := []struct {
+		name    string
+		snaps   []uint64
+		commits []uint64 // nil: no DIR/commits
+		first   uint64
+		want    int64 // the snapshot restored, -1 none
+		err     string
+	}{
+		{"first batch 0", []uint64{3, 4}, []uint64{4}, 0, -1, ""},
+		{"no commit yet", []uint64{3, 4}, nil, 2, -1, ""},
+		{"last commit", []uint64{3, 4, 5}, []uint64{2, 4}, 5, 4, ""},
+		{"after a gap in ids (a stage after swindow)", []uint64{1, 3, 5}, []uint64{3}, 5, 3, ""},
+		{"lost", []uint64{3, 5}, []uint64{4}, 5, -1, "the sink committed up to batch 4, and the state after it"},
+		{"not replaying", []uint64{3, 4}, []uint64{4}, 3, -1, "batch 3 arrived first, but the sink"},
+	}
+	for _, tt := range tests {
+		root := t.TempDir()
+		if tt.commits != nil {
+			c, err := OpenCommitter(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range tt.commits {
+				c.Commit(id, 0)
+			}
+		}
+		s, err := OpenStore(root, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range tt.snaps {
+			s.Keep = 100
+			if err := s.Save(Header{Batch: id, Fingerprint: "fp"}, nop); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, err := s.Restore(tt.first, "fp")
+		got := int64(-1)
+		if snap != nil {
+			got = int64(snap.Batch)
+		}
+		if got != tt.want || (err == nil) != (tt.err == "") || err != nil && (!strings.Contains(err.Error(), tt.err) || !errors.Is(err, ErrNoState)) {
+			t.Errorf("%s: restored %d, %v; want %d, %q", tt.name, got, err, tt.want, tt.err)
+		}
 	}
 }

@@ -57,12 +57,16 @@ type Log struct {
 }
 
 // OpenLog opens (creating it if needed) the log name (OffsetsDir or
-// CommitsDir) of the checkpoint directory root, and removes temporary files
-// a crash left there.
+// CommitsDir) of the checkpoint directory root for writing, locks it for the
+// life of the process (a second process is refused with an *InUseError),
+// and removes temporary files a crash left there.
 func OpenLog(root, name string) (*Log, error) {
 	l := &Log{dir: filepath.Join(root, name)}
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := lockDir(root, l.dir); err != nil {
+		return nil, err
 	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {

@@ -99,7 +99,8 @@ func TestReadLogMissing(t *testing.T) {
 
 // TestStoreKeepsUncommitted: with a sink committing into the directory, a
 // stage's snapshots from the last committed batch on stay, however far
-// ahead of the sink the stage is; without one, the Keep newest.
+// ahead of the sink the stage is, and that of the commit before as a
+// margin; without one, the Keep newest.
 func TestStoreKeepsUncommitted(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -108,8 +109,9 @@ func TestStoreKeepsUncommitted(t *testing.T) {
 	}{
 		{"no sink", nil, []uint64{8, 9}},
 		{"sink before its first commit", []uint64{}, []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}},
-		{"sink behind", []uint64{2, 3}, []uint64{3, 4, 5, 6, 7, 8, 9}},
-		{"sink caught up", []uint64{9}, []uint64{8, 9}},
+		{"sink behind", []uint64{2, 3}, []uint64{2, 3, 4, 5, 6, 7, 8, 9}},
+		{"sink caught up", []uint64{7, 9}, []uint64{7, 8, 9}},
+		{"one commit", []uint64{9}, []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}},
 	}
 	for _, tt := range tests {
 		root := t.TempDir()

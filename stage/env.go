@@ -53,6 +53,7 @@ type Env struct {
 
 	input   stopReader
 	closers []io.Closer
+	ck      ckPart
 }
 
 func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Writer) (*Env, error) {
@@ -192,6 +193,8 @@ func (e *Env) Loop(h Handler) error {
 			}
 		case framing.KindWatermark:
 			err = h.Watermark(f.Time)
+		case framing.KindCheckpoint:
+			err = e.checkpointFrame(&f)
 		}
 		if err != nil {
 			return err

@@ -134,6 +134,10 @@ func hintOf(err error) string {
 	if errors.As(err, &he) {
 		return he.Hint
 	}
+	var hinter interface{ Hint() string } // errors of the libraries that carry advice
+	if errors.As(err, &hinter) {
+		return hinter.Hint()
+	}
 	switch {
 	case errors.Is(err, framing.ErrNotDstream):
 		return "dstream stages read the framed stream of another stage: put sbatch in front (sbatch --once < file | ...)"

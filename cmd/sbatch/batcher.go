@@ -44,6 +44,9 @@ func (b *batcher) run() error {
 	b.w = b.e.Out
 	b.buffered = b.cfg.count > 0
 	if b.ck != nil {
+		if err := b.e.AnnounceCheckpoint(b.ck.dir); err != nil {
+			return err
+		}
 		if stopped, err := b.resume(); err != nil || stopped {
 			return err
 		}

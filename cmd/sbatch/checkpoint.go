@@ -53,13 +53,11 @@ type tracker struct {
 	sizes     []int64  // the size of each file read to its end
 }
 
-// purgeEvery is how often (in batches) old offsets are removed; keepCommitted
-// is how many before the last commit stay, and keepUncommitted how many stay
-// when no sink commits into the directory.
+// purgeEvery is how often (in batches) old offsets are removed;
+// keepCommitted is how many before the last commit stay.
 const (
-	purgeEvery      = 16
-	keepCommitted   = 10
-	keepUncommitted = 100
+	purgeEvery    = 16
+	keepCommitted = 10
 )
 
 // checkFiles refuses the inputs --checkpoint cannot replay.
@@ -133,8 +131,7 @@ func openTracker(cfg *config) (*tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
-	commits := checkpoint.ReadLog(t.dir, checkpoint.CommitsDir)
-	committed, anyCommit, err := commits.Latest()
+	committed, anyCommit, err := checkpoint.LastCommit(t.dir)
 	if err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
@@ -152,21 +149,39 @@ func openTracker(cfg *config) (*tracker, error) {
 	if anyCommit && committed > last {
 		return nil, t.foreign(fmt.Errorf("checkpoint %s: the sink committed up to batch %d, but the offsets end at batch %d", t.dir, committed, last))
 	}
-	// Without DIR/commits no sink commits into this checkpoint: nothing says
-	// which batches got out, and the run goes on after the last one.
-	if commits.Exists() {
-		for _, id := range ids {
-			if anyCommit && id <= committed {
-				continue
-			}
-			var e checkpoint.Offsets
-			if id == last {
-				e = *t.last
-			} else if err := t.read(id, &e); err != nil {
-				return nil, err
-			}
-			t.replay = append(t.replay, e)
+	// Every batch after the last commit is replayed; with no commit at all,
+	// every batch from 0: the pipeline's sink commits into this directory
+	// (the stream's Checkpoint frame makes it), so a batch without a commit
+	// did not get out, whether or not the sink ever started.
+	from := uint64(0)
+	if anyCommit {
+		from = committed + 1
+	}
+	if from < ids[0] {
+		what := "there is no commit"
+		if anyCommit {
+			what = fmt.Sprintf("the last commit is of batch %d", committed)
 		}
+		return nil, stage.Hint(fmt.Errorf("checkpoint %s: %s, so batches from %d on are to be replayed, but the offsets begin at batch %d (%s was removed or damaged)", t.dir, what, from, ids[0], checkpoint.ReadLog(t.dir, checkpoint.CommitsDir).Dir()),
+			"batches %d to %d cannot be replayed: if the sink has them, restore its commits; else start the pipeline over with a new --checkpoint directory and an empty sink", from, ids[0]-1)
+	}
+	next := from
+	for _, id := range ids {
+		if id < from {
+			continue
+		}
+		if id != next {
+			return nil, stage.Hint(fmt.Errorf("checkpoint %s: batch %d is to be replayed, and its offsets %s are missing", t.dir, next, t.log.Path(next)),
+				"start the pipeline over with a new --checkpoint directory and an empty sink")
+		}
+		next++
+		var e checkpoint.Offsets
+		if id == last {
+			e = *t.last
+		} else if err := t.read(id, &e); err != nil {
+			return nil, err
+		}
+		t.replay = append(t.replay, e)
 	}
 	// Where the last batch ended: the last range it lists.
 	r := t.last.Sources[len(t.last.Sources)-1]
@@ -356,19 +371,16 @@ func (t *tracker) write(id uint64, time int64) error {
 	return nil
 }
 
-// purge removes the offsets no restart needs: those more than keepCommitted
-// before the sink's last commit, or, when no sink commits into the
-// directory, all but the last keepUncommitted.
+// purge removes the offsets no restart needs: those more than
+// keepCommitted before the sink's last commit. Before the sink's first
+// commit all stay: a restart replays them.
 func (t *tracker) purge(id uint64) error {
-	commits := checkpoint.ReadLog(t.dir, checkpoint.CommitsDir)
-	c, ok, err := commits.Latest()
+	c, ok, err := checkpoint.LastCommit(t.dir)
 	switch {
 	case err != nil:
 		return err
 	case ok && c >= keepCommitted:
 		return t.log.Purge(c - keepCommitted)
-	case !commits.Exists() && id >= keepUncommitted:
-		return t.log.Purge(id - keepUncommitted)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/aggflags"
+	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -178,6 +179,7 @@ func TestMemoryMillionKeys(t *testing.T) {
 	runtime.KeepAlive(r)
 	r = nil
 
+	frametest.Commit(t, o.checkpoint, 3) // as the sink does
 	start := time.Now()
 	r2 := newBenchReducer(t, o)
 	feed(t, r2, stage.Batch{ID: 4, Time: 5000}, nil)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -48,15 +47,17 @@ Checkpoint: with --running and --checkpoint DIR the state after each batch is
 saved atomically in DIR/state/NAME (--name, default sreduce; give two
 sreduce stages of one pipeline different names), keeping the last two
 snapshots and every one since the last batch a sink committed (DIR/commits),
-so a state the restart needs is never purged. On restart the state is restored from the snapshot of the batch
-before the first batch that arrives, so a source replaying its uncommitted
-batches with the same ids gets exactly the output of an uninterrupted run.
-When that snapshot is gone, sreduce restores the oldest snapshot that covers
-the replayed batches, and a batch whose id it already includes is not
-applied again: it gives the state as it is (all groups in complete mode,
-none in update mode). A first batch of id 0 starts from an empty state.
-A checkpoint written with other keys or aggregates is refused. Without
---running, --checkpoint is accepted and unused (the state lives one batch).
+so a state the restart needs is never purged. Each batch's output leaves
+only after its state is saved. On restart the state is restored from the
+snapshot of the batch before the first batch that arrives (or of the last
+batch before it that came to this stage), so a source replaying its
+uncommitted batches with the same ids gets exactly the output of an
+uninterrupted run. A first batch of id 0 starts from an empty state. When
+the state a restart needs is gone or damaged, sreduce stops with an error
+rather than write a wrong result. A checkpoint written with other keys or
+aggregates is refused. Downstream of sbatch --checkpoint DIR, sreduce
+--running needs --checkpoint DIR too. Without --running, --checkpoint is
+accepted and unused (the state lives one batch).
 
 Examples:
   sbatch < words.txt | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
@@ -109,6 +110,14 @@ func run(e *stage.Env) error {
 		return err
 	}
 	r.stats = &e.Stats
+	r.replaying = e.Replaying
+	need := ""
+	if o.mode != perBatch {
+		need = "sreduce --running keeps its state across batches, and a restart must restore it"
+	}
+	if err := e.UseCheckpoint(o.checkpoint, need); err != nil {
+		return err
+	}
 	return e.Loop(r)
 }
 
@@ -157,12 +166,9 @@ type reducer struct {
 	fp    string
 	stats *stage.Stats
 
-	store    *checkpoint.Store
-	started  bool
-	skipping bool   // restored from a snapshot past the first batch that arrived
-	skipTo   uint64 // with skipping: batches up to this id are in the state
-	skip     bool   // the batch in hand is already in the state
-	nrec     int    // records of the batch in hand so far
+	state     *checkpoint.State // --checkpoint with --running, or nil
+	replaying func() bool       // the pipeline's source replays from the checkpoint
+	nrec      int               // records of the batch in hand so far
 
 	gs  []int32
 	buf []byte
@@ -175,7 +181,7 @@ func newReducer(out *framing.Writer, o *options) (*reducer, error) {
 	}
 	r := &reducer{out: out, o: o, t: t, fp: o.Cfg.Fingerprint(), stats: new(stage.Stats)}
 	if o.checkpoint != "" && o.mode != perBatch {
-		if r.store, err = checkpoint.OpenStore(o.checkpoint, o.name); err != nil {
+		if r.state, err = checkpoint.OpenState(o.checkpoint, o.name, r.fp, "each set of keys and aggregates"); err != nil {
 			return nil, fmt.Errorf("--checkpoint: %w", err)
 		}
 	}
@@ -183,52 +189,18 @@ func newReducer(out *framing.Writer, o *options) (*reducer, error) {
 }
 
 func (r *reducer) Begin(b stage.Batch) error {
-	if !r.started {
-		r.started = true
-		if r.store != nil {
-			if err := r.restore(b.ID); err != nil {
-				return err
-			}
+	if r.state != nil {
+		if err := r.state.Begin(b.ID, r.replaying != nil && r.replaying(), r.t.LoadSnapshot); err != nil {
+			return err
 		}
 	}
-	r.skip = r.skipping && b.ID <= r.skipTo
 	r.nrec = 0
 	r.t.SetTime(b.Time)
 	r.t.ClearTouched()
 	return nil
 }
 
-// restore loads the state as of the batch before first, the first batch to
-// arrive; see the command's description for when that snapshot is gone.
-func (r *reducer) restore(first uint64) error {
-	snap, skip, err := r.store.Restore(first, r.fp)
-	if err != nil || snap == nil {
-		return r.refuse(err)
-	}
-	if skip {
-		r.skipping, r.skipTo = true, snap.Batch
-	}
-	if err := r.t.LoadSnapshot(snap.Data); err != nil {
-		return r.refuse(fmt.Errorf("%s: %w", r.store.Path(snap.Batch), err))
-	}
-	return nil
-}
-
-func (r *reducer) refuse(err error) error {
-	var m *checkpoint.MismatchError
-	switch {
-	case errors.As(err, &m):
-		return stage.Hint(err, "each set of keys and aggregates keeps its own state: give this stage another --name or --checkpoint directory, or remove %s to start over", r.store.Dir())
-	case errors.Is(err, checkpoint.ErrCorrupt), errors.Is(err, agg.ErrCorrupt):
-		return stage.Hint(err, "the snapshot is damaged: remove it to restore the one before, or remove %s to start over", r.store.Dir())
-	}
-	return err
-}
-
 func (r *reducer) Block(b stage.Batch, recs framing.Records) error {
-	if r.skip {
-		return nil
-	}
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		r.nrec++
 		if err := r.t.Add(rec); err != nil {
@@ -260,13 +232,12 @@ func (r *reducer) End(b stage.Batch) error {
 		return err
 	}
 	removed := 0
-	if !r.skip && r.o.ttl > 0 {
+	if r.o.ttl > 0 {
 		removed = t.Expire(b.Time - r.o.ttl.Milliseconds())
 	}
 	updated := len(t.Touched())
-	if r.store != nil && !r.skip {
-		h := checkpoint.Header{Batch: b.ID, Time: b.Time, Fingerprint: r.fp}
-		if err := r.store.Save(h, t.WriteSnapshot); err != nil {
+	if r.state != nil {
+		if err := r.state.Save(b.ID, b.Time, t.WriteSnapshot); err != nil {
 			return err
 		}
 	}

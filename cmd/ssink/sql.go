@@ -69,15 +69,17 @@ type dialect struct {
 // records: a column per field, created on the first record and added to
 // (ALTER TABLE ADD COLUMN) when a field without a column comes.
 type sqlFormat struct {
-	d      *dialect
-	target string // --sqlite or --postgres, as given
-	path   string // the database in messages: the file, the URL without its password
-	table  string // --table
-	mode   string // --mode
-	keys   []string
-	idem   bool // --checkpoint: record and skip batches by id
-	db     *sql.DB
-	qtable string // table, quoted
+	d       *dialect
+	target  string // --sqlite or --postgres, as given
+	path    string // the database in messages: the file, the URL without its password
+	table   string // --table
+	mode    string // --mode
+	keys    []string
+	idem    bool   // --checkpoint: record and skip batches by id
+	ckpt    string // --checkpoint: the directory's id, which owns the table's row in commitsTable
+	ckptDir string // --checkpoint
+	db      *sql.DB
+	qtable  string // table, quoted
 
 	// The table as it stands. load reads it; after a rollback, which may
 	// undo a CREATE or ALTER, it is read again.
@@ -218,10 +220,10 @@ func quoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// open opens the database, and with idem (--checkpoint) reads the last
-// batch written into the table.
-func (f *sqlFormat) open(idem bool) error {
-	f.idem = idem
+// open opens the database, and with ckpt, the id of the --checkpoint
+// directory dir, reads the last batch written into the table.
+func (f *sqlFormat) open(ckpt, dir string) error {
+	f.idem, f.ckpt, f.ckptDir = ckpt != "", ckpt, dir
 	var err error
 	if f.db, err = f.d.open(f.target); err != nil {
 		return err
@@ -247,11 +249,14 @@ func (f *sqlFormat) params(b *strings.Builder, n int) {
 }
 
 // openCommits creates commitsTable if needed and reads the table's row.
+// The row belongs to one checkpoint (the column ckpt, its id): a second
+// checkpoint writing into the table, at once or later, is refused, since
+// its batch ids are not the first one's.
 func (f *sqlFormat) openCommits() error {
 	if !f.idem {
 		return nil
 	}
-	create := `CREATE TABLE IF NOT EXISTS ` + commitsTable + ` (tbl TEXT PRIMARY KEY, batch_id ` + f.d.intType + `, batch_time ` + f.d.intType + `)`
+	create := `CREATE TABLE IF NOT EXISTS ` + commitsTable + ` (tbl TEXT PRIMARY KEY, batch_id ` + f.d.intType + `, batch_time ` + f.d.intType + `, ckpt TEXT)`
 	_, err := f.db.Exec(create)
 	if err != nil {
 		// Why again: two sinks creating the table at once in PostgreSQL
@@ -262,31 +267,48 @@ func (f *sqlFormat) openCommits() error {
 		return fmt.Errorf("%s: creating %s: %w", f.path, commitsTable, err)
 	}
 	var q strings.Builder
-	q.WriteString(`SELECT batch_id, batch_time FROM ` + commitsTable + ` WHERE tbl = `)
+	q.WriteString(`SELECT batch_id, batch_time, ckpt FROM ` + commitsTable + ` WHERE tbl = `)
 	f.params(&q, 1)
 	var id int64
-	err = f.db.QueryRow(q.String(), f.table).Scan(&id, &f.lastTime)
+	var owner sql.NullString
+	err = f.db.QueryRow(q.String(), f.table).Scan(&id, &f.lastTime, &owner)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) && strings.Contains(err.Error(), "ckpt") {
+		// A table of an earlier version, without the column: add it; its
+		// row is then the next checkpoint's to claim.
+		if _, err = f.db.Exec(`ALTER TABLE ` + commitsTable + ` ADD COLUMN ckpt TEXT`); err == nil {
+			err = f.db.QueryRow(q.String(), f.table).Scan(&id, &f.lastTime, &owner)
+		}
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("%s: reading %s: %w", f.path, commitsTable, err)
+	case owner.Valid && owner.String != f.ckpt:
+		return f.foreign()
 	default:
 		f.last, f.haveLast = uint64(id), true
 	}
 	q.Reset()
-	q.WriteString(`INSERT INTO ` + commitsTable + ` (tbl, batch_id, batch_time) VALUES (`)
-	for n := 1; n <= 3; n++ {
+	q.WriteString(`INSERT INTO ` + commitsTable + ` (tbl, batch_id, batch_time, ckpt) VALUES (`)
+	for n := 1; n <= 4; n++ {
 		if n > 1 {
 			q.WriteString(", ")
 		}
 		f.params(&q, n)
 	}
 	q.WriteString(`)
-		ON CONFLICT (tbl) DO UPDATE SET batch_id = excluded.batch_id, batch_time = excluded.batch_time`)
+		ON CONFLICT (tbl) DO UPDATE SET batch_id = excluded.batch_id, batch_time = excluded.batch_time, ckpt = excluded.ckpt
+		WHERE ` + commitsTable + `.ckpt = excluded.ckpt OR ` + commitsTable + `.ckpt IS NULL`)
 	if f.mark, err = f.db.Prepare(q.String()); err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
 	return nil
+}
+
+// foreign is the error of a table whose batches another checkpoint writes.
+func (f *sqlFormat) foreign() error {
+	return stage.Hint(fmt.Errorf("%s: table %s is written with another checkpoint than %s (its row in %s names another)", f.path, f.qtable, f.ckptDir, commitsTable),
+		"give ssink the --%s directory that writes the table, or another --%s; to start the table over, delete its row from %s", flagCheckpoint, flagTable, commitsTable)
 }
 
 // load reads the table's columns, if it exists. In update mode it makes
@@ -603,9 +625,10 @@ func (f *sqlFormat) begin(b stage.Batch) error {
 	f.n, f.skip = 0, false
 	if f.idem && f.haveLast && b.ID <= f.last {
 		// The batch was written, and the checkpoint's commit of it lost
-		// (a crash in between): the source replays it. Anything else
-		// below the last batch written is another source's batch.
-		if b.ID < f.last || b.Time != f.lastTime {
+		// (a crash in between, or commits removed): the source replays it.
+		// The batch of the last id written must have its time; anything
+		// else is another source's batch.
+		if b.ID == f.last && b.Time != f.lastTime {
 			return stage.Hint(fmt.Errorf("%s: batch %d (time %d) arrived, but table %s holds the batches up to %d (time %d), written with another checkpoint",
 				f.path, b.ID, b.Time, f.qtable, f.last, f.lastTime),
 				"give ssink the --%s directory that wrote the table, or another --%s; to start the table over, delete its row from %s", flagCheckpoint, flagTable, commitsTable)
@@ -801,8 +824,15 @@ func (f *sqlFormat) end(b stage.Batch, _ uint64) error {
 		return nil
 	}
 	if f.idem {
-		if _, err := f.tx.Stmt(f.mark).Exec(f.table, int64(b.ID), b.Time); err != nil {
+		res, err := f.tx.Stmt(f.mark).Exec(f.table, int64(b.ID), b.Time, f.ckpt)
+		if err != nil {
 			return f.batchError(b, "recording", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			// Another checkpoint took the table since this one opened it.
+			f.tx.Rollback()
+			f.tx = nil
+			return f.foreign()
 		}
 	}
 	err := f.tx.Commit()

@@ -168,6 +168,9 @@ Examples:
 			return err
 		}
 		s.stats = &e.Stats
+		if err := e.UseCheckpoint(e.Ctx.String(flagCheckpoint), "ssink commits each batch it wrote into the checkpoint, so that a restart replays exactly the batches not written"); err != nil {
+			return err
+		}
 		err = e.Loop(s)
 		// What was accepted before an error is written out.
 		ferr := s.f.flush()
@@ -241,6 +244,7 @@ func newSink(ctx *cli.Context, stdout, stderr io.Writer) (*sink, error) {
 		}
 	}
 	// Last: a usage error creates nothing.
+	var ckpt string // the checkpoint's id
 	if ctx.IsSet(flagCheckpoint) {
 		dir := ctx.String(flagCheckpoint)
 		if dir == "" {
@@ -249,9 +253,12 @@ func newSink(ctx *cli.Context, stdout, stderr io.Writer) (*sink, error) {
 		if s.commits, err = checkpoint.OpenCommitter(dir); err != nil {
 			return nil, fmt.Errorf("--%s: %w", flagCheckpoint, err)
 		}
+		if ckpt, err = checkpoint.ID(dir); err != nil {
+			return nil, fmt.Errorf("--%s: %w", flagCheckpoint, err)
+		}
 	}
 	if db != nil {
-		if err := db.open(s.commits != nil); err != nil {
+		if err := db.open(ckpt, ctx.String(flagCheckpoint)); err != nil {
 			return nil, err
 		}
 	}

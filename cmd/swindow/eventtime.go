@@ -77,8 +77,7 @@ type eventWindower struct {
 	maxT    int64 // the latest event time seen
 	haveMax bool
 
-	ck   *checkpointer // --checkpoint, or nil
-	skip bool          // the batch in hand is in the restored state already
+	ck *checkpointer // --checkpoint, or nil
 
 	late     *bufio.Writer // --late, or nil
 	lateFile *os.File
@@ -129,12 +128,11 @@ func (w *eventWindower) Close() error {
 
 func (w *eventWindower) Begin(b stage.Batch) error {
 	if w.ck != nil {
-		var err error
-		if w.skip, err = w.ck.begin(b.ID); err != nil {
+		if err := w.ck.begin(b.ID); err != nil {
 			return err
 		}
 	}
-	if w.started && b.Time <= w.lastTime && !w.skip {
+	if w.started && b.Time <= w.lastTime {
 		return fmt.Errorf("%v: batch time %s does not come after the last batch's, %s: batch times must rise",
 			b, fmtTime(b.Time), fmtTime(w.lastTime))
 	}
@@ -144,9 +142,6 @@ func (w *eventWindower) Begin(b stage.Batch) error {
 }
 
 func (w *eventWindower) Block(b stage.Batch, recs framing.Records) error {
-	if w.skip {
-		return nil
-	}
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		w.nrec++
 		if err := w.add(b, rec); err != nil {
@@ -219,11 +214,12 @@ func (w *eventWindower) lateRecord(rec []byte) error {
 // End moves the watermark on and writes the batch of the output mode: the
 // windows it made final (append), the groups it changed (update), or every
 // window (complete), with the input batch's id and time. The windows now
-// final leave the state (not in complete mode).
+// final leave the state (not in complete mode). The batch is ended on the
+// output only after the state that includes it is saved: a sink commits a
+// batch at its end, and a restart restores the state of the last batch
+// committed.
 func (w *eventWindower) End(b stage.Batch) error {
-	if !w.skip {
-		w.started, w.lastID, w.lastTime = true, b.ID, b.Time
-	}
+	w.started, w.lastID, w.lastTime = true, b.ID, b.Time
 	moved := false
 	if w.haveMax && (!w.haveWM || w.maxT-w.o.ev.delay > w.wm) {
 		w.wm, w.haveWM, moved = w.maxT-w.o.ev.delay, true, true
@@ -243,14 +239,6 @@ func (w *eventWindower) End(b stage.Batch) error {
 	if err != nil {
 		return err
 	}
-	if err := w.out.EndBatch(); err != nil {
-		return err
-	}
-	if moved {
-		if err := w.out.Watermark(w.wm); err != nil {
-			return err
-		}
-	}
 	removed := w.st.evict(w.isFinal)
 	w.report(removed)
 	if w.late != nil {
@@ -258,8 +246,16 @@ func (w *eventWindower) End(b stage.Batch) error {
 			return fmt.Errorf("--late %s: %w", w.o.ev.late, err)
 		}
 	}
-	if w.ck != nil && !w.skip {
-		return w.ck.end(b)
+	if w.ck != nil {
+		if err := w.ck.end(b); err != nil {
+			return err
+		}
+	}
+	if err := w.out.EndBatch(); err != nil {
+		return err
+	}
+	if moved {
+		return w.out.Watermark(w.wm)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 
-	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/stage"
 )
@@ -241,63 +240,24 @@ func (w *eventWindower) save() ([]byte, error) {
 func (w *eventWindower) load(b []byte) error { return w.loadState(b) }
 
 // checkpointer saves a window stage's state after each batch and restores
-// it before the first, as sreduce does its running state.
+// it before the first (checkpoint.State).
 type checkpointer struct {
-	store *checkpoint.Store
-	fp    string
-	st    stateful
-
-	started bool
-	skipTo  uint64 // batches up to this id are in the restored state
-	skip    bool   // skipTo applies
+	state     *checkpoint.State
+	st        stateful
+	replaying func() bool // the pipeline's source replays from the checkpoint
 }
 
-func openCheckpointer(dir, name string, o *options, st stateful) (*checkpointer, error) {
-	store, err := checkpoint.OpenStore(dir, name)
+func openCheckpointer(dir, name string, o *options, st stateful, replaying func() bool) (*checkpointer, error) {
+	state, err := checkpoint.OpenState(dir, name, o.fingerprint(), "each window configuration")
 	if err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
-	return &checkpointer{store: store, fp: o.fingerprint(), st: st}, nil
+	return &checkpointer{state: state, st: st, replaying: replaying}, nil
 }
 
-// begin restores the state at the first batch, first, to arrive; it reports
-// whether that batch is already in the state, and is to be passed over.
-func (c *checkpointer) begin(first uint64) (bool, error) {
-	if !c.started {
-		c.started = true
-		if err := c.restore(first); err != nil {
-			return false, err
-		}
-	}
-	return c.skip && first <= c.skipTo, nil
-}
-
-// restore loads the state as of the batch before first; when that snapshot
-// is gone, the oldest one after it (and the batches it holds are passed
-// over), or the newest before it.
-func (c *checkpointer) restore(first uint64) error {
-	snap, skip, err := c.store.Restore(first, c.fp)
-	if err != nil || snap == nil {
-		return c.refuse(err)
-	}
-	if skip {
-		c.skip, c.skipTo = true, snap.Batch
-	}
-	if err := c.st.load(snap.Data); err != nil {
-		return c.refuse(fmt.Errorf("%s: %w", c.store.Path(snap.Batch), err))
-	}
-	return nil
-}
-
-func (c *checkpointer) refuse(err error) error {
-	var m *checkpoint.MismatchError
-	switch {
-	case errors.As(err, &m):
-		return stage.Hint(err, "each window configuration keeps its own state: give this stage another --name or --checkpoint directory, or remove %s to start over", c.store.Dir())
-	case errors.Is(err, checkpoint.ErrCorrupt), errors.Is(err, ErrState), errors.Is(err, agg.ErrCorrupt):
-		return stage.Hint(err, "the snapshot is damaged: remove it to restore the one before, or remove %s to start over", c.store.Dir())
-	}
-	return err
+// begin restores the state when the first batch, first, arrives.
+func (c *checkpointer) begin(first uint64) error {
+	return c.state.Begin(first, c.replaying(), c.st.load)
 }
 
 // end saves the state after batch b.
@@ -306,7 +266,7 @@ func (c *checkpointer) end(b stage.Batch) error {
 	if err != nil {
 		return err
 	}
-	return c.store.Save(checkpoint.Header{Batch: b.ID, Time: b.Time, Fingerprint: c.fp}, func(w io.Writer) error {
+	return c.state.Save(b.ID, b.Time, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

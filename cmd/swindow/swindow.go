@@ -160,7 +160,7 @@ func run(e *stage.Env) error {
 		w, st = bw, bw
 	}
 	if o.checkpoint != "" {
-		ck, err := openCheckpointer(o.checkpoint, o.name, o, st)
+		ck, err := openCheckpointer(o.checkpoint, o.name, o, st, e.Replaying)
 		if err != nil {
 			return err
 		}
@@ -170,6 +170,9 @@ func run(e *stage.Env) error {
 		case *eventWindower:
 			w.ck = ck
 		}
+	}
+	if err := e.UseCheckpoint(o.checkpoint, "swindow keeps windows across batches, and a restart must restore them"); err != nil {
+		return err
 	}
 	if err := e.Loop(w); err != nil {
 		return err
@@ -303,7 +306,6 @@ type windower struct {
 	probe *agg.Table    // not inc: records are checked here as they come
 	held  []*held       // oldest first
 	ck    *checkpointer // --checkpoint, or nil
-	skip  bool          // the batch in hand is in the restored state already
 	cur   *held         // the batch in hand
 	spare []*held       // held batches to reuse
 	nrec  int           // records of the batch in hand so far
@@ -339,8 +341,7 @@ func newWindower(out *framing.Writer, o *options) (*windower, error) {
 
 func (w *windower) Begin(b stage.Batch) error {
 	if w.ck != nil {
-		var err error
-		if w.skip, err = w.ck.begin(b.ID); err != nil || w.skip {
+		if err := w.ck.begin(b.ID); err != nil {
 			return err
 		}
 	}
@@ -355,9 +356,15 @@ func (w *windower) Begin(b stage.Batch) error {
 		return stage.Hint(fmt.Errorf("%v: batch time %s is %d slides after the window ending %s", b, fmtTime(b.Time), gap, fmtTime(w.next)),
 			"check the unit of the batch times upstream (sbatch --time-unit)")
 	}
-	// The windows that end before this batch are complete.
+	// The windows that end before this batch are complete. They carry the
+	// id of the batch before, whose snapshot holds the state from before
+	// them: after a crash they are written again, the same, and a sink
+	// skips them as committed.
 	for b.Time > w.next {
 		if err := w.emit(); err != nil {
+			return err
+		}
+		if err := w.out.EndBatch(); err != nil {
 			return err
 		}
 	}
@@ -382,9 +389,6 @@ func (w *windower) newHeld(b stage.Batch) *held {
 }
 
 func (w *windower) Block(b stage.Batch, recs framing.Records) error {
-	if w.skip {
-		return nil
-	}
 	if !w.o.reduce {
 		blk, n := recs.Rest()
 		w.cur.recs = append(w.cur.recs, blk...)
@@ -411,23 +415,31 @@ func (w *windower) Block(b stage.Batch, recs framing.Records) error {
 	return nil
 }
 
+// End writes the window this batch ends, if it ends one. The window's batch
+// is ended on the output only after the state that includes this batch is
+// saved: a sink commits a batch at its end, and a restart restores the
+// state of the last batch committed.
 func (w *windower) End(b stage.Batch) error {
-	if w.skip {
-		return nil
-	}
 	w.held = append(w.held, w.cur)
 	w.cur = nil
 	w.lastID, w.lastTime, w.pending = b.ID, b.Time, true
+	open := false
 	if b.Time == w.next {
 		if err := w.emit(); err != nil {
 			return err
 		}
+		open = true
 	}
 	if w.t != nil {
 		w.stats.State = &stage.StateStats{NumRowsTotal: int64(w.t.Len()), MemoryUsedBytes: w.memory()}
 	}
 	if w.ck != nil {
-		return w.ck.end(b)
+		if err := w.ck.end(b); err != nil {
+			return err
+		}
+	}
+	if open {
+		return w.out.EndBatch()
 	}
 	return nil
 }
@@ -453,13 +465,17 @@ func (w *windower) Watermark(t int64) error { return w.out.Watermark(t) }
 // source's next batch will have.
 func (w *windower) finish() error {
 	if w.pending && w.ck == nil {
-		return w.emit()
+		if err := w.emit(); err != nil {
+			return err
+		}
+		return w.out.EndBatch()
 	}
 	return nil
 }
 
-// emit writes the window ending at w.next, then moves on to the next one,
-// letting go of the batches it no longer needs.
+// emit writes the window ending at w.next as a batch, left open for the
+// caller to end, then moves on to the next window, letting go of the
+// batches it no longer needs.
 func (w *windower) emit() error {
 	end := w.next
 	if w.wrote && w.lastID <= w.lastOut {
@@ -478,9 +494,6 @@ func (w *windower) emit() error {
 		err = w.writeRecords()
 	}
 	if err != nil {
-		return err
-	}
-	if err := w.out.EndBatch(); err != nil {
 		return err
 	}
 	w.wrote, w.lastOut, w.lastEnd, w.pending = true, id, end, false

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
 )
@@ -103,5 +104,30 @@ func render(b []byte) (string, error) {
 		case framing.KindBatchEnd:
 			sb.WriteString("\n")
 		}
+	}
+}
+
+// LastBatch returns the id of the last batch that b, a stream maybe cut
+// short, holds whole; ok is false if it holds none.
+func LastBatch(b []byte) (id uint64, ok bool) {
+	r := framing.NewReader(bytes.NewReader(b))
+	var f framing.Frame
+	for r.Read(&f) == nil {
+		if f.Kind == framing.KindBatchEnd {
+			id, ok = f.BatchID, true
+		}
+	}
+	return id, ok
+}
+
+// Commit writes DIR/commits/id as a sink does once batch id is out.
+func Commit(tb testing.TB, dir string, id uint64) {
+	tb.Helper()
+	c, err := checkpoint.OpenCommitter(dir)
+	if err == nil {
+		err = c.Commit(id, 0)
+	}
+	if err != nil {
+		tb.Fatal(err)
 	}
 }
