@@ -1,5 +1,5 @@
 // Package checkpoint keeps a pipeline's progress on disk, in the directory
-// given with --checkpoint (design section 6). Each stage writes only its own
+// given with --checkpoint (docs/design.md, Checkpoint). Each stage writes only its own
 // part of it; this package gives them atomic writes and, for stateful stages
 // (sreduce --running, swindow), versioned state snapshots:
 //

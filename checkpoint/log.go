@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// The logs of a checkpoint directory (design section 6):
+// The logs of a checkpoint directory (docs/design.md, Checkpoint):
 //
 //	DIR/offsets/N   written by the source before batch N leaves it: the
 //	                input the batch covers and its batch time (Offsets)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/bench.sh: dstream's benchmark suite (see BENCHMARKS.md).
+# scripts/bench.sh: dstream's benchmark suite (see docs/benchmarks.md).
 #
 # Builds the stages into bench-out/bin, generates its inputs with a fixed seed
 # into bench-out/data (kept between runs), runs every case several times,

@@ -13,7 +13,7 @@ import (
 	"github.com/dstream/dstream/stage"
 )
 
-// sbatch --checkpoint DIR (design section 6). Before batch N leaves, sbatch
+// sbatch --checkpoint DIR (docs/design.md, Checkpoint). Before batch N leaves, sbatch
 // writes DIR/offsets/N: the byte ranges of the input files the batch covers
 // and its batch time. Files are replayable: on restart, sbatch reads the
 // last commit C of the sink (DIR/commits), replays every batch after C from

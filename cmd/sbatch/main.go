@@ -1,4 +1,4 @@
-// Command sbatch: see 'sbatch --help' and the README.
+// Command sbatch: see 'sbatch --help' and docs/sbatch.md.
 package main
 
 import "os"

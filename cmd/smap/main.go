@@ -1,4 +1,4 @@
-// Command smap: see 'smap --help' and the README.
+// Command smap: see 'smap --help' and docs/smap.md.
 package main
 
 import "os"

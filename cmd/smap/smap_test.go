@@ -423,7 +423,7 @@ func TestHelpDocumentsHelpers(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	help, err := readFile("../../README.md")
+	help, err := readFile("../../docs/smap.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestHelpDocumentsHelpers(t *testing.T) {
 			t.Errorf("smap --help does not document %s", name)
 		}
 		if !strings.Contains(help, "`"+name+"(") {
-			t.Errorf("README.md does not document %s", name)
+			t.Errorf("docs/smap.md does not document %s", name)
 		}
 	}
 	for _, f := range []string{"--map", "--filter", "--flat", "--set", "--select", "--drop", "--rename", "--parse-json", "--exec", "--skip-bad"} {
@@ -440,7 +440,7 @@ func TestHelpDocumentsHelpers(t *testing.T) {
 			t.Errorf("smap --help does not mention %s", f)
 		}
 		if !strings.Contains(help, f) {
-			t.Errorf("README.md does not mention %s", f)
+			t.Errorf("docs/smap.md does not mention %s", f)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-// Command sreduce: see 'sreduce --help' and the README.
+// Command sreduce: see 'sreduce --help' and docs/sreduce.md.
 package main
 
 import "os"

@@ -1,4 +1,4 @@
-// Command ssink: see 'ssink --help' and the README.
+// Command ssink: see 'ssink --help' and docs/ssink.md.
 package main
 
 import "os"

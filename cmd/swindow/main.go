@@ -1,4 +1,4 @@
-// Command swindow: see 'swindow --help' and the README.
+// Command swindow: see 'swindow --help' and docs/swindow.md.
 package main
 
 import "os"

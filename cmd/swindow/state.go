@@ -12,7 +12,7 @@ import (
 )
 
 // The state a window stage saves after each batch with --checkpoint (in
-// DIR/state/NAME, design.md section 6), so that a restarted pipeline, whose
+// DIR/state/NAME; docs/design.md, Checkpoint), so that a restarted pipeline, whose
 // source replays the batches after the last commit with the same ids and
 // times, writes the windows an uninterrupted run would have.
 //
