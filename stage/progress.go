@@ -30,13 +30,42 @@ type StateStats struct {
 	MemoryUsedBytes int64 `json:"memoryUsedBytes"`
 }
 
-// Progress writes one JSON line per batch, with the fields of Spark's
-// StreamingQueryProgress that apply to one stage.
+// Reporter receives the progress of each batch a stage finishes: the
+// JSON-lines file of --progress is one; a metrics endpoint or a live view
+// subscribes the same way, without touching the stages.
+type Reporter interface {
+	Report(stage string, s *Stats)
+}
+
+// Progress hands each finished batch's Stats to the stage's reporters. A
+// nil Progress, or one without reporters, does nothing.
 type Progress struct {
 	name      string
+	reporters []Reporter
+}
+
+// Add subscribes r to the stage's progress.
+func (p *Progress) Add(r Reporter) { p.reporters = append(p.reporters, r) }
+
+// Report hands the Stats of one finished batch to every reporter.
+func (p *Progress) Report(s *Stats) {
+	if p == nil {
+		return
+	}
+	for _, r := range p.reporters {
+		r.Report(p.name, s)
+	}
+}
+
+// JSONLines is a Reporter writing one JSON line per batch, with the fields
+// of Spark's StreamingQueryProgress that apply to one stage (--progress).
+type JSONLines struct {
 	w         *bufio.Writer
 	lastStart time.Time
 }
+
+// NewJSONLines writes progress lines to w.
+func NewJSONLines(w io.Writer) *JSONLines { return &JSONLines{w: bufio.NewWriter(w)} }
 
 type progressLine struct {
 	Name                   string            `json:"name"`
@@ -58,26 +87,28 @@ type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
+// openProgress opens the --progress file (- for stderr) as the stage's
+// first reporter.
 func openProgress(name, path string, stderr io.Writer) (*Progress, io.Closer, error) {
+	p := &Progress{name: name}
 	if path == "-" {
-		return &Progress{name: name, w: bufio.NewWriter(stderr)}, nopCloser{}, nil
+		p.Add(NewJSONLines(stderr))
+		return p, nopCloser{}, nil
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--progress: %w", err)
 	}
-	return &Progress{name: name, w: bufio.NewWriter(f)}, f, nil
+	p.Add(NewJSONLines(f))
+	return p, f, nil
 }
 
-// Report writes the line for one finished batch. A nil Progress does nothing.
-func (p *Progress) Report(s *Stats) {
-	if p == nil {
-		return
-	}
+// Report writes the line for one finished batch of the stage name.
+func (p *JSONLines) Report(name string, s *Stats) {
 	now := time.Now()
 	d := now.Sub(s.Start)
 	l := progressLine{
-		Name:           p.name,
+		Name:           name,
 		BatchID:        s.Batch.ID,
 		BatchTime:      s.Batch.Time,
 		Timestamp:      s.Start.UTC().Format("2006-01-02T15:04:05.000Z"),
