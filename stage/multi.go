@@ -29,8 +29,11 @@ import (
 // Watermarks. As Spark's default multiple-watermark policy ("min"): the
 // stage's watermark is the minimum of the latest watermarks of the inputs
 // that have sent one, and it is passed on only when it rises. An input that
-// has ended no longer holds it back. It is passed on between aligned
-// batches, never inside one.
+// has ended no longer holds it back. It is taken once every input that has
+// not ended has its next batch in view, and passed on then, before the next
+// aligned batch: so it depends on the streams only, not on the order in
+// which frames of different inputs arrive. After the last input ends none
+// is passed on: the end of the stream says more.
 //
 // Ending. An input that ends leaves the others to go on alone; LoopInputs
 // returns nil once all have ended.
@@ -210,12 +213,15 @@ func (e *Env) LoopInputs(ins []Input, h MultiHandler) error {
 			if err := between(i); err != nil {
 				return err
 			}
-			if err := watermark(); err != nil {
-				return err
-			}
 		}
 		if live == 0 {
 			return nil
+		}
+		// Every input has now given what it sends before its next batch:
+		// taken here, the minimum depends on the streams, not on which
+		// input's frames happened to arrive first.
+		if err := watermark(); err != nil {
+			return err
 		}
 		first := -1
 		for i := range st {
@@ -286,9 +292,6 @@ func (e *Env) LoopInputs(ins []Input, h MultiHandler) error {
 			if err := between(i); err != nil {
 				return err
 			}
-		}
-		if err := watermark(); err != nil {
-			return err
 		}
 		if e.Stop != nil && e.Stop.Now() {
 			return nil
