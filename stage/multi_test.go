@@ -320,3 +320,122 @@ func TestLoopInputsErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopInputsSharedUpstream: two inputs written in turn by one writer,
+// as tee does, through unbuffered pipes. Reading the inputs one after
+// another would block for good in the first batch larger than a write.
+func TestLoopInputsSharedUpstream(t *testing.T) {
+	var items []item
+	var want []string
+	for i := range 5 {
+		recs := make([]string, 50)
+		for j := range recs {
+			recs[j] = fmt.Sprintf(`{"v":%d}`, j)
+		}
+		items = append(items, b(uint64(i), int64(1000*(i+1)), recs...))
+		want = append(want, fmt.Sprintf("%d@%d 0:%d 1:%d", i, 1000*(i+1), i, i))
+	}
+	s := build(t, items...)
+	lr, lw := io.Pipe()
+	rr, rw := io.Pipe()
+	go func() {
+		for i := 0; i < len(s); i += 64 {
+			for _, w := range []*io.PipeWriter{lw, rw} {
+				if _, err := w.Write(s[i:min(i+64, len(s))]); err != nil {
+					return
+				}
+			}
+		}
+		lw.Close()
+		rw.Close()
+	}()
+	var buf bytes.Buffer
+	e := &Env{Name: "union", Out: framing.NewWriter(&buf)}
+	u := newUnion(e.Out, 2)
+	done := make(chan error, 1)
+	go func() {
+		done <- e.LoopInputs([]Input{{"left", framing.NewReader(lr)}, {"right", framing.NewReader(rr)}}, u)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		lr.Close()
+		rr.Close()
+		t.Fatal("LoopInputs is stuck")
+	}
+	if len(u.trace) != len(want) {
+		t.Fatalf("%d aligned batches, want %d", len(u.trace), len(want))
+	}
+	for i, l := range u.trace {
+		if !strings.HasPrefix(l, want[i]+":") || strings.Count(l, `{"v":`) != 100 {
+			t.Fatalf("aligned batch %d: %s", i, l)
+		}
+	}
+}
+
+// TestLoopInputsCheckpoint: the Checkpoint frame both inputs carry goes out
+// once, before the first batch.
+func TestLoopInputsCheckpoint(t *testing.T) {
+	_, out, err := runUnion(t, build(t, ck("a"), b(0, 1000)), build(t, ck("a"), b(0, 1000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := framing.NewReader(bytes.NewReader(out))
+	var f framing.Frame
+	var kinds []string
+	for r.Read(&f) == nil {
+		kinds = append(kinds, f.Kind.String())
+	}
+	if got, want := strings.Join(kinds, " "), "Checkpoint BatchBegin BatchEnd End"; got != want {
+		t.Fatalf("frames %s, want %s", got, want)
+	}
+}
+
+// TestLoopInputsStop: a stop between aligned batches ends the loop, though
+// an input has not ended.
+func TestLoopInputsStop(t *testing.T) {
+	s := build(t, b(0, 1000, `{"l":0}`))
+	lr, lw := io.Pipe()
+	defer lr.Close()
+	go lw.Write(s[:len(s)-framing.FrameHeaderLen]) // all but End: the input waits
+	stop := &Stopper{requested: make(chan struct{}), now: make(chan struct{})}
+	var buf bytes.Buffer
+	e := &Env{Name: "union", Out: framing.NewWriter(&buf), Stop: stop}
+	u := endSignal{newUnion(e.Out, 2), make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- e.LoopInputs([]Input{{"left", framing.NewReader(lr)}, {"right", framing.NewReader(bytes.NewReader(s))}}, u)
+	}()
+	select {
+	case <-u.ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no aligned batch")
+	}
+	close(stop.now)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not stop")
+	}
+	if want := []string{`0@1000 0:0 1:0: {"l":0} {"l":0}`}; strings.Join(u.trace, "\n") != want[0] {
+		t.Fatalf("trace %q, want %q", u.trace, want)
+	}
+}
+
+// endSignal is a union that tells when it has ended an aligned batch.
+type endSignal struct {
+	*union
+	ended chan struct{}
+}
+
+func (u endSignal) End(a *Aligned) error {
+	err := u.union.End(a)
+	u.ended <- struct{}{}
+	return err
+}
