@@ -37,6 +37,11 @@ import (
 //
 // Ending. An input that ends leaves the others to go on alone; LoopInputs
 // returns nil once all have ended.
+//
+// Back-pressure. An input whose next batch comes later is not read until
+// its turn. Inputs fed by one upstream (tee) with the same batch times go
+// on; with different ones, the upstream may block on the input not being
+// read once its pipe is full, and the stage with it.
 
 // Input is one framed input of a stage over several.
 type Input struct {
