@@ -1,6 +1,11 @@
 package main
 
-import "strings"
+import (
+	"strings"
+	"sync"
+
+	"github.com/urfave/cli/v2"
+)
 
 // argOp is one operation as the command line gives it: the flag's name
 // ("map" also for the positional EXPR) and its value.
@@ -17,8 +22,23 @@ var opFlags = map[string]bool{
 	flagDrop: true, flagRename: true, flagParseJSON: true, flagExec: true,
 }
 
-// valueFlags take a value: the operations and stage's common flags.
-var valueFlags = map[string]bool{"in": true, "out": true, "compress": true, "progress": true}
+// valueFlags tells, by name, which flags of smap's command line take a
+// value: all but the bool flags. It comes from the definitions (the flags
+// common to every stage and smap's own), as aggflags' scan does, so that a
+// flag added to either needs nothing here.
+var valueFlags = sync.OnceValue(func() map[string]bool {
+	takes := map[string]bool{}
+	for _, f := range newCommand(nil, nil).AllFlags() {
+		tv := true
+		if d, ok := f.(cli.DocGenerationFlag); ok {
+			tv = d.TakesValue()
+		}
+		for _, n := range f.Names() {
+			takes[n] = tv
+		}
+	}
+	return takes
+})
 
 // scanArgs reads the operations from the raw arguments (without the
 // program name), in order, and returns the arguments rearranged for
@@ -50,7 +70,7 @@ func scanArgs(args []string) (ops []argOp, positional []string, rearranged []str
 		name := strings.TrimPrefix(a[1:], "-")
 		name, value, hasValue := strings.Cut(name, "=")
 		flags = append(flags, a)
-		if !opFlags[name] && !valueFlags[name] {
+		if !valueFlags()[name] {
 			continue // a bool flag, or one urfave/cli will refuse
 		}
 		if !hasValue {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"github.com/dstream/dstream/expr"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+	"github.com/urfave/cli/v2"
 )
 
 // item is one element of a test stream: a batch of records (JSON objects),
@@ -147,6 +150,48 @@ func TestScanArgs(t *testing.T) {
 		if !reflect.DeepEqual(re, tt.rearranged) {
 			t.Errorf("scanArgs(%q) rearranged = %q, want %q", tt.args, re, tt.rearranged)
 		}
+	}
+}
+
+// TestScanKnowsValueFlags checks the scan against the flags urfave/cli
+// parses when smap runs, with the flag package's own rule (a flag takes a
+// value unless it is a bool flag): the word after each flag is its value,
+// never the map EXPR, for exactly the flags that take one. A flag added to
+// smap or to every stage and missed by the scan fails here.
+func TestScanKnowsValueFlags(t *testing.T) {
+	c := newCommand(nil, nil)
+	var flags []cli.Flag
+	c.Action = func(e *stage.Env) error {
+		flags = e.Ctx.App.Flags
+		return nil
+	}
+	var stderr bytes.Buffer
+	if code := c.Run([]string{"smap"}, bytes.NewReader(stream(t)), io.Discard, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	fs := flag.NewFlagSet("smap", flag.ContinueOnError)
+	for _, f := range flags {
+		if err := f.Apply(fs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		b, ok := f.Value.(interface{ IsBoolFlag() bool })
+		takesValue := !ok || !b.IsBoolFlag()
+		want := []string{"V", "EXPR"}
+		if takesValue {
+			want = want[1:]
+		}
+		for _, a := range []string{"-" + f.Name, "--" + f.Name} {
+			if _, positional, _ := scanArgs([]string{a, "V", "EXPR"}); !reflect.DeepEqual(positional, want) {
+				t.Errorf("scanArgs(%q) positional = %q, want %q (the flag takes a value: %v)", []string{a, "V", "EXPR"}, positional, want, takesValue)
+			}
+		}
+	})
+	if n < 14 { // smap's 10, in, out, compress, progress, help
+		t.Errorf("only %d flags seen", n)
 	}
 }
 
