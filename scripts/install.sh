@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing dstream needs on a fresh machine: Go
-# modules, and the few command-line tools the script tests pipe through
-# (jq, python3, and sqlite3 to read back what ssink --sqlite writes). Safe to
-# run again: it only installs what is missing.
+# modules, and the few command-line tools the tests use (jq, python3, and
+# sqlite3 to read back what ssink --sqlite writes, which the script tests
+# pipe through; strace, with which the crash matrix, scripts/crash, makes an
+# fsync or a rename fail). Safe to run again: it only installs what is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +13,7 @@ if ! command -v go >/dev/null; then
 	exit 1
 fi
 missing=()
-for tool in jq python3 sqlite3; do
+for tool in jq python3 sqlite3 strace; do
 	command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if ((${#missing[@]})); then

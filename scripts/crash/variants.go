@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+)
+
+// A variant is one pipeline of the matrix: its stages and its sink. Every
+// variant reads in.jsonl, the same events (see events), and cuts batches
+// by event time (--time-field) or by count (-n), so that a batch holds the
+// same records in every run: batch ids and contents are deterministic; so
+// are batch times with --time-field, but not with -n (a batch's time is the
+// moment it was cut), so no -n variant writes batch times.
+type variant struct {
+	name string
+	// stages are the command lines of the stages, split at spaces (no
+	// quoting: no argument has a space); $NAME is a variable of the trial,
+	// set by the sink (the database URL).
+	stages []string
+	sink   sink
+	// follow: a writer appends in.jsonl while the pipeline runs (sbatch
+	// --follow reads it as it grows), and a run ends, once the writer is
+	// done and sbatch has read the whole file, with SIGTERM to sbatch (its
+	// graceful stop: the batch in hand and the end of the stream go on).
+	follow bool
+}
+
+// The pieces the variants share.
+const (
+	eventBatches = "sbatch --checkpoint ck --format json --time-field ts -i 1s in.jsonl"
+	runningCount = "sreduce -k k --count --sum v --running --mode update --checkpoint ck"
+)
+
+var variants = []*variant{
+	{
+		name:   "sreduce-update",
+		stages: []string{eventBatches, runningCount, "ssink --checkpoint ck --sqlite out.db --table t --mode update --key k"},
+		sink:   &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
+		// -n: the batch times differ from run to run; the table does not
+		// hold them, and dstream_commits is compared without them.
+		name: "sreduce-complete",
+		stages: []string{"sbatch --checkpoint ck --format json -n 50 in.jsonl",
+			"sreduce -k k --count --sum v --running --mode complete --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --mode complete"},
+		sink: &sqliteSink{file: "out.db", table: "t", noTimes: true},
+	},
+	{
+		name: "swindow-batch",
+		stages: []string{eventBatches, "swindow -l 6s -s 2s -k k --count --sum v --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field w"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
+		name: "swindow-event-tumbling",
+		stages: []string{eventBatches, "swindow --time-field ts --watermark 2s -l 5s -k k --count --sum v --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field b"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
+		name: "swindow-event-sliding",
+		stages: []string{eventBatches, "swindow --time-field ts --watermark 2s -l 6s -s 2s -k k --count --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field b"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
+		name:   "files",
+		stages: []string{eventBatches, "sreduce -k k --count --sum v", "ssink --checkpoint ck --files out/p"},
+		sink:   &filesSink{dir: "out"},
+	},
+	{
+		name:   "postgres",
+		stages: []string{eventBatches, "sreduce -k k --count --sum v", "ssink --checkpoint ck --postgres $PG --table t --batch-field b"},
+		sink:   &postgresSink{table: "t"},
+	},
+	{
+		name:   "append",
+		stages: []string{eventBatches, runningCount, "ssink --checkpoint ck --format json --batch-field b"},
+		sink:   &appendSink{file: "out.jsonl"},
+	},
+	{
+		name: "follow",
+		stages: []string{"sbatch --follow --checkpoint ck --format json --time-field ts -i 1s in.jsonl",
+			runningCount, "ssink --checkpoint ck --sqlite out.db --table t --mode update --key k"},
+		sink:   &sqliteSink{file: "out.db", table: "t"},
+		follow: true,
+	},
+}
+
+// args returns the command line of stage i, its variables expanded.
+func (v *variant) args(i int, vars map[string]string) []string {
+	f := strings.Fields(v.stages[i])
+	for j := range f {
+		f[j] = os.Expand(f[j], func(k string) string { return vars[k] })
+	}
+	return f
+}
+
+// checkpointed returns the stages that write into the checkpoint directory
+// (and so fsync and rename): the ones a fault is injected into.
+func (v *variant) checkpointed() []int {
+	var s []int
+	for i, st := range v.stages {
+		if strings.Contains(st, "--checkpoint") {
+			s = append(s, i)
+		}
+	}
+	return s
+}
+
+// Events is the input of every variant: JSON lines {"ts", "k", "v"}, ts in
+// unix seconds (with milliseconds) from a fixed start, about 50 a second
+// for 80 s, keys "k00".."k29" drawn from a Zipf distribution, v an
+// integer below 1000. One record in 20 is up to 3 s late (it joins the
+// batch in hand, and a watermark of 2 s drops some of them), and a gap of
+// 6 s in the middle gives empty batches.
+const (
+	inputSeed   = 20260109
+	inputEvents = 4000
+	inputStart  = 1_800_000_000
+)
+
+var input = sync.OnceValue(func() []byte {
+	r := rand.New(rand.NewPCG(inputSeed, 0))
+	z := rand.NewZipf(r, 1.2, 1, 29)
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	t := float64(inputStart)
+	for i := range inputEvents {
+		t += r.ExpFloat64() / 50
+		if i == inputEvents/2 {
+			t += 6
+		}
+		ts := t
+		if r.IntN(20) == 0 {
+			ts -= 3 * r.Float64()
+		}
+		fmt.Fprintf(w, "{\"ts\":%.3f,\"k\":\"k%02d\",\"v\":%d}\n", ts, z.Uint64(), r.IntN(1000))
+	}
+	w.Flush()
+	return b.Bytes()
+})
