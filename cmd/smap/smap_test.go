@@ -12,6 +12,7 @@ import (
 
 	"github.com/dstream/dstream/expr"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -27,41 +28,23 @@ type item struct {
 // t0 is the time of the first batch in tests: 2023-11-14T22:13:20Z.
 const t0 = int64(1700000000000)
 
-// stream frames the items, batch ids counting from 0 and times by a second.
+// stream frames the items, batch ids counting from 0 and times by a second,
+// a watermark after the batch before it.
 func stream(t testing.TB, items ...item) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := framing.NewWriter(&buf)
-	w.BlockSize = 100 // several blocks per batch
-	id := uint64(0)
+	var bs []frametest.Batch
 	for _, it := range items {
 		if it.wm != 0 {
-			if err := w.Watermark(it.wm); err != nil {
-				t.Fatal(err)
+			if len(bs) == 0 {
+				t.Fatal("a test stream starts with a batch, not a watermark")
 			}
+			bs[len(bs)-1].Watermark = it.wm
 			continue
 		}
-		if err := w.BeginBatch(id, t0+int64(id)*1000); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range it.recs {
-			m, err := record.AppendJSONObject(nil, []byte(r))
-			if err != nil {
-				t.Fatalf("%s: %v", r, err)
-			}
-			if err := w.WriteRecord(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.EndBatch(); err != nil {
-			t.Fatal(err)
-		}
-		id++
+		id := uint64(len(bs))
+		bs = append(bs, frametest.Batch{ID: id, Time: t0 + int64(id)*1000, Recs: it.recs})
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return frametest.Stream(t, bs)
 }
 
 func batch(recs ...string) item { return item{recs: recs} }

@@ -16,11 +16,12 @@ import (
 )
 
 // Batch is a batch of a test stream: its id, its time and its records as
-// JSON objects.
+// JSON objects, and the watermark that follows it, if not 0.
 type Batch struct {
-	ID   uint64
-	Time int64
-	Recs []string
+	ID        uint64
+	Time      int64
+	Recs      []string
+	Watermark int64 // unix ms
 }
 
 // Stream frames the batches, in blocks of at most 40 bytes, so that a
@@ -40,6 +41,9 @@ func Stream(tb testing.TB, bs []Batch) []byte {
 			w.WriteRecord(m)
 		}
 		w.EndBatch()
+		if b.Watermark != 0 {
+			w.Watermark(b.Watermark)
+		}
 	}
 	if err := w.Close(); err != nil {
 		tb.Fatal(err)
