@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
-	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/cmd/internal/aggflags"
+	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"

@@ -8,8 +8,8 @@ import (
 
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
-	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/cmd/internal/aggflags"
+	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/cmd/internal/aggflags"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/input"
-	"github.com/dstream/dstream/cmd/internal/aggflags"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )

@@ -6,9 +6,9 @@ import (
 
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/cmd/internal/aggflags"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/input"
-	"github.com/dstream/dstream/cmd/internal/aggflags"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
