@@ -194,7 +194,7 @@ func (e *Env) Loop(h Handler) error {
 			err = h.Watermark(f.Time)
 		}
 		if err != nil {
-			return err
+			return WithBatch(err, cur)
 		}
 	}
 }

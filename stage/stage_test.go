@@ -243,3 +243,108 @@ func TestListeningInputDoesNotDelayErrors(t *testing.T) {
 		t.Fatal("the stage waited for a peer before failing")
 	}
 }
+
+func TestIsClosedPipe(t *testing.T) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", err)}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"stdout", &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.EPIPE}, true},
+		{"bare", syscall.EPIPE, true},
+		{"wrapped", fmt.Errorf("writing output: %w", syscall.EPIPE), true},
+		{"reset", syscall.ECONNRESET, false},
+		{"socket pipe", opErr(syscall.EPIPE), false},
+		{"socket reset", opErr(syscall.ECONNRESET), false},
+		{"endpoint", endpointWriter{e: endpoint{network: "tcp", addr: "h:1"}}.wrap(opErr(syscall.EPIPE)), false},
+		{"other", io.ErrShortWrite, false},
+		{"nil", nil, false},
+	}
+	for _, tt := range tests {
+		if got := IsClosedPipe(tt.err); got != tt.want {
+			t.Errorf("%s: IsClosedPipe(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// resetAfter accepts one connection on l, reads n bytes and resets the
+// connection (SO_LINGER 0, then Close), as a reader that crashed would.
+func resetAfter(t *testing.T, l net.Listener, n int) {
+	c, err := l.Accept()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	io.ReadFull(c, make([]byte, n))
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+}
+
+// TestOutputEndpointReset: the reader at the other end of --out resets the
+// connection: an error naming the endpoint and the batch, not a quiet end.
+func TestOutputEndpointReset(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go resetAfter(t, l, 1)
+	// An upstream that sends batch 0 at once and the rest once the reset
+	// has happened, so that the failing write is batch 1's.
+	r, w := io.Pipe()
+	full := stream(1, 1, 1)
+	go func() {
+		w.Write(full[:len(stream(1))-framing.FrameHeaderLen])
+		time.Sleep(200 * time.Millisecond)
+		w.Write(full[len(stream(1))-framing.FrameHeaderLen:])
+		w.Close()
+	}()
+	spec := "tcp://" + l.Addr().String()
+	code, _, stderr := runCmd(copyStage(), r, "--out", spec)
+	if code != ExitFailure || !strings.HasPrefix(stderr, "copy: error: batch 1: writing to "+spec+": ") ||
+		!strings.Contains(stderr, "copy: hint: the stage reading from "+spec+" stopped before the end of the stream") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestInputEndpointReset: an upstream that resets the connection in the
+// middle of the stream: exit 1 naming the endpoint and the batch, after
+// passing on the batches that arrived whole.
+func TestInputEndpointReset(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	spec := fmt.Sprintf("tcp-listen://127.0.0.1:%d", port)
+	full := stream(1, 1, 1)
+	cut := len(stream(1, 1)) - framing.FrameHeaderLen + 5 // inside batch 2's BatchBegin
+	go func() {
+		var c net.Conn
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				break
+			}
+		}
+		if c == nil {
+			t.Error("cannot connect:", err)
+			return
+		}
+		c.Write(full[:cut])
+		time.Sleep(50 * time.Millisecond)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}()
+	code, stdout, stderr := runCmd(copyStage(), nil, "--in", spec)
+	if code != ExitFailure || !strings.HasPrefix(stderr, "copy: error: reading input: after batch 1: reading from "+spec+": ") ||
+		!strings.Contains(stderr, "connection reset by peer") || !strings.Contains(stderr, "copy: hint: the sender on "+spec+" dropped the connection") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if want := full[:len(stream(1, 1))-framing.FrameHeaderLen]; stdout != string(want) {
+		t.Fatalf("output %q, want batches 0 and 1 without End", stdout)
+	}
+}

@@ -64,7 +64,8 @@ func (b *batcher) run() error {
 		// leave in the batch in hand (the stream itself stays unended).
 		b.end(max(nowMs(), b.stats.Batch.Time))
 	}
-	return err
+	// b.id is the batch being written when a write fails.
+	return stage.WithBatch(err, stage.Batch{ID: b.id})
 }
 
 func nowMs() int64 { return time.Now().UnixMilli() }
