@@ -1,6 +1,10 @@
 package main
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/dstream/dstream/stage"
+)
 
 // argOp is one operation as the command line gives it: the flag's name
 // ("map" also for the positional EXPR) and its value.
@@ -17,8 +21,15 @@ var opFlags = map[string]bool{
 	flagDrop: true, flagRename: true, flagParseJSON: true, flagExec: true,
 }
 
-// valueFlags take a value: the operations and stage's common flags.
-var valueFlags = map[string]bool{"in": true, "out": true, "compress": true, "progress": true}
+// valueFlags are the flags besides the operations that take a value: the
+// common flags of every stage.
+var valueFlags = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range stage.CommonValueFlags() {
+		m[n] = true
+	}
+	return m
+}()
 
 // scanArgs reads the operations from the raw arguments (without the
 // program name), in order, and returns the arguments rearranged for
