@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,7 +65,8 @@ func newBatchOutput(ctx *cli.Context, name string, mk func(*bufio.Writer) format
 		if ctx.IsSet(flagSuffix) {
 			suffix = ctx.String(flagSuffix)
 		}
-		return &perBatch{mk: mk, open: func(b stage.Batch) (target, error) { return openFile(files, suffix, b) }}, nil
+		o := &fileOutput{prefix: files, suffix: suffix}
+		return &perBatch{mk: mk, open: o.open}, nil
 	case ctx.IsSet(flagExec):
 		if cmd == "" {
 			return nil, stage.UsageError("--%s needs a command", flagExec)
@@ -143,6 +146,56 @@ func (p *perBatch) flush() error {
 	if p.t != nil {
 		p.t.abort()
 		p.t = nil
+	}
+	return nil
+}
+
+// fileOutput makes the files of --files PREFIX.
+type fileOutput struct {
+	prefix, suffix string
+	swept          bool
+}
+
+// open opens batch b's file. The first one first removes the temporary
+// files a run killed in the middle of a batch left behind: no later run
+// would ever rename them. Why at the first batch and not at the start:
+// ssink has then checked its command line and taken its checkpoint, so a
+// run refused at the start does not sweep away the files of the one it
+// collided with.
+func (o *fileOutput) open(b stage.Batch) (target, error) {
+	if !o.swept {
+		o.swept = true
+		if err := removeLeftovers(o.prefix, o.suffix); err != nil {
+			return nil, err
+		}
+	}
+	return openFile(o.prefix, o.suffix, b)
+}
+
+// removeLeftovers removes the temporary files of openFile in the directory
+// of prefix: .NAME.tmp-RANDOM, NAME a file name of this prefix and suffix
+// (PREFIX-TIME.SUFFIX). Nothing else is touched.
+func removeLeftovers(prefix, suffix string) error {
+	dir, base := filepath.Split(prefix + "-")
+	if dir == "" {
+		dir = "."
+	}
+	pat := `^\.` + regexp.QuoteMeta(base) + `-?[0-9]+`
+	if suffix != "" {
+		pat += regexp.QuoteMeta("." + suffix)
+	}
+	re := regexp.MustCompile(pat + `\.tmp-[0-9]+$`)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("--%s %s: %w", flagFiles, prefix, err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !re.MatchString(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("--%s %s: removing a temporary file left by an earlier run: %w", flagFiles, prefix, err)
+		}
 	}
 	return nil
 }

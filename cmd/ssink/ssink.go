@@ -80,6 +80,8 @@ Files (--files PREFIX): each batch in a file of its own, PREFIX-TIME.SUFFIX
 --format (default json; a csv or tsv file has its own header), written
 under a temporary name, synced and renamed: a file appears whole or not at
 all, and a batch written again (after a restart) replaces it with the same.
+The temporary files a run killed in the middle of a batch leaves behind
+(.PREFIX-TIME.SUFFIX.tmp-N) are removed by the next run at its first batch.
 --suffix names the suffix (default from the format).
 
 Commands (--exec CMD, Spark's foreachBatch): sh -c CMD runs for each batch
