@@ -162,10 +162,9 @@ func (l *lazyInput) Read(p []byte) (int, error) {
 	}
 	n, err := l.c.Read(p)
 	if err != nil && err != io.EOF {
-		// A reset or a dropped connection: what the peer sent after the
-		// last byte read is lost.
-		err = Hint(fmt.Errorf("reading from %s: %w", l.e, err),
-			"the sender on %s dropped the connection before the end of its stream: look at its error", l.e)
+		// A reset: what the peer sent after the last byte read is lost.
+		// (The reader names the endpoint: Loop, or sbatch by its source.)
+		err = Hint(err, "the sender on %s dropped the connection before the end of its stream: look at its error", l.e)
 	}
 	return n, err
 }

@@ -71,6 +71,7 @@ type Env struct {
 	Stats Stats
 
 	input   stopReader
+	inName  string // --in, when it is an endpoint
 	closers []io.Closer
 }
 
@@ -100,6 +101,9 @@ func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Wri
 		}
 		if cl != nil {
 			e.closers = append(e.closers, cl)
+		}
+		if IsSocket(ctx.String(flagIn)) {
+			e.inName = ctx.String(flagIn)
 		}
 		var restore io.Closer
 		e.input, restore = newStopReader(r, e.Stop.now)
@@ -200,6 +204,9 @@ func (e *Env) Loop(h Handler) error {
 					return e.Stop.StopLoss(passed, nil)
 				}
 				return nil
+			}
+			if e.inName != "" {
+				return fmt.Errorf("reading input from %s: %w", e.inName, err)
 			}
 			return fmt.Errorf("reading input: %w", err)
 		}

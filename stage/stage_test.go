@@ -523,41 +523,55 @@ func TestOutputEndpointReset(t *testing.T) {
 	}
 }
 
-// TestInputEndpointReset: an upstream that resets the connection in the
-// middle of the stream: exit 1 naming the endpoint and the batch, after
-// passing on the batches that arrived whole.
-func TestInputEndpointReset(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	spec := fmt.Sprintf("tcp-listen://127.0.0.1:%d", port)
+// TestInputEndpointDropped: an upstream that resets the connection, or
+// closes it, in the middle of the stream: exit 1 naming the endpoint and
+// the batch, after passing on the batches that arrived whole.
+func TestInputEndpointDropped(t *testing.T) {
 	full := stream(1, 1, 1)
 	cut := len(stream(1, 1)) - framing.FrameHeaderLen + 5 // inside batch 2's BatchBegin
-	go func() {
-		var c net.Conn
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-				break
+	for _, tt := range []struct {
+		name  string
+		reset bool
+		want  []string
+	}{
+		{"reset", true, []string{": after batch 1: read tcp ", "connection reset by peer", "copy: hint: the sender on %s dropped the connection"}},
+		{"closed", false, []string{": after batch 1: framing: stream truncated: the stream ended inside a frame header", "copy: hint: the stage before this one stopped"}},
+	} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		spec := fmt.Sprintf("tcp-listen://127.0.0.1:%d", port)
+		go func() {
+			var c net.Conn
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+					break
+				}
 			}
+			if c == nil {
+				t.Error("cannot connect:", err)
+				return
+			}
+			c.Write(full[:cut])
+			if tt.reset {
+				time.Sleep(50 * time.Millisecond)
+				c.(*net.TCPConn).SetLinger(0)
+			}
+			c.Close()
+		}()
+		code, stdout, stderr := runCmd(copyStage(), nil, "--in", spec)
+		ok := code == ExitFailure && strings.HasPrefix(stderr, "copy: error: reading input from "+spec+": ")
+		for _, w := range tt.want {
+			ok = ok && strings.Contains(stderr, strings.ReplaceAll(w, "%s", spec))
 		}
-		if c == nil {
-			t.Error("cannot connect:", err)
-			return
+		if !ok {
+			t.Errorf("%s: exit %d, stderr %q", tt.name, code, stderr)
 		}
-		c.Write(full[:cut])
-		time.Sleep(50 * time.Millisecond)
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
-	}()
-	code, stdout, stderr := runCmd(copyStage(), nil, "--in", spec)
-	if code != ExitFailure || !strings.HasPrefix(stderr, "copy: error: reading input: after batch 1: reading from "+spec+": ") ||
-		!strings.Contains(stderr, "connection reset by peer") || !strings.Contains(stderr, "copy: hint: the sender on "+spec+" dropped the connection") {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
-	}
-	if want := full[:len(stream(1, 1))-framing.FrameHeaderLen]; stdout != string(want) {
-		t.Fatalf("output %q, want batches 0 and 1 without End", stdout)
+		if want := full[:len(stream(1, 1))-framing.FrameHeaderLen]; stdout != string(want) {
+			t.Errorf("%s: output %q, want batches 0 and 1 without End", tt.name, stdout)
+		}
 	}
 }

@@ -580,7 +580,7 @@ func TestInputReset(t *testing.T) {
 		c.Close()
 	}()
 	stdout, stderr, code := run(nil, "--in", "tcp-listen://"+addr, "--format", "json")
-	if code != 1 || !strings.HasPrefix(stderr, "ssink: error: reading input: batch 1: reading from tcp-listen://"+addr+": ") ||
+	if code != 1 || !strings.HasPrefix(stderr, "ssink: error: reading input from tcp-listen://"+addr+": batch 1: read tcp ") ||
 		!strings.Contains(stderr, "connection reset by peer") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
