@@ -25,7 +25,7 @@ func commonFlags(c *Command) []cli.Flag {
 	if c.Input {
 		fs = append(fs,
 			&cli.StringFlag{Name: flagIn, Value: "-", Usage: "read frames from `ENDPOINT`: - (stdin), " + endpointHelp, Category: "Input and output"},
-			&cli.DurationFlag{Name: flagStopTimeout, Usage: "after SIGINT or SIGTERM, wait at most `DUR` for the upstream to end its stream, then stop after the batch in hand, exit 1 if batches were left behind (default: wait for the upstream; a second signal stops sooner too)", Category: "Input and output"},
+			&cli.DurationFlag{Name: flagStopTimeout, Usage: "after SIGINT or SIGTERM, wait at most `DUR` for the upstream to end its stream, then stop after the batch in hand (exit 1 if batches were left behind); a second signal stops sooner too", DefaultText: "none, wait for the upstream", Category: "Input and output"},
 		)
 	}
 	if c.Output {
