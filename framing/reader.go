@@ -445,3 +445,7 @@ func AppendRecord(block, rec []byte) []byte {
 
 // Rest returns the records not yet returned, as a block, and their count.
 func (r *Records) Rest() ([]byte, int) { return r.b, r.n }
+
+// Buffered is the number of bytes read from the input but not yet returned
+// in a frame, as bufio.Reader's: a part of the next frame, after an error.
+func (r *Reader) Buffered() int { return r.end - r.start }

@@ -87,6 +87,9 @@ func (e endpoint) open() (net.Conn, error) {
 	}
 }
 
+// String is the endpoint as given on the command line.
+func (e endpoint) String() string { return e.scheme() + "://" + e.addr }
+
 func (e endpoint) scheme() string {
 	if e.listen {
 		return e.network + "-listen"
@@ -157,7 +160,13 @@ func (l *lazyInput) Read(p []byte) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}
-	return l.c.Read(p)
+	n, err := l.c.Read(p)
+	if err != nil && err != io.EOF {
+		// A reset: what the peer sent after the last byte read is lost.
+		// (The reader names the endpoint: Loop, or sbatch by its source.)
+		err = Hint(err, "the sender on %s dropped the connection before the end of its stream: look at its error", l.e)
+	}
+	return n, err
 }
 
 func (l *lazyInput) Close() error {
@@ -190,5 +199,43 @@ func openOutput(name, spec string, stdout io.Writer) (io.Writer, io.Closer, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, c, nil
+	return endpointWriter{c, e}, c, nil
+}
+
+// endpointWriter is a connection a stage writes its frames to. A failed
+// write names the endpoint: whether a broken pipe or a reset, the reader at
+// the other end is gone before the end of the stream, which is an error,
+// not the quiet end of a closed stdout.
+type endpointWriter struct {
+	c net.Conn
+	e endpoint
+}
+
+func (w endpointWriter) Write(p []byte) (int, error) {
+	n, err := w.c.Write(p)
+	if err != nil {
+		err = w.wrap(err)
+	}
+	return n, err
+}
+
+func (w endpointWriter) wrap(err error) error {
+	return Hint(&writeError{fmt.Errorf("writing to %s: %w", w.e, err)},
+		"the stage reading from %s stopped before the end of the stream: look at its error", w.e)
+}
+
+// writeError is a failed write to an --out endpoint, which does not know
+// the batch it was writing: WithBatch adds it.
+type writeError struct{ error }
+
+func (e *writeError) Unwrap() error { return e.error }
+
+// WithBatch names batch b in err if err is a failed write to the output
+// endpoint (the writer underneath the framing does not know the batch).
+func WithBatch(err error, b Batch) error {
+	var we *writeError
+	if errors.As(err, &we) {
+		return fmt.Errorf("%v: %w", b, err)
+	}
+	return err
 }

@@ -16,12 +16,17 @@ const (
 	flagOut      = "out"
 	flagProgress = "progress"
 	flagCompress = "compress"
+	// flagStopTimeout bounds a graceful stop: see Stopper.
+	flagStopTimeout = "stop-timeout"
 )
 
 func commonFlags(c *Command) []cli.Flag {
 	var fs []cli.Flag
 	if c.Input {
-		fs = append(fs, &cli.StringFlag{Name: flagIn, Value: "-", Usage: "read frames from `ENDPOINT`: - (stdin), " + endpointHelp, Category: "Input and output"})
+		fs = append(fs,
+			&cli.StringFlag{Name: flagIn, Value: "-", Usage: "read frames from `ENDPOINT`: - (stdin), " + endpointHelp, Category: "Input and output"},
+			&cli.DurationFlag{Name: flagStopTimeout, Usage: "after SIGINT or SIGTERM, wait at most `DUR` for the upstream to end its stream, then stop after the batch in hand (exit 1 if batches were left behind); a second signal stops sooner too", DefaultText: "none, wait for the upstream", Category: "Input and output"},
+		)
 	}
 	if c.Output {
 		fs = append(fs,
@@ -31,6 +36,20 @@ func commonFlags(c *Command) []cli.Flag {
 	}
 	fs = append(fs, &cli.StringFlag{Name: flagProgress, Usage: "write one JSON line per batch (Spark's StreamingQueryProgress fields) to `FILE`, - for stderr", Category: "Monitoring"})
 	return fs
+}
+
+// CommonValueFlags are the names of the common flags of a stage with framed
+// input and output that take a value, for a stage that scans its raw
+// command line before urfave/cli does (smap, for the order of its
+// operations).
+func CommonValueFlags() []string {
+	var names []string
+	for _, f := range commonFlags(&Command{Input: true, Output: true}) {
+		if d, ok := f.(cli.DocGenerationFlag); ok && d.TakesValue() {
+			names = append(names, f.Names()...)
+		}
+	}
+	return names
 }
 
 // Env is what a stage's Action works with: its command line, its framed
@@ -52,6 +71,7 @@ type Env struct {
 	Stats Stats
 
 	input   stopReader
+	inName  string // --in, when it is an endpoint
 	closers []io.Closer
 	ck      ckPart
 }
@@ -66,7 +86,14 @@ func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Wri
 		e.Progress = pr
 		e.closers = append(e.closers, cl)
 	}
-	e.Stop = newStopper()
+	var timeout time.Duration
+	if c.Input {
+		if timeout = ctx.Duration(flagStopTimeout); timeout < 0 {
+			e.close()
+			return nil, UsageError("--%s %v: want a positive duration, or 0 to wait for the upstream", flagStopTimeout, timeout)
+		}
+	}
+	e.Stop = newStopper(timeout)
 	if c.Input {
 		r, cl, err := openInput(ctx.String(flagIn), stdin)
 		if err != nil {
@@ -75,6 +102,9 @@ func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Wri
 		}
 		if cl != nil {
 			e.closers = append(e.closers, cl)
+		}
+		if IsSocket(ctx.String(flagIn)) {
+			e.inName = ctx.String(flagIn)
 		}
 		var restore io.Closer
 		e.input, restore = newStopReader(r, e.Stop.now)
@@ -147,13 +177,20 @@ type Handler interface {
 }
 
 // Loop reads the input to its end and hands every frame to h. It returns nil
-// at the end of a well-formed stream, and when a signal asks the stage to
-// stop, after finishing the batch in hand. Errors name the batch. After each
+// at the end of a well-formed stream. Errors name the batch. After each
 // batch Loop reports progress.
+//
+// A signal alone changes nothing here: the stage goes on until its upstream
+// ends the stream (graceful stop, see Stopper). Once the stop is forced,
+// Loop stops after the batch in hand: it still takes what has already
+// arrived of its input without waiting for more, and returns nil if that
+// was all (the stream's end, watermarks, or nothing), or a stopError if a
+// later batch had begun to arrive.
 func (e *Env) Loop(h Handler) error {
 	var f framing.Frame
 	var cur Batch
 	var written uint64 // e.Out.Written() at the batch's start
+	var passed *uint64 // the last batch passed on
 	e.input.allowStop(true)
 	for {
 		err := e.In.Read(&f)
@@ -162,12 +199,24 @@ func (e *Env) Loop(h Handler) error {
 				return nil
 			}
 			if errors.Is(err, errStopped) {
+				if e.In.Buffered() > 0 {
+					// Part of a frame had arrived: a watermark, or more
+					// likely the next batch.
+					return e.Stop.StopLoss(passed, nil)
+				}
 				return nil
+			}
+			if e.inName != "" {
+				return fmt.Errorf("reading input from %s: %w", e.inName, err)
 			}
 			return fmt.Errorf("reading input: %w", err)
 		}
 		switch f.Kind {
 		case framing.KindBatchBegin:
+			if e.Stop.Now() {
+				// No new batch once the stop is forced.
+				return e.Stop.StopLoss(passed, nil)
+			}
 			e.input.allowStop(false)
 			cur = Batch{ID: f.BatchID, Time: f.Time}
 			e.Stats = Stats{Batch: cur, Start: time.Now()}
@@ -180,15 +229,14 @@ func (e *Env) Loop(h Handler) error {
 			err = h.Block(cur, f.Records())
 		case framing.KindBatchEnd:
 			if err = h.End(cur); err == nil {
+				id := cur.ID
+				passed = &id
 				if e.Out != nil {
 					// What this input batch made the stage write: the
 					// output batches need not match the input's (swindow).
 					e.Stats.OutputRows = e.Out.Written() - written
 				}
 				e.Progress.Report(&e.Stats)
-				if e.Stop.Now() {
-					return nil
-				}
 				e.input.allowStop(true)
 			}
 		case framing.KindWatermark:
@@ -197,7 +245,12 @@ func (e *Env) Loop(h Handler) error {
 			err = e.checkpointFrame(&f)
 		}
 		if err != nil {
-			return err
+			if IsClosedPipe(err) && e.Stop.Requested() {
+				// The next stage stopped (a forced stop, or killed
+				// by the signal) before this one passed its batches on.
+				return e.Stop.StopLoss(passed, err)
+			}
+			return WithBatch(err, cur)
 		}
 	}
 }

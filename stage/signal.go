@@ -2,6 +2,7 @@ package stage
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -11,29 +12,36 @@ import (
 	"time"
 )
 
-// Grace is how long a stage with framed input keeps going after SIGINT or
-// SIGTERM, waiting for its upstream to end the stream. Ctrl-C reaches every
-// process of a shell pipeline at once; the source ends its batch in hand and
-// the stream, and the stages after it drain what is in flight, so nothing
-// accepted is lost (Spark's graceful stop). If the upstream has not ended by
-// then, or at a second signal, the stage stops after the batch in hand.
-var Grace = 5 * time.Second
-
-// Stopper tracks SIGINT and SIGTERM.
+// Stopper tracks SIGINT and SIGTERM. Ctrl-C reaches every process of a
+// shell pipeline at once, and `systemctl stop` or `kill -- -PGID` the whole
+// process group: the first signal asks for a graceful stop (Spark's
+// stopGracefully). The source ends its batch in hand and the stream; every
+// stage after it goes on until its upstream has ended the stream, however
+// long the batches in flight take, so nothing accepted is lost.
+//
+// A second signal, or --stop-timeout after the first, forces the stop: the
+// stage stops after the batch in hand. If by then it has passed on all it
+// received, it ends its stream and exits 0; if a later batch had arrived,
+// it exits 1 without ending its stream (see stopError), so that nothing is
+// dropped silently. Why no default timeout: a stage cannot tell a slow
+// upstream from a stuck one, and a timeout that drops data must be asked for.
 type Stopper struct {
 	requested chan struct{} // closed at the first signal
-	now       chan struct{} // closed at the second signal, or Grace after the first
+	now       chan struct{} // closed when the stop is forced
 	reqOnce   sync.Once
 	nowOnce   sync.Once
+	timeout   time.Duration // --stop-timeout, 0 for none
+	why       atomic.Value  // string: what forced the stop, set before now is closed
 	sigc      chan os.Signal
 	pipec     chan os.Signal
 	done      chan struct{}
 }
 
-func newStopper() *Stopper {
+func newStopper(timeout time.Duration) *Stopper {
 	s := &Stopper{
 		requested: make(chan struct{}),
 		now:       make(chan struct{}),
+		timeout:   timeout,
 		sigc:      make(chan os.Signal, 2),
 		pipec:     make(chan os.Signal, 1),
 		done:      make(chan struct{}),
@@ -47,22 +55,32 @@ func newStopper() *Stopper {
 }
 
 func (s *Stopper) watch() {
-	var grace <-chan time.Time
+	var timer <-chan time.Time
 	for {
 		select {
 		case <-s.sigc:
 			if s.Requested() {
-				s.nowOnce.Do(func() { close(s.now) })
+				s.force("a second signal")
 				continue
 			}
 			s.reqOnce.Do(func() { close(s.requested) })
-			grace = time.After(Grace)
-		case <-grace:
-			s.nowOnce.Do(func() { close(s.now) })
+			if s.timeout > 0 {
+				timer = time.After(s.timeout)
+			}
+		case <-timer:
+			s.force("--" + flagStopTimeout + " " + s.timeout.String())
 		case <-s.done:
 			return
 		}
 	}
+}
+
+// force makes the stop immediate; why says what did it, for the message.
+func (s *Stopper) force(why string) {
+	s.nowOnce.Do(func() {
+		s.why.Store(why)
+		close(s.now)
+	})
 }
 
 func (s *Stopper) stop() {
@@ -84,8 +102,8 @@ func (s *Stopper) Requested() bool {
 	}
 }
 
-// Now reports whether the stage must stop at the next batch boundary even
-// though its upstream goes on.
+// Now reports whether the stop is forced: the stage must stop at the next
+// batch boundary even though its upstream goes on.
 func (s *Stopper) Now() bool {
 	select {
 	case <-s.now:
@@ -93,6 +111,42 @@ func (s *Stopper) Now() bool {
 	default:
 		return false
 	}
+}
+
+// stopError is how a stop on a signal ends a stage that leaves batches
+// behind: a forced stop found a later batch arriving, or the reader of the
+// stage's output was gone when the batch in hand was written (in a stop,
+// a closed output is data lost, not the quiet end of a `| head`). It is an
+// error (exit 1), and the stage does not end its stream, so that the next
+// stage sees it cut short, not complete.
+type stopError struct {
+	why    string  // what forced the stop, "" for a graceful one
+	passed *uint64 // the last batch passed on, nil for none
+	cause  error   // the failed write, or nil
+}
+
+func (e *stopError) Error() string {
+	what := "no batch passed on"
+	if e.passed != nil {
+		what = fmt.Sprintf("batches after batch %d not passed on", *e.passed)
+	}
+	// %v, not %w, for the cause: this broken pipe is no quiet end.
+	switch {
+	case e.why == "":
+		return fmt.Sprintf("its output was closed during a graceful stop (SIGINT or SIGTERM): %s (%v)", what, e.cause)
+	case e.cause != nil:
+		return fmt.Sprintf("stopped by %s before the end of the stream: %s: its output was closed (%v)", e.why, what, e.cause)
+	}
+	return fmt.Sprintf("stopped by %s before the end of the stream: %s", e.why, what)
+}
+
+// StopLoss is the error of a stage stopping on a signal that leaves the
+// batches after passed behind (nil: all of them); cause is the failed write
+// that did it, if any.
+func (s *Stopper) StopLoss(passed *uint64, cause error) error {
+	why, _ := s.why.Load().(string)
+	return Hint(&stopError{why: why, passed: passed, cause: cause},
+		"with --checkpoint the batches not passed on are replayed on the next run; without, they are lost")
 }
 
 // errStopped ends a read that a stop interrupted between batches.
@@ -154,10 +208,16 @@ func (a *asyncReader) Read(p []byte) (int, error) {
 		var c []byte
 		var ok bool
 		if a.mayStp.Load() {
+			// A chunk already there is taken even after the stop: it may
+			// hold the end of the stream.
 			select {
 			case c, ok = <-a.chunks:
-			case <-a.stopc:
-				return 0, errStopped
+			default:
+				select {
+				case c, ok = <-a.chunks:
+				case <-a.stopc:
+					return 0, errStopped
+				}
 			}
 		} else {
 			c, ok = <-a.chunks

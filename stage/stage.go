@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 
@@ -147,10 +148,14 @@ func hintOf(err error) string {
 	return ""
 }
 
-// IsClosedPipe reports whether err comes from writing to a reader that has
-// gone away, which ends a stage quietly (as head does to its upstream).
+// IsClosedPipe reports whether err comes from writing to a pipe whose
+// reader has gone away (EPIPE), which ends a stage quietly, as head does to
+// its upstream. A connection is no pipe: a broken pipe or a reset on a
+// socket (an --out endpoint, an HTTP server, a database) means the other
+// side died or dropped the connection, and data did not arrive: an error.
 func IsClosedPipe(err error) bool {
-	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+	var ne *net.OpError
+	return errors.Is(err, syscall.EPIPE) && !errors.As(err, &ne)
 }
 
 // ParseList splits a comma-separated flag value, trimming spaces and dropping

@@ -181,11 +181,7 @@ func TestConnectFails(t *testing.T) {
 // TestSignalStopsBetweenBatches: with an upstream that stays open, a second
 // SIGINT ends the stage after the batch in hand, with a complete stream.
 func TestSignalStopsBetweenBatches(t *testing.T) {
-	// The test process catches SIGINT too, so that a signal the stage has
-	// not yet asked for cannot kill the test binary.
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, syscall.SIGINT)
-	defer signal.Stop(sigc)
+	catchSIGINT(t)
 	pr, pw := io.Pipe()
 	written := make(chan struct{})
 	go func() {
@@ -194,12 +190,13 @@ func TestSignalStopsBetweenBatches(t *testing.T) {
 	}()
 	done := make(chan int)
 	var out, errb bytes.Buffer
-	go func() { done <- copyStage().Run([]string{"copy"}, pr, &out, &errb) }()
+	stop := make(chan *Stopper, 1)
+	go func() { done <- reportStopper(copyStage(), stop).Run([]string{"copy"}, pr, &out, &errb) }()
+	s := <-stop
 	<-written // an io.Pipe write returns once read: the stage is running
 	time.Sleep(50 * time.Millisecond)
-	syscall.Kill(os.Getpid(), syscall.SIGINT)
-	time.Sleep(50 * time.Millisecond)
-	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	sigint(t, s.Requested)
+	sigint(t, s.Now)
 	select {
 	case code := <-done:
 		if code != 0 {
@@ -241,5 +238,340 @@ func TestListeningInputDoesNotDelayErrors(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stage waited for a peer before failing")
+	}
+}
+
+func TestIsClosedPipe(t *testing.T) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", err)}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"stdout", &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.EPIPE}, true},
+		{"bare", syscall.EPIPE, true},
+		{"wrapped", fmt.Errorf("writing output: %w", syscall.EPIPE), true},
+		{"reset", syscall.ECONNRESET, false},
+		{"socket pipe", opErr(syscall.EPIPE), false},
+		{"socket reset", opErr(syscall.ECONNRESET), false},
+		{"endpoint", endpointWriter{e: endpoint{network: "tcp", addr: "h:1"}}.wrap(opErr(syscall.EPIPE)), false},
+		{"other", io.ErrShortWrite, false},
+		{"nil", nil, false},
+	}
+	for _, tt := range tests {
+		if got := IsClosedPipe(tt.err); got != tt.want {
+			t.Errorf("%s: IsClosedPipe(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// catchSIGINT makes the test binary catch the SIGINTs it sends itself, so
+// that one the stage has not yet asked for cannot kill it.
+func catchSIGINT(t *testing.T) {
+	sigc := make(chan os.Signal, 8)
+	signal.Notify(sigc, syscall.SIGINT)
+	t.Cleanup(func() { signal.Stop(sigc) })
+}
+
+// sigint sends the test binary a SIGINT and waits until the stage's
+// Stopper has taken it (cond): two signals sent before the runtime hands
+// the first over are one.
+func sigint(t *testing.T, cond func() bool) {
+	t.Helper()
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stage did not take the signal")
+		}
+	}
+}
+
+// osPipe is a pipe whose read end is a stage's stdin, read through the
+// runtime's poller (deadlineReader). The read end is never closed, nor
+// collected (which would close it): the stage keeps a pollable file of its
+// stdin's descriptor for the life of the process, as a real stage's stdin
+// lives as long, and a later file must not get the same descriptor.
+func osPipe(t *testing.T) (*os.File, *os.File) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepOpen = append(keepOpen, r)
+	return r, w
+}
+
+var keepOpen []*os.File
+
+// reportStopper makes c send its Stopper on stop when it starts.
+func reportStopper(c *Command, stop chan<- *Stopper) *Command {
+	action := c.Action
+	c.Action = func(e *Env) error {
+		stop <- e.Stop
+		return action(e)
+	}
+	return c
+}
+
+// holder is a copier that holds batch 0 until the stop is forced, so that
+// what comes after it is in its input by then.
+type holder struct {
+	copier
+	stop    *Stopper
+	reached chan struct{}
+}
+
+func (h holder) End(b Batch) error {
+	if b.ID == 0 {
+		close(h.reached)
+		for deadline := time.Now().Add(5 * time.Second); !h.stop.Now() && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return h.copier.End(b)
+}
+
+// TestForcedStop: after a signal a stage drains its input until the
+// upstream ends the stream; a second signal or --stop-timeout stops it
+// after the batch in hand. If all that had arrived was passed on (here: the
+// rest was the end of the stream), it exits 0 with a complete stream; if a
+// later batch had arrived, it exits 1 naming the last batch passed on, and
+// leaves its stream unended.
+func TestForcedStop(t *testing.T) {
+	catchSIGINT(t)
+	full := stream(1, 2, 1)
+	noEnd := full[:len(full)-framing.FrameHeaderLen]
+	tests := []struct {
+		name    string
+		input   []byte
+		args    []string
+		signals int
+		code    int
+		stderr  string
+		out     []byte
+	}{
+		{"second signal, batches left", noEnd, nil, 2, ExitFailure,
+			"copy: error: stopped by a second signal before the end of the stream: batches after batch 0 not passed on\n" +
+				"copy: hint: with --checkpoint the batches not passed on are replayed on the next run; without, they are lost\n",
+			stream(1)[:len(stream(1))-framing.FrameHeaderLen]},
+		{"timeout, batches left", noEnd, []string{"--stop-timeout", "20ms"}, 1, ExitFailure,
+			"copy: error: stopped by --stop-timeout 20ms before the end of the stream: batches after batch 0 not passed on\n" +
+				"copy: hint: with --checkpoint the batches not passed on are replayed on the next run; without, they are lost\n",
+			stream(1)[:len(stream(1))-framing.FrameHeaderLen]},
+		{"second signal, the end was there", stream(1), nil, 2, ExitOK, "", stream(1)},
+	}
+	for _, tt := range tests {
+		for _, pipe := range []string{"os", "io"} {
+			t.Run(tt.name+", "+pipe+" pipe", func(t *testing.T) {
+				var in io.Reader
+				var w io.WriteCloser
+				if pipe == "os" {
+					in, w = osPipe(t)
+				} else {
+					in, w = io.Pipe()
+				}
+				defer w.Close() // the upstream stays open until the stage is done
+				go w.Write(tt.input)
+				reached := make(chan struct{})
+				var stop *Stopper
+				c := &Command{Name: "copy", Input: true, Output: true, Action: func(e *Env) error {
+					stop = e.Stop
+					return e.Loop(holder{copier{Forward{e.Out}}, e.Stop, reached})
+				}}
+				done := make(chan int)
+				var out, errb bytes.Buffer
+				go func() { done <- c.Run(append([]string{"copy"}, tt.args...), in, &out, &errb) }()
+				select {
+				case <-reached:
+				case code := <-done:
+					t.Fatalf("the stage ended before the end of batch 0: exit %d, stderr %q", code, errb.String())
+				}
+				sigint(t, func() bool { return stop.Requested() })
+				if tt.signals == 2 {
+					sigint(t, func() bool { return stop.Now() })
+				}
+				var code int
+				select {
+				case code = <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the stage did not stop")
+				}
+				if code != tt.code || errb.String() != tt.stderr {
+					t.Errorf("exit %d, stderr\n%s\nwant exit %d, stderr\n%s", code, errb.String(), tt.code, tt.stderr)
+				}
+				if !bytes.Equal(out.Bytes(), tt.out) {
+					t.Errorf("output %q\nwant %q", out.Bytes(), tt.out)
+				}
+			})
+		}
+	}
+}
+
+// TestGracefulStopDrains: after one signal, a stage passes on every batch
+// its upstream sends, however late, until the end of the stream.
+func TestGracefulStopDrains(t *testing.T) {
+	catchSIGINT(t)
+	r, w := osPipe(t)
+	full := stream(1, 2, 3)
+	first := len(stream(1)) - framing.FrameHeaderLen // the header and batch 0
+	w.Write(full[:first])
+	done := make(chan int)
+	var out, errb bytes.Buffer
+	stop := make(chan *Stopper, 1)
+	go func() { done <- reportStopper(copyStage(), stop).Run([]string{"copy"}, r, &out, &errb) }()
+	s := <-stop
+	sigint(t, s.Requested)
+	// The stage must still be waiting for the rest, whenever it comes.
+	select {
+	case code := <-done:
+		t.Fatalf("the stage stopped before the end of the stream: exit %d, %s", code, errb.String())
+	case <-time.After(200 * time.Millisecond):
+	}
+	w.Write(full[first:])
+	w.Close()
+	if code := <-done; code != 0 || errb.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if !bytes.Equal(out.Bytes(), full) {
+		t.Fatal("output differs from the input")
+	}
+}
+
+// brokenAfter takes n writes, then fails with EPIPE, as a pipe whose reader
+// has gone.
+type brokenAfter struct {
+	n    int
+	sent func()
+}
+
+func (b *brokenAfter) Write(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, &os.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.EPIPE}
+	}
+	b.n--
+	if b.n == 0 && b.sent != nil {
+		b.sent()
+	}
+	return len(p), nil
+}
+
+// TestOutputClosedDuringStop: a closed output is a quiet end (| head),
+// but not while the stage stops on a signal: the reader then stopped (or
+// was killed) before the stage passed its batches on.
+func TestOutputClosedDuringStop(t *testing.T) {
+	catchSIGINT(t)
+	r, w := io.Pipe()
+	defer w.Close()
+	full := stream(1, 1, 1)
+	stop := make(chan *Stopper, 1)
+	signalled := make(chan struct{})
+	// The first write is the header and batch 0; the signal comes before
+	// batch 1 is written.
+	out := &brokenAfter{n: 1, sent: func() { sigint(t, (<-stop).Requested); close(signalled) }}
+	go func() {
+		w.Write(full[:len(stream(1))-framing.FrameHeaderLen])
+		<-signalled
+		w.Write(full[len(stream(1))-framing.FrameHeaderLen:])
+	}()
+	var errb bytes.Buffer
+	code := reportStopper(copyStage(), stop).Run([]string{"copy"}, r, out, &errb)
+	want := "copy: error: its output was closed during a graceful stop (SIGINT or SIGTERM): batches after batch 0 not passed on (write /dev/stdout: broken pipe)\n" +
+		"copy: hint: with --checkpoint the batches not passed on are replayed on the next run; without, they are lost\n"
+	if code != ExitFailure || errb.String() != want {
+		t.Fatalf("exit %d, stderr\n%s\nwant\n%s", code, errb.String(), want)
+	}
+}
+
+// resetAfter accepts one connection on l, reads n bytes and resets the
+// connection (SO_LINGER 0, then Close), as a reader that crashed would.
+func resetAfter(t *testing.T, l net.Listener, n int) {
+	c, err := l.Accept()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	io.ReadFull(c, make([]byte, n))
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+}
+
+// TestOutputEndpointReset: the reader at the other end of --out resets the
+// connection: an error naming the endpoint and the batch, not a quiet end.
+func TestOutputEndpointReset(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go resetAfter(t, l, 1)
+	// An upstream that sends batch 0 at once and the rest once the reset
+	// has happened, so that the failing write is batch 1's.
+	r, w := io.Pipe()
+	full := stream(1, 1, 1)
+	go func() {
+		w.Write(full[:len(stream(1))-framing.FrameHeaderLen])
+		time.Sleep(200 * time.Millisecond)
+		w.Write(full[len(stream(1))-framing.FrameHeaderLen:])
+		w.Close()
+	}()
+	spec := "tcp://" + l.Addr().String()
+	code, _, stderr := runCmd(copyStage(), r, "--out", spec)
+	if code != ExitFailure || !strings.HasPrefix(stderr, "copy: error: batch 1: writing to "+spec+": ") ||
+		!strings.Contains(stderr, "copy: hint: the stage reading from "+spec+" stopped before the end of the stream") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestInputEndpointDropped: an upstream that resets the connection, or
+// closes it, in the middle of the stream: exit 1 naming the endpoint and
+// the batch, after passing on the batches that arrived whole.
+func TestInputEndpointDropped(t *testing.T) {
+	full := stream(1, 1, 1)
+	cut := len(stream(1, 1)) - framing.FrameHeaderLen + 5 // inside batch 2's BatchBegin
+	for _, tt := range []struct {
+		name  string
+		reset bool
+		want  []string
+	}{
+		{"reset", true, []string{": after batch 1: read tcp ", "connection reset by peer", "copy: hint: the sender on %s dropped the connection"}},
+		{"closed", false, []string{": after batch 1: framing: stream truncated: the stream ended inside a frame header", "copy: hint: the stage before this one stopped"}},
+	} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		spec := fmt.Sprintf("tcp-listen://127.0.0.1:%d", port)
+		go func() {
+			var c net.Conn
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+					break
+				}
+			}
+			if c == nil {
+				t.Error("cannot connect:", err)
+				return
+			}
+			c.Write(full[:cut])
+			if tt.reset {
+				time.Sleep(50 * time.Millisecond)
+				c.(*net.TCPConn).SetLinger(0)
+			}
+			c.Close()
+		}()
+		code, stdout, stderr := runCmd(copyStage(), nil, "--in", spec)
+		ok := code == ExitFailure && strings.HasPrefix(stderr, "copy: error: reading input from "+spec+": ")
+		for _, w := range tt.want {
+			ok = ok && strings.Contains(stderr, strings.ReplaceAll(w, "%s", spec))
+		}
+		if !ok {
+			t.Errorf("%s: exit %d, stderr %q", tt.name, code, stderr)
+		}
+		if want := full[:len(stream(1, 1))-framing.FrameHeaderLen]; stdout != string(want) {
+			t.Errorf("%s: output %q, want batches 0 and 1 without End", tt.name, stdout)
+		}
 	}
 }

@@ -23,3 +23,6 @@ func growPipe(f *os.File) {
 }
 
 func setNonblock(fd uintptr, on bool) error { return syscall.SetNonblock(int(fd), on) }
+
+// readFD is one read(2) of a descriptor in non-blocking mode.
+func readFD(fd uintptr, p []byte) (int, error) { return syscall.Read(int(fd), p) }

@@ -16,3 +16,6 @@ func growPipe(*os.File) {}
 
 // setNonblock is not done here: inputs go through an asyncReader.
 func setNonblock(uintptr, bool) error { return errors.New("not supported") }
+
+// readFD is not used here: inputs go through an asyncReader.
+func readFD(uintptr, []byte) (int, error) { return 0, errors.New("not supported") }

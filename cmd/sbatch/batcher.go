@@ -67,7 +67,18 @@ func (b *batcher) run() error {
 		// leave in the batch in hand (the stream itself stays unended).
 		b.end(max(nowMs(), b.stats.Batch.Time))
 	}
-	return err
+	if stage.IsClosedPipe(err) && b.e.Stop.Requested() {
+		// Ending the stream on a signal, to a reader that the signal
+		// stopped first: the batch in hand is lost, which is no quiet end.
+		var passed *uint64
+		if b.id > 0 {
+			last := b.id - 1
+			passed = &last
+		}
+		return b.e.Stop.StopLoss(passed, err)
+	}
+	// b.id is the batch being written when a write fails.
+	return stage.WithBatch(err, stage.Batch{ID: b.id})
 }
 
 func nowMs() int64 { return time.Now().UnixMilli() }

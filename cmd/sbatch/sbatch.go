@@ -154,8 +154,9 @@ func parseConfig(c *cli.Context) (*config, error) {
 		return nil, stage.UsageError("--interval %v: want a whole number of milliseconds, at least 1ms", iv)
 	}
 	cfg.interval = iv.Milliseconds()
-	if cfg.count < 0 {
-		return nil, stage.UsageError("--count %d: want a positive number", cfg.count)
+	if c.IsSet("count") && cfg.count <= 0 {
+		return nil, stage.Hint(stage.UsageError("--count %d: want 1 or more records per batch", cfg.count),
+			"-n N cuts a batch every N records; to cut batches by time only, leave -n out and give -i DUR")
 	}
 	var err error
 	if cfg.unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {

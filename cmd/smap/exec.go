@@ -61,7 +61,7 @@ func startProc(o *op, b stage.Batch, stderr io.Writer) (*proc, error) {
 		"DSTREAM_BATCH_ID="+strconv.FormatUint(b.ID, 10),
 		"DSTREAM_BATCH_TIME="+strconv.FormatInt(b.Time, 10))
 	cmd.Stderr = stderr
-	setProcessGroup(cmd)
+	stage.OwnProcessGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.label, err)
@@ -158,7 +158,7 @@ func (p *proc) kill() {
 		close(p.chunks)
 		p.chunks = nil
 	}
-	killProcessGroup(p.cmd)
+	stage.KillProcessGroup(p.cmd)
 	<-p.wrote
 	<-p.read
 	p.cmd.Wait()

@@ -261,6 +261,7 @@ func startCommand(command string, b stage.Batch, stdout, stderr io.Writer) (targ
 		"DSTREAM_BATCH_ID="+strconv.FormatUint(b.ID, 10),
 		"DSTREAM_BATCH_TIME="+strconv.FormatInt(b.Time, 10))
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	stage.OwnProcessGroup(cmd) // a stop on a signal lets it finish its batch
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -295,7 +296,7 @@ func (t *commandTarget) commit() error {
 
 func (t *commandTarget) abort() {
 	t.in.Close()
-	t.cmd.Process.Kill()
+	stage.KillProcessGroup(t.cmd)
 	t.cmd.Wait()
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -87,5 +88,34 @@ func TestPostErrors(t *testing.T) {
 	stderr.Reset()
 	if code := command.Run([]string{"ssink", "--post", "localhost:80"}, bytes.NewReader(in), &out, &stderr); code != 2 {
 		t.Errorf("a URL without a scheme: exit %d, %q", code, stderr.String())
+	}
+}
+
+// A server that resets the connection (SO_LINGER 0, then Close) instead of
+// answering: the batch did not arrive, which is an error naming the batch
+// and the URL, not the quiet end of a closed pipe.
+func TestPostReset(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 100)) // part of the request
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	url := "http://" + l.Addr().String() + "/ingest"
+	in := framed(t, []string{`{"a":1}`}, []string{`{"a":2}`})
+	var out, stderr bytes.Buffer
+	code := command.Run([]string{"ssink", "--post", url}, bytes.NewReader(in), &out, &stderr)
+	if code != 1 || !strings.HasPrefix(stderr.String(), `ssink: error: batch 0: --post: Post "`+url+`": `) {
+		t.Errorf("exit %d, %q", code, stderr.String())
 	}
 }

@@ -41,9 +41,6 @@ var postgresDialect = dialect{
 // postgresConnectTimeout bounds the wait for a server at start-up.
 const postgresConnectTimeout = 15 * time.Second
 
-// postgresStart is how to start the PostgreSQL server of this machine.
-const postgresStart = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-
 // postgresType is the type of a PostgreSQL column whose first value is v.
 func postgresType(v []byte) string {
 	switch record.KindOf(v) {
@@ -86,12 +83,32 @@ func openPostgres(target string) (*sql.DB, error) {
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		err = fmt.Errorf("%s: connecting to PostgreSQL: %w", show, err)
-		var ne *net.OpError
-		if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, stage.Hint(err, "is the server running? Start this machine's with: %s", postgresStart)
-		}
-		return nil, stage.Hint(err, "--%s wants the URL of a database that USER may write into: postgres://USER@HOST:PORT/DATABASE", flagPostgres)
+		return nil, connectError(show, err)
 	}
 	return db, nil
+}
+
+// connectError words a failed connection. pgx lists every attempt (with
+// sslmode=prefer, one with TLS and one without, to the same address), each
+// with the whole dial error: for a server that is not there, the first
+// network error alone says it.
+func connectError(show string, err error) error {
+	var ne *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("%s: cannot connect to PostgreSQL: no answer within %v", show, postgresConnectTimeout)
+	case errors.As(err, &ne):
+		err = fmt.Errorf("%s: cannot connect to PostgreSQL: %w", show, ne)
+	default:
+		return stage.Hint(fmt.Errorf("%s: connecting to PostgreSQL: %w", show, err),
+			"--%s wants the URL of a database that USER may write into: postgres://USER@HOST:PORT/DATABASE", flagPostgres)
+	}
+	where := "the host and port of the URL"
+	if u, perr := url.Parse(show); perr == nil && u.Host != "" {
+		where = u.Host
+		if u.Port() == "" {
+			where += ":5432"
+		}
+	}
+	return stage.Hint(err, "is a PostgreSQL server running and listening at %s? Check the URL's host and port", where)
 }

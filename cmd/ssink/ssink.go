@@ -80,12 +80,16 @@ Files (--files PREFIX): each batch in a file of its own, PREFIX-TIME.SUFFIX
 --format (default json; a csv or tsv file has its own header), written
 under a temporary name, synced and renamed: a file appears whole or not at
 all, and a batch written again (after a restart) replaces it with the same.
+The temporary files a run killed in the middle of a batch leaves behind
+(.PREFIX-TIME.SUFFIX.tmp-N) are removed by the next run at its first batch.
 --suffix names the suffix (default from the format).
 
 Commands (--exec CMD, Spark's foreachBatch): sh -c CMD runs for each batch
 with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and
 DSTREAM_BATCH_TIME in its environment, and ssink's stdout and stderr. A
-command that fails stops ssink, naming the batch.
+command that fails stops ssink, naming the batch. It runs in a process group
+of its own, so that a SIGINT or SIGTERM to the pipeline lets it finish its
+batch.
 
 HTTP (--post URL): each batch is POSTed to URL as one request body in
 --format (default json, as application/x-ndjson), its id and time in the

@@ -6,9 +6,11 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
@@ -546,3 +548,43 @@ func benchmarkFormat(b *testing.B, args ...string) {
 
 func BenchmarkJSON(b *testing.B) { benchmarkFormat(b, "--format", "json") }
 func BenchmarkTSV(b *testing.B)  { benchmarkFormat(b, "--format", "tsv") }
+
+// An upstream that resets the connection of --in tcp-listen:// in the
+// middle of the stream: exit 1 naming the endpoint and the batch, the
+// records that arrived written out, the stream not taken as complete.
+func TestInputReset(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	in := stream(t, batch{0, t0, lines("a", "b")}, batch{1, t0 + 1000, lines("c", "d")})
+	// Past batch 1's BatchBegin, inside its records.
+	cut := len(stream(t, batch{0, t0, lines("a", "b")})) - framing.FrameHeaderLen + 30
+	go func() {
+		var c net.Conn
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if c, err = net.Dial("tcp", addr); err == nil {
+				break
+			}
+		}
+		if c == nil {
+			t.Error("cannot connect:", err)
+			return
+		}
+		c.Write(in[:cut])
+		time.Sleep(50 * time.Millisecond) // let ssink read them first
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}()
+	stdout, stderr, code := run(nil, "--in", "tcp-listen://"+addr, "--format", "json")
+	if code != 1 || !strings.HasPrefix(stderr, "ssink: error: reading input from tcp-listen://"+addr+": batch 1: read tcp ") ||
+		!strings.Contains(stderr, "connection reset by peer") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if want := "{\"value\":\"a\"}\n{\"value\":\"b\"}\n"; !strings.HasPrefix(stdout, want) {
+		t.Errorf("stdout %q, want batch 0 first", stdout)
+	}
+}
