@@ -38,20 +38,6 @@ func commonFlags(c *Command) []cli.Flag {
 	return fs
 }
 
-// CommonValueFlags are the names of the common flags of a stage with framed
-// input and output that take a value, for a stage that scans its raw
-// command line before urfave/cli does (smap, for the order of its
-// operations).
-func CommonValueFlags() []string {
-	var names []string
-	for _, f := range commonFlags(&Command{Input: true, Output: true}) {
-		if d, ok := f.(cli.DocGenerationFlag); ok && d.TakesValue() {
-			names = append(names, f.Names()...)
-		}
-	}
-	return names
-}
-
 // Env is what a stage's Action works with: its command line, its framed
 // input and output (when it has them), signals and progress.
 type Env struct {
