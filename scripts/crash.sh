@@ -2,7 +2,7 @@
 # The crash matrix: pipelines with --checkpoint killed (kill -9 of a stage
 # or of all, at random moments, restarts crashed too) or given a failing
 # fsync or rename (strace), restarted until a run completes, and their sinks
-# compared with an uninterrupted run's. See scripts/crash/main.go.
+# compared with an uninterrupted run's. See internal/crash (the harness).
 #   scripts/crash.sh [--trials N] [--seed S] [--variant REGEX] [--mode kill|fault|both] [--keep DIR] [-v]
 #   scripts/crash.sh --trials 500          # a long soak over every variant
 #   scripts/crash.sh --variant '^files$' --seed 1014 --trials 1 -v   # one trial again

@@ -1,4 +1,4 @@
-package main
+package crash
 
 import (
 	"bytes"
@@ -40,18 +40,18 @@ func TestCrashMatrix(t *testing.T) {
 		t.Fatalf("building the stages: %v\n%s", err, out)
 	}
 	var out bytes.Buffer
-	o := options{
-		bin:      bin,
-		trials:   shortTrials * len(variants),
-		seed:     shortSeed,
-		variant:  regexp.MustCompile(""),
-		mode:     "both",
-		postgres: "postgres://127.0.0.1:5432/test",
+	o := Options{
+		Bin:      bin,
+		Trials:   shortTrials * len(variants),
+		Seed:     shortSeed,
+		Variant:  regexp.MustCompile(""),
+		Mode:     "both",
+		Postgres: "postgres://127.0.0.1:5432/test",
 	}
 	if u := os.Getenv("DSTREAM_POSTGRES_URL"); u != "" {
-		o.postgres = u
+		o.Postgres = u
 	}
-	code := matrix(o, &out, &out)
+	code := Run(o, &out, &out)
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if strings.HasPrefix(l, "crash: MISMATCH") || strings.HasPrefix(l, "crash: error") {
 			t.Error(l)

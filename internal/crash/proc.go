@@ -1,4 +1,4 @@
-package main
+package crash
 
 // Process control: the one place where the harness starts, signals and waits
 // for processes.

@@ -1,4 +1,34 @@
-package main
+// Package crash is the crash matrix of the checkpoint protocol: it runs
+// pipelines with --checkpoint, crashes them, restarts them on the same
+// checkpoint until a run completes, and checks that the sink holds what an
+// uninterrupted run writes (README: Delivery guarantees). scripts/crash.sh
+// builds the stages and runs it through the command scripts/crash.
+//
+// A trial takes a variant (a pipeline and its sink, see variants.go) and a
+// seed. The variant's clean run, made once per invocation, is the pipeline
+// run uninterrupted on the fixed input. The trial runs the same pipeline on
+// a fresh checkpoint directory and, as its seed's plan says, either kills
+// (SIGKILL) one stage or all of them (the process group) at a random
+// moment, one run in three within its first 50 ms, and sometimes kills the
+// restart too; or makes the K-th fsync or rename of one stage fail with EIO
+// (strace's fault injection). Then it restarts the pipeline until a run
+// completes with every stage's exit status 0, and compares the sink with
+// the clean run's: a SQLite or PostgreSQL table and dstream_commits as sets
+// of rows, the files of ssink --files in the order of their batch times,
+// and stdout appended to one file by every run, where the README promises
+// at least once: every batch of the clean run, whole, in order, and besides
+// only a batch written again right after itself where a run began.
+//
+// Output: a line per mismatch, with a command that runs that trial again
+// (the plan is the same; the moments a kill falls on in the stages' work
+// depend on the machine's load), then
+//
+//	crash: P/N runs equal the clean run
+//
+// and exit status 1 if P < N. Trial i of an invocation has seed S+i and
+// the variant i modulo the number of variants selected, so a trial is run
+// again with --variant NAME --seed S+i --trials 1.
+package crash
 
 import (
 	"fmt"
@@ -10,22 +40,45 @@ import (
 	"time"
 )
 
-// options are the harness's settings (the command line's flags).
-type options struct {
-	bin      string         // the stages' binaries
-	trials   int            // trials in all, spread over the variants in turn
-	seed     uint64         // trial i has seed seed+i
-	variant  *regexp.Regexp // the variants to run, by name
-	keep     string         // keep the directories of mismatching trials here
-	verbose  bool           // a line per trial and per run
-	mode     string         // kill, fault or both
-	postgres string         // the server of the postgres variant
+// Options are the harness's settings (scripts/crash's flags, named in
+// parentheses).
+type Options struct {
+	Bin      string         // the directory of the stages' binaries (--bin)
+	Trials   int            // trials in all, spread over the variants in turn (--trials)
+	Seed     uint64         // trial i has seed Seed+i (--seed)
+	Variant  *regexp.Regexp // the variants to run, by name (--variant)
+	Keep     string         // keep the directories of mismatching trials (and the clean runs) here, if not "" (--keep)
+	Verbose  bool           // a line per trial and per run (--v)
+	Mode     string         // kill (kill -9 only), fault (failed fsync or rename only) or both (--mode)
+	Postgres string         // the server of the postgres variant, a URL (--postgres)
+}
+
+// Run runs the trials of o, printing a line per mismatch and the summary
+// "crash: P/N runs equal the clean run" to stdout and an error that stopped
+// the harness to stderr; it returns the exit status: 0 if every trial
+// equals its clean run, 1 otherwise.
+func Run(o Options, stdout, stderr io.Writer) int {
+	h, err := newHarness(o, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "crash: error: %v\n", err)
+		return 1
+	}
+	equal, mismatches, err := h.matrix()
+	if err != nil {
+		fmt.Fprintf(stderr, "crash: error: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "crash: %d/%d runs equal the clean run\n", equal, equal+len(mismatches))
+	if len(mismatches) > 0 {
+		return 1
+	}
+	return 0
 }
 
 // harness runs the matrix: trials of the selected variants, each compared
 // with the variant's clean run.
 type harness struct {
-	options
+	Options
 	out      io.Writer
 	work     string // the trials' directories are made here
 	variants []*variant
@@ -66,31 +119,38 @@ func (m mismatch) String(mode string) string {
 // that cannot run here (no PostgreSQL) is skipped with a message on out,
 // unless CI=true, where that is an error; fault injection without a working
 // strace (ptrace is not permitted in some containers) is skipped with a
-// message, the trials killing instead.
-func newHarness(o options, out io.Writer) (*harness, error) {
-	h := &harness{options: o, out: out, clean: map[string]*cleanRun{}}
+// message, the trials killing instead. A Mode other than kill, fault or
+// both is an error; a nil Variant selects every variant.
+func newHarness(o Options, out io.Writer) (*harness, error) {
+	if o.Mode != "kill" && o.Mode != "fault" && o.Mode != "both" {
+		return nil, fmt.Errorf("mode %q: want kill, fault or both", o.Mode)
+	}
+	if o.Variant == nil {
+		o.Variant = regexp.MustCompile("")
+	}
+	h := &harness{Options: o, out: out, clean: map[string]*cleanRun{}}
 	for _, v := range variants {
-		if !o.variant.MatchString(v.name) {
+		if !o.Variant.MatchString(v.name) {
 			continue
 		}
 		if pg, ok := v.sink.(*postgresSink); ok {
-			pg.url = o.postgres
+			pg.url = o.Postgres
 			if err := pg.available(); err != nil {
 				if os.Getenv("CI") == "true" {
-					return nil, fmt.Errorf("variant %s: PostgreSQL at %s: %w", v.name, o.postgres, err)
+					return nil, fmt.Errorf("variant %s: PostgreSQL at %s: %w", v.name, o.Postgres, err)
 				}
-				fmt.Fprintf(out, "crash: skipping variant %s: PostgreSQL at %s cannot be reached: %v\n", v.name, o.postgres, err)
+				fmt.Fprintf(out, "crash: skipping variant %s: PostgreSQL at %s cannot be reached: %v\n", v.name, o.Postgres, err)
 				continue
 			}
 		}
 		h.variants = append(h.variants, v)
 	}
 	if len(h.variants) == 0 {
-		return nil, fmt.Errorf("no variant to run matches %q", o.variant)
+		return nil, fmt.Errorf("no variant to run matches %q", o.Variant)
 	}
-	if o.mode != "kill" {
+	if o.Mode != "kill" {
 		if err := straceWorks(); err != nil {
-			if o.mode == "fault" {
+			if o.Mode == "fault" {
 				return nil, fmt.Errorf("fault injection: %w", err)
 			}
 			fmt.Fprintf(out, "crash: skipping fault injection: %v\n", err)
@@ -99,8 +159,8 @@ func newHarness(o options, out io.Writer) (*harness, error) {
 		}
 	}
 	for _, s := range []string{"sbatch", "smap", "sreduce", "swindow", "ssink"} {
-		if _, err := os.Stat(filepath.Join(o.bin, s)); err != nil {
-			return nil, fmt.Errorf("the stages are not built in %s: %w", o.bin, err)
+		if _, err := os.Stat(filepath.Join(o.Bin, s)); err != nil {
+			return nil, fmt.Errorf("the stages are not built in %s: %w", o.Bin, err)
 		}
 	}
 	return h, nil
@@ -109,20 +169,20 @@ func newHarness(o options, out io.Writer) (*harness, error) {
 // matrix runs the trials and returns the mismatches; err is for a harness
 // that could not do its work (a clean run that failed, say).
 func (h *harness) matrix() (equal int, mismatches []mismatch, err error) {
-	if h.keep != "" {
-		if err := os.MkdirAll(h.keep, 0o755); err != nil {
+	if h.Keep != "" {
+		if err := os.MkdirAll(h.Keep, 0o755); err != nil {
 			return 0, nil, err
 		}
-		h.work = h.keep
+		h.work = h.Keep
 	} else {
 		if h.work, err = os.MkdirTemp("", "dstream-crash-"); err != nil {
 			return 0, nil, err
 		}
 		defer os.RemoveAll(h.work)
 	}
-	for i := range h.trials {
+	for i := range h.Trials {
 		v := h.variants[i%len(h.variants)]
-		seed := h.seed + uint64(i)
+		seed := h.Seed + uint64(i)
 		m, err := h.trial(v, seed)
 		if err != nil {
 			return equal, mismatches, err
@@ -132,7 +192,7 @@ func (h *harness) matrix() (equal int, mismatches []mismatch, err error) {
 			continue
 		}
 		mismatches = append(mismatches, *m)
-		fmt.Fprintln(h.out, m.String(h.mode))
+		fmt.Fprintln(h.out, m.String(h.Mode))
 	}
 	return equal, mismatches, nil
 }
@@ -161,8 +221,8 @@ func (h *harness) cleanOf(v *variant) (*cleanRun, error) {
 		return nil, err
 	}
 	defer func() {
-		v.sink.teardown(t, h.keep != "")
-		if h.keep != "" {
+		v.sink.teardown(t, h.Keep != "")
+		if h.Keep != "" {
 			os.WriteFile(filepath.Join(t.dir, "trial.log"), []byte(strings.Join(t.log, "\n")+"\n"), 0o644)
 		}
 	}()
@@ -192,10 +252,10 @@ func (h *harness) cleanOf(v *variant) (*cleanRun, error) {
 	if c.batches == 0 {
 		return nil, fmt.Errorf("clean run of %s left no ck/offsets (in %s)", v.name, t.dir)
 	}
-	if h.verbose {
+	if h.Verbose {
 		fmt.Fprintf(h.out, "crash: clean run of %s: %d batches, %d lines, %v\n", v.name, c.batches, len(got.lines), took.Round(time.Millisecond))
 	}
-	if h.keep == "" {
+	if h.Keep == "" {
 		os.RemoveAll(t.dir)
 	}
 	h.clean[v.name] = c
@@ -211,14 +271,14 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 		return nil, err
 	}
 	r := rng(seed, 0)
-	p := newPlan(r, v, c.batches, h.faults, h.mode != "fault")
+	p := newPlan(r, v, c.batches, h.faults, h.Mode != "fault")
 	t, err := h.newTrial(v, fmt.Sprintf("%s-s%d", v.name, seed), seed)
 	if err != nil {
 		return nil, err
 	}
 	m := &mismatch{variant: v.name, seed: seed}
 	defer func() {
-		keep := h.keep != "" && m.what != ""
+		keep := h.Keep != "" && m.what != ""
 		v.sink.teardown(t, keep)
 		os.WriteFile(filepath.Join(t.dir, "trial.log"), []byte(strings.Join(t.log, "\n")+"\n"), 0o644)
 		if !keep {
@@ -246,7 +306,7 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 		runs = append(runs, strings.SplitN(l, ";", 2)[0])
 	}
 	m.runs = strings.Join(runs, "; ")
-	if h.verbose {
+	if h.Verbose {
 		status := "equal"
 		if m.what != "" {
 			status = "DIFFERS"
@@ -259,7 +319,7 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 	if m.what == "" {
 		return nil, nil
 	}
-	if h.keep != "" {
+	if h.Keep != "" {
 		m.kept = t.dir
 	}
 	return m, nil

@@ -1,4 +1,4 @@
-package main
+package crash
 
 import (
 	"encoding/binary"
@@ -195,7 +195,7 @@ func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean 
 	stages := make([]stageCmd, len(v.stages))
 	for i := range v.stages {
 		args := v.args(i, t.vars)
-		stages[i] = stageCmd{name: args[0], path: filepath.Join(h.bin, args[0]), args: args[1:],
+		stages[i] = stageCmd{name: args[0], path: filepath.Join(h.Bin, args[0]), args: args[1:],
 			stderr: fmt.Sprintf("run-%d.%s.err", n, args[0])}
 	}
 	var straceLog string
