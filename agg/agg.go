@@ -161,6 +161,16 @@ func quoteList(l []string) string {
 	return "[" + strings.Join(q, ",") + "]"
 }
 
+// HasCount reports whether an aggregate of c is a count.
+func (c Config) HasCount() bool {
+	for _, a := range c.Aggs {
+		if a.Kind == Count {
+			return true
+		}
+	}
+	return false
+}
+
 // Invertible reports whether every aggregate of c is invertible, so that
 // Table.Subtract works.
 func (c Config) Invertible() bool {

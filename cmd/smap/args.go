@@ -4,22 +4,16 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dstream/dstream/transform"
 	"github.com/urfave/cli/v2"
 )
 
-// argOp is one operation as the command line gives it: the flag's name
-// ("map" also for the positional EXPR) and its value.
-type argOp struct {
-	flag  string
-	value string
-	pos   bool // the positional EXPR
-}
-
-// opFlags are the flags that are operations; each occurrence is one, in
-// command-line order.
-var opFlags = map[string]bool{
-	flagMap: true, flagFilter: true, flagFlat: true, flagSet: true, flagSelect: true,
-	flagDrop: true, flagRename: true, flagParseJSON: true, flagExec: true,
+// opFlags are the flags that are operations, by the operation they give;
+// each occurrence is one, in command-line order.
+var opFlags = map[string]transform.Kind{
+	flagMap: transform.Map, flagFilter: transform.Filter, flagFlat: transform.Flat,
+	flagSet: transform.Set, flagSelect: transform.Select, flagDrop: transform.Drop,
+	flagRename: transform.Rename, flagParseJSON: transform.ParseJSON, flagExec: transform.Exec,
 }
 
 // valueFlags tells, by name, which flags of smap's command line take a
@@ -51,19 +45,19 @@ var valueFlags = sync.OnceValue(func() map[string]bool {
 // argument or after "=", "--" ends the flags); urfave/cli still parses the
 // rearranged arguments, so that --help, unknown flags and missing values
 // are reported as for every stage.
-func scanArgs(args []string) (ops []argOp, positional []string, rearranged []string) {
+func scanArgs(args []string) (ops []transform.Op, positional []string, rearranged []string) {
 	var flags []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
 			for _, p := range args[i+1:] {
-				ops = append(ops, argOp{flag: flagMap, value: p, pos: true})
+				ops = append(ops, transform.Op{Kind: transform.Map, Arg: p, Positional: true})
 				positional = append(positional, p)
 			}
 			break
 		}
 		if len(a) < 2 || a[0] != '-' {
-			ops = append(ops, argOp{flag: flagMap, value: a, pos: true})
+			ops = append(ops, transform.Op{Kind: transform.Map, Arg: a, Positional: true})
 			positional = append(positional, a)
 			continue
 		}
@@ -81,8 +75,8 @@ func scanArgs(args []string) (ops []argOp, positional []string, rearranged []str
 			value = args[i]
 			flags = append(flags, value)
 		}
-		if opFlags[name] {
-			ops = append(ops, argOp{flag: name, value: value})
+		if k, ok := opFlags[name]; ok {
+			ops = append(ops, transform.Op{Kind: k, Arg: value})
 		}
 	}
 	rearranged = flags

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dstream/dstream/expr"
 	"github.com/dstream/dstream/stage"
+	"github.com/dstream/dstream/transform"
 	"github.com/urfave/cli/v2"
 )
 
@@ -116,7 +117,7 @@ func writeEntry(b *strings.Builder, usage, doc string) {
 	b.WriteString(line + "\n")
 }
 
-func newCommand(ops []argOp, positional []string) *stage.Command {
+func newCommand(ops []transform.Op, positional []string) *stage.Command {
 	return &stage.Command{
 		Name:        "smap",
 		Usage:       "map, filter, flatMap and select over records, fused in one process",
@@ -141,12 +142,11 @@ func newCommand(ops []argOp, positional []string) *stage.Command {
 				return stage.Hint(stage.UsageError("one map EXPR argument at most, got %d: %s", len(positional), quoteArgs(positional)),
 					"quote the expression, as in smap 'upper(value)'; use --map EXPR for several maps")
 			}
-			p, err := compile(ops)
+			m, err := transform.New(transform.Options{Ops: ops, SkipBad: e.Ctx.Bool(flagSkipBad)}, e.Out, e.Stderr, &e.Stats)
 			if err != nil {
 				return err
 			}
-			m := newMapper(p, e.Out, e.Stderr, &e.Stats, e.Ctx.Bool(flagSkipBad))
-			defer m.close()
+			defer m.Close()
 			return e.Loop(m)
 		},
 	}
@@ -155,17 +155,9 @@ func newCommand(ops []argOp, positional []string) *stage.Command {
 func quoteArgs(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		q[i] = quote(a)
+		q[i] = transform.Quote(a)
 	}
 	return strings.Join(q, " ")
-}
-
-// quote shows an expression or command as a shell would take it back.
-func quote(s string) string {
-	if !strings.Contains(s, "'") {
-		return "'" + s + "'"
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // smapCommand is the command of main.go. It scans the raw arguments for the

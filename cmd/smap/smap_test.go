@@ -125,7 +125,7 @@ func TestScanArgs(t *testing.T) {
 		ops, _, re := scanArgs(tt.args)
 		var got []string
 		for _, o := range ops {
-			got = append(got, o.flag+" "+o.value)
+			got = append(got, o.Kind.String()+" "+o.Arg)
 		}
 		if !reflect.DeepEqual(got, tt.ops) {
 			t.Errorf("scanArgs(%q) ops = %q, want %q", tt.args, got, tt.ops)
@@ -387,61 +387,6 @@ func TestFilterRuns(t *testing.T) {
 		}
 		if got, want := show(t, out), show(t, out2); got != want {
 			t.Errorf("--filter %q:\n%s\nwant\n%s", f, got, want)
-		}
-	}
-}
-
-// The fast path of --flat 'split(FIELD, SEP)' writes exactly the records
-// of the generic path, where the program runs and each string of its
-// []string is encoded. (Frames may be cut at other records: the fast path
-// hands the writer several records at once.)
-func TestFlatSplitFastPath(t *testing.T) {
-	inputs := []string{"", " ", "  ", "a", "a b", "a  b", " a b ", "héllo wörld", "a\u00a0b\u2003c", "日本 語",
-		"\xff\xfe a \xc3", "a,b,,c,", ",", "x--y----z", strings.Repeat("word ", 40), strings.Repeat("x", 40),
-		strings.Repeat("a ", 10000), strings.Repeat("é", 300)}
-	var lineItem item
-	for _, s := range inputs {
-		j, _, err := record.AppendJSON(nil, record.AppendString(nil, s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lineItem.recs = append(lineItem.recs, `{"value":`+string(j)+`,"other":1}`)
-	}
-	in := stream(t, lineItem, batch(), lineItem)
-	for _, sep := range []string{`" "`, `","`, `"--"`, `""`, `"é"`} {
-		for _, pair := range [][2]string{
-			{`split(value, ` + sep + `)`, `split(value + "", ` + sep + `)`},
-			{`fields(value)`, `fields(value + "")`},
-		} {
-			ops, _, _ := scanArgs([]string{"--flat", pair[0]})
-			p, err := compile(ops)
-			if err != nil || p[0].split == nil {
-				t.Fatalf("%s: no fast path (%v)", pair[0], err)
-			}
-			fast, stderr, code := runSmap(in, "--flat", pair[0])
-			if code != 0 {
-				t.Fatal(stderr)
-			}
-			slow, stderr, code := runSmap(in, "--flat", pair[1])
-			if code != 0 {
-				t.Fatal(stderr)
-			}
-			if f, s := show(t, fast), show(t, slow); f != s {
-				t.Errorf("%s and %s differ:\n%s\n%s", pair[0], pair[1], f, s)
-			}
-			// Followed by another operation, the parts take the general
-			// way through the pipeline.
-			fast, stderr, code = runSmap(in, "--flat", pair[0], "--set", "k=1")
-			if code != 0 {
-				t.Fatal(stderr)
-			}
-			slow, stderr, code = runSmap(in, "--flat", pair[1], "--set", "k=1")
-			if code != 0 {
-				t.Fatal(stderr)
-			}
-			if f, s := show(t, fast), show(t, slow); f != s {
-				t.Errorf("%s and %s, then --set, differ:\n%s\n%s", pair[0], pair[1], f, s)
-			}
 		}
 	}
 }

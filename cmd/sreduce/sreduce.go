@@ -1,15 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"runtime/debug"
-	"time"
 
-	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cmd/internal/aggflags"
-	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/reduce"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -75,23 +72,6 @@ Examples:
 	Action: run,
 }
 
-type mode uint8
-
-const (
-	perBatch mode = iota
-	complete
-	update
-)
-
-// options is the parsed command line.
-type options struct {
-	*aggflags.Options
-	mode       mode
-	ttl        time.Duration
-	checkpoint string
-	name       string
-}
-
 func run(e *stage.Env) error {
 	o, err := parseOptions(e.Ctx, e.Args)
 	if err != nil {
@@ -105,177 +85,55 @@ func run(e *stage.Env) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	r, err := newReducer(e.Out, o)
+	r, err := reduce.New(o, e.Out, &e.Stats, e.Replaying)
 	if err != nil {
 		return err
 	}
-	r.stats = &e.Stats
-	r.replaying = e.Replaying
 	need := ""
-	if o.mode != perBatch {
+	if o.Mode != reduce.PerBatch {
 		need = "sreduce --running keeps its state across batches, and a restart must restore it"
 	}
-	if err := e.UseCheckpoint(o.checkpoint, need); err != nil {
+	if err := e.UseCheckpoint(o.Checkpoint, need); err != nil {
 		return err
 	}
 	return e.Loop(r)
 }
 
-func parseOptions(c *cli.Context, args []string) (*options, error) {
+// parseOptions turns the command line into the engine's options.
+func parseOptions(c *cli.Context, args []string) (reduce.Options, error) {
 	if c.NArg() > 0 {
-		return nil, stage.UsageError("unexpected argument %q: sreduce reads frames from its input and takes flags only", c.Args().First())
+		return reduce.Options{}, stage.UsageError("unexpected argument %q: sreduce reads frames from its input and takes flags only", c.Args().First())
 	}
 	a, err := aggflags.Parse(c, args)
 	if err != nil {
-		return nil, err
+		return reduce.Options{}, err
 	}
-	o := &options{Options: a, checkpoint: c.String("checkpoint"), name: c.String("name")}
-	if len(o.Cfg.Keys) == 0 && len(o.Cfg.Aggs) == 0 {
-		return nil, stage.UsageError("nothing to compute: give a key (-k) or an aggregate (--count, --sum F, ...)")
+	o := reduce.Options{Agg: a.Cfg, Top: a.Top, By: a.By, SkipBad: a.SkipBad,
+		Checkpoint: c.String("checkpoint"), Name: c.String("name")}
+	if len(o.Agg.Keys) == 0 && len(o.Agg.Aggs) == 0 {
+		return reduce.Options{}, stage.UsageError("nothing to compute: give a key (-k) or an aggregate (--count, --sum F, ...)")
 	}
 	if c.Bool("running") {
 		switch m := c.String("mode"); m {
 		case "complete":
-			o.mode = complete
+			o.Mode = reduce.Complete
 		case "update":
-			o.mode = update
+			o.Mode = reduce.Update
 		default:
-			return nil, stage.UsageError("--mode %q: want complete or update", m)
+			return reduce.Options{}, stage.UsageError("--mode %q: want complete or update", m)
 		}
-		if o.ttl = c.Duration("ttl"); c.IsSet("ttl") && o.ttl <= 0 {
-			return nil, stage.UsageError("--ttl %v: want a positive duration", o.ttl)
+		if o.TTL = c.Duration("ttl"); c.IsSet("ttl") && o.TTL <= 0 {
+			return reduce.Options{}, stage.UsageError("--ttl %v: want a positive duration", o.TTL)
 		}
 	} else {
 		for _, f := range []string{"mode", "ttl"} {
 			if c.IsSet(f) {
-				return nil, stage.UsageError("--%s applies to running state: add --running", f)
+				return reduce.Options{}, stage.UsageError("--%s applies to running state: add --running", f)
 			}
 		}
 	}
-	if err := checkpoint.ValidName(o.name); err != nil {
-		return nil, stage.UsageError("--name: %v", err)
+	if err := checkpoint.ValidName(o.Name); err != nil {
+		return reduce.Options{}, stage.UsageError("--name: %v", err)
 	}
 	return o, nil
 }
-
-// reducer is the stage's Handler.
-type reducer struct {
-	out   *framing.Writer
-	o     *options
-	t     *agg.Table
-	fp    string
-	stats *stage.Stats
-
-	state     *checkpoint.State // --checkpoint with --running, or nil
-	replaying func() bool       // the pipeline's source replays from the checkpoint
-	nrec      int               // records of the batch in hand so far
-
-	gs  []int32
-	buf []byte
-}
-
-func newReducer(out *framing.Writer, o *options) (*reducer, error) {
-	t, err := agg.New(o.Cfg)
-	if err != nil {
-		return nil, stage.Usage(err)
-	}
-	r := &reducer{out: out, o: o, t: t, fp: o.Cfg.Fingerprint(), stats: new(stage.Stats)}
-	if o.checkpoint != "" && o.mode != perBatch {
-		if r.state, err = checkpoint.OpenState(o.checkpoint, o.name, r.fp, "each set of keys and aggregates"); err != nil {
-			return nil, fmt.Errorf("--checkpoint: %w", err)
-		}
-	}
-	return r, nil
-}
-
-func (r *reducer) Begin(b stage.Batch) error {
-	if r.state != nil {
-		if err := r.state.Begin(b.ID, r.replaying != nil && r.replaying(), r.t.LoadSnapshot); err != nil {
-			return err
-		}
-	}
-	r.nrec = 0
-	r.t.SetTime(b.Time)
-	r.t.ClearTouched()
-	return nil
-}
-
-func (r *reducer) Block(b stage.Batch, recs framing.Records) error {
-	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-		r.nrec++
-		if err := r.t.Add(rec); err != nil {
-			if r.o.SkipBad {
-				r.stats.Skipped++
-				continue
-			}
-			return aggflags.BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
-		}
-	}
-	return nil
-}
-
-func (r *reducer) End(b stage.Batch) error {
-	t := r.t
-	if r.o.mode == perBatch {
-		gs := t.SortedTouched(r.gs[:0])
-		if len(gs) == 0 && len(r.o.Cfg.Keys) == 0 && r.o.HasCount() {
-			gs = append(gs, t.Group(nil)) // DStream.count of an empty batch is 0
-		}
-		err := r.write(b, gs)
-		// Keep the groups for the next batch (their keys are not allocated
-		// again) unless they have piled up far beyond what a batch uses.
-		t.Zero()
-		if t.Len() > 2*len(gs)+4096 {
-			t.Reset()
-		}
-		r.gs = gs
-		return err
-	}
-	removed := 0
-	if r.o.ttl > 0 {
-		removed = t.Expire(b.Time - r.o.ttl.Milliseconds())
-	}
-	updated := len(t.Touched())
-	if r.state != nil {
-		if err := r.state.Save(b.ID, b.Time, t.WriteSnapshot); err != nil {
-			return err
-		}
-	}
-	var gs []int32
-	switch {
-	case r.o.mode == update:
-		gs = t.SortedTouched(r.gs[:0])
-		r.gs = gs
-	case r.o.Top > 0:
-		gs = append(r.gs[:0], t.Sorted()...) // Top reorders it
-		r.gs = gs
-	default:
-		gs = t.Sorted()
-	}
-	r.stats.State = &stage.StateStats{
-		NumRowsTotal:    int64(t.Len()),
-		NumRowsUpdated:  int64(updated),
-		NumRowsRemoved:  int64(removed),
-		MemoryUsedBytes: t.MemoryUsed(),
-	}
-	return r.write(b, gs)
-}
-
-// write writes batch b holding the groups gs, sorted by key.
-func (r *reducer) write(b stage.Batch, gs []int32) error {
-	if r.o.Top > 0 {
-		gs = r.t.Top(gs, r.o.Top, r.o.By)
-	}
-	if err := r.out.BeginBatch(b.ID, b.Time); err != nil {
-		return err
-	}
-	for _, g := range gs {
-		r.buf = r.t.AppendRecord(r.buf[:0], g)
-		if err := r.out.WriteRecord(r.buf); err != nil {
-			return err
-		}
-	}
-	return r.out.EndBatch()
-}
-
-func (r *reducer) Watermark(t int64) error { return r.out.Watermark(t) }

@@ -47,9 +47,9 @@ func stream(t testing.TB, bs []batch) []byte {
 	return frametest.Stream(t, fb)
 }
 
-// reduce runs sreduce on the batches and returns its output, one line per
+// runReduce runs sreduce on the batches and returns its output, one line per
 // batch: "ID@TIME: rec rec ...", records as JSON.
-func reduce(t testing.TB, bs []batch, args ...string) string {
+func runReduce(t testing.TB, bs []batch, args ...string) string {
 	t.Helper()
 	out, stderr, code := runSreduce(t, stream(t, bs), args...)
 	if code != 0 {
@@ -69,7 +69,7 @@ func runSreduce(t testing.TB, in []byte, args ...string) (out, stderr string, co
 }
 
 func TestAcceptancePerBatch(t *testing.T) {
-	got := reduce(t, words(0, "a a b", "'' ''", ""), "-k", "value", "--count")
+	got := runReduce(t, words(0, "a a b", "'' ''", ""), "-k", "value", "--count")
 	want := `0@1000: {"value":"a","count":2} {"value":"b","count":1}
 1@2000: {"value":"","count":2}
 2@3000:
@@ -90,7 +90,7 @@ var runningWant = `0@1000: {"value":"a","count":1}
 var runningInput = []string{"a", "a b", "a b c", "a b", "a", ""}
 
 func TestAcceptanceRunning(t *testing.T) {
-	got := reduce(t, words(0, runningInput...), "-k", "value", "--count", "--running")
+	got := runReduce(t, words(0, runningInput...), "-k", "value", "--count", "--running")
 	if got != runningWant {
 		t.Errorf("got\n%s\nwant\n%s", got, runningWant)
 	}
@@ -105,13 +105,13 @@ func TestCheckpointRestart(t *testing.T) {
 		{"-k", "value", "--count", "--running", "--mode", "update"},
 		{"-k", "value", "--count", "--sum", "n", "--distinct", "value", "--collect", "value", "--first", "value", "--max", "value", "--running"},
 	} {
-		whole := reduce(t, all, args...)
+		whole := runReduce(t, all, args...)
 		for stop := 1; stop < len(all); stop++ {
 			dir := t.TempDir()
 			a := append(args, "--checkpoint", dir)
-			first := reduce(t, all[:stop], a...)
+			first := runReduce(t, all[:stop], a...)
 			frametest.Commit(t, dir, uint64(stop-1)) // as the sink does
-			got := first + reduce(t, all[stop:], a...)
+			got := first + runReduce(t, all[stop:], a...)
 			if got != whole {
 				t.Errorf("%v, stopped after batch %d:\n%s\nwant\n%s", args, stop-1, got, whole)
 			}
@@ -140,14 +140,14 @@ func mustStore(t *testing.T, dir string) *checkpoint.Store {
 func TestCheckpointReplay(t *testing.T) {
 	all := words(0, runningInput...)
 	args := []string{"-k", "value", "--count", "--running"}
-	whole := reduce(t, all, args...)
+	whole := runReduce(t, all, args...)
 	lines := strings.SplitAfter(whole, "\n")
 	dir := t.TempDir()
 	a := append(args, "--checkpoint", dir)
-	reduce(t, all[:4], a...) // batches 0..3
+	runReduce(t, all[:4], a...) // batches 0..3
 	frametest.Commit(t, dir, 2)
 	// Batch 3 replayed: restored from snapshot 2, exactly.
-	if got := reduce(t, all[3:], a...); got != strings.Join(lines[3:], "") {
+	if got := runReduce(t, all[3:], a...); got != strings.Join(lines[3:], "") {
 		t.Errorf("replaying from batch 3:\n%s\nwant\n%s", got, strings.Join(lines[3:], ""))
 	}
 	// Without the snapshot of the last commit, no other is restored.
@@ -157,14 +157,14 @@ func TestCheckpointReplay(t *testing.T) {
 		t.Errorf("without snapshot 2: exit %d, %s", code, stderr)
 	}
 	// A stream starting again at batch 0 starts from an empty state.
-	if got := reduce(t, all, a...); got != whole {
+	if got := runReduce(t, all, a...); got != whole {
 		t.Errorf("from batch 0 again:\n%s\nwant\n%s", got, whole)
 	}
 }
 
 func TestCheckpointMismatch(t *testing.T) {
 	dir := t.TempDir()
-	reduce(t, words(0, "a", "b"), "-k", "value", "--count", "--running", "--checkpoint", dir)
+	runReduce(t, words(0, "a", "b"), "-k", "value", "--count", "--running", "--checkpoint", dir)
 	frametest.Commit(t, dir, 1)
 	_, stderr, code := runSreduce(t, stream(t, words(2, "a")), "-k", "value", "--sum", "n", "--running", "--checkpoint", dir)
 	state := filepath.Join(dir, "state", "sreduce")
@@ -179,7 +179,7 @@ func TestCheckpointMismatch(t *testing.T) {
 		t.Errorf("from batch 0: exit %d, want 1", code)
 	}
 	// Renaming an output keeps the state.
-	got := reduce(t, words(2, "a"), "-k", "value", "--count-as", "n", "--running", "--checkpoint", dir)
+	got := runReduce(t, words(2, "a"), "-k", "value", "--count-as", "n", "--running", "--checkpoint", dir)
 	if want := "2@3000: {\"value\":\"a\",\"n\":2} {\"value\":\"b\",\"n\":1}\n"; got != want {
 		t.Errorf("got %s want %s", got, want)
 	}
@@ -216,7 +216,7 @@ func TestAggregates(t *testing.T) {
 		{[]string{"-k", "s", "--count", "--top", "1"}, `{"s":"b","count":2}`},
 		{[]string{"-k", "s", "--count", "--sum", "n", "--top", "2", "--by", "sum_n"}, `{"s":"b","count":2,"sum_n":8} {"s":"a","count":1,"sum_n":-1}`},
 	} {
-		got := reduce(t, []batch{{0, recs}}, c.args...)
+		got := runReduce(t, []batch{{0, recs}}, c.args...)
 		if want := "0@1000: " + c.want + "\n"; got != want {
 			t.Errorf("%v:\ngot  %s\nwant %s", c.args, got, want)
 		}
@@ -224,13 +224,13 @@ func TestAggregates(t *testing.T) {
 }
 
 func TestKeylessCount(t *testing.T) {
-	got := reduce(t, words(0, "a b", "", "c"), "--count")
+	got := runReduce(t, words(0, "a b", "", "c"), "--count")
 	want := "0@1000: {\"count\":2}\n1@2000: {\"count\":0}\n2@3000: {\"count\":1}\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	// Without --count an empty batch stays empty.
-	got = reduce(t, []batch{{0, []string{`{"n":1}`}}, {1, nil}}, "--sum", "n")
+	got = runReduce(t, []batch{{0, []string{`{"n":1}`}}, {1, nil}}, "--sum", "n")
 	if want := "0@1000: {\"sum_n\":1}\n1@2000:\n"; got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
@@ -261,7 +261,7 @@ sreduce: hint: --skip-bad skips such records and counts them in --progress (numS
 
 func TestRunningUpdateTTL(t *testing.T) {
 	in := words(0, "a b", "a", "", "c", "a", "")
-	got := reduce(t, in, "-k", "value", "--count", "--running", "--mode", "update")
+	got := runReduce(t, in, "-k", "value", "--count", "--running", "--mode", "update")
 	want := `0@1000: {"value":"a","count":1} {"value":"b","count":1}
 1@2000: {"value":"a","count":2}
 2@3000:
@@ -325,7 +325,7 @@ func TestUsage(t *testing.T) {
 // spelled.
 func TestScanOrder(t *testing.T) {
 	recs := []batch{{0, []string{`{"a":1,"b":2}`}}}
-	got := reduce(t, recs, "--sum=b", "-max", "a", "--count=true", "--count-as=n", "--min", "x=a,b")
+	got := runReduce(t, recs, "--sum=b", "-max", "a", "--count=true", "--count-as=n", "--min", "x=a,b")
 	if want := "0@1000: {\"sum_b\":2,\"max_a\":1,\"count\":1,\"n\":1,\"x\":1,\"min_b\":2}\n"; got != want {
 		t.Errorf("got %s want %s", got, want)
 	}
@@ -362,7 +362,7 @@ func TestRestartFixtures(t *testing.T) {
 func TestCheckpointCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"-k", "value", "--count", "--running", "--checkpoint", dir}
-	reduce(t, words(0, "a", "b"), args...)
+	runReduce(t, words(0, "a", "b"), args...)
 	frametest.Commit(t, dir, 1)
 	path := filepath.Join(dir, "state", "sreduce", "1.snapshot")
 	b, _ := os.ReadFile(path)

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/dstream/dstream/agg"
-	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/reduce"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -68,14 +68,7 @@ type Options struct {
 }
 
 // HasCount reports whether an aggregate is a count.
-func (o *Options) HasCount() bool {
-	for _, a := range o.Cfg.Aggs {
-		if a.Kind == agg.Count {
-			return true
-		}
-	}
-	return false
-}
+func (o *Options) HasCount() bool { return o.Cfg.HasCount() }
 
 // Parse reads the flags of Flags; args is the raw command line (args[0]
 // the program), scanned for the order of the aggregate flags.
@@ -215,18 +208,6 @@ func scanAggs(args []string, c *cli.Context) ([]agg.Spec, error) {
 	return specs, nil
 }
 
-// maxShown bounds the part of a bad record that an error shows.
-const maxShown = 200
-
-// BadRecord is the error of a record that cannot be aggregated, at where
-// (the batch and the record's number): the record as JSON (its start), and
-// a hint at --skip-bad.
-func BadRecord(where string, rec []byte, err error) error {
-	if js, _, jerr := record.AppendJSON(nil, rec); jerr == nil {
-		if len(js) > maxShown {
-			js = append(js[:maxShown], "..."...)
-		}
-		where += " " + string(js)
-	}
-	return stage.Hint(fmt.Errorf("%s: %w", where, err), "--skip-bad skips such records and counts them in --progress (numSkippedRows)")
-}
+// BadRecord is the error of a record that cannot be aggregated: see
+// reduce.BadRecord.
+func BadRecord(where string, rec []byte, err error) error { return reduce.BadRecord(where, rec, err) }

@@ -1,4 +1,4 @@
-package main
+package transform
 
 import (
 	"bytes"
@@ -34,12 +34,12 @@ func (r *rec) setRaw(raw []byte, orig bool) {
 	r.raw, r.fs, r.parsed, r.orig = raw, r.fs[:0], false, orig
 }
 
-// mapper runs the operations on every record of every batch. A record goes
-// through all of them before the next one starts, with no encoding in
-// between: fields an operation does not touch stay raw bytes, and a record
-// that only passed filters leaves as the bytes it came in (runs of such
-// records as one WriteRawBlock).
-type mapper struct {
+// Engine runs the operations on every record of every batch: it is the
+// stage.Handler of smap. A record goes through all of them before the next
+// one starts, with no encoding in between: fields an operation does not
+// touch stay raw bytes, and a record that only passed filters leaves as the
+// bytes it came in (runs of such records as one WriteRawBlock).
+type Engine struct {
 	stage.Forward
 	ops     []*op
 	skipBad bool
@@ -65,20 +65,37 @@ type mapper struct {
 	cur0, cur1             int // where the input record in hand lies in blk
 }
 
-func newMapper(ops []*op, out *framing.Writer, stderr io.Writer, stats *stage.Stats, skipBad bool) *mapper {
-	m := &mapper{Forward: stage.Forward{Out: out}, ops: ops, skipBad: skipBad, stats: stats, stderr: procStderr(stderr),
+// New compiles the operations of o, all of them before any input is read
+// (an error is a usage error, naming the operation), and returns the
+// engine that writes its batches to out. The --exec commands write their
+// stderr to stderr; records dropped by o.SkipBad are counted in
+// stats.Skipped (stats may be nil). Close must be called when the engine
+// is done with.
+func New(o Options, out *framing.Writer, stderr io.Writer, stats *stage.Stats) (*Engine, error) {
+	ops, err := compile(o.Ops)
+	if err != nil {
+		return nil, err
+	}
+	if stats == nil {
+		stats = new(stage.Stats)
+	}
+	return newEngine(ops, out, stderr, stats, o.SkipBad), nil
+}
+
+func newEngine(ops []*op, out *framing.Writer, stderr io.Writer, stats *stage.Stats, skipBad bool) *Engine {
+	m := &Engine{Forward: stage.Forward{Out: out}, ops: ops, skipBad: skipBad, stats: stats, stderr: procStderr(stderr),
 		kids: make([]rec, len(ops)), execs: make([]*proc, len(ops)), nilRaw: record.AppendNil(nil)}
 	return m
 }
 
 // Begin opens the batch and starts the --exec commands.
-func (m *mapper) Begin(b stage.Batch) error {
+func (m *Engine) Begin(b stage.Batch) error {
 	m.batch, m.n = b, 0
 	if err := m.Forward.Begin(b); err != nil {
 		return err
 	}
 	for i, o := range m.ops {
-		if o.kind == opExec {
+		if o.kind == Exec {
 			p, err := startProc(o, b, m.stderr)
 			if err != nil {
 				return fmt.Errorf("%v: %w", b, err)
@@ -90,7 +107,7 @@ func (m *mapper) Begin(b stage.Batch) error {
 }
 
 // Block runs the operations on each record of a block.
-func (m *mapper) Block(b stage.Batch, recs framing.Records) error {
+func (m *Engine) Block(b stage.Batch, recs framing.Records) error {
 	blk, n := recs.Rest()
 	if len(m.ops) == 0 {
 		m.n += n
@@ -121,7 +138,7 @@ func (m *mapper) Block(b stage.Batch, recs framing.Records) error {
 
 // End finishes the --exec commands in order, running the operations after
 // each on its output, and closes the batch.
-func (m *mapper) End(b stage.Batch) error {
+func (m *Engine) End(b stage.Batch) error {
 	for i, p := range m.execs {
 		if p == nil {
 			continue
@@ -140,7 +157,7 @@ func (m *mapper) End(b stage.Batch) error {
 
 // execOutput turns the output of op i, an --exec, into records and runs
 // the operations after it on them.
-func (m *mapper) execOutput(i int, out []byte) error {
+func (m *Engine) execOutput(i int, out []byte) error {
 	o := m.ops[i]
 	m.from, m.line = o, 0
 	var buf []byte
@@ -206,8 +223,8 @@ func preview(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-// close stops --exec commands left running by a failure.
-func (m *mapper) close() {
+// Close stops the --exec commands left running by a failure.
+func (m *Engine) Close() {
 	for _, p := range m.execs {
 		if p != nil {
 			p.kill()
@@ -231,7 +248,7 @@ func (e *badRecord) Unwrap() error { return e.err }
 
 // bad handles an operation's failure on r: with --skip-bad the record is
 // dropped and counted, else it stops the stage.
-func (m *mapper) bad(o *op, r *rec, err error) error {
+func (m *Engine) bad(o *op, r *rec, err error) error {
 	if m.skipBad {
 		m.stats.Skipped++
 		return nil
@@ -244,7 +261,7 @@ func (m *mapper) bad(o *op, r *rec, err error) error {
 }
 
 // jsonOf shows a record for an error message.
-func (m *mapper) jsonOf(r *rec) string {
+func (m *Engine) jsonOf(r *rec) string {
 	raw := r.raw
 	if r.parsed {
 		raw = encode(nil, r.fs)
@@ -262,31 +279,31 @@ func (m *mapper) jsonOf(r *rec) string {
 
 // run applies the operations from i on to r, and writes r out if it
 // passes them all.
-func (m *mapper) run(r *rec, i int) error {
+func (m *Engine) run(r *rec, i int) error {
 	for ; i < len(m.ops); i++ {
 		o := m.ops[i]
 		var err error
 		switch o.kind {
-		case opFilter:
+		case Filter:
 			var keep bool
 			if keep, err = m.filter(o, r); err == nil && !keep {
 				return nil
 			}
-		case opMap:
+		case Map:
 			err = m.mapOp(o, r)
-		case opFlat:
+		case Flat:
 			return m.flat(o, r, i)
-		case opSet:
+		case Set:
 			err = m.set(o, r)
-		case opSelect:
+		case Select:
 			err = m.selectOp(o, r)
-		case opDrop:
+		case Drop:
 			err = m.drop(o, r)
-		case opRename:
+		case Rename:
 			err = m.rename(o, r)
-		case opParseJSON:
+		case ParseJSON:
 			err = m.parseJSON(o, r)
-		case opExec:
+		case Exec:
 			return m.feed(i, r)
 		}
 		if err != nil {
@@ -297,7 +314,7 @@ func (m *mapper) run(r *rec, i int) error {
 }
 
 // emit writes r out.
-func (m *mapper) emit(r *rec) error {
+func (m *Engine) emit(r *rec) error {
 	if r.orig {
 		if m.runN > 0 && m.runEnd == m.cur0 {
 			m.runEnd = m.cur1
@@ -320,7 +337,7 @@ func (m *mapper) emit(r *rec) error {
 	return m.Out.WriteRecord(m.enc)
 }
 
-func (m *mapper) flushRun() error {
+func (m *Engine) flushRun() error {
 	if m.runN == 0 {
 		return nil
 	}
@@ -342,7 +359,7 @@ func encode(dst []byte, fs []field) []byte {
 }
 
 // parse makes r's field list from its raw bytes, once.
-func (m *mapper) parse(r *rec) error {
+func (m *Engine) parse(r *rec) error {
 	if r.parsed {
 		return nil
 	}
@@ -373,7 +390,7 @@ func lookup(r *rec, name string) ([]byte, bool, error) {
 }
 
 // eval runs o's expression on r, decoding only the fields it reads.
-func (m *mapper) eval(o *op, r *rec) (any, error) {
+func (m *Engine) eval(o *op, r *rec) (any, error) {
 	p := o.prog
 	if !r.parsed {
 		if err := p.BindRecord(r.raw); err != nil {
@@ -403,7 +420,7 @@ func (m *mapper) eval(o *op, r *rec) (any, error) {
 	return p.Run()
 }
 
-func (m *mapper) filter(o *op, r *rec) (bool, error) {
+func (m *Engine) filter(o *op, r *rec) (bool, error) {
 	if !r.parsed {
 		if keep, ok := o.prog.FastBool(r.raw); ok {
 			return keep, nil // a simple predicate, on the raw record
@@ -431,7 +448,7 @@ func describe(v any) string {
 }
 
 // value appends v, an expression's value, to the arena and returns it.
-func (m *mapper) value(v any) ([]byte, error) {
+func (m *Engine) value(v any) ([]byte, error) {
 	n := len(m.arena)
 	var err error
 	if m.arena, err = record.AppendValue(m.arena, v); err != nil {
@@ -442,7 +459,7 @@ func (m *mapper) value(v any) ([]byte, error) {
 }
 
 // mapOp makes r the value of o's expression.
-func (m *mapper) mapOp(o *op, r *rec) error {
+func (m *Engine) mapOp(o *op, r *rec) error {
 	v, err := m.eval(o, r)
 	if err != nil {
 		return err
@@ -540,7 +557,7 @@ func stringMap(v any) (map[string]any, bool) {
 
 // flat runs the operations after op i on each element of the list o's
 // expression gives.
-func (m *mapper) flat(o *op, r *rec, i int) error {
+func (m *Engine) flat(o *op, r *rec, i int) error {
 	kid := &m.kids[i]
 	if o.split != nil {
 		raw, _, err := lookup(r, o.split.Field)
@@ -634,7 +651,7 @@ func (m *mapper) flat(o *op, r *rec, i int) error {
 // writeParts writes each part as the record {"value": part}, when nothing
 // follows the --flat: the records are framed here, (uvarint length,
 // msgpack)*, and handed to the writer as one block per input record.
-func (m *mapper) writeParts(it *expr.SplitIter) error {
+func (m *Engine) writeParts(it *expr.SplitIter) error {
 	if err := m.flushRun(); err != nil {
 		return err
 	}
@@ -675,7 +692,7 @@ func (m *mapper) writeParts(it *expr.SplitIter) error {
 }
 
 // set adds or replaces one field.
-func (m *mapper) set(o *op, r *rec) error {
+func (m *Engine) set(o *op, r *rec) error {
 	v, err := m.eval(o, r)
 	if err != nil {
 		return err
@@ -698,7 +715,7 @@ func (m *mapper) set(o *op, r *rec) error {
 	return nil
 }
 
-func (m *mapper) selectOp(o *op, r *rec) error {
+func (m *Engine) selectOp(o *op, r *rec) error {
 	if err := m.parse(r); err != nil {
 		return err
 	}
@@ -718,7 +735,7 @@ func (m *mapper) selectOp(o *op, r *rec) error {
 	return nil
 }
 
-func (m *mapper) drop(o *op, r *rec) error {
+func (m *Engine) drop(o *op, r *rec) error {
 	if err := m.parse(r); err != nil {
 		return err
 	}
@@ -734,7 +751,7 @@ func (m *mapper) drop(o *op, r *rec) error {
 	return nil
 }
 
-func (m *mapper) rename(o *op, r *rec) error {
+func (m *Engine) rename(o *op, r *rec) error {
 	if err := m.parse(r); err != nil {
 		return err
 	}
@@ -767,7 +784,7 @@ var errNoField = errors.New("the record has no such field")
 // object's fields, where the field stood. They replace other fields of the
 // same name; of keys repeated in the object the last value wins, as in
 // encoding/json.
-func (m *mapper) parseJSON(o *op, r *rec) error {
+func (m *Engine) parseJSON(o *op, r *rec) error {
 	if err := m.parse(r); err != nil {
 		return err
 	}
@@ -835,7 +852,7 @@ func hasKey(fs []field, key []byte) bool {
 }
 
 // feed writes r to the stdin of op i's command.
-func (m *mapper) feed(i int, r *rec) error {
+func (m *Engine) feed(i int, r *rec) error {
 	raw := r.raw
 	if r.parsed {
 		m.enc = encode(m.enc[:0], r.fs)

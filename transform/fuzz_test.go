@@ -1,4 +1,4 @@
-package main
+package transform
 
 import (
 	"encoding/json"
@@ -23,8 +23,7 @@ func FuzzParseJSON(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	ops, _, _ := scanArgs([]string{"--parse-json", "value"})
-	p, err := compile(ops)
+	p, err := compile([]Op{{Kind: ParseJSON, Arg: "value"}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -37,7 +36,7 @@ func FuzzParseJSON(f *testing.F) {
 
 		var stats stage.Stats
 		w := framing.NewWriter(io.Discard)
-		m := newMapper(p, w, io.Discard, &stats, false)
+		m := newEngine(p, w, io.Discard, &stats, false)
 		w.BeginBatch(0, 0)
 		m.top.setRaw(in, true)
 		m.arena = m.arena[:0]

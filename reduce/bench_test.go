@@ -1,9 +1,8 @@
-package main
+package reduce
 
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/dstream/dstream/internal/benchutil"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -15,8 +14,8 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
-	"github.com/dstream/dstream/cmd/internal/aggflags"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/benchutil"
 	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -62,15 +61,15 @@ func zipfWords(n, vocab int) [][]byte {
 	return recs
 }
 
-func newBenchReducer(tb testing.TB, o *options) *reducer {
-	r, err := newReducer(framing.NewWriter(io.Discard), o)
+func newBenchReducer(tb testing.TB, o Options) *Engine {
+	r, err := New(o, framing.NewWriter(io.Discard), nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return r
 }
 
-func feed(tb testing.TB, r *reducer, b stage.Batch, fs []framing.Frame) {
+func feed(tb testing.TB, r *Engine, b stage.Batch, fs []framing.Frame) {
 	if err := r.Begin(b); err != nil {
 		tb.Fatal(err)
 	}
@@ -90,8 +89,8 @@ func feed(tb testing.TB, r *reducer, b stage.Batch, fs []framing.Frame) {
 func BenchmarkWordCount(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		mode mode
-	}{{"batch", perBatch}, {"running", complete}} {
+		mode Mode
+	}{{"batch", PerBatch}, {"running", Complete}} {
 		b.Run(c.name, func(b *testing.B) {
 			const perBatch = 100_000
 			recs := zipfWords(perBatch, 10_000)
@@ -100,7 +99,7 @@ func BenchmarkWordCount(b *testing.B) {
 			for _, f := range fs {
 				size += len(f.Payload)
 			}
-			o := &options{Options: &aggflags.Options{Cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1}, mode: c.mode}
+			o := Options{Agg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1, Mode: c.mode}
 			r := newBenchReducer(b, o)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
@@ -131,9 +130,9 @@ func TestMemoryMillionKeys(t *testing.T) {
 	debug.FreeOSMemory()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	o := &options{Options: &aggflags.Options{Cfg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{
-		{Kind: agg.Count, Name: "count"}, {Kind: agg.Sum, Field: "n", Name: "sum_n"}}}, By: -1},
-		mode: complete, checkpoint: t.TempDir(), name: "sreduce"}
+	o := Options{Agg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{
+		{Kind: agg.Count, Name: "count"}, {Kind: agg.Sum, Field: "n", Name: "sum_n"}}}, By: -1,
+		Mode: Complete, Checkpoint: t.TempDir(), Name: "sreduce"}
 	r := newBenchReducer(t, o)
 	// 4 batches of 250k new keys each; records built a block at a time so
 	// that the input does not count.
@@ -179,7 +178,7 @@ func TestMemoryMillionKeys(t *testing.T) {
 	runtime.KeepAlive(r)
 	r = nil
 
-	frametest.Commit(t, o.checkpoint, 3) // as the sink does
+	frametest.Commit(t, o.Checkpoint, 3) // as the sink does
 	start := time.Now()
 	r2 := newBenchReducer(t, o)
 	feed(t, r2, stage.Batch{ID: 4, Time: 5000}, nil)

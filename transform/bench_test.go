@@ -1,9 +1,8 @@
-package main
+package transform
 
 import (
 	"bytes"
-	"github.com/dstream/dstream/internal/benchutil"
-
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/benchutil"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -104,17 +104,18 @@ func consume(r io.Reader) int {
 	return n
 }
 
-// benchSmap runs smap in process over the bench input, as a pipeline would
-// run it: reading frames, the operations, writing frames (thrown away). It
-// reports records per second of wall time and of CPU time.
-func benchSmap(b *testing.B, args ...string) { benchSmapOn(b, benchInput, args...) }
+// benchSmap runs the engine in process over the bench input as smap runs
+// it, a stage reading frames, the operations, writing frames (thrown away).
+// It reports records per second of wall time and of CPU time.
+func benchSmap(b *testing.B, ops ...Op) { benchSmapOn(b, benchInput, ops...) }
 
-func benchSmapOn(b *testing.B, input func() ([]byte, int), args ...string) {
+func benchSmapOn(b *testing.B, input func() ([]byte, int), ops ...Op) {
 	in, n := input()
-	args = append([]string{"smap"}, args...)
+	cmd := command(Options{Ops: ops})
+	args := []string{"smap"}
 	c := newCounter()
 	var stderr bytes.Buffer
-	if code := command.Run(args, bytes.NewReader(in), c, &stderr); code != 0 {
+	if code := cmd.Run(args, bytes.NewReader(in), c, &stderr); code != 0 {
 		b.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	out := c.wait()
@@ -122,7 +123,7 @@ func benchSmapOn(b *testing.B, input func() ([]byte, int), args ...string) {
 	b.ReportAllocs()
 	cpu0 := benchutil.CPUTime()
 	for b.Loop() {
-		if code := command.Run(args, bytes.NewReader(in), io.Discard, &stderr); code != 0 {
+		if code := cmd.Run(args, bytes.NewReader(in), io.Discard, &stderr); code != 0 {
 			b.Fatalf("exit %d: %s", code, stderr.String())
 		}
 	}
@@ -136,22 +137,26 @@ func benchSmapOn(b *testing.B, input func() ([]byte, int), args ...string) {
 }
 
 func BenchmarkPassthrough(b *testing.B) { benchSmap(b) }
-func BenchmarkFilterTrue(b *testing.B)  { benchSmap(b, "--filter", "true") }
+func BenchmarkFilterTrue(b *testing.B)  { benchSmap(b, Op{Kind: Filter, Arg: "true"}) }
 
 // BenchmarkFilterKeepAll runs an expression on every record that keeps
 // them all: they leave as the raw block.
-func BenchmarkFilterKeepAll(b *testing.B) { benchSmap(b, "--filter", "len(value) > 0") }
-func BenchmarkFilterHalf(b *testing.B)    { benchSmap(b, "--filter", `value < "m"`) }
-func BenchmarkFlatSplit(b *testing.B)     { benchSmap(b, "--flat", `split(value, " ")`) }
+func BenchmarkFilterKeepAll(b *testing.B) { benchSmap(b, Op{Kind: Filter, Arg: "len(value) > 0"}) }
+func BenchmarkFilterHalf(b *testing.B)    { benchSmap(b, Op{Kind: Filter, Arg: `value < "m"`}) }
+func BenchmarkFlatSplit(b *testing.B)     { benchSmap(b, Op{Kind: Flat, Arg: `split(value, " ")`}) }
 
 // BenchmarkFlatSplitGeneric is the same split without the fast path.
-func BenchmarkFlatSplitGeneric(b *testing.B) { benchSmap(b, "--flat", `split(value + "", " ")`) }
-func BenchmarkSetSelect(b *testing.B) {
-	benchSmap(b, "--set", "n=len(value)", "--select", "value,n")
+func BenchmarkFlatSplitGeneric(b *testing.B) {
+	benchSmap(b, Op{Kind: Flat, Arg: `split(value + "", " ")`})
 }
-func BenchmarkMapLiteral(b *testing.B) { benchSmap(b, `{"w": upper(value), "n": len(value)}`) }
+func BenchmarkSetSelect(b *testing.B) {
+	benchSmap(b, Op{Kind: Set, Arg: "n=len(value)"}, Op{Kind: Select, Arg: "value,n"})
+}
+func BenchmarkMapLiteral(b *testing.B) {
+	benchSmap(b, Op{Kind: Map, Arg: `{"w": upper(value), "n": len(value)}`, Positional: true})
+}
 func BenchmarkParseJSON(b *testing.B) {
-	benchSmap(b, "--set", `value=sprintf("{\"v\": %q, \"n\": 1}", value)`, "--parse-json", "value")
+	benchSmap(b, Op{Kind: Set, Arg: `value=sprintf("{\"v\": %q, \"n\": 1}", value)`}, Op{Kind: ParseJSON, Arg: "value"})
 }
 
 // BenchmarkFilterSimple runs predicates that expr.Program.FastBool
@@ -162,8 +167,8 @@ func BenchmarkParseJSON(b *testing.B) {
 func BenchmarkFilterSimple(b *testing.B) {
 	b.Run("none/core", func(b *testing.B) { benchCoreOn(b, statusBlocks) })
 	for _, src := range []string{`value != ""`, `status >= 500`, `len(value) > 3 && value startsWith "a"`} {
-		b.Run(src+"/smap", func(b *testing.B) { benchSmapOn(b, statusInput, "--filter", src) })
-		b.Run(src+"/core", func(b *testing.B) { benchCoreOn(b, statusBlocks, "--filter", src) })
+		b.Run(src+"/smap", func(b *testing.B) { benchSmapOn(b, statusInput, Op{Kind: Filter, Arg: src}) })
+		b.Run(src+"/core", func(b *testing.B) { benchCoreOn(b, statusBlocks, Op{Kind: Filter, Arg: src}) })
 	}
 }
 
@@ -172,10 +177,10 @@ func BenchmarkFilterSimple(b *testing.B) {
 // walking every record) with the same pipeline without smap.
 func BenchmarkPipeline(b *testing.B) {
 	in, n := benchInput()
-	for _, mid := range [][]string{nil, {"--filter", "true"}, {"--filter", "len(value) > 0"}} {
+	for _, mid := range []*Op{nil, {Kind: Filter, Arg: "true"}, {Kind: Filter, Arg: "len(value) > 0"}} {
 		name := "without-smap"
 		if mid != nil {
-			name = "smap " + strings.Join(mid, " ")
+			name = fmt.Sprintf("smap --%s %s", mid.Kind, mid.Arg)
 		}
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(in)))
@@ -198,7 +203,7 @@ func BenchmarkPipeline(b *testing.B) {
 						b.Fatal(err)
 					}
 					go func() {
-						code = command.Run(append([]string{"smap"}, mid...), pr, mw, &stderr)
+						code = command(Options{Ops: []Op{*mid}}).Run([]string{"smap"}, pr, mw, &stderr)
 						mw.Close()
 						close(done)
 					}()
@@ -247,10 +252,9 @@ func blocksOf(input func() ([]byte, int)) (blocks [][]byte, counts []int) {
 // benchCore runs the operations over the bench input's blocks in one
 // goroutine, the output framed but thrown away: the cost of smap's own
 // work, per core.
-func benchCore(b *testing.B, args ...string) { benchCoreOn(b, coreBlocks, args...) }
+func benchCore(b *testing.B, ops ...Op) { benchCoreOn(b, coreBlocks, ops...) }
 
-func benchCoreOn(b *testing.B, input func() ([][]byte, []int), args ...string) {
-	ops, _, _ := scanArgs(args)
+func benchCoreOn(b *testing.B, input func() ([][]byte, []int), ops ...Op) {
 	p, err := compile(ops)
 	if err != nil {
 		b.Fatal(err)
@@ -262,7 +266,7 @@ func benchCoreOn(b *testing.B, input func() ([][]byte, []int), args ...string) {
 	}
 	w := framing.NewWriter(io.Discard)
 	var stats stage.Stats
-	m := newMapper(p, w, io.Discard, &stats, false)
+	m := newEngine(p, w, io.Discard, &stats, false)
 	b.ReportAllocs()
 	out := uint64(0)
 	cpu0 := benchutil.CPUTime()
@@ -288,9 +292,11 @@ func benchCoreOn(b *testing.B, input func() ([][]byte, []int), args ...string) {
 	b.ReportMetric(0, "ns/op")
 }
 
-func BenchmarkCoreFilterKeepAll(b *testing.B) { benchCore(b, "--filter", "len(value) > 0") }
-func BenchmarkCoreFlatSplit(b *testing.B)     { benchCore(b, "--flat", `split(value, " ")`) }
+func BenchmarkCoreFilterKeepAll(b *testing.B) { benchCore(b, Op{Kind: Filter, Arg: "len(value) > 0"}) }
+func BenchmarkCoreFlatSplit(b *testing.B)     { benchCore(b, Op{Kind: Flat, Arg: `split(value, " ")`}) }
 func BenchmarkCoreSetSelect(b *testing.B) {
-	benchCore(b, "--set", "n=len(value)", "--select", "value,n")
+	benchCore(b, Op{Kind: Set, Arg: "n=len(value)"}, Op{Kind: Select, Arg: "value,n"})
 }
-func BenchmarkCoreMapLiteral(b *testing.B) { benchCore(b, `{"w": upper(value), "n": len(value)}`) }
+func BenchmarkCoreMapLiteral(b *testing.B) {
+	benchCore(b, Op{Kind: Map, Arg: `{"w": upper(value), "n": len(value)}`, Positional: true})
+}

@@ -1,0 +1,213 @@
+// Package reduce is the engine of sreduce: it groups the records of each
+// batch by key and writes one record per group, the key fields and then the
+// aggregates (DStream's reduceByKey, count and countByValue), per batch or
+// over a running state kept across batches (updateStateByKey), which it
+// saves in the checkpoint and restores on a restart.
+//
+// The grouping and the aggregates themselves are agg's; this package drives
+// an agg.Table through the batches of a stage.
+package reduce
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+// Mode says what each output batch holds.
+type Mode uint8
+
+const (
+	// PerBatch: the groups of the batch alone (reduceByKey).
+	PerBatch Mode = iota
+	// Complete: every group of the running state, at every batch (--running,
+	// --mode complete).
+	Complete
+	// Update: the groups of the running state that the batch changed
+	// (--mode update).
+	Update
+)
+
+// Options is what the engine computes.
+type Options struct {
+	// Agg is the key fields and the aggregates, in output order; it must be
+	// valid (agg.Config.Validate).
+	Agg agg.Config
+	// Top, if above 0, writes only the Top groups with the largest
+	// aggregate Agg.Aggs[By], largest first (--top N --by NAME).
+	Top int
+	By  int
+	// SkipBad skips a record that cannot be aggregated, counting it in
+	// stage.Stats.Skipped, instead of failing (--skip-bad).
+	SkipBad bool
+
+	// Mode is per batch, or a running state and what it writes.
+	Mode Mode
+	// TTL, with a running state, forgets a group that no record updated
+	// for TTL of batch time (--ttl); 0 keeps every group.
+	TTL time.Duration
+	// Checkpoint, with a running state, is the checkpoint directory where
+	// the state is saved after each batch and restored from on a restart
+	// (--checkpoint); "" keeps the state in memory only. Without a running
+	// state it is not used.
+	Checkpoint string
+	// Name is the state's name in the checkpoint directory, state/Name
+	// (--name); it must be a checkpoint.ValidName.
+	Name string
+}
+
+// Engine is sreduce's stage.Handler.
+type Engine struct {
+	out   *framing.Writer
+	o     Options
+	t     *agg.Table
+	fp    string
+	stats *stage.Stats
+
+	state     *checkpoint.State // a checkpointed running state, or nil
+	replaying func() bool       // the pipeline's source replays from the checkpoint
+	nrec      int               // records of the batch in hand so far
+
+	gs  []int32
+	buf []byte
+}
+
+// New returns the engine that writes its batches to out. It opens the
+// checkpoint's state (see Options.Checkpoint), refusing one written with
+// other keys or aggregates. stats gets the skipped records and the running
+// state's figures of each batch (nil: none kept); replaying, called at each
+// batch, tells whether the pipeline's source replays from its checkpoint
+// (stage.Env.Replaying; nil: never), for the restore.
+func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bool) (*Engine, error) {
+	t, err := agg.New(o.Agg)
+	if err != nil {
+		return nil, stage.Usage(err)
+	}
+	if stats == nil {
+		stats = new(stage.Stats)
+	}
+	r := &Engine{out: out, o: o, t: t, fp: o.Agg.Fingerprint(), stats: stats, replaying: replaying}
+	if o.Checkpoint != "" && o.Mode != PerBatch {
+		if r.state, err = checkpoint.OpenState(o.Checkpoint, o.Name, r.fp, "each set of keys and aggregates"); err != nil {
+			return nil, fmt.Errorf("--checkpoint: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Begin restores the state the batch needs, if it is the first.
+func (r *Engine) Begin(b stage.Batch) error {
+	if r.state != nil {
+		if err := r.state.Begin(b.ID, r.replaying != nil && r.replaying(), r.t.LoadSnapshot); err != nil {
+			return err
+		}
+	}
+	r.nrec = 0
+	r.t.SetTime(b.Time)
+	r.t.ClearTouched()
+	return nil
+}
+
+// Block adds the records to their groups.
+func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
+	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+		r.nrec++
+		if err := r.t.Add(rec); err != nil {
+			if r.o.SkipBad {
+				r.stats.Skipped++
+				continue
+			}
+			return BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
+		}
+	}
+	return nil
+}
+
+// End saves the running state and writes the batch's groups.
+func (r *Engine) End(b stage.Batch) error {
+	t := r.t
+	if r.o.Mode == PerBatch {
+		gs := t.SortedTouched(r.gs[:0])
+		if len(gs) == 0 && len(r.o.Agg.Keys) == 0 && r.o.Agg.HasCount() {
+			gs = append(gs, t.Group(nil)) // DStream.count of an empty batch is 0
+		}
+		err := r.write(b, gs)
+		// Keep the groups for the next batch (their keys are not allocated
+		// again) unless they have piled up far beyond what a batch uses.
+		t.Zero()
+		if t.Len() > 2*len(gs)+4096 {
+			t.Reset()
+		}
+		r.gs = gs
+		return err
+	}
+	removed := 0
+	if r.o.TTL > 0 {
+		removed = t.Expire(b.Time - r.o.TTL.Milliseconds())
+	}
+	updated := len(t.Touched())
+	if r.state != nil {
+		if err := r.state.Save(b.ID, b.Time, t.WriteSnapshot); err != nil {
+			return err
+		}
+	}
+	var gs []int32
+	switch {
+	case r.o.Mode == Update:
+		gs = t.SortedTouched(r.gs[:0])
+		r.gs = gs
+	case r.o.Top > 0:
+		gs = append(r.gs[:0], t.Sorted()...) // Top reorders it
+		r.gs = gs
+	default:
+		gs = t.Sorted()
+	}
+	r.stats.State = &stage.StateStats{
+		NumRowsTotal:    int64(t.Len()),
+		NumRowsUpdated:  int64(updated),
+		NumRowsRemoved:  int64(removed),
+		MemoryUsedBytes: t.MemoryUsed(),
+	}
+	return r.write(b, gs)
+}
+
+// write writes batch b holding the groups gs, sorted by key.
+func (r *Engine) write(b stage.Batch, gs []int32) error {
+	if r.o.Top > 0 {
+		gs = r.t.Top(gs, r.o.Top, r.o.By)
+	}
+	if err := r.out.BeginBatch(b.ID, b.Time); err != nil {
+		return err
+	}
+	for _, g := range gs {
+		r.buf = r.t.AppendRecord(r.buf[:0], g)
+		if err := r.out.WriteRecord(r.buf); err != nil {
+			return err
+		}
+	}
+	return r.out.EndBatch()
+}
+
+// Watermark passes the watermark on.
+func (r *Engine) Watermark(t int64) error { return r.out.Watermark(t) }
+
+// maxShown bounds the part of a bad record that an error shows.
+const maxShown = 200
+
+// BadRecord is the error of a record that cannot be aggregated, at where
+// (the batch and the record's number): the record as JSON (its start), and
+// a hint at --skip-bad. swindow's aggregation reports its records alike.
+func BadRecord(where string, rec []byte, err error) error {
+	if js, _, jerr := record.AppendJSON(nil, rec); jerr == nil {
+		if len(js) > maxShown {
+			js = append(js[:maxShown], "..."...)
+		}
+		where += " " + string(js)
+	}
+	return stage.Hint(fmt.Errorf("%s: %w", where, err), "--skip-bad skips such records and counts them in --progress (numSkippedRows)")
+}
