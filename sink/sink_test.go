@@ -1,10 +1,15 @@
 package sink
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -84,3 +89,61 @@ func benchmarkFormat(b *testing.B, o Options) {
 
 func BenchmarkJSON(b *testing.B) { benchmarkFormat(b, Options{Format: "json"}) }
 func BenchmarkTSV(b *testing.B)  { benchmarkFormat(b, Options{Format: "tsv"}) }
+
+// memTarget keeps a batch in memory, and hands it to done at its commit.
+type memTarget struct {
+	bytes.Buffer
+	done func(string)
+}
+
+func (t *memTarget) commit() error { t.done(t.String()); return nil }
+func (t *memTarget) abort()        {}
+
+// TestNewDestination declares a destination, as a file of its own would,
+// and writes through it: sink.New needs nothing else to know of it.
+func TestNewDestination(t *testing.T) {
+	var got []string
+	mem := Destination{
+		Flag:          "mem",
+		Encodes:       true,
+		DefaultFormat: "json",
+		Open: func(o *Options, f *codec.Format, _ *bufio.Writer) (Writer, error) {
+			return newPerBatch(o, f, func(b stage.Batch) (target, error) {
+				return &memTarget{done: func(s string) { got = append(got, fmt.Sprintf("%v: %s", b, s)) }}, nil
+			}), nil
+		},
+	}
+	for _, tc := range []struct {
+		format string
+		want   []string
+	}{
+		{"", []string{"batch 1: {\"value\":\"a\"}\n{\"value\":\"a\"}\n", "batch 2: "}},
+		{"csv", []string{"batch 1: value\na\na\n", "batch 2: "}},
+	} {
+		got = nil
+		s := newTestSink(t, Options{Dest: &mem, Format: tc.format})
+		for id := uint64(1); id <= 2; id++ {
+			b := stage.Batch{ID: id, Time: t0}
+			n := 0
+			if id == 1 {
+				n = 2
+			}
+			f := block(n, "a")
+			if err := s.Begin(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Block(b, f.Records()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.End(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("format %q: %q, want %q", tc.format, got, tc.want)
+		}
+	}
+}
