@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"database/sql"
 	"fmt"
 	"os"
@@ -9,68 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
+
+	"github.com/dstream/dstream/internal/pgtest"
 )
-
-// The PostgreSQL tests write into a server on loopback: the machine's, or
-// DSTREAM_POSTGRES_URL. Each test has a schema of its own, which it drops
-// at its end, so that tests run again, and beside other users of the
-// database.
-func pgServer() string {
-	if u := os.Getenv("DSTREAM_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://127.0.0.1:5432/test"
-}
-
-// pgSchema makes a schema for the test and returns the --postgres URL
-// that writes into it (its search_path) and a connection to it. Without a
-// server the test is skipped, but in CI (CI=true), where it fails.
-func pgSchema(t testing.TB) (string, *sql.DB) {
-	t.Helper()
-	base := pgServer()
-	admin, err := sql.Open("pgx", base)
-	if err == nil {
-		err = admin.Ping()
-	}
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s: %v", base, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	name := strings.Map(func(r rune) rune {
-		if r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			return '_'
-		}
-		return unicode.ToLower(r)
-	}, t.Name())
-	schema := fmt.Sprintf("ssink_%.40s_%x", name, b)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + quoteIdent(schema)); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	u := base + sep + "search_path=" + schema
-	db, err := sql.Open("pgx", u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		if _, err := admin.Exec(`DROP SCHEMA ` + quoteIdent(schema) + ` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	return u, db
-}
 
 // pgRows runs q and returns its rows, columns joined by "|", NULL for a
 // null, times in RFC 3339 (UTC) and binary as x'hex': for PostgreSQL, and
@@ -130,7 +70,7 @@ func pgColumns(table string) string {
 
 func TestPostgresAppend(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	in := stream(t,
 		batch{0, t0, []string{`{"word":"a","n":1}`, `{"word":"b","n":2}`}},
 		batch{1, t0 + 1000, nil},
@@ -146,7 +86,7 @@ func TestPostgresAppend(t *testing.T) {
 
 func TestPostgresComplete(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	in := stream(t,
 		batch{0, t0, []string{`{"k":"a","count":1}`, `{"k":"b","count":1}`}},
 		batch{1, t0 + 1000, []string{`{"k":"a","count":2}`, `{"k":"b","count":1}`, `{"k":"c","count":1}`}})
@@ -159,7 +99,7 @@ func TestPostgresComplete(t *testing.T) {
 
 func TestPostgresUpdate(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	in := stream(t,
 		batch{0, t0, []string{`{"k1":"a","k2":1,"n":1}`, `{"k1":"a","k2":2,"n":1}`, `{"k2":1,"n":5}`}},
 		batch{1, t0 + 1000, []string{`{"k1":"a","k2":1,"n":2}`, `{"k1":"b","k2":1,"n":1}`, `{"k2":1,"n":6}`}},
@@ -191,7 +131,7 @@ func TestPostgresUpdate(t *testing.T) {
 
 func TestPostgresNewColumns(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	in := stream(t,
 		batch{0, t0, []string{`{"a":1}`, `{"a":2,"b":"x"}`, `{"b":"y"}`}},
 		batch{1, t0 + 1000, []string{`{"c":1.5,"a":3}`, `{"A":4}`}})
@@ -219,7 +159,7 @@ func TestPostgresNewColumns(t *testing.T) {
 
 func TestPostgresTypes(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	ts := time.Date(2023, 11, 14, 22, 13, 20, 123456000, time.UTC)
 	rec := everyType(ts)
 	runOK(t, stream(t, batch{0, t0, []string{rec, `{"null":1,"s":"2","m":"text","l":3,"f":4}`, `{"null":true,"m":{"a":{"b":null}}}`}}), "--postgres", u)
@@ -255,7 +195,7 @@ func TestPostgresTypes(t *testing.T) {
 
 func TestPostgresQuoting(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	in := stream(t, batch{0, t0, []string{`{"order":1,"a b":"x","say \"hi\"":true,"Select":null}`}},
 		batch{1, t0 + 1000, []string{`{"order":1,"a b":"y","say \"hi\"":false,"Select":2}`}},
 		batch{2, t0 + 2000, []string{`{"order":1,"a b":"x","say \"hi\"":false,"Select":3}`}})
@@ -271,7 +211,7 @@ func TestPostgresQuoting(t *testing.T) {
 // checkpoint: batches 1 and 2 are not written twice.
 func TestPostgresExactlyOnce(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	ck := filepath.Join(t.TempDir(), "ck")
 	bs := []batch{
 		{0, t0, lines("a")},
@@ -322,7 +262,7 @@ func TestPostgresExactlyOnce(t *testing.T) {
 // and 1 in the table, and nothing of batch 2, not even its new column.
 func TestPostgresRollback(t *testing.T) {
 	t.Parallel()
-	u, db := pgSchema(t)
+	u, db := pgtest.Schema(t)
 	ck := filepath.Join(t.TempDir(), "ck")
 	in := stream(t,
 		batch{0, t0, lines("a")},
@@ -393,13 +333,4 @@ func TestPostgresUsage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "t.db")); !os.IsNotExist(err) {
 		t.Errorf("t.db after usage errors: %v", err)
 	}
-}
-
-// BenchmarkPostgres writes batches of 1000 records, one transaction each,
-// in the modes.
-func BenchmarkPostgres(b *testing.B) {
-	benchmarkSQL(b, func(b *testing.B) string {
-		u, _ := pgSchema(b)
-		return "--postgres=" + u
-	})
 }

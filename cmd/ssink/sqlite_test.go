@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,18 +13,19 @@ import (
 
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
-	"github.com/dstream/dstream/stage"
 )
 
 // query runs q on the database file path and returns its rows as the
 // sqlite3 shell prints them, columns joined by "|", but with NULL for null.
 func query(t testing.TB, path, q string) []string {
 	t.Helper()
-	dsn, err := sqliteDSN(path) // a path with '?' in it, too
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", dsn)
+	// A file: URI, so that a path with '?' or '#' in it is one too.
+	esc := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+	db, err := sql.Open("sqlite", "file:"+esc.Replace(filepath.ToSlash(abs)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,6 +328,7 @@ func TestSQLiteUsage(t *testing.T) {
 		{[]string{"--sqlite", ""}, 2, "ssink: error: --sqlite needs a database file"},
 		{[]string{"--table", "t"}, 2, "ssink: error: --table applies to --sqlite"},
 		{[]string{"--mode", "update"}, 2, "ssink: error: --mode applies to --sqlite"},
+		{[]string{"--sqlite", db, "--suffix", "x"}, 2, "ssink: error: --suffix applies to --files"},
 		{[]string{"--sqlite", filepath.Join(dir, "no", "t.db")}, 1, "ssink: hint: ssink creates the database file, not its directory: " + filepath.Join(dir, "no") + " is not a directory"},
 	} {
 		out, errOut, code := run(stream(t, batch{0, t0, lines("a")}), tc.args...)
@@ -338,62 +339,6 @@ func TestSQLiteUsage(t *testing.T) {
 	// A usage error creates nothing.
 	if _, err := os.Stat(db); !os.IsNotExist(err) {
 		t.Errorf("%s after usage errors: %v", db, err)
-	}
-}
-
-// sqliteBlock frames n records {"value": "wordN", "count": N, "avg": N/2}, as
-// sreduce writes them.
-func sqliteBlock(n int) framing.Frame {
-	var b record.Builder
-	var p []byte
-	for i := range n {
-		b.Reset()
-		b.Value("value", fmt.Sprintf("word%d", i%100))
-		b.Value("count", int64(i))
-		b.Value("avg", float64(i)/2)
-		p = binary.AppendUvarint(p, uint64(len(b.Bytes())))
-		p = append(p, b.Bytes()...)
-	}
-	return framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: p}
-}
-
-// BenchmarkSQLite writes batches of 1000 records, one transaction each, in
-// the modes.
-func BenchmarkSQLite(b *testing.B) {
-	benchmarkSQL(b, func(b *testing.B) string { return "--sqlite=" + filepath.Join(b.TempDir(), "t.db") })
-}
-
-// benchmarkSQL writes batches of 1000 records into the database target
-// gives (a flag and its value), one transaction each, in the modes.
-func benchmarkSQL(b *testing.B, target func(*testing.B) string) {
-	const n = 1000
-	f := sqliteBlock(n)
-	for _, args := range [][]string{
-		{"--mode", "append"},
-		{"--mode", "update", "--key", "value"},
-	} {
-		b.Run(args[1], func(b *testing.B) {
-			s := newTestSink(b, append([]string{target(b)}, args...)...)
-			defer s.f.(*sqlFormat).Close()
-			b.SetBytes(int64(len(f.Payload)))
-			b.ReportAllocs()
-			id := uint64(0)
-			for b.Loop() {
-				bt := stage.Batch{ID: id, Time: t0 + int64(id)}
-				id++
-				if err := s.Begin(bt); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.Block(bt, f.Records()); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.End(bt); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(int(id)*n)/b.Elapsed().Seconds(), "rows/s")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int(id)*n), "ns/row")
-		})
 	}
 }
 

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
 	"io"
+	"slices"
 	"strings"
 
-	"github.com/dstream/dstream/checkpoint"
-	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/codec"
+	"github.com/dstream/dstream/sink"
+	"github.com/dstream/dstream/sink/sqlsink"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -19,15 +18,16 @@ const (
 	flagNoTruncate = "no-truncate"
 	flagBatchField = "batch-field"
 	flagCheckpoint = "checkpoint"
-	flagSQLite     = "sqlite"
-	flagPostgres   = "postgres"
+	flagSuffix     = "suffix"
 	flagTable      = "table"
 	flagMode       = "mode"
 	flagKey        = "key"
 )
 
-// formats lists the values of --format, the default first.
-var formats = []string{"console", "json", "csv", "tsv", "lines", "msgpack"}
+// destinations are the outputs of ssink besides stdout, each picked by a
+// flag of its own, which they declare with the options they take. A new
+// destination is a file (in sink/ or a package of its own) and a line here.
+var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres}
 
 var command = &stage.Command{
 	Name:  "ssink",
@@ -149,272 +149,222 @@ Examples:
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json
   sbatch --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --postgres postgres://127.0.0.1:5432/test --mode complete`,
-	Flags: []cli.Flag{
-		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: formats[0], Usage: "write records as `FORMAT`: " + strings.Join(formats, ", ")},
-		&cli.IntFlag{Name: flagRows, Value: 20, Usage: "console: show at most `N` rows per batch"},
-		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
-		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
-		&cli.StringFlag{Name: flagCheckpoint, Usage: "commit each batch written in `DIR`/commits, and skip the batches committed before (with sbatch --checkpoint DIR FILE...)"},
-		&cli.StringFlag{Name: flagFiles, Usage: "write each batch to a file of its own, `PREFIX`-TIME.SUFFIX (TIME the batch time in unix ms), in --format (default json), atomically", Category: "Files and commands"},
-		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
-		&cli.StringFlag{Name: flagExec, Usage: "run `CMD` (sh -c) for each batch with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and DSTREAM_BATCH_TIME in its environment (foreachBatch)", Category: "Files and commands"},
-		&cli.StringFlag{Name: flagPost, Usage: "POST each batch to `URL` as one request in --format (default json: JSON lines), its id and time in X-Dstream-Batch-Id and X-Dstream-Batch-Time; an answer but 2xx is an error", Category: "Files and commands"},
-		&cli.StringFlag{Name: flagSQLite, Usage: "write each batch into the SQLite database `FILE` (created if missing) instead of stdout", Category: "Databases"},
-		&cli.StringFlag{Name: flagPostgres, Usage: "write each batch into the PostgreSQL database at `URL` (postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE) instead of stdout", Category: "Databases"},
-		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
-		&cli.StringFlag{Name: flagMode, Value: modeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
-		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row", Category: "Databases"},
-	},
+	Flags: flags(),
 	Input: true,
 	Action: func(e *stage.Env) error {
-		s, err := newSink(e.Ctx, e.Stdout, e.Stderr)
+		o, err := options(e.Ctx, e.Stdout, e.Stderr)
 		if err != nil {
 			return err
 		}
-		s.stats = &e.Stats
-		if err := e.UseCheckpoint(e.Ctx.String(flagCheckpoint), "ssink commits each batch it wrote into the checkpoint, so that a restart replays exactly the batches not written"); err != nil {
+		o.Stats = &e.Stats
+		s, err := sink.New(o)
+		if err != nil {
+			return err
+		}
+		if err := e.UseCheckpoint(o.Checkpoint, "ssink commits each batch it wrote into the checkpoint, so that a restart replays exactly the batches not written"); err != nil {
 			return err
 		}
 		err = e.Loop(s)
 		// What was accepted before an error is written out.
-		ferr := s.f.flush()
-		if ferr == nil {
-			if ferr = s.out.Flush(); ferr != nil {
-				ferr = fmt.Errorf("writing output: %w", ferr)
-			}
-		}
-		if c, ok := s.f.(io.Closer); ok {
-			if cerr := c.Close(); ferr == nil {
-				ferr = cerr
-			}
-		}
-		if err == nil {
-			err = ferr
+		if cerr := s.Close(); err == nil {
+			err = cerr
 		}
 		return err
 	},
 }
 
-// newSink reads the command line.
-func newSink(ctx *cli.Context, stdout, stderr io.Writer) (*sink, error) {
+// flags are ssink's flags: the destinations' are made from their
+// declarations.
+func flags() []cli.Flag {
+	fs := []cli.Flag{
+		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: codec.Formats[0].Name, Usage: "write records as `FORMAT`: " + codec.Names()},
+		&cli.IntFlag{Name: flagRows, Value: 20, Usage: "console: show at most `N` rows per batch"},
+		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
+		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
+		&cli.StringFlag{Name: flagCheckpoint, Usage: "commit each batch written in `DIR`/commits, and skip the batches committed before (with sbatch --checkpoint DIR FILE...)"},
+	}
+	for _, d := range destinations {
+		fs = append(fs, &cli.StringFlag{Name: d.Flag, Usage: d.Usage, Category: d.Category})
+	}
+	return append(fs,
+		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
+		&cli.StringFlag{Name: flagMode, Value: sqlsink.ModeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
+		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row", Category: "Databases"},
+	)
+}
+
+// options reads the command line, and checks it against the declarations
+// of the destinations and formats: an option the destination or format in
+// use does not take is an error naming the first one that takes it.
+func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
+	o := sink.Options{
+		BatchField: ctx.String(flagBatchField),
+		Checkpoint: ctx.String(flagCheckpoint),
+		Table:      ctx.String(flagTable),
+		Mode:       ctx.String(flagMode),
+		Keys:       ctx.StringSlice(flagKey),
+		Codec:      codec.Options{Rows: ctx.Int(flagRows), Truncate: codec.CellWidth},
+		Stdout:     stdout,
+		Stderr:     stderr,
+	}
 	if ctx.NArg() > 0 {
-		return nil, stage.UsageError("unexpected argument %q: ssink reads its input from stdin or --in", ctx.Args().First())
+		return o, stage.UsageError("unexpected argument %q: ssink reads its input from stdin or --in", ctx.Args().First())
 	}
-	s := &sink{out: bufio.NewWriterSize(stdout, 64<<10), field: ctx.String(flagBatchField)}
-	if ctx.IsSet(flagBatchField) && s.field == "" {
-		return nil, stage.UsageError("--%s needs a field name", flagBatchField)
+	if ctx.IsSet(flagBatchField) && o.BatchField == "" {
+		return o, stage.UsageError("--%s needs a field name", flagBatchField)
 	}
-	name := ctx.String(flagFormat)
-	perBatchOut := ctx.IsSet(flagFiles) || ctx.IsSet(flagExec) || ctx.IsSet(flagPost)
-	if perBatchOut && !ctx.IsSet(flagFormat) {
-		name = "json" // records for a program or a file, not a table for eyes
+	if ctx.Bool(flagNoTruncate) {
+		o.Codec.Truncate = 0
 	}
-	db, err := newSQL(ctx) // nil without --sqlite or --postgres
+	d, err := destination(ctx)
 	if err != nil {
-		return nil, err
+		return o, err
 	}
-	if db != nil {
-		if perBatchOut {
-			return nil, stage.UsageError("--%s does not go with --%s, --%s or --%s: run two ssink stages (after tee) for two outputs", db.d.flag, flagFiles, flagExec, flagPost)
-		}
-		s.f, name = db, db.d.flag
+	o.Dest, o.Target = d, ctx.String(d.Flag)
+	if d.Needs != "" && o.Target == "" {
+		return o, stage.UsageError("--%s needs %s", d.Flag, d.Needs)
 	}
-	if db == nil {
-		maxRows := ctx.Int(flagRows)
-		if maxRows < 0 {
-			return nil, stage.UsageError("--%s %d: want 0 or more", flagRows, maxRows)
-		}
-		truncate := cellWidth
-		if ctx.Bool(flagNoTruncate) {
-			truncate = 0
-		}
-		if name == "lines" && s.field != "" {
-			return nil, stage.Hint(stage.UsageError("--%s does not go with --format lines, which writes one field", flagBatchField),
-				"use --format json, csv or tsv to see the batch time beside the fields")
-		}
-		mk := func(out *bufio.Writer) format { return makeFormat(name, out, maxRows, truncate) }
-		if mk(s.out) == nil {
-			return nil, stage.UsageError("unknown --%s %q: want %s", flagFormat, name, strings.Join(formats, ", "))
-		}
-		if s.f, err = newBatchOutput(ctx, name, mk, s.out, stdout, stderr); err != nil {
-			return nil, err
+	for _, opt := range destinationOptions() {
+		if ctx.IsSet(opt) && !slices.Contains(d.Takes, opt) {
+			return o, stage.UsageError("--%s applies to --%s", opt, takenBy(opt))
 		}
 	}
-	if name != "console" {
-		for _, f := range []string{flagRows, flagNoTruncate} {
-			if ctx.IsSet(f) {
-				return nil, stage.UsageError("--%s applies to --format console, not %s", f, name)
+	formatOpts := formatOptions()
+	if !d.Encodes {
+		for _, opt := range append([]string{flagFormat}, formatOpts...) {
+			if ctx.IsSet(opt) {
+				return o, stage.Hint(stage.UsageError("--%s does not go with --%s", opt, d.Flag), "%s", d.Hint)
 			}
 		}
+		return o, checkpointSet(ctx, o)
 	}
-	// Last: a usage error creates nothing.
-	var ckpt string // the checkpoint's id
-	if ctx.IsSet(flagCheckpoint) {
-		dir := ctx.String(flagCheckpoint)
-		if dir == "" {
-			return nil, stage.UsageError("--%s needs a directory", flagCheckpoint)
-		}
-		if s.commits, err = checkpoint.OpenCommitter(dir); err != nil {
-			return nil, fmt.Errorf("--%s: %w", flagCheckpoint, err)
-		}
-		if ckpt, err = checkpoint.ID(dir); err != nil {
-			return nil, fmt.Errorf("--%s: %w", flagCheckpoint, err)
-		}
+	o.Format = d.DefaultFormat
+	if ctx.IsSet(flagFormat) {
+		o.Format = ctx.String(flagFormat)
 	}
-	if db != nil {
-		if err := db.open(ckpt, ctx.String(flagCheckpoint)); err != nil {
-			return nil, err
+	f := codec.Lookup(o.Format)
+	if f == nil {
+		return o, checkpointSet(ctx, o) // sink.New names the formats
+	}
+	for _, opt := range formatOpts {
+		if ctx.IsSet(opt) && !slices.Contains(f.Takes, opt) {
+			return o, stage.UsageError("--%s applies to --format %s, not %s", opt, formatTaking(opt), f.Name)
 		}
 	}
-	return s, nil
+	o.Suffix = f.Suffix
+	if ctx.IsSet(flagSuffix) {
+		o.Suffix = ctx.String(flagSuffix)
+	}
+	return o, checkpointSet(ctx, o)
 }
 
-// makeFormat returns the format name writing to out, or nil for an unknown
-// name.
-func makeFormat(name string, out *bufio.Writer, maxRows, truncate int) format {
-	switch name {
-	case "console":
-		return newConsole(out, maxRows, truncate)
-	case "json":
-		return &jsonFormat{rows{out: out}}
-	case "csv":
-		return newTabular(out, ',')
-	case "tsv":
-		return newTabular(out, '\t')
-	case "lines":
-		return &linesFormat{rows{out: out}}
-	case "msgpack":
-		return &msgpackFormat{rows{out: out}}
+// checkpointSet refuses an empty --checkpoint, which sink.Options cannot
+// tell from none: the last check of the command line, before sink.New
+// checks the values and opens anything.
+func checkpointSet(ctx *cli.Context, o sink.Options) error {
+	if ctx.IsSet(flagCheckpoint) && o.Checkpoint == "" {
+		return stage.UsageError("--%s needs a directory", flagCheckpoint)
 	}
 	return nil
 }
 
-// format writes records in one output format.
-type format interface {
-	begin(b stage.Batch) error
-	// record writes one record, a msgpack map. Its errors are about the
-	// record; the sink names the batch and record.
-	record(rec []byte) error
-	// end finishes the batch; the sink flushes after it.
-	end(b stage.Batch, n uint64) error
-	// flush writes out what the format holds of the batch in hand.
-	flush() error
-}
-
-// rowCounter is a format that writes other than a row per record: the
-// SQL sink writes nothing of a batch that its table has already.
-type rowCounter interface {
-	written() uint64
-}
-
-// sink is the stage.Handler: it counts records, adds --batch-field, hands
-// records to the format and flushes at each batch end.
-type sink struct {
-	out   *bufio.Writer
-	f     format
-	field string // --batch-field, or ""
-	stats *stage.Stats
-
-	n     uint64 // records of the batch so far
-	bld   record.Builder
-	tbuf  []byte // the batch time as msgpack
-	flds  record.Fields
-	batch stage.Batch
-
-	commits *checkpoint.Committer // --checkpoint, or nil
-	skip    bool                  // the batch in hand was committed before
-}
-
-func (s *sink) Begin(b stage.Batch) error {
-	s.n, s.batch = 0, b
-	if s.commits != nil {
-		var err error
-		if s.skip, err = s.commits.Done(b.ID, b.Time); err != nil {
-			return stage.Hint(err, "give sbatch the same --checkpoint with FILE arguments, so that it goes on after the last commit; or give ssink a new --checkpoint directory")
-		}
-		if s.skip {
-			return nil
+// destination returns the destination whose flag is set, or stdout.
+func destination(ctx *cli.Context) (*sink.Destination, error) {
+	var set []*sink.Destination
+	for _, d := range destinations {
+		if ctx.IsSet(d.Flag) {
+			set = append(set, d)
 		}
 	}
-	s.tbuf = record.AppendInt(s.tbuf[:0], b.Time)
-	return s.f.begin(b)
+	switch len(set) {
+	case 0:
+		return &sink.Stdout, nil
+	case 1:
+		return set[0], nil
+	}
+	return nil, conflict(set)
 }
 
-func (s *sink) Block(b stage.Batch, recs framing.Records) error {
-	if s.skip {
-		return nil
+// conflict is the usage error of two destinations or more, in table order:
+// two that write no format (databases) are named as two of their group;
+// one of those with ones that encode names all these; ones that encode are
+// named together.
+func conflict(set []*sink.Destination) error {
+	var plain []*sink.Destination
+	for _, d := range set {
+		if !d.Encodes {
+			plain = append(plain, d)
+		}
 	}
-	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-		s.n++
-		var err error
-		if record.KindOf(rec) != record.KindMap {
-			err = record.ErrNotMap
-		} else {
-			if s.field != "" {
-				rec, err = s.withBatchField(rec)
-			}
-			if err == nil {
-				err = s.f.record(rec)
+	var names []string
+	switch {
+	case len(plain) > 1:
+		return stage.UsageError("--%s does not go with --%s: run two ssink stages (after tee) for two %s", plain[1].Flag, plain[0].Flag, plain[1].Group)
+	case len(plain) == 1:
+		for _, d := range destinations {
+			if d.Encodes {
+				names = append(names, "--"+d.Flag)
 			}
 		}
-		if err != nil {
-			return fmt.Errorf("batch %d, record %d: %w", b.ID, s.n, err)
-		}
+		return stage.UsageError("--%s does not go with %s: run two ssink stages (after tee) for two outputs", plain[0].Flag, orList(names))
 	}
-	return nil
+	for _, d := range set {
+		names = append(names, "--"+d.Flag)
+	}
+	return stage.UsageError("%s are two outputs: run two ssink stages (after tee) for both", strings.Join(names, " and "))
 }
 
-func (s *sink) End(b stage.Batch) error {
-	if s.skip {
-		if s.stats != nil {
-			s.stats.OutputRows = 0
-		}
-		return nil
+// orList joins names as "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
 	}
-	if err := s.f.end(b, s.n); err != nil {
-		return err
-	}
-	if s.stats != nil {
-		s.stats.OutputRows = s.n
-		if c, ok := s.f.(rowCounter); ok {
-			s.stats.OutputRows = c.written()
-		}
-	}
-	if err := s.out.Flush(); err != nil {
-		return fmt.Errorf("writing output: %w", err)
-	}
-	if s.commits != nil {
-		// Flushed is out, for stdout: the commit point. (For a database
-		// the batch's transaction is committed.)
-		return s.commits.Commit(b.ID, b.Time)
-	}
-	return nil
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
-func (s *sink) Watermark(int64) error { return nil }
-
-// withBatchField returns rec with the field --batch-field set to the batch
-// time: in place if rec has it, else added last (as Spark's withColumn).
-// The result is valid until the next call.
-func (s *sink) withBatchField(rec []byte) ([]byte, error) {
-	s.bld.Reset()
-	found := false
-	s.flds.Reset(rec)
-	for s.flds.Next() {
-		if string(s.flds.Key()) == s.field {
-			if !found { // a duplicate key goes
-				s.bld.Raw(s.field, s.tbuf)
-				found = true
+// destinationOptions lists the options the destinations take, in order.
+func destinationOptions() []string {
+	var opts []string
+	for _, d := range destinations {
+		for _, opt := range d.Takes {
+			if !slices.Contains(opts, opt) {
+				opts = append(opts, opt)
 			}
-			continue
 		}
-		s.bld.RawKey(s.flds.Key(), s.flds.Value())
 	}
-	if err := s.flds.Err(); err != nil {
-		return nil, err
+	return opts
+}
+
+// takenBy is the flag of the first destination that takes opt.
+func takenBy(opt string) string {
+	for _, d := range destinations {
+		if slices.Contains(d.Takes, opt) {
+			return d.Flag
+		}
 	}
-	if !found {
-		s.bld.Raw(s.field, s.tbuf)
+	return ""
+}
+
+// formatOptions lists the options the formats take, in order.
+func formatOptions() []string {
+	var opts []string
+	for _, f := range codec.Formats {
+		for _, opt := range f.Takes {
+			if !slices.Contains(opts, opt) {
+				opts = append(opts, opt)
+			}
+		}
 	}
-	return s.bld.Bytes(), nil
+	return opts
+}
+
+// formatTaking is the first format that takes opt.
+func formatTaking(opt string) string {
+	for _, f := range codec.Formats {
+		if slices.Contains(f.Takes, opt) {
+			return f.Name
+		}
+	}
+	return ""
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"net"
@@ -12,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/record"
-	"github.com/dstream/dstream/stage"
 )
 
 // t0 is the batch time of the first batch in tests: 2023-11-14T22:13:20Z.
@@ -384,36 +382,6 @@ func TestMsgpack(t *testing.T) {
 	}
 }
 
-// TestCSVQuoting checks appendCSV against encoding/csv: its Writer quotes
-// the same fields, and its Reader reads every field back.
-func TestCSVQuoting(t *testing.T) {
-	fields := []string{"plain", "a,b", `say "hi"`, "two\nlines", "cr\r", " lead", "\tlead", "\u00a0nbsp", `\.`, `\.x`, "trail ", "ünïcödé", "semi;colon"}
-	for _, f := range fields {
-		var want bytes.Buffer
-		w := csv.NewWriter(&want)
-		w.Write([]string{f})
-		w.Flush()
-		got := string(appendCSV(nil, []byte(f), ',')) + "\n"
-		if got != want.String() {
-			t.Errorf("%q: %q, encoding/csv writes %q", f, got, want.String())
-		}
-	}
-	var row []byte
-	for i, f := range append(fields, "") {
-		if i > 0 {
-			row = append(row, ',')
-		}
-		row = appendCSV(row, []byte(f), ',')
-	}
-	got, err := csv.NewReader(bytes.NewReader(row)).Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := append(fields, ""); strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("read back %q, want %q", got, want)
-	}
-}
-
 // TestTruncatedKeepsBatches cuts a stream inside its second batch: the first
 // batch stays printed, and the error says the stream was truncated.
 func TestTruncatedKeepsBatches(t *testing.T) {
@@ -470,85 +438,6 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
-// block frames n records {"value": word} as a Records frame would hold them.
-func block(n int, word string) framing.Frame {
-	rec := record.AppendString(record.AppendString(record.AppendMapHeader(nil, 1), "value"), word)
-	var p []byte
-	for range n {
-		p = binary.AppendUvarint(p, uint64(len(rec)))
-		p = append(p, rec...)
-	}
-	return framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: p}
-}
-
-func newTestSink(t testing.TB, args ...string) *sink {
-	t.Helper()
-	var s *sink
-	cmd := *command
-	cmd.Input = false
-	cmd.Action = func(e *stage.Env) error {
-		var err error
-		s, err = newSink(e.Ctx, io.Discard, io.Discard)
-		return err
-	}
-	var errOut bytes.Buffer
-	if code := cmd.Run(append([]string{"ssink"}, args...), nil, io.Discard, &errOut); code != 0 {
-		t.Fatalf("%v: %s", args, errOut.String())
-	}
-	return s
-}
-
-var perRecordFormats = [][]string{
-	{"--format", "json"},
-	{"--format", "tsv"},
-	{"--format", "csv"},
-	{"--format", "lines"},
-	{"--format", "msgpack"},
-	{"--format", "json", "--batch-field", "batch"},
-	{"--format", "tsv", "--batch-field", "batch"},
-}
-
-// TestNoAllocs guards the per-record formats against allocating per record.
-func TestNoAllocs(t *testing.T) {
-	f := block(1000, "word")
-	for _, args := range perRecordFormats {
-		s := newTestSink(t, args...)
-		b := stage.Batch{ID: 1, Time: t0}
-		s.Begin(b)
-		s.Block(b, f.Records()) // the header, and buffers grown
-		allocs := testing.AllocsPerRun(20, func() {
-			if err := s.Block(b, f.Records()); err != nil {
-				t.Fatal(err)
-			}
-		})
-		if allocs != 0 {
-			t.Errorf("%v: %.1f allocations per 1000 records", args, allocs)
-		}
-	}
-}
-
-func benchmarkFormat(b *testing.B, args ...string) {
-	const n = 1000
-	f := block(n, "word")
-	s := newTestSink(b, args...)
-	bt := stage.Batch{ID: 1, Time: t0}
-	s.Begin(bt)
-	b.SetBytes(int64(len(f.Payload)))
-	b.ReportAllocs()
-	iters := 0
-	for b.Loop() {
-		if err := s.Block(bt, f.Records()); err != nil {
-			b.Fatal(err)
-		}
-		iters++
-	}
-	b.ReportMetric(float64(iters*n)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(iters*n), "ns/record")
-}
-
-func BenchmarkJSON(b *testing.B) { benchmarkFormat(b, "--format", "json") }
-func BenchmarkTSV(b *testing.B)  { benchmarkFormat(b, "--format", "tsv") }
-
 // An upstream that resets the connection of --in tcp-listen:// in the
 // middle of the stream: exit 1 naming the endpoint and the batch, the
 // records that arrived written out, the stream not taken as complete.
@@ -586,5 +475,34 @@ func TestInputReset(t *testing.T) {
 	}
 	if want := "{\"value\":\"a\"}\n{\"value\":\"b\"}\n"; !strings.HasPrefix(stdout, want) {
 		t.Errorf("stdout %q, want batch 0 first", stdout)
+	}
+}
+
+// TestDeclarations checks that the options the destinations and formats
+// declare are flags of ssink: a name that is none would never be set, and
+// its check never fire.
+func TestDeclarations(t *testing.T) {
+	names := map[string]bool{}
+	for _, f := range command.Flags {
+		for _, n := range f.Names() {
+			names[n] = true
+		}
+	}
+	for _, d := range destinations {
+		if !names[d.Flag] || d.Open == nil || d.Encodes != (d.DefaultFormat != "") || !d.Encodes && (d.Hint == "" || d.Group == "") {
+			t.Errorf("destination --%s: flag %v, incomplete declaration %+v", d.Flag, names[d.Flag], *d)
+		}
+		for _, opt := range d.Takes {
+			if !names[opt] {
+				t.Errorf("destination --%s takes --%s, which is no flag of ssink", d.Flag, opt)
+			}
+		}
+	}
+	for _, f := range codec.Formats {
+		for _, opt := range f.Takes {
+			if !names[opt] {
+				t.Errorf("format %s takes --%s, which is no flag of ssink", f.Name, opt)
+			}
+		}
 	}
 }

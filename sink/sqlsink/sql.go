@@ -1,4 +1,9 @@
-package main
+// Package sqlsink is ssink's SQL destination: each batch into a table of a
+// database in one transaction, the table made and extended from the
+// records, in Spark's output modes (append, complete, update), exactly once
+// with a checkpoint. The logic is one for all databases; each database is a
+// dialect (SQLite, PostgreSQL) and a Destination of its own.
+package sqlsink
 
 import (
 	"database/sql"
@@ -10,15 +15,15 @@ import (
 	"unicode"
 
 	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
-	"github.com/urfave/cli/v2"
 )
 
 // The output modes of --sqlite and --postgres (--mode): Spark's.
 const (
-	modeAppend   = "append"
-	modeComplete = "complete"
-	modeUpdate   = "update"
+	ModeAppend   = "append"
+	ModeComplete = "complete"
+	ModeUpdate   = "update"
 )
 
 // commitsTable is ssink's table in the database with --checkpoint: the last
@@ -31,7 +36,6 @@ const commitsTable = "dstream_commits"
 type dialect struct {
 	name     string // "SQLite": in messages
 	flag     string // the flag naming the database
-	what     string // what the flag wants, for a usage error: "a database file"
 	param    byte   // parameter N is written param N: ?1, $1
 	reserved string // the prefix of the database's own table names
 	foldCase bool   // column names ignore ASCII case
@@ -64,11 +68,12 @@ type dialect struct {
 	display func(target string) (string, error)
 }
 
-// sqlFormat writes each batch into a table of a database, in one
-// transaction committed at the batch end. The table is made from the
-// records: a column per field, created on the first record and added to
-// (ALTER TABLE ADD COLUMN) when a field without a column comes.
-type sqlFormat struct {
+// tableWriter, the sink.Writer of the SQL sink, writes each batch into a
+// table of a database, in one transaction committed at the batch end. The
+// table is made from the records: a column per field, created on the first
+// record and added to (ALTER TABLE ADD COLUMN) when a field without a
+// column comes.
+type tableWriter struct {
 	d       *dialect
 	target  string // --sqlite or --postgres, as given
 	path    string // the database in messages: the file, the URL without its password
@@ -120,69 +125,44 @@ type sqlFormat struct {
 	buf  []byte // text of a time, JSON of a map or list; a folded name
 }
 
-// sqlFlags are the flags of the databases; the first set picks the dialect.
-var sqlFlags = []struct {
-	flag string
-	d    *dialect
-}{{flagSQLite, &sqliteDialect}, {flagPostgres, &postgresDialect}}
+// openSQL returns the Writer of the SQL sink into the database of dialect d.
+func openSQL(o *sink.Options, d *dialect) (sink.Writer, error) {
+	f, err := newSQL(o, d)
+	if err != nil {
+		return nil, err // not a nil *tableWriter in a Writer
+	}
+	return f, nil
+}
 
-// newSQL reads the flags of the SQL sink: nil without --sqlite or
-// --postgres. It opens nothing (open does), so that a usage error creates
-// nothing.
-func newSQL(ctx *cli.Context) (*sqlFormat, error) {
-	var d *dialect
-	for _, s := range sqlFlags {
-		if !ctx.IsSet(s.flag) {
-			continue
-		}
-		if d != nil {
-			return nil, stage.UsageError("--%s does not go with --%s: run two ssink stages (after tee) for two databases", s.flag, d.flag)
-		}
-		d = s.d
-	}
-	if d == nil {
-		for _, f := range []string{flagTable, flagMode, flagKey} {
-			if ctx.IsSet(f) {
-				return nil, stage.UsageError("--%s applies to --%s", f, flagSQLite)
-			}
-		}
-		return nil, nil
-	}
-	f := &sqlFormat{d: d, target: ctx.String(d.flag), table: ctx.String(flagTable), mode: ctx.String(flagMode)}
-	if f.target == "" {
-		return nil, stage.UsageError("--%s needs %s", d.flag, d.what)
-	}
+// newSQL checks the options of the SQL sink into the database of dialect
+// d. It opens nothing (Start does), so that a usage error creates nothing.
+func newSQL(o *sink.Options, d *dialect) (*tableWriter, error) {
+	f := &tableWriter{d: d, target: o.Target, table: o.Table, mode: o.Mode}
 	var err error
 	if f.path, err = d.display(f.target); err != nil {
 		return nil, stage.UsageError("--%s: %v", d.flag, err)
 	}
-	for _, o := range []string{flagFormat, flagRows, flagNoTruncate} {
-		if ctx.IsSet(o) {
-			return nil, stage.Hint(stage.UsageError("--%s does not go with --%s", o, d.flag),
-				"--%s writes into the database, not to stdout: run another ssink (after tee) to see the batches too", d.flag)
-		}
-	}
 	if err := d.checkTable(f.table); err != nil {
-		return nil, stage.UsageError("--%s %q: %v", flagTable, f.table, err)
+		return nil, stage.UsageError("--table %q: %v", f.table, err)
 	}
-	f.keys = stage.ParseList(ctx.StringSlice(flagKey)...)
+	f.keys = stage.ParseList(o.Keys...)
 	switch f.mode {
-	case modeAppend, modeComplete:
-		if ctx.IsSet(flagKey) {
-			return nil, stage.UsageError("--%s applies to --%s %s, not %s", flagKey, flagMode, modeUpdate, f.mode)
+	case ModeAppend, ModeComplete:
+		if len(o.Keys) > 0 {
+			return nil, stage.UsageError("--key applies to --mode %s, not %s", ModeUpdate, f.mode)
 		}
-	case modeUpdate:
+	case ModeUpdate:
 		if len(f.keys) == 0 {
-			return nil, stage.Hint(stage.UsageError("--%s %s needs --%s", flagMode, modeUpdate, flagKey),
-				"give the fields that identify a row, as to sreduce: --%s F[,F...]", flagKey)
+			return nil, stage.Hint(stage.UsageError("--mode %s needs --key", ModeUpdate),
+				"give the fields that identify a row, as to sreduce: --key F[,F...]")
 		}
 		for i, k := range f.keys {
 			if slices.Contains(f.keys[:i], k) {
-				return nil, stage.UsageError("--%s names %q twice", flagKey, k)
+				return nil, stage.UsageError("--key names %q twice", k)
 			}
 		}
 	default:
-		return nil, stage.UsageError("unknown --%s %q: want %s, %s or %s", flagMode, f.mode, modeAppend, modeComplete, modeUpdate)
+		return nil, stage.UsageError("unknown --mode %q: want %s, %s or %s", f.mode, ModeAppend, ModeComplete, ModeUpdate)
 	}
 	f.qtable = quoteIdent(f.table)
 	f.index = map[string]int{}
@@ -220,9 +200,9 @@ func quoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// open opens the database, and with ckpt, the id of the --checkpoint
+// Start opens the database, and with ckpt, the id of the --checkpoint
 // directory dir, reads the last batch written into the table.
-func (f *sqlFormat) open(ckpt, dir string) error {
+func (f *tableWriter) Start(ckpt, dir string) error {
 	f.idem, f.ckpt, f.ckptDir = ckpt != "", ckpt, dir
 	var err error
 	if f.db, err = f.d.open(f.target); err != nil {
@@ -244,7 +224,7 @@ func (f *sqlFormat) open(ckpt, dir string) error {
 }
 
 // params appends parameter n (from 1) to b as the database writes it.
-func (f *sqlFormat) params(b *strings.Builder, n int) {
+func (f *tableWriter) params(b *strings.Builder, n int) {
 	fmt.Fprintf(b, "%c%d", f.d.param, n)
 }
 
@@ -252,7 +232,7 @@ func (f *sqlFormat) params(b *strings.Builder, n int) {
 // The row belongs to one checkpoint (the column ckpt, its id): a second
 // checkpoint writing into the table, at once or later, is refused, since
 // its batch ids are not the first one's.
-func (f *sqlFormat) openCommits() error {
+func (f *tableWriter) openCommits() error {
 	if !f.idem {
 		return nil
 	}
@@ -306,14 +286,14 @@ func (f *sqlFormat) openCommits() error {
 }
 
 // foreign is the error of a table whose batches another checkpoint writes.
-func (f *sqlFormat) foreign() error {
+func (f *tableWriter) foreign() error {
 	return stage.Hint(fmt.Errorf("%s: table %s is written with another checkpoint than %s (its row in %s names another)", f.path, f.qtable, f.ckptDir, commitsTable),
-		"give ssink the --%s directory that writes the table, or another --%s; to start the table over, delete its row from %s", flagCheckpoint, flagTable, commitsTable)
+		"give ssink the --checkpoint directory that writes the table, or another --table; to start the table over, delete its row from %s", commitsTable)
 }
 
 // load reads the table's columns, if it exists. In update mode it makes
 // sure of the key columns and their UNIQUE index, outside any batch.
-func (f *sqlFormat) load() error {
+func (f *tableWriter) load() error {
 	rows, err := f.db.Query(f.d.columns, f.table)
 	if err != nil {
 		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
@@ -333,7 +313,7 @@ func (f *sqlFormat) load() error {
 		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
 	}
 	f.exists, f.loaded, f.stale = len(f.cols) > 0, true, true
-	if f.exists && f.mode == modeUpdate {
+	if f.exists && f.mode == ModeUpdate {
 		if err := f.keyIndex(f.db); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
@@ -342,7 +322,7 @@ func (f *sqlFormat) load() error {
 }
 
 // addCol appends a column to the table's description.
-func (f *sqlFormat) addCol(name, typ string) {
+func (f *tableWriter) addCol(name, typ string) {
 	f.index[string(f.foldName([]byte(name)))] = len(f.cols)
 	f.cols = append(f.cols, name)
 	f.types = append(f.types, strings.ToLower(typ))
@@ -352,13 +332,13 @@ func (f *sqlFormat) addCol(name, typ string) {
 
 // column finds the column of field k, as the database does: in SQLite
 // ignoring ASCII case.
-func (f *sqlFormat) column(k []byte) (int, bool) {
+func (f *tableWriter) column(k []byte) (int, bool) {
 	c, ok := f.index[string(f.foldName(k))]
 	return c, ok
 }
 
 // foldName returns name as the index has it, in f.buf when folded.
-func (f *sqlFormat) foldName(name []byte) []byte {
+func (f *tableWriter) foldName(name []byte) []byte {
 	if !f.d.foldCase {
 		return name
 	}
@@ -379,7 +359,7 @@ type execer interface {
 
 // keyIndex adds the key columns the table lacks and creates the UNIQUE
 // index that INSERT ... ON CONFLICT needs (update mode).
-func (f *sqlFormat) keyIndex(x execer) error {
+func (f *tableWriter) keyIndex(x execer) error {
 	for _, k := range f.keys {
 		if _, ok := f.column([]byte(k)); !ok {
 			if err := f.addColumn(x, k, nil); err != nil {
@@ -403,7 +383,7 @@ func (f *sqlFormat) keyIndex(x execer) error {
 	q.WriteString(`)`)
 	if _, err := x.Exec(q.String()); err != nil {
 		return stage.Hint(fmt.Errorf("creating a UNIQUE index on %s of table %s: %w", strings.Join(f.keys, ", "), f.qtable, err),
-			"--%s %s keeps one row per key: a table with several rows of a key (written in another mode) needs another --%s", flagMode, modeUpdate, flagTable)
+			"--mode %s keeps one row per key: a table with several rows of a key (written in another mode) needs another --table", ModeUpdate)
 	}
 	f.indexed = true
 	return nil
@@ -411,7 +391,7 @@ func (f *sqlFormat) keyIndex(x execer) error {
 
 // columnDef is a column's definition in CREATE TABLE and ADD COLUMN, and
 // its declared type.
-func (f *sqlFormat) columnDef(name string, first []byte) (def, typ string, err error) {
+func (f *tableWriter) columnDef(name string, first []byte) (def, typ string, err error) {
 	if strings.IndexByte(name, 0) >= 0 {
 		return "", "", fmt.Errorf("field %q: a name with a NUL byte cannot be a %s column", name, f.d.name)
 	}
@@ -428,7 +408,7 @@ func (f *sqlFormat) columnDef(name string, first []byte) (def, typ string, err e
 }
 
 // addColumn adds column name, typed by first, to the table.
-func (f *sqlFormat) addColumn(x execer, name string, first []byte) error {
+func (f *tableWriter) addColumn(x execer, name string, first []byte) error {
 	def, typ, err := f.columnDef(name, first)
 	if err != nil {
 		return err
@@ -443,7 +423,7 @@ func (f *sqlFormat) addColumn(x execer, name string, first []byte) error {
 // extend makes the table fit rec, inside the batch's transaction: it
 // creates the table with a column per field of rec, or adds the columns it
 // lacks; then it prepares the statements again.
-func (f *sqlFormat) extend(rec []byte) error {
+func (f *tableWriter) extend(rec []byte) error {
 	if !f.exists {
 		if err := f.create(rec); err != nil {
 			return err
@@ -461,7 +441,7 @@ func (f *sqlFormat) extend(rec []byte) error {
 			return err
 		}
 	}
-	if f.mode == modeUpdate && !f.indexed {
+	if f.mode == ModeUpdate && !f.indexed {
 		if err := f.keyIndex(f.tx); err != nil {
 			return err
 		}
@@ -471,7 +451,7 @@ func (f *sqlFormat) extend(rec []byte) error {
 }
 
 // create creates the table with the fields of rec as columns, in order.
-func (f *sqlFormat) create(rec []byte) error {
+func (f *tableWriter) create(rec []byte) error {
 	var q strings.Builder
 	q.WriteString(`CREATE TABLE IF NOT EXISTS ` + f.qtable + ` (`)
 	f.flds.Reset(rec)
@@ -521,7 +501,7 @@ func (f *sqlFormat) create(rec []byte) error {
 // statements returns the SQL of the statements for the columns as they
 // are: insert (an upsert in update mode), update (update mode) and del
 // (complete mode). Parameter N is column N, in every statement.
-func (f *sqlFormat) statements() (insert, update, del string) {
+func (f *tableWriter) statements() (insert, update, del string) {
 	var cols, params, set, where strings.Builder
 	for c, name := range f.cols {
 		q := quoteIdent(name)
@@ -531,7 +511,7 @@ func (f *sqlFormat) statements() (insert, update, del string) {
 		}
 		cols.WriteString(q)
 		f.params(&params, c+1)
-		if f.mode != modeUpdate {
+		if f.mode != ModeUpdate {
 			continue
 		}
 		if slices.Contains(f.keyCols, c) {
@@ -550,9 +530,9 @@ func (f *sqlFormat) statements() (insert, update, del string) {
 	}
 	insert = `INSERT INTO ` + f.qtable + ` (` + cols.String() + `) VALUES (` + params.String() + `)`
 	switch f.mode {
-	case modeComplete:
+	case ModeComplete:
 		del = `DELETE FROM ` + f.qtable
-	case modeUpdate:
+	case ModeUpdate:
 		keys := make([]string, len(f.keyCols))
 		for i, c := range f.keyCols {
 			keys[i] = quoteIdent(f.cols[c])
@@ -575,7 +555,7 @@ func (f *sqlFormat) statements() (insert, update, del string) {
 }
 
 // prepare prepares the statements on the database, between batches.
-func (f *sqlFormat) prepare() error {
+func (f *tableWriter) prepare() error {
 	f.closeStmts(f.insert, f.update, f.del)
 	f.insert, f.update, f.del = nil, nil, nil
 	insert, update, del := f.statements()
@@ -599,7 +579,7 @@ func (f *sqlFormat) prepare() error {
 
 // prepareTx prepares the statements in the transaction, after a schema
 // change; the transaction closes them at its end.
-func (f *sqlFormat) prepareTx() error {
+func (f *tableWriter) prepareTx() error {
 	insert, update, _ := f.statements()
 	var err error
 	if f.txInsert, err = f.tx.Prepare(insert); err != nil {
@@ -613,7 +593,7 @@ func (f *sqlFormat) prepareTx() error {
 	return nil
 }
 
-func (f *sqlFormat) closeStmts(stmts ...*sql.Stmt) {
+func (f *tableWriter) closeStmts(stmts ...*sql.Stmt) {
 	for _, s := range stmts {
 		if s != nil {
 			s.Close()
@@ -621,7 +601,7 @@ func (f *sqlFormat) closeStmts(stmts ...*sql.Stmt) {
 	}
 }
 
-func (f *sqlFormat) begin(b stage.Batch) error {
+func (f *tableWriter) Begin(b stage.Batch) error {
 	f.n, f.skip = 0, false
 	if f.idem && f.haveLast && b.ID <= f.last {
 		// The batch was written, and the checkpoint's commit of it lost
@@ -631,7 +611,7 @@ func (f *sqlFormat) begin(b stage.Batch) error {
 		if b.ID == f.last && b.Time != f.lastTime {
 			return stage.Hint(fmt.Errorf("%s: batch %d (time %d) arrived, but table %s holds the batches up to %d (time %d), written with another checkpoint",
 				f.path, b.ID, b.Time, f.qtable, f.last, f.lastTime),
-				"give ssink the --%s directory that wrote the table, or another --%s; to start the table over, delete its row from %s", flagCheckpoint, flagTable, commitsTable)
+				"give ssink the --checkpoint directory that wrote the table, or another --table; to start the table over, delete its row from %s", commitsTable)
 		}
 		f.skip = true
 		return nil
@@ -665,11 +645,11 @@ func (f *sqlFormat) begin(b stage.Batch) error {
 	return nil
 }
 
-func (f *sqlFormat) batchError(b stage.Batch, what string, err error) error {
+func (f *tableWriter) batchError(b stage.Batch, what string, err error) error {
 	return fmt.Errorf("%s: %s batch %d: %w", f.path, what, b.ID, err)
 }
 
-func (f *sqlFormat) record(rec []byte) error {
+func (f *tableWriter) Record(rec []byte) error {
 	if f.skip {
 		return nil
 	}
@@ -706,12 +686,12 @@ func (f *sqlFormat) record(rec []byte) error {
 	return nil
 }
 
-func (f *sqlFormat) rowError(err error) error {
+func (f *tableWriter) rowError(err error) error {
 	return fmt.Errorf("%s: writing into table %s: %w", f.path, f.qtable, err)
 }
 
 // nullKey reports whether a key of the record in hand is null (or missing).
-func (f *sqlFormat) nullKey() bool {
+func (f *tableWriter) nullKey() bool {
 	for _, c := range f.keyCols {
 		if f.args[c] == nil {
 			return true
@@ -722,7 +702,7 @@ func (f *sqlFormat) nullKey() bool {
 
 // bind sets f.args to the values of rec by column. ok is false when a field
 // of rec has no column yet.
-func (f *sqlFormat) bind(rec []byte) (ok bool, err error) {
+func (f *tableWriter) bind(rec []byte) (ok bool, err error) {
 	clear(f.args)
 	clear(f.set)
 	f.flds.Reset(rec)
@@ -755,7 +735,7 @@ func (f *sqlFormat) bind(rec []byte) (ok bool, err error) {
 // string where the record has the bytes already: database/sql binds a
 // []byte as a BLOB (bytea), and text must be TEXT. Every value goes into an
 // any, which database/sql wants.
-func (f *sqlFormat) value(v []byte, typ string) (any, error) {
+func (f *tableWriter) value(v []byte, typ string) (any, error) {
 	kind := record.KindOf(v)
 	switch {
 	case kind == record.KindNil:
@@ -819,7 +799,7 @@ func (f *sqlFormat) value(v []byte, typ string) (any, error) {
 	return nil, record.ErrInvalid
 }
 
-func (f *sqlFormat) end(b stage.Batch, _ uint64) error {
+func (f *tableWriter) End(b stage.Batch, _ uint64) error {
 	if f.skip {
 		return nil
 	}
@@ -847,10 +827,10 @@ func (f *sqlFormat) end(b stage.Batch, _ uint64) error {
 	return nil
 }
 
-// flush rolls back the batch in hand: a batch not ended is not written.
+// Flush rolls back the batch in hand: a batch not ended is not written.
 // (The error that ended it is the one to report; a failed rollback leaves
 // nothing either, as the database discards a transaction not committed.)
-func (f *sqlFormat) flush() error {
+func (f *tableWriter) Flush() error {
 	if f.tx != nil {
 		f.tx.Rollback()
 		f.tx, f.loaded = nil, false // a rollback may undo CREATE and ALTER
@@ -858,15 +838,15 @@ func (f *sqlFormat) flush() error {
 	return nil
 }
 
-// written is the number of rows the batch wrote: none when it was skipped.
-func (f *sqlFormat) written() uint64 { return f.n }
+// Written is the number of rows the batch wrote: none when it was skipped.
+func (f *tableWriter) Written() uint64 { return f.n }
 
 // Close closes the database.
-func (f *sqlFormat) Close() error {
+func (f *tableWriter) Close() error {
 	if f.db == nil {
 		return nil
 	}
-	f.flush()
+	f.Flush()
 	f.closeStmts(f.insert, f.update, f.del, f.mark)
 	err := f.db.Close()
 	f.db = nil

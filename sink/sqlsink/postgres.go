@@ -1,6 +1,7 @@
-package main
+package sqlsink
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,18 +10,34 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
-// postgresDialect is the SQL sink's PostgreSQL (--postgres URL), through
-// jackc/pgx. The table is in the connection's current schema (the first of
-// its search_path, which the URL may set: ?search_path=NAME).
+// Postgres writes each batch into a table of the PostgreSQL database at a
+// URL (--postgres URL), through jackc/pgx. The table is in the
+// connection's current schema (the first of its search_path, which the URL
+// may set: ?search_path=NAME).
+var Postgres = sink.Destination{
+	Flag:     "postgres",
+	Usage:    "write each batch into the PostgreSQL database at `URL` (postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE) instead of stdout",
+	Category: "Databases",
+	Needs:    "a URL: postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE",
+	Hint:     "--postgres writes into the database, not to stdout: run another ssink (after tee) to see the batches too",
+	Group:    "databases",
+	Takes:    []string{"table", "mode", "key"},
+	Open: func(o *sink.Options, _ *codec.Format, _ *bufio.Writer) (sink.Writer, error) {
+		return openSQL(o, &postgresDialect)
+	},
+}
+
+// postgresDialect is the SQL sink's PostgreSQL.
 var postgresDialect = dialect{
 	name:     "PostgreSQL",
-	flag:     flagPostgres,
-	what:     "a URL: postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE",
+	flag:     "postgres",
 	param:    '$',
 	reserved: "pg_",
 	noEmpty:  true,
@@ -101,7 +118,7 @@ func connectError(show string, err error) error {
 		err = fmt.Errorf("%s: cannot connect to PostgreSQL: %w", show, ne)
 	default:
 		return stage.Hint(fmt.Errorf("%s: connecting to PostgreSQL: %w", show, err),
-			"--%s wants the URL of a database that USER may write into: postgres://USER@HOST:PORT/DATABASE", flagPostgres)
+			"--postgres wants the URL of a database that USER may write into: postgres://USER@HOST:PORT/DATABASE")
 	}
 	where := "the host and port of the URL"
 	if u, perr := url.Parse(show); perr == nil && u.Host != "" {

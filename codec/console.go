@@ -1,4 +1,4 @@
-package main
+package codec
 
 import (
 	"bufio"
@@ -13,9 +13,6 @@ import (
 // The console format follows Spark: the console sink (ConsoleWrite) prints a
 // header per batch and then Dataset.show(numRows, truncate) of the batch,
 // whose layout is Dataset.showString's.
-
-// cellWidth is where show cuts cells by default (truncate = 20).
-const cellWidth = 20
 
 // minColWidth is showString's minimum column width.
 const minColWidth = 3
@@ -53,10 +50,10 @@ func newConsole(out *bufio.Writer, rows, truncate int) *console {
 	return &console{out: out, rows: rows, truncate: truncate, index: map[string]int{}}
 }
 
-// flush has nothing to do: the table of a batch is written whole, at its end.
-func (c *console) flush() error { return nil }
+// Flush has nothing to do: the table of a batch is written whole, at its end.
+func (c *console) Flush() error { return nil }
 
-func (c *console) begin(stage.Batch) error {
+func (c *console) Begin(stage.Batch) error {
 	c.cols = c.cols[:0]
 	clear(c.index)
 	c.text = c.text[:0]
@@ -64,9 +61,9 @@ func (c *console) begin(stage.Batch) error {
 	return nil
 }
 
-// record adds a row while fewer than --rows are shown; the rows after those
+// Record adds a row while fewer than --rows are shown; the rows after those
 // are only counted.
-func (c *console) record(rec []byte) error {
+func (c *console) Record(rec []byte) error {
 	if len(c.cells) >= c.rows {
 		return nil
 	}
@@ -125,7 +122,7 @@ func (c *console) appendCell(dst, v []byte) []byte {
 	return dst
 }
 
-func (c *console) end(b stage.Batch, n uint64) error {
+func (c *console) End(b stage.Batch, n uint64) error {
 	w := c.out
 	w.WriteString(consoleRule)
 	w.WriteString("Batch: ")
@@ -184,7 +181,7 @@ func (c *console) end(b stage.Batch, n uint64) error {
 	}
 	// show prints the table with println: an empty line follows.
 	w.WriteByte('\n')
-	return nil // write errors stick to w: the sink's Flush reports them
+	return nil // write errors stick to w: its Flush, after End, reports them
 }
 
 // writeRow writes one row of the table, padding each cell to its column's

@@ -1,4 +1,4 @@
-package main
+package codec
 
 import (
 	"bufio"
@@ -31,10 +31,10 @@ func (r *rows) added() error {
 	if len(r.buf) < rowsFlush {
 		return nil
 	}
-	return r.flush()
+	return r.Flush()
 }
 
-func (r *rows) flush() error {
+func (r *rows) Flush() error {
 	if len(r.buf) == 0 {
 		return nil
 	}
@@ -43,13 +43,13 @@ func (r *rows) flush() error {
 	return err
 }
 
-func (r *rows) begin(stage.Batch) error       { return nil }
-func (r *rows) end(stage.Batch, uint64) error { return r.flush() }
+func (r *rows) Begin(stage.Batch) error       { return nil }
+func (r *rows) End(stage.Batch, uint64) error { return r.Flush() }
 
 // jsonFormat writes JSON lines.
 type jsonFormat struct{ rows }
 
-func (f *jsonFormat) record(rec []byte) error {
+func (f *jsonFormat) Record(rec []byte) error {
 	buf, n, err := record.AppendJSON(f.buf, rec)
 	if err == nil && n != len(rec) {
 		err = fmt.Errorf("%w: %d bytes after the map", record.ErrInvalid, len(rec)-n)
@@ -69,7 +69,7 @@ type linesFormat struct{ rows }
 // source and sink, and of the records sbatch makes of lines.
 const lineField = "value"
 
-func (f *linesFormat) record(rec []byte) error {
+func (f *linesFormat) Record(rec []byte) error {
 	v, ok, err := record.Get(rec, lineField)
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func (f *linesFormat) record(rec []byte) error {
 // msgpackFormat writes the records as they are.
 type msgpackFormat struct{ rows }
 
-func (f *msgpackFormat) record(rec []byte) error {
+func (f *msgpackFormat) Record(rec []byte) error {
 	f.buf = append(f.buf, rec...)
 	return f.added()
 }
@@ -125,7 +125,7 @@ func newTabular(out *bufio.Writer, sep byte) *tabular {
 	return &tabular{rows: rows{out: out}, sep: sep, index: map[string]int{}}
 }
 
-func (t *tabular) record(rec []byte) error {
+func (t *tabular) Record(rec []byte) error {
 	if !t.started {
 		if err := t.header(rec); err != nil {
 			return err

@@ -1,22 +1,39 @@
-package main
+package sqlsink
 
 import (
+	"bufio"
 	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", without cgo
 )
 
-// sqliteDialect is the SQL sink's SQLite (--sqlite FILE).
+// SQLite writes each batch into a table of the SQLite database FILE,
+// created if missing (--sqlite FILE).
+var SQLite = sink.Destination{
+	Flag:     "sqlite",
+	Usage:    "write each batch into the SQLite database `FILE` (created if missing) instead of stdout",
+	Category: "Databases",
+	Needs:    "a database file",
+	Hint:     "--sqlite writes into the database, not to stdout: run another ssink (after tee) to see the batches too",
+	Group:    "databases",
+	Takes:    []string{"table", "mode", "key"},
+	Open: func(o *sink.Options, _ *codec.Format, _ *bufio.Writer) (sink.Writer, error) {
+		return openSQL(o, &sqliteDialect)
+	},
+}
+
+// sqliteDialect is the SQL sink's SQLite.
 var sqliteDialect = dialect{
 	name:     "SQLite",
-	flag:     flagSQLite,
-	what:     "a database file",
+	flag:     "sqlite",
 	param:    '?',
 	reserved: "sqlite_",
 	foldCase: true,
@@ -84,7 +101,7 @@ func openHint(path string, err error) error {
 	if dir := filepath.Dir(path); !isDir(dir) {
 		return stage.Hint(err, "ssink creates the database file, not its directory: %s is not a directory", dir)
 	}
-	return stage.Hint(err, "--%s wants a SQLite database file, or the name of one to create, in a directory you may write to", flagSQLite)
+	return stage.Hint(err, "--sqlite wants a SQLite database file, or the name of one to create, in a directory you may write to")
 }
 
 func isDir(path string) bool {

@@ -1,0 +1,75 @@
+// Package pgtest gives the tests of the SQL sink a PostgreSQL schema of
+// their own, on the server on loopback.
+package pgtest
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"unicode"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+// URL is the server the PostgreSQL tests write into, on loopback: the
+// machine's, or DSTREAM_POSTGRES_URL. Each test has a schema of its own
+// (Schema), which it drops at its end, so that tests run again, and beside
+// other users of the database.
+func URL() string {
+	if u := os.Getenv("DSTREAM_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return "postgres://127.0.0.1:5432/test"
+}
+
+// Schema makes a schema for the test and returns the --postgres URL
+// that writes into it (its search_path) and a connection to it. Without a
+// server the test is skipped, but in CI (CI=true), where it fails.
+func Schema(t testing.TB) (string, *sql.DB) {
+	t.Helper()
+	base := URL()
+	admin, err := sql.Open("pgx", base)
+	if err == nil {
+		err = admin.Ping()
+	}
+	if err != nil {
+		msg := fmt.Sprintf("PostgreSQL at %s: %v", base, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	name := strings.Map(func(r rune) rune {
+		if r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			return '_'
+		}
+		return unicode.ToLower(r)
+	}, t.Name())
+	schema := fmt.Sprintf("ssink_%.40s_%x", name, b) // [a-z0-9_]: quoted as is
+	if _, err := admin.Exec(`CREATE SCHEMA "` + schema + `"`); err != nil {
+		admin.Close()
+		t.Fatal(err)
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	u := base + sep + "search_path=" + schema
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		if _, err := admin.Exec(`DROP SCHEMA "` + schema + `" CASCADE`); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+	return u, db
+}
