@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/dstream/dstream/agg"
-	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -215,18 +214,7 @@ func scanAggs(args []string, c *cli.Context) ([]agg.Spec, error) {
 	return specs, nil
 }
 
-// maxShown bounds the part of a bad record that an error shows.
-const maxShown = 200
-
 // BadRecord is the error of a record that cannot be aggregated, at where
-// (the batch and the record's number): the record as JSON (its start), and
-// a hint at --skip-bad.
-func BadRecord(where string, rec []byte, err error) error {
-	if js, _, jerr := record.AppendJSON(nil, rec); jerr == nil {
-		if len(js) > maxShown {
-			js = append(js[:maxShown], "..."...)
-		}
-		where += " " + string(js)
-	}
-	return stage.Hint(fmt.Errorf("%s: %w", where, err), "--skip-bad skips such records and counts them in --progress (numSkippedRows)")
-}
+// (the batch and the record's number): agg.BadRecord, whose hint points at
+// --skip-bad.
+func BadRecord(where string, rec []byte, err error) error { return agg.BadRecord(where, rec, err) }
