@@ -1,4 +1,4 @@
-package main
+package window
 
 import (
 	"encoding/binary"
@@ -6,8 +6,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+	"time"
 
+	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/internal/benchutil"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -15,9 +18,9 @@ import (
 
 // benchWindow feeds batches of 10,000 one-word records (Zipf over 1,000
 // words), one a second, through a window of 10 s sliding every second
-// with args, the output framed and thrown away. A slide adds one batch and
+// with the keys and aggregates of c, the output framed and thrown away. A slide adds one batch and
 // subtracts (or, not invertible, recomputes) the window's.
-func benchWindow(b *testing.B, args ...string) {
+func benchWindow(b *testing.B, c agg.Config) {
 	const perBatch, words = 10_000, 1_000
 	rng := rand.New(rand.NewPCG(1, 2))
 	z := rand.NewZipf(rng, 1.1, 1, words-1)
@@ -30,7 +33,7 @@ func benchWindow(b *testing.B, args ...string) {
 		}
 		blocks = append(blocks, blk)
 	}
-	w, err := newWindower(framing.NewWriter(io.Discard), testOptions(b, append([]string{"-l", "10s", "-s", "1s"}, args...)...))
+	w, err := newWindower(framing.NewWriter(io.Discard), checked(b, sliding(10_000, 1000, c)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,15 +49,17 @@ func benchWindow(b *testing.B, args ...string) {
 	b.ReportMetric(0, "ns/op")
 }
 
-func BenchmarkSlideCount(b *testing.B)    { benchWindow(b, "-k", "value", "--count") }
-func BenchmarkSlideCountMax(b *testing.B) { benchWindow(b, "-k", "value", "--count", "--max", "value") }
-func BenchmarkSlideRecords(b *testing.B)  { benchWindow(b) }
+func BenchmarkSlideCount(b *testing.B) { benchWindow(b, reduce(b, []string{"value"}, "count")) }
+func BenchmarkSlideCountMax(b *testing.B) {
+	benchWindow(b, reduce(b, []string{"value"}, "count", "max:value"))
+}
+func BenchmarkSlideRecords(b *testing.B) { benchWindow(b, agg.Config{}) }
 
 // benchEvents feeds batches of 10,000 events (one a millisecond of event
-// time, Zipf over 1,000 users) through event-time windows with args. The
+// time, Zipf over 1,000 users) through event-time windows of o and ev. The
 // records' times are int64s written in full, so that each batch's can be
 // moved on in place, past the last batch's.
-func benchEvents(b *testing.B, args ...string) {
+func benchEvents(b *testing.B, o Options, ev EventOptions) {
 	const perBatch, users = 10_000, 1_000
 	rng := rand.New(rand.NewPCG(1, 2))
 	z := rand.NewZipf(rng, 1.1, 1, users-1)
@@ -72,7 +77,7 @@ func benchEvents(b *testing.B, args ...string) {
 		tpos = append(tpos, len(blk)+at)
 		blk = append(blk, rec...)
 	}
-	w, err := newEventWindower(framing.NewWriter(io.Discard), testOptions(b, append([]string{"--time-field", "t", "--time-unit", "ms"}, args...)...))
+	w, err := newEventWindower(framing.NewWriter(io.Discard), checked(b, events(o, input.Milliseconds, ev)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,24 +97,68 @@ func benchEvents(b *testing.B, args ...string) {
 }
 
 func BenchmarkEventTumbling(b *testing.B) {
-	benchEvents(b, "--watermark", "2s", "-l", "5s", "-k", "user", "--count")
+	benchEvents(b, sliding(5000, 5000, reduce(b, []string{"user"}, "count")), EventOptions{Watermark: 2 * time.Second})
 }
 func BenchmarkEventSliding(b *testing.B) {
-	benchEvents(b, "--watermark", "2s", "-l", "10s", "-s", "5s", "-k", "user", "--count")
+	benchEvents(b, sliding(10_000, 5000, reduce(b, []string{"user"}, "count")), EventOptions{Watermark: 2 * time.Second})
 }
 func BenchmarkEventSessions(b *testing.B) {
-	benchEvents(b, "--watermark", "2s", "--session", "500ms", "-k", "user", "--count")
+	benchEvents(b, Options{Agg: reduce(b, []string{"user"}, "count")}, EventOptions{Watermark: 2 * time.Second, Session: 500 * time.Millisecond})
 }
 
-// feed hands batch bt, the n records of blk, to h.
-func feed(tb testing.TB, h stage.Handler, bt stage.Batch, blk []byte, n int) {
-	if err := h.Begin(bt); err != nil {
-		tb.Fatal(err)
+// benchState saves and loads the state of a window after 10 batches of
+// 10,000 records (a sliding window of 10 s, every second), as --checkpoint
+// does after each batch and once at a restart.
+func benchState(b *testing.B, opts Options) {
+	const perBatch = 10_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(rng, 1.1, 1, 999)
+	var blk []byte
+	for j := range perBatch {
+		rec := record.AppendMapHeader(nil, 2)
+		rec = record.AppendString(rec, "t")
+		rec = record.AppendInt(rec, int64(j))
+		rec = record.AppendString(rec, "user")
+		rec = record.AppendString(rec, fmt.Sprintf("u%d", z.Uint64()))
+		blk = framing.AppendRecord(blk, rec)
 	}
-	if err := h.Block(bt, framing.NewRecords(blk, n)); err != nil {
-		tb.Fatal(err)
+	o := checked(b, opts)
+	var st stateful
+	if o.ev != nil {
+		w, err := newEventWindower(framing.NewWriter(io.Discard), o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st = w
+	} else {
+		w, err := newWindower(framing.NewWriter(io.Discard), o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st = w
 	}
-	if err := h.End(bt); err != nil {
-		tb.Fatal(err)
+	for id := range uint64(10) {
+		feed(b, st.(stage.Handler), stage.Batch{ID: id, Time: int64(id+1) * 1000}, blk, perBatch)
 	}
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := st.save()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.load(data); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(data)))
+	}
+}
+
+func BenchmarkStateSlide(b *testing.B) {
+	benchState(b, sliding(10_000, 1000, reduce(b, []string{"user"}, "count")))
+}
+func BenchmarkStateEvent(b *testing.B) {
+	benchState(b, events(sliding(1000, 1000, reduce(b, []string{"user"}, "count")), input.Milliseconds, EventOptions{Watermark: time.Hour}))
+}
+func BenchmarkStateSessions(b *testing.B) {
+	benchState(b, events(Options{Agg: reduce(b, []string{"user"}, "count")}, input.Milliseconds, EventOptions{Watermark: time.Hour, Session: time.Millisecond}))
 }

@@ -1,280 +1,153 @@
-package main
+// Package window is swindow's engine: windows of batch time (DStream's
+// window and reduceByKeyAndWindow), and fixed and session windows of event
+// time with a watermark (Structured Streaming's window and session_window
+// with withWatermark), with their state saved in a checkpoint after each
+// batch. docs/swindow.md describes what it writes; cmd/swindow is its
+// command line.
+package window
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dstream/dstream/agg"
-	"github.com/dstream/dstream/checkpoint"
-	"github.com/dstream/dstream/cmd/internal/aggflags"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/stage"
-	"github.com/urfave/cli/v2"
 )
 
-var command = &stage.Command{
-	Name:      "swindow",
-	Usage:     "tumbling and sliding windows over batch time, and windows and sessions of event time with a watermark",
-	ArgsUsage: " ",
-	Input:     true,
-	Output:    true,
-	Description: `swindow gathers batches into windows of batch time (DStream's window and
-reduceByKeyAndWindow). The window ending at T holds the batches whose batch
-time is in (T - LENGTH, T]; a window ends at every multiple of SLIDE (unix
-epoch aligned), and swindow writes each window as one batch, at its end
-only, with batch time T. -l 1m alone is a tumbling window of one minute;
--l 1m -s 10s slides every 10 seconds over the last minute.
+// Options configure the windows. The messages of New name the swindow
+// flags that set them.
+type Options struct {
+	// Length is the window's length (--length); Slide starts one at every
+	// multiple of it (--slide; a tumbling window has Slide = Length). Both
+	// whole milliseconds, Length a multiple of Slide. Windows of batch time cover
+	// the batches of time in (T - Length, T]; fixed windows of event time
+	// [start, start + Length). Zero with Event.Session.
+	Length, Slide time.Duration
 
-Without keys or aggregates a window is the records of its batches, in the
-order they came (DStream.window). With -k and/or aggregates it is one record
-per group, as sreduce writes for a batch: the key fields, then the
-aggregates in command-line order, sorted by key (reduceByKeyAndWindow,
-countByValueAndWindow). A keyless --count of an empty window is 0.
+	// Agg is the keys and aggregates (-k, --count, --sum F, ...) a window
+	// reduces to, one record per group; with neither a window of batch
+	// time is its batches' records, in the order they came. Event time
+	// needs one or the other.
+	Agg agg.Config
+	// Top, if more than 0, writes only the Top groups of each window with
+	// the largest aggregate By (an index in Agg.Aggs): --top, --by. It does
+	// not apply to sessions.
+	Top, By int
+	// SkipBad skips and counts the records that cannot be aggregated
+	// instead of stopping with an error (--skip-bad).
+	SkipBad bool
 
-` + aggflags.Help + `
+	// Event, if not nil, windows each record's event time instead of the
+	// batch time (--time-field).
+	Event *EventOptions
 
-Cost: with count, sum, avg and distinct only (invertible aggregates) a
-window is kept up to date incrementally, the entering batch added and the
-leaving batch subtracted (reduceByKeyAndWindow with an inverse function), so
-a slide costs the records that enter and leave, not the window's length;
-groups whose count falls to zero are dropped. With min, max, first, last or
-collect each window is recomputed from its batches. Either way swindow holds
-the records of the batches a coming window still needs.
-
-Batches and windows (without --time-field): LENGTH and SLIDE are whole
-milliseconds, LENGTH a multiple of SLIDE; as in Spark, SLIDE should be a multiple of the batch
-interval (sbatch -i), so that every window ends with a batch of its own.
-A window leaves with the id of the last input batch it holds (the one whose
-time is T, or the last before T): ids rise, and a window whose end no batch
-came to mark is an error, since it would have no id of its own. Empty
-batches count: sbatch -i writes them while its input is idle, so idle time
-still moves the windows along. At the end of the stream (without
---checkpoint) the window holding the last batch is written; the windows
-after it, which a sliding window would still fill with the last batches,
-are not. Watermarks pass through.
-
-Event time (--time-field F): windows of each record's own time instead of
-the batches' (Structured Streaming's groupBy(window(F, LENGTH, SLIDE), keys)
-with withWatermark(F, DELAY)). A record at time t counts in every window
-[start, start + LENGTH) that holds t, start a multiple of SLIDE; F is a
-number of --time-unit (s or ms) since the epoch, an RFC 3339 string or a
-timestamp. The watermark is the latest event time seen, at the end of each
-batch, minus --watermark DUR (default 0); a window whose end it has reached
-is final. A record all of whose windows are final is late: it is dropped
-and counted (numLateRows in --progress), or with --late FILE appended to
-FILE as a JSON line. Every input batch gives one output batch with its id
-and time, holding, by --mode:
-  append    the windows the batch made final, each once (the default)
-  update    the groups of every window the batch changed
-  complete  every window, at every batch (nothing is final, nothing late)
-A window's records are window_start and window_end (timestamps), the key
-fields, the aggregates; windows in order of start, groups by key. After
-each batch the watermark leaves as a watermark frame. Two differences from
-Spark: a batch's own watermark already applies at its end, not one batch
-later; and at the end of the stream, which nothing can follow (without
---checkpoint), append mode writes the windows still open in one more
-batch, numbered after the last.
-
-Checkpoint: with --checkpoint DIR the windows' state after each batch is
-saved atomically in DIR/state/NAME (--name, default swindow): the batches a
-coming window still needs, or with --time-field every open window's groups
-and the watermark. On restart it is restored as of the batch before the
-first that arrives, so a source replaying its uncommitted batches with the
-same ids (sbatch --checkpoint DIR FILE...) gets the windows of an
-uninterrupted run, as sreduce --running does; a checkpoint of another
-window configuration is refused. With --checkpoint the windows still open
-when the stream ends are not written but kept for the next run, which goes
-on from them (a checkpointed source goes on, as a file that grew).
-
-Session windows (--session GAP, with --time-field; no -l or -s): per key,
-an event opens [t, t + GAP), and windows that overlap merge, so a session
-runs from its first event to its last plus GAP (Structured Streaming's
-session_window). An event that joins two sessions merges them. A session
-is one group: its records are held until it is written, then folded into
-its aggregates (so any aggregate works, and --top does not apply).
-
-Examples:
-  sbatch -i 1s < access.log | swindow -l 1m | ssink                  # tumbling: a batch a minute
-  sbatch -i 10s --format json | swindow -l 1m -s 10s -k path --count --sum bytes | ssink
-  sbatch -i 1s | smap --flat 'split(value, " ")' | swindow -l 30s -s 5s -k value --count --top 10 | ssink
-  sbatch -i 1s | swindow -l 5m -s 1m --count | ssink                 # records per 5 minutes, every minute
-  sbatch -i 1s --format json | swindow --time-field ts --watermark 30s -l 1m -k path --count | ssink
-  sbatch -i 1s --format json | swindow --time-field ts --watermark 1m --session 5m -k user --count --sum bytes | ssink`,
-	Flags: append([]cli.Flag{
-		&cli.DurationFlag{Name: "length", Aliases: []string{"l"}, Usage: "the window's length `DUR` (1m, 30s, ...): batches of batch time in (T - DUR, T]", Category: "Windows"},
-		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "start a window at every multiple of `DUR` (default: the length, a tumbling window)", Category: "Windows"},
-		&cli.DurationFlag{Name: "session", Usage: "session windows of event time instead: a key's events less than `GAP` apart make one window (with --time-field)", Category: "Windows"},
-		&cli.StringFlag{Name: "time-field", Usage: "window the event time in `FIELD` of each record instead of the batch time", Category: "Event time"},
-		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
-		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: a window is final once the latest event time passes its end by `DUR`", Category: "Event time"},
-		&cli.StringFlag{Name: "mode", Value: modeAppend, Usage: "output `MODE`: append (each window once, when final), update (the groups each batch changed), complete (every window at every batch)", Category: "Event time"},
-		&cli.StringFlag{Name: "checkpoint", Usage: "save the windows' state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Checkpoint"},
-		&cli.StringFlag{Name: "name", Value: "swindow", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Checkpoint"},
-		&cli.StringFlag{Name: "late", Usage: "append the records too late for any window to `FILE` as JSON lines (default: drop them, counted in --progress)", Category: "Event time"},
-	}, aggflags.Flags()...),
-	Action: run,
+	// Checkpoint is the checkpoint directory (--checkpoint), or "": the
+	// state is saved after each batch in Checkpoint/state/Name (--name) and
+	// restored before the first.
+	Checkpoint, Name string
 }
+
+// EventOptions configure windows of event time.
+type EventOptions struct {
+	Field string         // the event time's field (--time-field)
+	Unit  input.TimeUnit // of numeric event times (--time-unit)
+	// Watermark is how far behind the latest event time the watermark
+	// stays (--watermark): whole milliseconds, 0 or more.
+	Watermark time.Duration
+	Mode      Mode   // what each batch writes (--mode); "": Append
+	Late      string // a file to append late records to as JSON lines (--late), or "": dropped
+	// Session, if not 0, makes session windows of this gap (--session),
+	// whole milliseconds, instead of fixed windows of Length and Slide.
+	Session time.Duration
+}
+
+// Mode is the output mode of event-time windows: Structured Streaming's.
+type Mode string
+
+// The output modes.
+const (
+	Append   Mode = "append"   // the windows a batch made final, each once
+	Update   Mode = "update"   // the groups of every window a batch changed
+	Complete Mode = "complete" // every window at every batch: nothing final, nothing late
+)
 
 // maxGap bounds the windows one jump in batch time may write: a jump of
 // more is far more likely a wrong unit than a real gap (sbatch's bound).
 const maxGap = 1_000_000
 
+// options are Options checked, in the units the windows work in.
 type options struct {
 	length, slide int64 // ms
-	agg           *aggflags.Options
+	agg           aggOptions
 	reduce        bool          // keys or aggregates: a window is its groups
-	ev            *eventOptions // --time-field: windows of event time; nil for batch time
-	checkpoint    string        // --checkpoint DIR, or ""
-	name          string        // --name
+	ev            *eventOptions // windows of event time; nil for batch time
+	checkpoint    string
+	name          string
 }
 
-// windows is what run drives: a Handler that writes what it still holds at
-// the end of the stream.
-type windows interface {
-	stage.Handler
-	finish() error
+// aggOptions are the aggregation options.
+type aggOptions struct {
+	Cfg     agg.Config
+	Top, By int
+	SkipBad bool
 }
 
-func run(e *stage.Env) error {
-	o, err := parseOptions(e.Ctx, e.Args)
-	if err != nil {
-		return err
-	}
-	var w windows
-	var st stateful
-	if o.ev != nil {
-		ew, err := newEventWindower(e.Out, o)
-		if err != nil {
-			return err
-		}
-		defer ew.Close()
-		ew.stats = &e.Stats
-		w, st = ew, ew
-	} else {
-		bw, err := newWindower(e.Out, o)
-		if err != nil {
-			return err
-		}
-		bw.stats = &e.Stats
-		w, st = bw, bw
-	}
-	if o.checkpoint != "" {
-		ck, err := openCheckpointer(o.checkpoint, o.name, o, st, e.Replaying)
-		if err != nil {
-			return err
-		}
-		switch w := w.(type) {
-		case *windower:
-			w.ck = ck
-		case *eventWindower:
-			w.ck = ck
-		}
-	}
-	if err := e.UseCheckpoint(o.checkpoint, "swindow keeps windows across batches, and a restart must restore them"); err != nil {
-		return err
-	}
-	if err := e.Loop(w); err != nil {
-		return err
-	}
-	return w.finish()
+// HasCount reports whether an aggregate is a count.
+func (o *aggOptions) HasCount() bool {
+	return slices.ContainsFunc(o.Cfg.Aggs, func(s agg.Spec) bool { return s.Kind == agg.Count })
 }
 
-func parseOptions(c *cli.Context, args []string) (*options, error) {
-	if c.NArg() > 0 {
-		return nil, stage.UsageError("unexpected argument %q: swindow reads frames from its input and takes flags only", c.Args().First())
-	}
-	var length, slide int64
-	var err error
-	switch {
-	case c.IsSet("session"):
-		for _, f := range []string{"length", "slide", "top"} {
-			if c.IsSet(f) {
-				return nil, stage.UsageError("--%s does not go with --session: a session window is as long as its events make it, and is one group", f)
-			}
-		}
-		if !c.IsSet("time-field") {
-			return nil, stage.UsageError("--session windows event time: add --time-field F")
-		}
-	case !c.IsSet("length"):
-		return nil, stage.UsageError("give the window's length: -l DUR (e.g. -l 1m), or --session GAP")
-	default:
-		if length, err = millis("length", c.Duration("length")); err != nil {
+// check checks o and converts it to options.
+func (o Options) check() (*options, error) {
+	c := &options{agg: aggOptions{Cfg: o.Agg, Top: o.Top, By: o.By, SkipBad: o.SkipBad},
+		reduce: len(o.Agg.Keys)+len(o.Agg.Aggs) > 0, checkpoint: o.Checkpoint, name: o.Name}
+	if o.Event == nil || o.Event.Session == 0 {
+		var err error
+		if c.length, err = millis("length", o.Length); err != nil {
 			return nil, err
 		}
-		slide = length
-		if c.IsSet("slide") {
-			if slide, err = millis("slide", c.Duration("slide")); err != nil {
-				return nil, err
-			}
+		if c.slide, err = millis("slide", o.Slide); err != nil {
+			return nil, err
 		}
-		if length%slide != 0 {
+		if c.length%c.slide != 0 {
 			return nil, stage.UsageError("--length %v is not a multiple of --slide %v: a window covers a whole number of slides",
-				time.Duration(length)*time.Millisecond, time.Duration(slide)*time.Millisecond)
+				time.Duration(c.length)*time.Millisecond, time.Duration(c.slide)*time.Millisecond)
 		}
 	}
-	a, err := aggflags.Parse(c, args)
-	if err != nil {
-		return nil, err
+	if o.Event == nil {
+		return c, nil
 	}
-	o := &options{length: length, slide: slide, agg: a, reduce: len(a.Cfg.Keys)+len(a.Cfg.Aggs) > 0,
-		checkpoint: c.String("checkpoint"), name: c.String("name")}
-	if c.IsSet("checkpoint") && o.checkpoint == "" {
-		return nil, stage.UsageError("--checkpoint needs a directory")
-	}
-	if err := checkpoint.ValidName(o.name); err != nil {
-		return nil, stage.UsageError("--name: %v", err)
-	}
-	if o.ev, err = parseEventOptions(c); err != nil {
-		return nil, err
-	}
-	if o.ev != nil && !o.reduce {
-		return nil, stage.Hint(stage.UsageError("event-time windows aggregate: give keys (-k) and/or aggregates (--count, --sum F, ...)"),
-			"to gather the records of batches, leave out --time-field: sbatch --time-field cuts batches by event time, and swindow windows them")
-	}
-	return o, nil
-}
-
-// eventFlags apply to event-time windows only.
-var eventFlags = []string{"time-unit", "watermark", "mode", "late"}
-
-func parseEventOptions(c *cli.Context) (*eventOptions, error) {
-	field := c.String("time-field")
-	if !c.IsSet("time-field") {
-		for _, f := range eventFlags {
-			if c.IsSet(f) {
-				return nil, stage.UsageError("--%s applies to event-time windows: add --time-field F", f)
-			}
-		}
-		return nil, nil
-	}
-	if field == "" {
-		return nil, stage.UsageError("--time-field needs a field name")
-	}
-	ev := &eventOptions{field: field, mode: c.String("mode"), late: c.String("late")}
-	var err error
-	if ev.unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {
-		return nil, stage.UsageError("--time-unit: %v", err)
-	}
-	d := c.Duration("watermark")
+	ev := &eventOptions{field: o.Event.Field, unit: o.Event.Unit, mode: o.Event.Mode, late: o.Event.Late}
+	d := o.Event.Watermark
 	if d < 0 || d%time.Millisecond != 0 {
 		return nil, stage.UsageError("--watermark %v: want a whole number of milliseconds, 0 or more", d)
 	}
 	ev.delay = d.Milliseconds()
 	switch ev.mode {
-	case modeAppend, modeUpdate, modeComplete:
+	case "":
+		ev.mode = Append
+	case Append, Update, Complete:
 	default:
 		return nil, stage.UsageError("--mode %q: want append, update or complete", ev.mode)
 	}
-	if c.IsSet("late") && ev.late == "" {
-		return nil, stage.UsageError("--late needs a file name")
-	}
-	if c.IsSet("session") {
-		if ev.session, err = millis("session", c.Duration("session")); err != nil {
+	if o.Event.Session != 0 {
+		if o.Length != 0 || o.Slide != 0 {
+			return nil, stage.UsageError("--length and --slide do not go with --session: a session window is as long as its events make it")
+		}
+		var err error
+		if ev.session, err = millis("session", o.Event.Session); err != nil {
 			return nil, err
 		}
 	}
-	return ev, nil
+	c.ev = ev
+	if !c.reduce {
+		return nil, stage.Hint(stage.UsageError("event-time windows aggregate: give keys (-k) and/or aggregates (--count, --sum F, ...)"),
+			"to gather the records of batches, leave out --time-field: sbatch --time-field cuts batches by event time, and swindow windows them")
+	}
+	return c, nil
 }
 
 func millis(flag string, d time.Duration) (int64, error) {
@@ -283,6 +156,72 @@ func millis(flag string, d time.Duration) (int64, error) {
 	}
 	return d.Milliseconds(), nil
 }
+
+// Engine is the windows of Options, a stage.Handler; after the input's end
+// Finish writes what it still holds, and Close closes the --late file.
+type Engine struct {
+	w interface {
+		stage.Handler
+		finish() error
+	}
+	closer func() error
+}
+
+// New returns the engine of o, writing its windows to out. It reports the
+// figures of each batch in stats, which the stage runtime resets at each
+// batch (nil: kept to itself). With o.Checkpoint, it takes its part of the
+// checkpoint directory now, and replaying, called at the first batch, tells
+// whether the pipeline's source replays from that checkpoint
+// (stage.Env.Replaying; nil: never).
+func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bool) (*Engine, error) {
+	c, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	if stats == nil {
+		stats = new(stage.Stats)
+	}
+	if replaying == nil {
+		replaying = func() bool { return false }
+	}
+	e := &Engine{closer: func() error { return nil }}
+	var st stateful
+	var ck **checkpointer
+	if c.ev != nil {
+		ew, err := newEventWindower(out, c)
+		if err != nil {
+			return nil, err
+		}
+		ew.stats = stats
+		e.w, e.closer, st, ck = ew, ew.Close, ew, &ew.ck
+	} else {
+		bw, err := newWindower(out, c)
+		if err != nil {
+			return nil, err
+		}
+		bw.stats = stats
+		e.w, st, ck = bw, bw, &bw.ck
+	}
+	if c.checkpoint != "" {
+		if *ck, err = openCheckpointer(c.checkpoint, c.name, c, st, replaying); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) Begin(b stage.Batch) error                       { return e.w.Begin(b) }
+func (e *Engine) Block(b stage.Batch, recs framing.Records) error { return e.w.Block(b, recs) }
+func (e *Engine) End(b stage.Batch) error                         { return e.w.End(b) }
+func (e *Engine) Watermark(t int64) error                         { return e.w.Watermark(t) }
+
+// Finish is called at the end of the input stream: without a checkpoint,
+// it writes the windows still open (see windower.finish).
+func (e *Engine) Finish() error { return e.w.finish() }
+
+// Close closes the --late file.
+func (e *Engine) Close() error { return e.closer() }
 
 // held is an input batch that a coming window still needs: its records as
 // in a Records frame, (uvarint length, msgpack)*.
@@ -407,7 +346,7 @@ func (w *windower) Block(b stage.Batch, recs framing.Records) error {
 				w.stats.Skipped++
 				continue
 			}
-			return aggflags.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
+			return agg.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
 		}
 		w.cur.recs = framing.AppendRecord(w.cur.recs, rec)
 		w.cur.n++
@@ -523,7 +462,7 @@ func (w *windower) writeGroups(end int64) error {
 			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 				i++
 				if err := t.Add(rec); err != nil {
-					return aggflags.BadRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
+					return agg.BadRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
 				}
 			}
 		}

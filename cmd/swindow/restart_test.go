@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/dstream/dstream/internal/frametest"
+)
+
+// TestRestart stops swindow after each batch in turn (its input cut off, as
+// when the stage before it crashes) and starts it again on the same
+// checkpoint with the batches after: the two runs write what one
+// uninterrupted run writes, in every kind of window.
+func TestRestart(t *testing.T) {
+	byBatch := seconds("a=1 b=2", "a=3", "", "c=4 a=1", "a=5", "b=6 b=1", "", "c=2")
+	byEvent := evBatches("a@1 b@2 a@12", "a@14 b@3", "a@16", "a@4 b@21", "", "c@33 a@29", "b@41")
+	for _, c := range []struct {
+		bs   []batch
+		args []string
+	}{
+		{byBatch, []string{"-l", "3s", "-s", "1s", "-k", "k", "--count", "--sum", "v"}},
+		{byBatch, []string{"-l", "2s", "-s", "1s", "-k", "k", "--max", "v"}},
+		{byBatch, []string{"-l", "2s"}},
+		{byBatch, []string{"-l", "4s", "-s", "2s", "--count"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-k", "k", "--count"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "5s", "-k", "k", "--count", "--mode", "update"}},
+		{byEvent, []string{"--time-field", "t", "-l", "10s", "-k", "k", "--count", "--collect", "t", "--mode", "complete"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"}},
+		{byEvent, []string{"--time-field", "t", "--session", "3s", "--count", "--mode", "update"}},
+	} {
+		whole := swindow(t, c.bs, append(c.args, "--checkpoint", t.TempDir())...)
+		for k := range len(c.bs) - 1 {
+			dir := t.TempDir()
+			args := append(c.args, "--checkpoint", dir)
+			var o, e bytes.Buffer
+			if code := command.Run(append([]string{"swindow"}, args...), bytes.NewReader(frametest.Cut(t, frames(c.bs[:k+1]))), &o, &e); code != 1 {
+				t.Fatalf("swindow %s, cut after batch %d: exit %d, want 1: %s", strings.Join(args, " "), k, code, e.String())
+			}
+			first := frametest.RenderCut(t, o.Bytes())
+			second := swindow(t, c.bs[replayFrom(t, dir, o.Bytes()):], args...)
+			if first+second != whole {
+				t.Errorf("swindow %s, restarted after batch %d:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)
+			}
+			// A run that ends its stream (its input read to the end) and a
+			// run that goes on from its checkpoint: the same.
+			dir = t.TempDir()
+			args = append(c.args, "--checkpoint", dir)
+			var o2, e2 bytes.Buffer
+			if code := command.Run(append([]string{"swindow"}, args...), bytes.NewReader(stream(t, c.bs[:k+1])), &o2, &e2); code != 0 {
+				t.Fatalf("swindow %s: exit %d: %s", strings.Join(args, " "), code, e2.String())
+			}
+			first = frametest.Render(t, o2.Bytes())
+			second = swindow(t, c.bs[replayFrom(t, dir, o2.Bytes()):], args...)
+			if first+second != whole {
+				t.Errorf("swindow %s, run to batch %d, then on:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)
+			}
+		}
+	}
+}
+
+// replayFrom commits the last batch of out, a run's output, in dir, as the
+// sink would, and returns the batch the source replays from: the one after.
+func replayFrom(t *testing.T, dir string, out []byte) int {
+	id, ok := frametest.LastBatch(out)
+	if !ok {
+		return 0
+	}
+	frametest.Commit(t, dir, id)
+	return int(id) + 1
+}
+
+// TestRestartRefusesOtherConfig: a checkpoint of one window is not another's.
+func TestRestartRefusesOtherConfig(t *testing.T) {
+	dir := t.TempDir()
+	bs := seconds("a=1", "a=2")
+	swindow(t, bs[:1], "-l", "2s", "-k", "k", "--count", "--checkpoint", dir)
+	_, stderr, code := runSwindow(t, stream(t, bs[1:]), "-l", "4s", "-k", "k", "--count", "--checkpoint", dir)
+	if code != 1 || !strings.Contains(stderr, "was written by") && !strings.Contains(stderr, "configuration") {
+		t.Errorf("exit %d, %q; want exit 1 refusing the checkpoint", code, stderr)
+	}
+}
