@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -20,102 +22,152 @@ import (
 // windows stand; the groups are not saved but folded again from those
 // batches. Event time: each window's groups (agg snapshots), the watermark
 // and the latest event time.
+//
+// A state is a sequence of msgpack values, as agg's snapshots are (written
+// with record's Append functions, read with record.Skip):
+//
+//	version   int (stateVersion)
+//	batch time:
+//	  started, wrote, pending                  bool
+//	  next, last id, last time, last out, last end   int, uint, int, uint, int
+//	  held batches  int, then per batch: id (uint), time (int), records
+//	                (int), the records (bin: as in a Records frame)
+//	event time:
+//	  started, watermark set, max set          bool
+//	  watermark, max event time, last id, last time  int, int, uint, int
+//	  fixed windows  int, then per window: start (int), its groups (bin:
+//	                 an agg snapshot)
+//	  sessions       int, then per session, by key then start: key (bin:
+//	                 agg.Table.Key), start, end (int), records (int), the
+//	                 records (bin)
 
-// stateVersion is the first byte of a saved state; another is refused.
-const stateVersion = 1
+// stateVersion is the first value of a saved state, and part of the
+// fingerprint, so that a state of another layout is refused, not misread.
+// Version 1 was a layout of uvarints of its own.
+const stateVersion = 2
 
 // ErrState is a saved state that cannot be read.
-var ErrState = errors.New("swindow: damaged state")
+var ErrState = errors.New("window: damaged state")
 
 // enc builds a saved state.
 type enc struct{ b []byte }
 
-func (e *enc) u(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *enc) i(v int64)  { e.b = binary.AppendVarint(e.b, v) }
-func (e *enc) bytes(p []byte) {
-	e.u(uint64(len(p)))
-	e.b = append(e.b, p...)
-}
-func (e *enc) bools(bs ...bool) {
-	var v uint64
-	for i, b := range bs {
-		if b {
-			v |= 1 << i
-		}
-	}
-	e.u(v)
-}
+func (e *enc) uint(v uint64) { e.b = record.AppendUint(e.b, v) }
+func (e *enc) int(v int64)   { e.b = record.AppendInt(e.b, v) }
+func (e *enc) bin(p []byte)  { e.b = record.AppendBinary(e.b, p) }
+func (e *enc) bool(v bool)   { e.b = record.AppendBool(e.b, v) }
 
-// dec reads a saved state; the first error sticks.
+// newEnc starts a state with its version.
+func newEnc() *enc { return &enc{b: record.AppendInt(nil, stateVersion)} }
+
+// dec reads a saved state; the first error sticks, and after it every
+// value reads as zero.
 type dec struct {
 	b   []byte
 	err error
 }
 
-func (d *dec) fail() {
+func (d *dec) fail(what string) {
 	if d.err == nil {
-		d.err = ErrState
+		d.err = fmt.Errorf("%w: %s", ErrState, what)
 	}
 	d.b = nil
 }
 
-func (d *dec) u() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *dec) i() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *dec) bytes() []byte {
-	n := d.u()
-	if n > uint64(len(d.b)) {
-		d.fail()
+// next splits the next value off the state.
+func (d *dec) next(what string) []byte {
+	if d.err != nil {
 		return nil
 	}
-	p := d.b[:n:n]
+	n, err := record.Skip(d.b)
+	if err != nil {
+		d.fail(what + ": " + err.Error())
+		return nil
+	}
+	v := d.b[:n]
 	d.b = d.b[n:]
-	return p
+	return v
 }
 
-func (d *dec) bools(n int) []bool {
-	v := d.u()
-	if v>>n != 0 {
-		d.fail()
+func (d *dec) int(what string) int64 {
+	v := d.next(what)
+	x, ok := record.Int(v)
+	if !ok {
+		d.fail(what + ": integer expected")
 	}
-	bs := make([]bool, n)
-	for i := range bs {
-		bs[i] = v&(1<<i) != 0
-	}
-	return bs
+	return x
 }
 
-// count reads a count of items each at least min bytes long, refusing one
-// the rest of the input cannot hold.
-func (d *dec) count(min int) int {
-	n := d.u()
-	if n > uint64(len(d.b)/min) {
-		d.fail()
+func (d *dec) uint(what string) uint64 {
+	v := d.next(what)
+	if x, ok := record.Int(v); ok && x >= 0 {
+		return uint64(x)
+	}
+	if record.KindOf(v) == record.KindUint {
+		return binary.BigEndian.Uint64(v[1:])
+	}
+	d.fail(what + ": unsigned integer expected")
+	return 0
+}
+
+func (d *dec) bool(what string) bool {
+	v := d.next(what)
+	if record.KindOf(v) != record.KindBool {
+		d.fail(what + ": boolean expected")
+		return false
+	}
+	return v[0] == 0xc3 // msgpack true
+}
+
+// bin reads a bin value; the bytes are the state's, not a copy.
+func (d *dec) bin(what string) []byte {
+	v := d.next(what)
+	p, ok := record.Str(v)
+	if !ok || record.KindOf(v) != record.KindBinary {
+		d.fail(what + ": binary expected")
+		return nil
+	}
+	return p[:len(p):len(p)]
+}
+
+// count reads a count of items each at least min values long (a value
+// takes a byte or more), refusing one the rest of the state cannot hold.
+func (d *dec) count(what string, min int) int {
+	n := d.int(what)
+	if d.err == nil && (n < 0 || n > int64(len(d.b)/min)) {
+		d.fail(what + ": count out of range")
 		return 0
 	}
 	return int(n)
 }
 
+// records reads a count of records and the block of them, which must be
+// exactly that many length-prefixed records, as a Records frame lays them
+// out; the block is copied.
+func (d *dec) records(what string) ([]byte, int) {
+	n := d.int(what)
+	recs := d.bin(what)
+	if d.err == nil && (n < 0 || n > math.MaxInt32 || !validBlock(recs, int(n))) {
+		d.fail(what + ": damaged records")
+	}
+	if d.err != nil {
+		return nil, 0
+	}
+	return slices.Clone(recs), int(n)
+}
+
+// version reads the state's version.
+func (d *dec) version() {
+	v := d.int("version")
+	if d.err == nil && v != stateVersion {
+		d.err = fmt.Errorf("%w: a state of version %d, this program reads version %d", ErrState, v, stateVersion)
+		d.b = nil
+	}
+}
+
 func (d *dec) end() error {
 	if d.err == nil && len(d.b) != 0 {
-		d.err = ErrState
+		d.fail("trailing bytes")
 	}
 	return d.err
 }
@@ -135,19 +187,21 @@ func (o *options) fingerprint() string {
 
 // saveState is the batch-time windower's state.
 func (w *windower) saveState() []byte {
-	e := &enc{b: []byte{stateVersion}}
-	e.bools(w.started, w.wrote, w.pending)
-	e.i(w.next)
-	e.u(w.lastID)
-	e.i(w.lastTime)
-	e.u(w.lastOut)
-	e.i(w.lastEnd)
-	e.u(uint64(len(w.held)))
+	e := newEnc()
+	e.bool(w.started)
+	e.bool(w.wrote)
+	e.bool(w.pending)
+	e.int(w.next)
+	e.uint(w.lastID)
+	e.int(w.lastTime)
+	e.uint(w.lastOut)
+	e.int(w.lastEnd)
+	e.int(int64(len(w.held)))
 	for _, h := range w.held {
-		e.u(h.id)
-		e.i(h.time)
-		e.u(uint64(h.n))
-		e.bytes(h.recs)
+		e.uint(h.id)
+		e.int(h.time)
+		e.int(int64(h.n))
+		e.bin(h.recs)
 	}
 	return e.b
 }
@@ -155,25 +209,23 @@ func (w *windower) saveState() []byte {
 // loadState restores a state saveState wrote: the held batches, and the
 // groups folded again from them.
 func (w *windower) loadState(b []byte) error {
-	if len(b) == 0 || b[0] != stateVersion {
-		return ErrState
-	}
-	d := &dec{b: b[1:]}
-	flags := d.bools(3)
-	next, lastID, lastTime, lastOut, lastEnd := d.i(), d.u(), d.i(), d.u(), d.i()
+	d := &dec{b: b}
+	d.version()
+	started, wrote, pending := d.bool("started"), d.bool("wrote"), d.bool("pending")
+	next, lastID, lastTime, lastOut, lastEnd := d.int("next"), d.uint("last id"), d.int("last time"), d.uint("last out"), d.int("last end")
 	var hs []*held
-	for range d.count(4) {
-		h := &held{id: d.u(), time: d.i(), n: int(d.u())}
-		h.recs = slices.Clone(d.bytes())
-		if d.err == nil && !validBlock(h.recs, h.n) {
-			d.fail()
+	for range d.count("held batches", 4) {
+		h := &held{id: d.uint("batch id"), time: d.int("batch time")}
+		h.recs, h.n = d.records("batch")
+		if d.err != nil {
+			break
 		}
 		hs = append(hs, h)
 	}
 	if err := d.end(); err != nil {
 		return err
 	}
-	w.started, w.wrote, w.pending = flags[0], flags[1], flags[2]
+	w.started, w.wrote, w.pending = started, wrote, pending
 	w.next, w.lastID, w.lastTime, w.lastOut, w.lastEnd = next, lastID, lastTime, lastOut, lastEnd
 	w.held = hs
 	if w.inc {
@@ -193,12 +245,14 @@ func (w *windower) loadState(b []byte) error {
 // saveState is the event-time windower's state: where the watermark
 // stands, then the windows (eventState.save).
 func (w *eventWindower) saveState() ([]byte, error) {
-	e := &enc{b: []byte{stateVersion}}
-	e.bools(w.started, w.haveWM, w.haveMax)
-	e.i(w.wm)
-	e.i(w.maxT)
-	e.u(w.lastID)
-	e.i(w.lastTime)
+	e := newEnc()
+	e.bool(w.started)
+	e.bool(w.haveWM)
+	e.bool(w.haveMax)
+	e.int(w.wm)
+	e.int(w.maxT)
+	e.uint(w.lastID)
+	e.int(w.lastTime)
 	if err := w.st.save(e); err != nil {
 		return nil, err
 	}
@@ -206,12 +260,10 @@ func (w *eventWindower) saveState() ([]byte, error) {
 }
 
 func (w *eventWindower) loadState(b []byte) error {
-	if len(b) == 0 || b[0] != stateVersion {
-		return ErrState
-	}
-	d := &dec{b: b[1:]}
-	flags := d.bools(3)
-	wm, maxT, lastID, lastTime := d.i(), d.i(), d.u(), d.i()
+	d := &dec{b: b}
+	d.version()
+	started, haveWM, haveMax := d.bool("started"), d.bool("watermark set"), d.bool("max set")
+	wm, maxT, lastID, lastTime := d.int("watermark"), d.int("max event time"), d.uint("last id"), d.int("last time")
 	if d.err != nil {
 		return d.err
 	}
@@ -221,7 +273,7 @@ func (w *eventWindower) loadState(b []byte) error {
 	if err := d.end(); err != nil {
 		return err
 	}
-	w.started, w.haveWM, w.haveMax = flags[0], flags[1], flags[2]
+	w.started, w.haveWM, w.haveMax = started, haveWM, haveMax
 	w.wm, w.maxT, w.lastID, w.lastTime = wm, maxT, lastID, lastTime
 	return nil
 }

@@ -2,7 +2,10 @@ package window
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,4 +61,28 @@ func FuzzLoadState(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadStateVersion: a state of another layout version is refused
+// naming both versions (a state of version 1 began with the byte 1, which
+// msgpack reads as the integer 1).
+func TestLoadStateVersion(t *testing.T) {
+	o := checked(t, sliding(2000, 1000, reduce(t, []string{"k"}, "count")))
+	w, _ := newWindower(framing.NewWriter(io.Discard), o)
+	feedJSON(t, w, 0, `{"k":"a"}`)
+	s := w.saveState()
+	if s[0] != stateVersion {
+		t.Fatalf("state %x: want version %d first", s, stateVersion)
+	}
+	for _, v := range []byte{1, 3} {
+		old := append([]byte{v}, s[1:]...)
+		w2, _ := newWindower(framing.NewWriter(io.Discard), o)
+		err := w2.loadState(old)
+		if want := fmt.Sprintf("a state of version %d, this program reads version %d", v, stateVersion); err == nil || !errors.Is(err, ErrState) || !strings.Contains(err.Error(), want) {
+			t.Errorf("version %d: %v, want ErrState and %q", v, err, want)
+		}
+	}
+	if err := w.loadState(s); err != nil {
+		t.Fatalf("its own state: %v", err)
+	}
 }

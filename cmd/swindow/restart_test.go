@@ -2,6 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/framing"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,5 +83,51 @@ func TestRestartRefusesOtherConfig(t *testing.T) {
 	_, stderr, code := runSwindow(t, stream(t, bs[1:]), "-l", "4s", "-k", "k", "--count", "--checkpoint", dir)
 	if code != 1 || !strings.Contains(stderr, "was written by") && !strings.Contains(stderr, "configuration") {
 		t.Errorf("exit %d, %q; want exit 1 refusing the checkpoint", code, stderr)
+	}
+}
+
+// TestRestartRefusesOldState: a state saved in the layout of version 1 (a
+// codec of uvarints, before the msgpack of agg's snapshots) is refused
+// with the configuration's message, never misread.
+func TestRestartRefusesOldState(t *testing.T) {
+	dir := t.TempDir()
+	bs := seconds("a=1", "a=2")
+	args := []string{"-l", "2s", "-k", "k", "--count", "--checkpoint", dir}
+	swindow(t, bs[:1], args...)
+	frametest.Commit(t, dir, 0)
+	path := filepath.Join(dir, "state", "swindow", "0.snapshot")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := checkpoint.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, ok := strings.CutPrefix(snap.Fingerprint, "swindow/2 ")
+	if !ok {
+		t.Fatalf("fingerprint %q: want swindow/2 first", snap.Fingerprint)
+	}
+	// Version 1's state after batch 0: the version byte, then uvarints and
+	// varints: the flags started and pending, the next window's end (2 s),
+	// the last id and time, the last window out and its end, and one held
+	// batch (id 0, time 1 s, one record).
+	rec := framing.AppendRecord(nil, []byte("\x81\xa1k\xa1a"))
+	old := []byte{1, 5}
+	old = binary.AppendVarint(old, 2000)
+	old = binary.AppendUvarint(old, 0)
+	old = binary.AppendVarint(old, 1000)
+	old = append(old, 0, 0, 1, 0)
+	old = binary.AppendVarint(old, 1000)
+	old = append(old, 1, byte(len(rec)))
+	old = append(old, rec...)
+	snap.Fingerprint, snap.Data = "swindow/1 "+fp, old
+	if err := os.WriteFile(path, checkpoint.Encode(nil, snap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runSwindow(t, stream(t, bs[1:]), args...)
+	if code != 1 || !strings.Contains(stderr, "was written by a different configuration (swindow/1 "+fp+"), not this one (swindow/2 "+fp+")") ||
+		!strings.Contains(stderr, "swindow: hint: each window configuration keeps its own state") {
+		t.Errorf("exit %d, %q; want exit 1 refusing the state of version 1", code, stderr)
 	}
 }
