@@ -15,7 +15,6 @@ import (
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -122,7 +121,7 @@ func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 				r.stats.Skipped++
 				continue
 			}
-			return BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
+			return agg.BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
 		}
 	}
 	return nil
@@ -196,18 +195,3 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 // Watermark passes the watermark on.
 func (r *Engine) Watermark(t int64) error { return r.out.Watermark(t) }
 
-// maxShown bounds the part of a bad record that an error shows.
-const maxShown = 200
-
-// BadRecord is the error of a record that cannot be aggregated, at where
-// (the batch and the record's number): the record as JSON (its start), and
-// a hint at --skip-bad. swindow's aggregation reports its records alike.
-func BadRecord(where string, rec []byte, err error) error {
-	if js, _, jerr := record.AppendJSON(nil, rec); jerr == nil {
-		if len(js) > maxShown {
-			js = append(js[:maxShown], "..."...)
-		}
-		where += " " + string(js)
-	}
-	return stage.Hint(fmt.Errorf("%s: %w", where, err), "--skip-bad skips such records and counts them in --progress (numSkippedRows)")
-}

@@ -43,7 +43,7 @@ func TestEventTimeAppend(t *testing.T) {
 	// at 3 s in batch 2 is within the watermark (window [0,10) not final
 	// until the latest event passes 15 s); the one at 4 s in batch 3 is late.
 	bs := evBatches("a@1 b@2 a@12", "a@14 b@3", "a@16", "a@4 b@21", "")
-	got := win(window(t, bs, "--time-field", "t", "--watermark", "5s", "-l", "10s", "-k", "k", "--count"))
+	got := win(swindow(t, bs, "--time-field", "t", "--watermark", "5s", "-l", "10s", "-k", "k", "--count"))
 	want := `0@1000:
 1@2000:
 2@3000: {[00,10) "k":"a","count":1} {[00,10) "k":"b","count":2}
@@ -59,7 +59,7 @@ func TestEventTimeAppend(t *testing.T) {
 func TestEventTimeLateFile(t *testing.T) {
 	late := filepath.Join(t.TempDir(), "late.jsonl")
 	bs := evBatches("a@1 a@12", "a@2 b@3", "a@25")
-	window(t, bs, "--time-field", "t", "-l", "10s", "-k", "k", "--count", "--late", late)
+	swindow(t, bs, "--time-field", "t", "-l", "10s", "-k", "k", "--count", "--late", late)
 	got, err := os.ReadFile(late)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestEventTimeLateFile(t *testing.T) {
 
 func TestEventTimeUpdateAndComplete(t *testing.T) {
 	bs := evBatches("a@1 b@2", "a@3 a@11", "b@4", "a@25")
-	got := win(window(t, bs, "--time-field", "t", "-l", "10s", "-k", "k", "--count", "--mode", "update"))
+	got := win(swindow(t, bs, "--time-field", "t", "-l", "10s", "-k", "k", "--count", "--mode", "update"))
 	// b@4 in batch 2 is late: the watermark (no delay) passed 10 s in batch 1.
 	want := `0@1000: {[00,10) "k":"a","count":1} {[00,10) "k":"b","count":1}
 1@2000: {[00,10) "k":"a","count":2} {[10,20) "k":"a","count":1}
@@ -81,7 +81,7 @@ func TestEventTimeUpdateAndComplete(t *testing.T) {
 	if got != want {
 		t.Errorf("update:\n%s\nwant:\n%s", got, want)
 	}
-	got = win(window(t, bs, "--time-field", "t", "-l", "10s", "-k", "k", "--count", "--mode", "complete"))
+	got = win(swindow(t, bs, "--time-field", "t", "-l", "10s", "-k", "k", "--count", "--mode", "complete"))
 	// Complete mode keeps every window and drops nothing as late.
 	want = `0@1000: {[00,10) "k":"a","count":1} {[00,10) "k":"b","count":1}
 1@2000: {[00,10) "k":"a","count":2} {[00,10) "k":"b","count":1} {[10,20) "k":"a","count":1}
@@ -112,7 +112,7 @@ func TestEventTimeAgainstBruteForce(t *testing.T) {
 		}
 		counts := map[wk]int{}
 		for _, e := range events {
-			for start := floorTo(e.t, slide); start > e.t-length; start -= slide {
+			for start := e.t - e.t%slide; start > e.t-length; start -= slide { // e.t >= 0
 				counts[wk{start, e.k}]++
 			}
 		}
@@ -124,10 +124,10 @@ func TestEventTimeAgainstBruteForce(t *testing.T) {
 
 		args := []string{"--time-field", "t", "--time-unit", "ms", "--watermark", "2s",
 			"-l", fmt.Sprintf("%dms", length), "-s", fmt.Sprintf("%dms", slide), "-k", "k", "--count"}
-		if got := flat(t, window(t, bs, args...)); !slices.Equal(got, want) {
+		if got := flat(t, swindow(t, bs, args...)); !slices.Equal(got, want) {
 			t.Fatalf("round %d: append over %v:\n%s\nwant:\n%s", round, events, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-		out := window(t, bs, append(args, "--mode", "complete")...)
+		out := swindow(t, bs, append(args, "--mode", "complete")...)
 		lines := strings.SplitAfter(strings.TrimSuffix(out, "\n"), "\n")
 		if got := flat(t, lines[len(lines)-1]); !slices.Equal(got, want) {
 			t.Fatalf("round %d: complete's last batch over %v:\n%s\nwant:\n%s", round, events, strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -220,7 +220,7 @@ func TestEventTimeErrors(t *testing.T) {
 	}
 	// --skip-bad skips records without a usable time, counted.
 	bs := []batch{{0, 1000, []string{`{"t":1,"k":"a"}`, `{"x":1}`, `{"t":"soon"}`}}}
-	if got, want := win(window(t, bs, "-l", "10s", "--time-field", "t", "-k", "k", "--count", "--skip-bad")), "0@1000:\n1@10000: {[00,10) \"k\":\"a\",\"count\":1}\n"; got != want {
+	if got, want := win(swindow(t, bs, "-l", "10s", "--time-field", "t", "-k", "k", "--count", "--skip-bad")), "0@1000:\n1@10000: {[00,10) \"k\":\"a\",\"count\":1}\n"; got != want {
 		t.Errorf("--skip-bad:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -13,7 +13,7 @@ func TestSessions(t *testing.T) {
 	// then 20 and 30 (two more); b: 2, then 4 in batch 2, which joins it;
 	// c at 9 s. Each session leaves when the watermark passes its end.
 	bs := evBatches("a@1 b@2 a@3", "a@7 c@9", "b@4 a@20", "a@30")
-	got := win(window(t, bs, "--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"))
+	got := win(swindow(t, bs, "--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"))
 	want := `0@1000:
 1@2000:
 2@3000: {[02,09) "k":"b","count":2,"collect_t":[2,4]}
@@ -26,7 +26,7 @@ func TestSessions(t *testing.T) {
 	// An event between two sessions of its key, near enough to both,
 	// merges them into one.
 	bs = evBatches("a@1 a@10", "a@5.5")
-	got = win(window(t, bs, "--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--mode", "update"))
+	got = win(swindow(t, bs, "--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--mode", "update"))
 	want = `0@1000: {[01,06) "k":"a","count":1} {[10,15) "k":"a","count":1}
 1@2000: {[01,15) "k":"a","count":3}
 `
@@ -36,7 +36,7 @@ func TestSessions(t *testing.T) {
 	// Without a watermark delay the event at 4 s comes after b's session
 	// ended (the latest event was 9 s): late.
 	bs = evBatches("a@1 b@2 a@3", "a@7 c@9", "b@4 a@20")
-	got = win(window(t, bs, "--time-field", "t", "--session", "5s", "-k", "k", "--count"))
+	got = win(swindow(t, bs, "--time-field", "t", "--session", "5s", "-k", "k", "--count"))
 	want = `0@1000:
 1@2000: {[02,07) "k":"b","count":1}
 2@3000: {[01,12) "k":"a","count":3} {[09,14) "k":"c","count":1}
@@ -74,7 +74,7 @@ func TestSessionsAgainstBruteForce(t *testing.T) {
 		}
 		slices.Sort(want)
 		args := []string{"--time-field", "t", "--time-unit", "ms", "--watermark", "1500ms", "--session", fmt.Sprintf("%dms", gap), "-k", "k", "--count"}
-		if got := flat(t, window(t, bs, args...)); !slices.Equal(got, want) {
+		if got := flat(t, swindow(t, bs, args...)); !slices.Equal(got, want) {
 			t.Fatalf("round %d: sessions over %v:\n%s\nwant:\n%s", round, events, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}

@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dstream/dstream/internal/frametest"
-	"github.com/dstream/dstream/stage"
 )
 
 // batch is one input batch: id, batch time (ms) and records as JSON.
@@ -41,7 +39,7 @@ func runSwindow(t testing.TB, in []byte, args ...string) (out, stderr string, co
 	return frametest.Render(t, o.Bytes()), e.String(), 0
 }
 
-func window(t testing.TB, bs []batch, args ...string) string {
+func swindow(t testing.TB, bs []batch, args ...string) string {
 	t.Helper()
 	out, stderr, code := runSwindow(t, stream(t, bs), args...)
 	if code != 0 {
@@ -71,7 +69,7 @@ func seconds(words ...string) []batch {
 
 func TestTumbling(t *testing.T) {
 	bs := seconds("a=1 b=2", "a=3", "", "c=4", "a=5")
-	got := window(t, bs, "-l", "2s")
+	got := swindow(t, bs, "-l", "2s")
 	want := `1@2000: {"k":"a","v":1} {"k":"b","v":2} {"k":"a","v":3}
 3@4000: {"k":"c","v":4}
 4@6000: {"k":"a","v":5}
@@ -79,7 +77,7 @@ func TestTumbling(t *testing.T) {
 	if got != want {
 		t.Errorf("records:\n%s\nwant:\n%s", got, want)
 	}
-	got = window(t, bs, "-l", "2s", "-k", "k", "--count", "--sum", "v")
+	got = swindow(t, bs, "-l", "2s", "-k", "k", "--count", "--sum", "v")
 	want = `1@2000: {"k":"a","count":2,"sum_v":4} {"k":"b","count":1,"sum_v":2}
 3@4000: {"k":"c","count":1,"sum_v":4}
 4@6000: {"k":"a","count":1,"sum_v":5}
@@ -91,7 +89,7 @@ func TestTumbling(t *testing.T) {
 
 func TestSliding(t *testing.T) {
 	bs := seconds("a=1 b=2", "a=3", "", "c=4", "a=5")
-	got := window(t, bs, "-l", "3s", "-s", "1s", "-k", "k", "--count", "--max", "v")
+	got := swindow(t, bs, "-l", "3s", "-s", "1s", "-k", "k", "--count", "--max", "v")
 	want := `0@1000: {"k":"a","count":1,"max_v":1} {"k":"b","count":1,"max_v":2}
 1@2000: {"k":"a","count":2,"max_v":3} {"k":"b","count":1,"max_v":2}
 2@3000: {"k":"a","count":2,"max_v":3} {"k":"b","count":1,"max_v":2}
@@ -107,17 +105,17 @@ func TestSliding(t *testing.T) {
 // window of groups is an empty batch.
 func TestEmptyWindows(t *testing.T) {
 	bs := seconds("a=1", "", "", "", "b=1")
-	if got, want := window(t, bs, "-l", "2s", "--count"), "1@2000: {\"count\":1}\n3@4000: {\"count\":0}\n4@6000: {\"count\":1}\n"; got != want {
+	if got, want := swindow(t, bs, "-l", "2s", "--count"), "1@2000: {\"count\":1}\n3@4000: {\"count\":0}\n4@6000: {\"count\":1}\n"; got != want {
 		t.Errorf("keyless count:\n%s\nwant:\n%s", got, want)
 	}
-	if got, want := window(t, bs, "-l", "2s", "-k", "k", "--count"), "1@2000: {\"k\":\"a\",\"count\":1}\n3@4000:\n4@6000: {\"k\":\"b\",\"count\":1}\n"; got != want {
+	if got, want := swindow(t, bs, "-l", "2s", "-k", "k", "--count"), "1@2000: {\"k\":\"a\",\"count\":1}\n3@4000:\n4@6000: {\"k\":\"b\",\"count\":1}\n"; got != want {
 		t.Errorf("keyed count:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func TestTop(t *testing.T) {
 	bs := seconds("a=1 b=1 b=1", "c=1 c=1 c=1 a=1")
-	got := window(t, bs, "-l", "2s", "-k", "k", "--count", "--top", "2")
+	got := swindow(t, bs, "-l", "2s", "-k", "k", "--count", "--top", "2")
 	if want := "1@2000: {\"k\":\"c\",\"count\":3} {\"k\":\"a\",\"count\":2}\n"; got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
@@ -143,10 +141,10 @@ func TestAgainstBruteForce(t *testing.T) {
 		}
 		want := bruteForce(bs, length, slide)
 		args := []string{"-l", fmt.Sprintf("%dms", length), "-s", fmt.Sprintf("%dms", slide), "-k", "k", "--count", "--sum", "v"}
-		if got := window(t, bs, args...); got != want {
+		if got := swindow(t, bs, args...); got != want {
 			t.Fatalf("round %d: swindow %s on %v:\n%s\nwant:\n%s", round, strings.Join(args, " "), bs, got, want)
 		}
-		withMax := window(t, bs, append(args, "--max", "v")...)
+		withMax := swindow(t, bs, append(args, "--max", "v")...)
 		if got := dropField(t, withMax, "max_v"); got != want {
 			t.Fatalf("round %d, recomputed: swindow %s --max v on %v:\n%s\nwant:\n%s", round, strings.Join(args, " "), bs, got, want)
 		}
@@ -160,7 +158,7 @@ func TestAgainstBruteForce(t *testing.T) {
 func bruteForce(bs []batch, length, slide int64) string {
 	var sb strings.Builder
 	last := bs[len(bs)-1].time
-	for end := ceilTo(bs[0].time, slide); ; end += slide {
+	for end := (bs[0].time + slide - 1) / slide * slide; ; end += slide { // the first multiple of slide at or after it
 		var id uint64
 		count, sum := map[string]int{}, map[string]int{}
 		for _, b := range bs {
@@ -249,27 +247,9 @@ func TestSkipBad(t *testing.T) {
 	bs := []batch{{0, 1000, []string{`{"k":"a","v":1}`, `{"k":"a","v":"x"}`, `{"k":"a","v":2}`}}, {1, 2000, kv("a=4")}}
 	for _, extra := range [][]string{nil, {"--min", "v"}} {
 		args := append([]string{"-l", "2s", "-s", "1s", "-k", "k", "--sum", "v", "--skip-bad"}, extra...)
-		got := dropField(t, window(t, bs, args...), "min_v")
+		got := dropField(t, swindow(t, bs, args...), "min_v")
 		if want := "0@1000: {\"k\":\"a\",\"sum_v\":3}\n1@2000: {\"k\":\"a\",\"sum_v\":7}\n"; got != want {
 			t.Errorf("swindow %s:\n%s\nwant:\n%s", strings.Join(args, " "), got, want)
 		}
 	}
-}
-
-// testOptions parses a swindow command line (args without the program).
-func testOptions(tb testing.TB, args ...string) *options {
-	tb.Helper()
-	var o *options
-	c := *command
-	c.Input, c.Output = false, false
-	c.Action = func(e *stage.Env) error {
-		var err error
-		o, err = parseOptions(e.Ctx, e.Args)
-		return err
-	}
-	var stderr bytes.Buffer
-	if code := c.Run(append([]string{"swindow"}, args...), nil, io.Discard, &stderr); code != 0 {
-		tb.Fatalf("swindow %v: exit %d: %s", args, code, stderr.String())
-	}
-	return o
 }

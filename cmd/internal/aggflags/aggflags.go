@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/dstream/dstream/agg"
-	"github.com/dstream/dstream/reduce"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -66,9 +65,6 @@ type Options struct {
 	By      int // index in Cfg.Aggs that --top ranks by; -1 without --top
 	SkipBad bool
 }
-
-// HasCount reports whether an aggregate is a count.
-func (o *Options) HasCount() bool { return o.Cfg.HasCount() }
 
 // Parse reads the flags of Flags; args is the raw command line (args[0]
 // the program), scanned for the order of the aggregate flags.
@@ -208,6 +204,3 @@ func scanAggs(args []string, c *cli.Context) ([]agg.Spec, error) {
 	return specs, nil
 }
 
-// BadRecord is the error of a record that cannot be aggregated: see
-// reduce.BadRecord.
-func BadRecord(where string, rec []byte, err error) error { return reduce.BadRecord(where, rec, err) }

@@ -1,7 +1,6 @@
-package main
+package window
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 
@@ -136,23 +135,20 @@ func (f *fixedWindows) save(e *enc) error {
 		starts = append(starts, s)
 	}
 	slices.Sort(starts)
-	e.u(uint64(len(starts)))
-	var buf bytes.Buffer
+	e.int(int64(len(starts)))
+	var snap []byte
 	for _, s := range starts {
-		buf.Reset()
-		if err := f.wins[s].WriteSnapshot(&buf); err != nil {
-			return err
-		}
-		e.i(s)
-		e.bytes(buf.Bytes())
+		snap = f.wins[s].AppendSnapshot(snap[:0])
+		e.int(s)
+		e.bin(snap)
 	}
 	return nil
 }
 
 func (f *fixedWindows) load(d *dec) error {
 	wins := map[int64]*agg.Table{}
-	for range d.count(2) {
-		start, snap := d.i(), d.bytes()
+	for range d.count("windows", 2) {
+		start, snap := d.int("window start"), d.bin("window")
 		if d.err != nil {
 			break
 		}

@@ -2,31 +2,16 @@ package main
 
 import (
 	"bytes"
-	"io"
+	"encoding/binary"
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/framing"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/frametest"
-	"github.com/dstream/dstream/record"
-	"github.com/dstream/dstream/stage"
 )
-
-func stageBatch(b batch) stage.Batch { return stage.Batch{ID: b.id, Time: b.time} }
-
-// blockOf is recs (JSON objects) as a block of records.
-func blockOf(t testing.TB, recs []string) []byte {
-	t.Helper()
-	var blk []byte
-	for _, r := range recs {
-		m, err := record.AppendJSONObject(nil, []byte(r))
-		if err != nil {
-			t.Fatal(err)
-		}
-		blk = framing.AppendRecord(blk, m)
-	}
-	return blk
-}
 
 // TestRestart stops swindow after each batch in turn (its input cut off, as
 // when the stage before it crashes) and starts it again on the same
@@ -49,7 +34,7 @@ func TestRestart(t *testing.T) {
 		{byEvent, []string{"--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"}},
 		{byEvent, []string{"--time-field", "t", "--session", "3s", "--count", "--mode", "update"}},
 	} {
-		whole := window(t, c.bs, append(c.args, "--checkpoint", t.TempDir())...)
+		whole := swindow(t, c.bs, append(c.args, "--checkpoint", t.TempDir())...)
 		for k := range len(c.bs) - 1 {
 			dir := t.TempDir()
 			args := append(c.args, "--checkpoint", dir)
@@ -58,7 +43,7 @@ func TestRestart(t *testing.T) {
 				t.Fatalf("swindow %s, cut after batch %d: exit %d, want 1: %s", strings.Join(args, " "), k, code, e.String())
 			}
 			first := frametest.RenderCut(t, o.Bytes())
-			second := window(t, c.bs[replayFrom(t, dir, o.Bytes()):], args...)
+			second := swindow(t, c.bs[replayFrom(t, dir, o.Bytes()):], args...)
 			if first+second != whole {
 				t.Errorf("swindow %s, restarted after batch %d:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)
 			}
@@ -71,7 +56,7 @@ func TestRestart(t *testing.T) {
 				t.Fatalf("swindow %s: exit %d: %s", strings.Join(args, " "), code, e2.String())
 			}
 			first = frametest.Render(t, o2.Bytes())
-			second = window(t, c.bs[replayFrom(t, dir, o2.Bytes()):], args...)
+			second = swindow(t, c.bs[replayFrom(t, dir, o2.Bytes()):], args...)
 			if first+second != whole {
 				t.Errorf("swindow %s, run to batch %d, then on:\n%s--- then\n%s\nwant:\n%s", strings.Join(c.args, " "), k, first, second, whole)
 			}
@@ -94,62 +79,55 @@ func replayFrom(t *testing.T, dir string, out []byte) int {
 func TestRestartRefusesOtherConfig(t *testing.T) {
 	dir := t.TempDir()
 	bs := seconds("a=1", "a=2")
-	window(t, bs[:1], "-l", "2s", "-k", "k", "--count", "--checkpoint", dir)
+	swindow(t, bs[:1], "-l", "2s", "-k", "k", "--count", "--checkpoint", dir)
 	_, stderr, code := runSwindow(t, stream(t, bs[1:]), "-l", "4s", "-k", "k", "--count", "--checkpoint", dir)
 	if code != 1 || !strings.Contains(stderr, "was written by") && !strings.Contains(stderr, "configuration") {
 		t.Errorf("exit %d, %q; want exit 1 refusing the checkpoint", code, stderr)
 	}
 }
 
-// FuzzLoadState: a damaged saved state is an error, never a panic, in both
-// kinds of window.
-func FuzzLoadState(f *testing.F) {
-	o := func(args ...string) *options { return testOptions(f, args...) }
-	bo := o("-l", "2s", "-s", "1s", "-k", "k", "--count", "--sum", "v")
-	eo := o("--time-field", "t", "-l", "10s", "-k", "k", "--count")
-	so := o("--time-field", "t", "--session", "5s", "-k", "k", "--count")
-	bw, _ := newWindower(framing.NewWriter(io.Discard), bo)
-	ew, _ := newEventWindower(framing.NewWriter(io.Discard), eo)
-	sw, _ := newEventWindower(framing.NewWriter(io.Discard), so)
-	// Seeds: real states after a few batches.
-	for _, b := range seconds("a=1 b=2", "a=3") {
-		feed(f, bw, stageBatch(b), blockOf(f, b.recs), len(b.recs))
+// TestRestartRefusesOldState: a state saved in the layout of version 1 (a
+// codec of uvarints, before the msgpack of agg's snapshots) is refused
+// with the configuration's message, never misread.
+func TestRestartRefusesOldState(t *testing.T) {
+	dir := t.TempDir()
+	bs := seconds("a=1", "a=2")
+	args := []string{"-l", "2s", "-k", "k", "--count", "--checkpoint", dir}
+	swindow(t, bs[:1], args...)
+	frametest.Commit(t, dir, 0)
+	path := filepath.Join(dir, "state", "swindow", "0.snapshot")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, b := range evBatches("a@1 b@12", "a@3") {
-		for _, w := range []*eventWindower{ew, sw} {
-			feed(f, w, stageBatch(b), blockOf(f, b.recs), len(b.recs))
-		}
+	snap, err := checkpoint.Decode(b)
+	if err != nil {
+		t.Fatal(err)
 	}
-	f.Add(bw.saveState())
-	for _, w := range []*eventWindower{ew, sw} {
-		s, _ := w.saveState()
-		f.Add(s)
+	fp, ok := strings.CutPrefix(snap.Fingerprint, "swindow/2 ")
+	if !ok {
+		t.Fatalf("fingerprint %q: want swindow/2 first", snap.Fingerprint)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		w1, _ := newWindower(framing.NewWriter(io.Discard), bo)
-		if err := w1.loadState(b); err == nil {
-			// What loads saves a state that loads into the same.
-			s1 := w1.saveState()
-			w2, _ := newWindower(framing.NewWriter(io.Discard), bo)
-			if err := w2.loadState(s1); err != nil {
-				t.Fatalf("a saved state does not load: %v", err)
-			}
-			if s2 := w2.saveState(); !bytes.Equal(s1, s2) {
-				t.Fatalf("save, load, save: %x, then %x", s1, s2)
-			}
-		}
-		for _, opts := range []*options{eo, so} {
-			w, _ := newEventWindower(framing.NewWriter(io.Discard), opts)
-			if err := w.loadState(b); err == nil {
-				s1, err := w.saveState()
-				if err != nil {
-					t.Fatal(err)
-				}
-				w2, _ := newEventWindower(framing.NewWriter(io.Discard), opts)
-				if err := w2.loadState(s1); err != nil {
-					t.Fatalf("a saved state does not load: %v", err)
-				}
-			}
-		}
-	})
+	// Version 1's state after batch 0: the version byte, then uvarints and
+	// varints: the flags started and pending, the next window's end (2 s),
+	// the last id and time, the last window out and its end, and one held
+	// batch (id 0, time 1 s, one record).
+	rec := framing.AppendRecord(nil, []byte("\x81\xa1k\xa1a"))
+	old := []byte{1, 5}
+	old = binary.AppendVarint(old, 2000)
+	old = binary.AppendUvarint(old, 0)
+	old = binary.AppendVarint(old, 1000)
+	old = append(old, 0, 0, 1, 0)
+	old = binary.AppendVarint(old, 1000)
+	old = append(old, 1, byte(len(rec)))
+	old = append(old, rec...)
+	snap.Fingerprint, snap.Data = "swindow/1 "+fp, old
+	if err := os.WriteFile(path, checkpoint.Encode(nil, snap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runSwindow(t, stream(t, bs[1:]), args...)
+	if code != 1 || !strings.Contains(stderr, "was written by a different configuration (swindow/1 "+fp+"), not this one (swindow/2 "+fp+")") ||
+		!strings.Contains(stderr, "swindow: hint: each window configuration keeps its own state") {
+		t.Errorf("exit %d, %q; want exit 1 refusing the state of version 1", code, stderr)
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package window
 
 import (
 	"bufio"
@@ -7,18 +7,10 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
-	"github.com/dstream/dstream/cmd/internal/aggflags"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
-)
-
-// The output modes of event-time windows (--mode): Structured Streaming's.
-const (
-	modeAppend   = "append"
-	modeUpdate   = "update"
-	modeComplete = "complete"
 )
 
 // Output fields of an event-time window, before the keys: Spark's window
@@ -33,7 +25,7 @@ type eventOptions struct {
 	field   string
 	unit    input.TimeUnit
 	delay   int64 // --watermark, ms
-	mode    string
+	mode    Mode
 	late    string // --late FILE, or ""
 	session int64  // --session GAP, ms; 0 for fixed windows
 }
@@ -166,7 +158,7 @@ func (w *eventWindower) add(b stage.Batch, rec []byte) error {
 			w.stats.Skipped++
 			return nil
 		}
-		return aggflags.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
+		return agg.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
 	}
 	if !w.haveMax || t > w.maxT {
 		w.maxT, w.haveMax = t, true
@@ -177,7 +169,7 @@ func (w *eventWindower) add(b stage.Batch, rec []byte) error {
 // final reports whether the window ending at end is past the watermark. In
 // complete mode no window is: every one is written at every batch.
 func (w *eventWindower) final(end int64) bool {
-	return w.haveWM && end <= w.wm && w.o.ev.mode != modeComplete
+	return w.haveWM && end <= w.wm && w.o.ev.mode != Complete
 }
 
 func (w *eventWindower) eventTime(rec []byte) (int64, error) {
@@ -229,9 +221,9 @@ func (w *eventWindower) End(b stage.Batch) error {
 	}
 	var err error
 	switch w.o.ev.mode {
-	case modeAppend:
+	case Append:
 		err = w.st.write(w.out, func(end int64, _ bool) bool { return w.final(end) }, false)
-	case modeUpdate:
+	case Update:
 		err = w.st.write(w.out, func(_ int64, changed bool) bool { return changed }, true)
 	default:
 		err = w.st.write(w.out, func(int64, bool) bool { return true }, false)
@@ -278,7 +270,7 @@ func (w *eventWindower) Watermark(int64) error { return nil } // swindow makes i
 // group as it changed).
 func (w *eventWindower) finish() error {
 	last, any := w.st.lastEnd()
-	if w.o.ev.mode != modeAppend || !any || w.ck != nil { // see windower.finish
+	if w.o.ev.mode != Append || !any || w.ck != nil { // see windower.finish
 		return nil
 	}
 	if err := w.out.BeginBatch(w.lastID+1, max(w.lastTime+1, last)); err != nil {

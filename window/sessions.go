@@ -1,4 +1,4 @@
-package main
+package window
 
 import (
 	"fmt"
@@ -180,28 +180,28 @@ func (s *sessions) save(e *enc) error {
 		}
 		return cmpInt(a.start, b.start)
 	})
-	e.u(uint64(len(all)))
+	e.int(int64(len(all)))
 	for _, x := range all {
-		e.bytes(x.key)
-		e.i(x.start)
-		e.i(x.end)
-		e.u(uint64(x.n))
-		e.bytes(x.recs)
+		e.bin(x.key)
+		e.int(x.start)
+		e.int(x.end)
+		e.int(int64(x.n))
+		e.bin(x.recs)
 	}
 	return nil
 }
 
 func (s *sessions) load(d *dec) error {
 	byKey := map[string][]*session{}
-	for range d.count(5) {
-		x := &session{key: slices.Clone(d.bytes()), start: d.i(), end: d.i(), n: int(d.u())}
-		x.recs = slices.Clone(d.bytes())
+	for range d.count("sessions", 5) {
+		x := &session{key: slices.Clone(d.bin("session key")), start: d.int("session start"), end: d.int("session end")}
+		x.recs, x.n = d.records("session")
 		if d.err != nil {
 			break
 		}
 		ss := byKey[string(x.key)]
-		if x.start >= x.end || !validBlock(x.recs, x.n) || len(ss) > 0 && ss[len(ss)-1].end > x.start {
-			d.fail()
+		if x.start >= x.end || len(ss) > 0 && ss[len(ss)-1].end > x.start {
+			d.fail("sessions out of order")
 			break
 		}
 		byKey[string(x.key)] = append(ss, x)

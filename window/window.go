@@ -1,0 +1,527 @@
+// Package window is swindow's engine: windows of batch time (DStream's
+// window and reduceByKeyAndWindow), and fixed and session windows of event
+// time with a watermark (Structured Streaming's window and session_window
+// with withWatermark), with their state saved in a checkpoint after each
+// batch. docs/swindow.md describes what it writes; cmd/swindow is its
+// command line.
+package window
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/stage"
+)
+
+// Options configure the windows. The messages of New name the swindow
+// flags that set them.
+type Options struct {
+	// Length is the window's length (--length); Slide starts one at every
+	// multiple of it (--slide; a tumbling window has Slide = Length). Both
+	// whole milliseconds, Length a multiple of Slide. Windows of batch time cover
+	// the batches of time in (T - Length, T]; fixed windows of event time
+	// [start, start + Length). Zero with Event.Session.
+	Length, Slide time.Duration
+
+	// Agg is the keys and aggregates (-k, --count, --sum F, ...) a window
+	// reduces to, one record per group; with neither a window of batch
+	// time is its batches' records, in the order they came. Event time
+	// needs one or the other.
+	Agg agg.Config
+	// Top, if more than 0, writes only the Top groups of each window with
+	// the largest aggregate By (an index in Agg.Aggs): --top, --by. It does
+	// not apply to sessions.
+	Top, By int
+	// SkipBad skips and counts the records that cannot be aggregated
+	// instead of stopping with an error (--skip-bad).
+	SkipBad bool
+
+	// Event, if not nil, windows each record's event time instead of the
+	// batch time (--time-field).
+	Event *EventOptions
+
+	// Checkpoint is the checkpoint directory (--checkpoint), or "": the
+	// state is saved after each batch in Checkpoint/state/Name (--name) and
+	// restored before the first.
+	Checkpoint, Name string
+}
+
+// EventOptions configure windows of event time.
+type EventOptions struct {
+	Field string         // the event time's field (--time-field)
+	Unit  input.TimeUnit // of numeric event times (--time-unit)
+	// Watermark is how far behind the latest event time the watermark
+	// stays (--watermark): whole milliseconds, 0 or more.
+	Watermark time.Duration
+	Mode      Mode   // what each batch writes (--mode); "": Append
+	Late      string // a file to append late records to as JSON lines (--late), or "": dropped
+	// Session, if not 0, makes session windows of this gap (--session),
+	// whole milliseconds, instead of fixed windows of Length and Slide.
+	Session time.Duration
+}
+
+// Mode is the output mode of event-time windows: Structured Streaming's.
+type Mode string
+
+// The output modes.
+const (
+	Append   Mode = "append"   // the windows a batch made final, each once
+	Update   Mode = "update"   // the groups of every window a batch changed
+	Complete Mode = "complete" // every window at every batch: nothing final, nothing late
+)
+
+// maxGap bounds the windows one jump in batch time may write: a jump of
+// more is far more likely a wrong unit than a real gap (sbatch's bound).
+const maxGap = 1_000_000
+
+// options are Options checked, in the units the windows work in.
+type options struct {
+	length, slide int64 // ms
+	agg           aggOptions
+	reduce        bool          // keys or aggregates: a window is its groups
+	ev            *eventOptions // windows of event time; nil for batch time
+	checkpoint    string
+	name          string
+}
+
+// aggOptions are the aggregation options.
+type aggOptions struct {
+	Cfg     agg.Config
+	Top, By int
+	SkipBad bool
+}
+
+// check checks o and converts it to options.
+func (o Options) check() (*options, error) {
+	c := &options{agg: aggOptions{Cfg: o.Agg, Top: o.Top, By: o.By, SkipBad: o.SkipBad},
+		reduce: len(o.Agg.Keys)+len(o.Agg.Aggs) > 0, checkpoint: o.Checkpoint, name: o.Name}
+	if o.Event == nil || o.Event.Session == 0 {
+		var err error
+		if c.length, err = millis("length", o.Length); err != nil {
+			return nil, err
+		}
+		if c.slide, err = millis("slide", o.Slide); err != nil {
+			return nil, err
+		}
+		if c.length%c.slide != 0 {
+			return nil, stage.UsageError("--length %v is not a multiple of --slide %v: a window covers a whole number of slides",
+				time.Duration(c.length)*time.Millisecond, time.Duration(c.slide)*time.Millisecond)
+		}
+	}
+	if o.Event == nil {
+		return c, nil
+	}
+	ev := &eventOptions{field: o.Event.Field, unit: o.Event.Unit, mode: o.Event.Mode, late: o.Event.Late}
+	d := o.Event.Watermark
+	if d < 0 || d%time.Millisecond != 0 {
+		return nil, stage.UsageError("--watermark %v: want a whole number of milliseconds, 0 or more", d)
+	}
+	ev.delay = d.Milliseconds()
+	switch ev.mode {
+	case "":
+		ev.mode = Append
+	case Append, Update, Complete:
+	default:
+		return nil, stage.UsageError("--mode %q: want append, update or complete", ev.mode)
+	}
+	if o.Event.Session != 0 {
+		if o.Length != 0 || o.Slide != 0 {
+			return nil, stage.UsageError("--length and --slide do not go with --session: a session window is as long as its events make it")
+		}
+		var err error
+		if ev.session, err = millis("session", o.Event.Session); err != nil {
+			return nil, err
+		}
+	}
+	c.ev = ev
+	if !c.reduce {
+		return nil, stage.Hint(stage.UsageError("event-time windows aggregate: give keys (-k) and/or aggregates (--count, --sum F, ...)"),
+			"to gather the records of batches, leave out --time-field: sbatch --time-field cuts batches by event time, and swindow windows them")
+	}
+	return c, nil
+}
+
+func millis(flag string, d time.Duration) (int64, error) {
+	if d <= 0 || d%time.Millisecond != 0 {
+		return 0, stage.UsageError("--%s %v: want a positive whole number of milliseconds", flag, d)
+	}
+	return d.Milliseconds(), nil
+}
+
+// Engine is the windows of Options, a stage.Handler; after the input's end
+// Finish writes what it still holds, and Close closes the --late file.
+type Engine struct {
+	w interface {
+		stage.Handler
+		finish() error
+	}
+	closer func() error
+}
+
+// New returns the engine of o, writing its windows to out. It reports the
+// figures of each batch in stats, which the stage runtime resets at each
+// batch (nil: kept to itself). With o.Checkpoint, it takes its part of the
+// checkpoint directory now, and replaying, called at the first batch, tells
+// whether the pipeline's source replays from that checkpoint
+// (stage.Env.Replaying; nil: never).
+func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bool) (*Engine, error) {
+	c, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	if stats == nil {
+		stats = new(stage.Stats)
+	}
+	if replaying == nil {
+		replaying = func() bool { return false }
+	}
+	e := &Engine{closer: func() error { return nil }}
+	var st stateful
+	var ck **checkpointer
+	if c.ev != nil {
+		ew, err := newEventWindower(out, c)
+		if err != nil {
+			return nil, err
+		}
+		ew.stats = stats
+		e.w, e.closer, st, ck = ew, ew.Close, ew, &ew.ck
+	} else {
+		bw, err := newWindower(out, c)
+		if err != nil {
+			return nil, err
+		}
+		bw.stats = stats
+		e.w, st, ck = bw, bw, &bw.ck
+	}
+	if c.checkpoint != "" {
+		if *ck, err = openCheckpointer(c.checkpoint, c.name, c, st, replaying); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) Begin(b stage.Batch) error                       { return e.w.Begin(b) }
+func (e *Engine) Block(b stage.Batch, recs framing.Records) error { return e.w.Block(b, recs) }
+func (e *Engine) End(b stage.Batch) error                         { return e.w.End(b) }
+func (e *Engine) Watermark(t int64) error                         { return e.w.Watermark(t) }
+
+// Finish is called at the end of the input stream: without a checkpoint,
+// it writes the windows still open (see windower.finish).
+func (e *Engine) Finish() error { return e.w.finish() }
+
+// Close closes the --late file.
+func (e *Engine) Close() error { return e.closer() }
+
+// held is an input batch that a coming window still needs: its records as
+// in a Records frame, (uvarint length, msgpack)*.
+type held struct {
+	id   uint64
+	time int64
+	recs []byte
+	n    int
+}
+
+func recordsOf(h *held) framing.Records { return framing.NewRecords(h.recs, h.n) }
+
+// windower is the stage's Handler.
+type windower struct {
+	out   *framing.Writer
+	o     *options
+	stats *stage.Stats
+
+	t     *agg.Table    // the groups of the window in hand (reduce)
+	inc   bool          // every aggregate is invertible: t is kept up to date
+	probe *agg.Table    // not inc: records are checked here as they come
+	held  []*held       // oldest first
+	ck    *checkpointer // --checkpoint, or nil
+	cur   *held         // the batch in hand
+	spare []*held       // held batches to reuse
+	nrec  int           // records of the batch in hand so far
+	gs    []int32
+	buf   []byte
+
+	started  bool
+	next     int64  // end of the next window to write
+	lastID   uint64 // id of the last input batch
+	lastTime int64
+	wrote    bool   // a window was written
+	lastOut  uint64 // id of the last window written
+	lastEnd  int64  // end of the last window written
+	pending  bool   // a batch came since the last window was written
+}
+
+func newWindower(out *framing.Writer, o *options) (*windower, error) {
+	w := &windower{out: out, o: o, stats: new(stage.Stats)}
+	if o.reduce {
+		t, err := agg.New(o.agg.Cfg)
+		if err != nil {
+			return nil, stage.Usage(err)
+		}
+		w.t, w.inc = t, o.agg.Cfg.Invertible()
+		if !w.inc {
+			if w.probe, err = agg.New(o.agg.Cfg); err != nil {
+				return nil, stage.Usage(err)
+			}
+		}
+	}
+	return w, nil
+}
+
+func (w *windower) Begin(b stage.Batch) error {
+	if w.ck != nil {
+		if err := w.ck.begin(b.ID); err != nil {
+			return err
+		}
+	}
+	if !w.started {
+		w.started = true
+		w.next = ceilTo(b.Time, w.o.slide)
+	} else if b.Time <= w.lastTime {
+		return fmt.Errorf("%v: batch time %s does not come after the last batch's, %s: batch times must rise",
+			b, fmtTime(b.Time), fmtTime(w.lastTime))
+	}
+	if gap := (b.Time - w.next) / w.o.slide; gap > maxGap {
+		return stage.Hint(fmt.Errorf("%v: batch time %s is %d slides after the window ending %s", b, fmtTime(b.Time), gap, fmtTime(w.next)),
+			"check the unit of the batch times upstream (sbatch --time-unit)")
+	}
+	// The windows that end before this batch are complete. They carry the
+	// id of the batch before, whose snapshot holds the state from before
+	// them: after a crash they are written again, the same, and a sink
+	// skips them as committed.
+	for b.Time > w.next {
+		if err := w.emit(); err != nil {
+			return err
+		}
+		if err := w.out.EndBatch(); err != nil {
+			return err
+		}
+	}
+	w.cur = w.newHeld(b)
+	w.nrec = 0
+	if w.probe != nil {
+		w.probe.Reset()
+	}
+	return nil
+}
+
+func (w *windower) newHeld(b stage.Batch) *held {
+	var h *held
+	if n := len(w.spare); n > 0 {
+		h, w.spare = w.spare[n-1], w.spare[:n-1]
+		h.recs, h.n = h.recs[:0], 0
+	} else {
+		h = new(held)
+	}
+	h.id, h.time = b.ID, b.Time
+	return h
+}
+
+func (w *windower) Block(b stage.Batch, recs framing.Records) error {
+	if !w.o.reduce {
+		blk, n := recs.Rest()
+		w.cur.recs = append(w.cur.recs, blk...)
+		w.cur.n += n
+		w.nrec += n
+		return nil
+	}
+	t := w.t
+	if !w.inc {
+		t = w.probe
+	}
+	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+		w.nrec++
+		if err := t.Add(rec); err != nil {
+			if w.o.agg.SkipBad {
+				w.stats.Skipped++
+				continue
+			}
+			return agg.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
+		}
+		w.cur.recs = framing.AppendRecord(w.cur.recs, rec)
+		w.cur.n++
+	}
+	return nil
+}
+
+// End writes the window this batch ends, if it ends one. The window's batch
+// is ended on the output only after the state that includes this batch is
+// saved: a sink commits a batch at its end, and a restart restores the
+// state of the last batch committed.
+func (w *windower) End(b stage.Batch) error {
+	w.held = append(w.held, w.cur)
+	w.cur = nil
+	w.lastID, w.lastTime, w.pending = b.ID, b.Time, true
+	open := false
+	if b.Time == w.next {
+		if err := w.emit(); err != nil {
+			return err
+		}
+		open = true
+	}
+	if w.t != nil {
+		w.stats.State = &stage.StateStats{NumRowsTotal: int64(w.t.Len()), MemoryUsedBytes: w.memory()}
+	}
+	if w.ck != nil {
+		if err := w.ck.end(b); err != nil {
+			return err
+		}
+	}
+	if open {
+		return w.out.EndBatch()
+	}
+	return nil
+}
+
+func (w *windower) memory() int64 {
+	n := int64(0)
+	for _, h := range w.held {
+		n += int64(cap(h.recs))
+	}
+	if w.t != nil {
+		n += w.t.MemoryUsed()
+	}
+	return n
+}
+
+func (w *windower) Watermark(t int64) error { return w.out.Watermark(t) }
+
+// finish writes the window holding the last batch, at the end of the stream.
+//
+// With --checkpoint it writes nothing: the input's end is then only where
+// this run stops, the next run goes on from the saved state, and a window
+// written now would be written again, or, for event time, take an id the
+// source's next batch will have.
+func (w *windower) finish() error {
+	if w.pending && w.ck == nil {
+		if err := w.emit(); err != nil {
+			return err
+		}
+		return w.out.EndBatch()
+	}
+	return nil
+}
+
+// emit writes the window ending at w.next as a batch, left open for the
+// caller to end, then moves on to the next window, letting go of the
+// batches it no longer needs.
+func (w *windower) emit() error {
+	end := w.next
+	if w.wrote && w.lastID <= w.lastOut {
+		return stage.Hint(fmt.Errorf("the window ending %s holds no batch of its own: batch %d, the last to come, ended the window of %s",
+			fmtTime(end), w.lastID, fmtTime(w.lastEnd)),
+			"batches must come at least once per slide: give sbatch an interval (-i) that divides the slide, so that idle time brings empty batches")
+	}
+	id := w.lastID
+	if err := w.out.BeginBatch(id, end); err != nil {
+		return err
+	}
+	var err error
+	if w.o.reduce {
+		err = w.writeGroups(end)
+	} else {
+		err = w.writeRecords()
+	}
+	if err != nil {
+		return err
+	}
+	w.wrote, w.lastOut, w.lastEnd, w.pending = true, id, end, false
+	w.next += w.o.slide
+	return w.release(w.next - w.o.length)
+}
+
+func (w *windower) writeRecords() error {
+	for _, h := range w.held {
+		recs := recordsOf(h)
+		for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+			if err := w.out.WriteRecord(rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *windower) writeGroups(end int64) error {
+	t := w.t
+	if !w.inc {
+		t.Reset()
+		for _, h := range w.held {
+			recs := recordsOf(h)
+			i := 0
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				i++
+				if err := t.Add(rec); err != nil {
+					return agg.BadRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
+				}
+			}
+		}
+	}
+	gs := append(w.gs[:0], t.Sorted()...)
+	if len(gs) == 0 && len(w.o.agg.Cfg.Keys) == 0 && w.o.agg.Cfg.HasCount() {
+		gs = append(gs, t.Group(nil)) // DStream.count of an empty window is 0
+	}
+	if w.o.agg.Top > 0 {
+		gs = t.Top(gs, w.o.agg.Top, w.o.agg.By)
+	}
+	w.gs = gs
+	for _, g := range gs {
+		w.buf = t.AppendRecord(w.buf[:0], g)
+		if err := w.out.WriteRecord(w.buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// release lets go of the held batches of time at or before cutoff, which no
+// coming window holds: subtracted from the window's groups when they are
+// kept up to date, and dropping the groups left with no record.
+func (w *windower) release(cutoff int64) error {
+	n := 0
+	for n < len(w.held) && w.held[n].time <= cutoff {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if w.inc {
+		w.t.ClearTouched()
+		for _, h := range w.held[:n] {
+			recs := recordsOf(h)
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				if err := w.t.Subtract(rec); err != nil {
+					return fmt.Errorf("batch %d leaving the window: %w", h.id, err)
+				}
+			}
+		}
+		for _, g := range w.t.Touched() {
+			if w.t.Rows(g) == 0 {
+				w.t.Remove(g)
+			}
+		}
+	}
+	w.spare = append(w.spare, w.held[:n]...)
+	w.held = append(w.held[:0], w.held[n:]...)
+	return nil
+}
+
+// ceilTo is the smallest multiple of m at or after t.
+func ceilTo(t, m int64) int64 {
+	r := t % m
+	if r < 0 {
+		r += m
+	}
+	if r == 0 {
+		return t
+	}
+	return t - r + m
+}
+
+func fmtTime(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
+}
