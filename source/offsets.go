@@ -13,8 +13,8 @@ import (
 )
 
 // The tracker of files: sbatch --checkpoint DIR FILE... (docs/design.md,
-// Checkpoint). Before batch N leaves, sbatch writes DIR/offsets/N: the byte ranges of the input files the batch covers
-// and its batch time. Files are replayable: on restart, sbatch reads the
+// Checkpoint). Before batch N leaves, sbatch writes DIR/offsets/N: the
+// byte ranges of the input files the batch covers and its batch time. Files are replayable: on restart, sbatch reads the
 // last commit C of the sink (DIR/commits), replays every batch after C from
 // its offsets with the same id, time and bytes, and goes on reading where
 // the last batch written ended, with the ids after it.
