@@ -1,14 +1,11 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/source"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
 )
@@ -103,186 +100,66 @@ Examples:
 	Action: run,
 }
 
-// config is the parsed command line.
-type config struct {
-	files     []string
-	format    string
-	interval  int64 // ms
-	count     int
-	once      bool
-	follow    bool
-	watch     string // --watch DIR, or ""
-	timeField string
-	unit      input.TimeUnit
-	skipBad   bool
-	// checkpoint is the checkpoint directory (--checkpoint), or "".
-	checkpoint  string
-	intervalSet bool // -i was given
-}
-
-func parseConfig(c *cli.Context) (*config, error) {
-	cfg := &config{
-		files:       c.Args().Slice(),
-		format:      c.String("format"),
-		count:       c.Int("count"),
-		once:        c.Bool("once"),
-		follow:      c.Bool("follow"),
-		watch:       c.String("watch"),
-		timeField:   c.String("time-field"),
-		skipBad:     c.Bool("skip-bad"),
-		checkpoint:  c.String("checkpoint"),
-		intervalSet: c.IsSet("interval"),
+// options turns the command line into the source's Options, refusing the
+// combinations of flags that do not go together. What depends on the kind
+// of an input (a socket cannot be followed, stdin cannot be replayed) the
+// source checks, by its table of kinds.
+func options(c *cli.Context) (source.Options, error) {
+	o := source.Options{
+		Inputs:      c.Args().Slice(),
+		Format:      c.String("format"),
+		Count:       c.Int("count"),
+		Once:        c.Bool("once"),
+		Follow:      c.Bool("follow"),
+		TimeField:   c.String("time-field"),
+		SkipBad:     c.Bool("skip-bad"),
+		Checkpoint:  c.String("checkpoint"),
+		IntervalSet: c.IsSet("interval"),
 	}
 	if c.IsSet("watch") {
 		switch {
-		case cfg.watch == "":
-			return nil, stage.UsageError("--watch needs a directory")
-		case len(cfg.files) > 0:
-			return nil, stage.UsageError("--watch reads the files of a directory: it does not take FILE arguments too")
-		case c.Bool("follow"):
-			return nil, stage.UsageError("--watch reads each file once, whole: it does not go with --follow")
-		case c.IsSet("checkpoint"):
-			return nil, stage.Hint(stage.UsageError("--watch does not go with --checkpoint yet"),
-				"a checkpoint replays named files: give them as arguments (sbatch --checkpoint DIR FILE...), or leave --checkpoint out")
+		case c.String("watch") == "":
+			return o, stage.UsageError("--watch needs a directory")
+		case len(o.Inputs) > 0:
+			return o, stage.UsageError("--watch reads the files of a directory: it does not take FILE arguments too")
 		}
-	}
-	if len(cfg.files) == 0 && cfg.watch == "" {
-		cfg.files = []string{"-"}
+		o.Inputs = []string{"watch://" + c.String("watch")}
 	}
 	iv := c.Duration("interval")
 	if iv < time.Millisecond || iv%time.Millisecond != 0 {
-		return nil, stage.UsageError("--interval %v: want a whole number of milliseconds, at least 1ms", iv)
+		return o, stage.UsageError("--interval %v: want a whole number of milliseconds, at least 1ms", iv)
 	}
-	cfg.interval = iv.Milliseconds()
-	if c.IsSet("count") && cfg.count <= 0 {
-		return nil, stage.Hint(stage.UsageError("--count %d: want 1 or more records per batch", cfg.count),
+	o.Interval = iv.Milliseconds()
+	if c.IsSet("count") && o.Count <= 0 {
+		return o, stage.Hint(stage.UsageError("--count %d: want 1 or more records per batch", o.Count),
 			"-n N cuts a batch every N records; to cut batches by time only, leave -n out and give -i DUR")
 	}
 	var err error
-	if cfg.unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {
-		return nil, stage.Usage(err)
+	if o.Unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {
+		return o, stage.Usage(err)
 	}
-	if _, err := input.New(cfg.format, strings.NewReader(""), ""); err != nil {
-		return nil, stage.Usage(err)
+	if _, err := input.New(o.Format, strings.NewReader(""), ""); err != nil {
+		return o, stage.Usage(err)
 	}
 	switch {
-	case cfg.once && (c.IsSet("count") || c.IsSet("interval")):
-		return nil, stage.UsageError("--once takes everything as one batch: it does not go with -n or -i")
-	case cfg.timeField != "" && (cfg.once || c.IsSet("count")):
-		return nil, stage.UsageError("--time-field cuts batches by event time: it does not go with --once or -n")
-	case c.IsSet("time-unit") && cfg.timeField == "":
-		return nil, stage.UsageError("--time-unit needs --time-field")
-	case cfg.follow && cfg.once:
-		return nil, stage.UsageError("--follow reads on as the file grows: it does not go with --once, which ends at the end of the input")
-	case cfg.follow && stage.IsSocket(cfg.files[len(cfg.files)-1]):
-		return nil, stage.UsageError("--follow follows a file that grows: a socket is read as it comes anyway")
-	case cfg.follow && cfg.files[len(cfg.files)-1] == "-":
-		return nil, stage.Hint(stage.UsageError("--follow follows the last FILE argument, not stdin"),
-			"name the file to follow (sbatch --follow app.log), or pipe tail -F into sbatch")
+	case o.Once && (c.IsSet("count") || c.IsSet("interval")):
+		return o, stage.UsageError("--once takes everything as one batch: it does not go with -n or -i")
+	case o.TimeField != "" && (o.Once || c.IsSet("count")):
+		return o, stage.UsageError("--time-field cuts batches by event time: it does not go with --once or -n")
+	case c.IsSet("time-unit") && o.TimeField == "":
+		return o, stage.UsageError("--time-unit needs --time-field")
+	case o.Follow && o.Once:
+		return o, stage.UsageError("--follow reads on as the file grows: it does not go with --once, which ends at the end of the input")
+	case c.IsSet("checkpoint") && o.Checkpoint == "":
+		return o, stage.UsageError("--checkpoint needs a directory")
 	}
-	if err := checkFiles(cfg, c.IsSet("checkpoint")); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return o, nil
 }
 
 func run(e *stage.Env) error {
-	cfg, err := parseConfig(e.Ctx)
+	o, err := options(e.Ctx)
 	if err != nil {
 		return err
 	}
-	var srcs []source
-	var ck *tracker
-	var more func() (source, bool, error)
-	if cfg.watch != "" {
-		w, err := newWatcher(cfg.watch, cfg.once, e.Stop.RequestedC())
-		if err != nil {
-			return err
-		}
-		more = w.next
-	} else if cfg.checkpoint != "" {
-		if ck, err = openTracker(cfg); err != nil {
-			return err
-		}
-		srcs, err = ck.sources()
-	} else {
-		srcs, err = openSources(cfg.files, e)
-	}
-	if err != nil {
-		return err
-	}
-	if cfg.follow {
-		if err := follow(srcs, cfg, e); err != nil {
-			return err
-		}
-	}
-	p := newProducer(srcs, cfg)
-	p.more = more
-	go p.run()
-	b := &batcher{e: e, cfg: cfg, chunks: p.out, free: p.free, ck: ck}
-	return b.run()
+	return source.Run(e, o)
 }
-
-// source is one input: a file or stdin.
-type source struct {
-	name string
-	r    interface {
-		Read([]byte) (int, error)
-		Close() error
-	}
-
-	// With --checkpoint (see tracker):
-	file      int         // index of the file in config.files
-	start     int64       // offset in the file of r's first byte
-	at        io.ReaderAt // the file from its start
-	replay    bool        // r is a range of a replayed batch
-	replayEnd bool        // the last range of a replayed batch
-}
-
-func openSources(files []string, e *stage.Env) ([]source, error) {
-	var srcs []source
-	for _, f := range files {
-		if f == "-" {
-			srcs = append(srcs, source{name: "stdin", r: nopClose{e.Stdin}})
-			continue
-		}
-		if stage.IsSocket(f) {
-			r, err := stage.OpenSocket(f)
-			if err != nil {
-				for _, s := range srcs {
-					s.r.Close()
-				}
-				return nil, err
-			}
-			srcs = append(srcs, source{name: f, r: r})
-			continue
-		}
-		fh, err := openFile(f)
-		if err != nil {
-			for _, s := range srcs {
-				s.r.Close()
-			}
-			return nil, err
-		}
-		srcs = append(srcs, source{name: f, r: fh})
-	}
-	return srcs, nil
-}
-
-func openFile(name string) (*os.File, error) {
-	fh, err := os.Open(name)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, stage.Hint(fmt.Errorf("cannot read input: %w", err), "name an existing file, or - for stdin")
-		}
-		return nil, fmt.Errorf("cannot read input: %w", err)
-	}
-	return fh, nil
-}
-
-type nopClose struct {
-	r interface{ Read([]byte) (int, error) }
-}
-
-func (n nopClose) Read(p []byte) (int, error) { return n.r.Read(p) }
-func (nopClose) Close() error                 { return nil }

@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"encoding/json"
@@ -7,20 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/stage"
 )
 
-// sbatch --checkpoint DIR (docs/design.md, Checkpoint). Before batch N leaves, sbatch
-// writes DIR/offsets/N: the byte ranges of the input files the batch covers
-// and its batch time. Files are replayable: on restart, sbatch reads the
+// The tracker of files: sbatch --checkpoint DIR FILE... (docs/design.md,
+// Checkpoint). Before batch N leaves, sbatch writes DIR/offsets/N: the
+// byte ranges of the input files the batch covers and its batch time. Files are replayable: on restart, sbatch reads the
 // last commit C of the sink (DIR/commits), replays every batch after C from
 // its offsets with the same id, time and bytes, and goes on reading where
 // the last batch written ended, with the ids after it.
 //
-// Where the input stands is a position: a file (an index into the FILE
+// Where the input stands is a Position: a file (an index into the FILE
 // arguments) and a byte offset in it. The producer tells, for each record,
 // the offset where it ends, and when a file has been read to its end; the
 // batcher moves the position as it takes records, and a batch covers the
@@ -29,14 +28,9 @@ import (
 // record skipped) belong to the batch whose range they fall in, and are
 // read again, and skipped again, when it is replayed.
 
-// position is a place in the input: byte off of file number file.
-type position struct {
-	file int
-	off  int64
-}
-
-// tracker keeps sbatch's part of the checkpoint directory.
-type tracker struct {
+// fileTracker keeps the part of the checkpoint directory of a source of
+// files.
+type fileTracker struct {
 	dir    string
 	log    *checkpoint.Log // DIR/offsets
 	files  []string        // the FILE arguments, absolute
@@ -49,8 +43,9 @@ type tracker struct {
 	last   *checkpoint.Offsets
 	replay []checkpoint.Offsets
 
-	from, pos position // the start of the batch in hand, and where it stands
-	sizes     []int64  // the size of each file read to its end
+	start Position // where the last run stopped
+	from  Position // the start of the batch in hand
+	sizes []int64  // the size of each file read to its end
 }
 
 // purgeEvery is how often (in batches) old offsets are removed;
@@ -60,24 +55,11 @@ const (
 	keepCommitted = 10
 )
 
-// checkFiles refuses the inputs --checkpoint cannot replay.
-func checkFiles(cfg *config, set bool) error {
-	if !set {
-		return nil
-	}
-	if cfg.checkpoint == "" {
-		return stage.UsageError("--checkpoint needs a directory")
-	}
+// checkFiles refuses a file named twice: its offsets could not tell the
+// two apart.
+func checkFiles(files []string) error {
 	seen := map[string]bool{}
-	for _, f := range cfg.files {
-		if stage.IsSocket(f) {
-			return stage.Hint(stage.UsageError("--checkpoint replays input files, and %s cannot be read again", f),
-				"a socket is not replayable: leave --checkpoint out (a crash loses the batches in flight), or have the sender write a file that sbatch --follow reads")
-		}
-		if f == "-" {
-			return stage.Hint(stage.UsageError("--checkpoint replays input files, and stdin cannot be read again"),
-				"name the input files as arguments (sbatch --checkpoint DIR FILE...), or leave --checkpoint out: without it a crash loses the batches in flight")
-		}
+	for _, f := range files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
 			return stage.Usage(err)
@@ -92,37 +74,40 @@ func checkFiles(cfg *config, set bool) error {
 
 // fingerprint names what must not change between runs on one checkpoint:
 // how the input is read and cut into batches, and which files it is.
-func fingerprint(cfg *config, files []string) string {
+func fingerprint(o *Options, files []string) string {
 	var trig []string
 	switch {
-	case cfg.timeField != "":
-		trig = append(trig, fmt.Sprintf("time-field=%q unit=%dms interval=%dms", cfg.timeField, cfg.unit, cfg.interval))
-	case cfg.once:
+	case o.TimeField != "":
+		trig = append(trig, fmt.Sprintf("time-field=%q unit=%dms interval=%dms", o.TimeField, o.Unit, o.Interval))
+	case o.Once:
 		trig = append(trig, "once")
 	default:
-		if cfg.count > 0 {
-			trig = append(trig, fmt.Sprintf("count=%d", cfg.count))
+		if o.Count > 0 {
+			trig = append(trig, fmt.Sprintf("count=%d", o.Count))
 		}
-		if cfg.count == 0 || cfg.intervalSet {
-			trig = append(trig, fmt.Sprintf("interval=%dms", cfg.interval))
+		if o.Count == 0 || o.IntervalSet {
+			trig = append(trig, fmt.Sprintf("interval=%dms", o.Interval))
 		}
 	}
 	fs, _ := json.Marshal(files)
-	return fmt.Sprintf("sbatch/1 format=%s %s files=%s", cfg.format, strings.Join(trig, " "), fs)
+	return fmt.Sprintf("sbatch/1 format=%s %s files=%s", o.Format, strings.Join(trig, " "), fs)
 }
 
 // openTracker reads what the last run left in the checkpoint directory and
 // plans this run: the batches to replay, and where to go on.
-func openTracker(cfg *config) (*tracker, error) {
-	t := &tracker{dir: cfg.checkpoint, names: cfg.files, format: cfg.format, sizes: make([]int64, len(cfg.files))}
-	for _, f := range cfg.files {
+func openTracker(o Options) (Tracker, error) {
+	if err := checkFiles(o.Inputs); err != nil {
+		return nil, err
+	}
+	t := &fileTracker{dir: o.Checkpoint, names: o.Inputs, format: o.Format, sizes: make([]int64, len(o.Inputs))}
+	for _, f := range o.Inputs {
 		abs, err := filepath.Abs(f)
 		if err != nil {
 			return nil, err
 		}
 		t.files = append(t.files, abs)
 	}
-	t.fp = fingerprint(cfg, t.files)
+	t.fp = fingerprint(&o, t.files)
 	var err error
 	if t.log, err = checkpoint.OpenLog(t.dir, checkpoint.OffsetsDir); err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
@@ -185,13 +170,13 @@ func openTracker(cfg *config) (*tracker, error) {
 	}
 	// Where the last batch ended: the last range it lists.
 	r := t.last.Sources[len(t.last.Sources)-1]
-	t.pos = position{file: t.index(r.Path), off: r.End}
-	t.from = t.pos
+	t.start = Position{Stream: t.index(r.Path), Off: r.End}
+	t.from = t.start
 	return t, t.purge(last)
 }
 
 // read reads offsets entry id and checks that this configuration wrote it.
-func (t *tracker) read(id uint64, e *checkpoint.Offsets) error {
+func (t *fileTracker) read(id uint64, e *checkpoint.Offsets) error {
 	if err := t.log.Read(id, e); err != nil {
 		return stage.Hint(fmt.Errorf("--checkpoint: %w", err), "remove %s to start over", t.dir)
 	}
@@ -210,12 +195,12 @@ func (t *tracker) read(id uint64, e *checkpoint.Offsets) error {
 	return nil
 }
 
-func (t *tracker) foreign(err error) error {
+func (t *fileTracker) foreign(err error) error {
 	return stage.Hint(err, "the directory holds the commits of another pipeline: give this one a new --checkpoint directory")
 }
 
 // index is the number of the file path in the FILE arguments, -1 if none.
-func (t *tracker) index(path string) int {
+func (t *fileTracker) index(path string) int {
 	for i, f := range t.files {
 		if f == path {
 			return i
@@ -224,26 +209,36 @@ func (t *tracker) index(path string) int {
 	return -1
 }
 
-// next is the id of the first batch this run writes after the replay, and
-// the time of the last batch written before it (0 if none).
-func (t *tracker) next() (uint64, int64) {
-	if t.last == nil {
-		return 0, 0
+func (t *fileTracker) Dir() string { return t.dir }
+
+func (t *fileTracker) Replay() []stage.Batch {
+	bs := make([]stage.Batch, len(t.replay))
+	for i, e := range t.replay {
+		bs[i] = stage.Batch{ID: e.BatchID, Time: e.BatchTime}
 	}
-	return t.last.BatchID + 1, t.last.BatchTime
+	return bs
 }
 
-// sources opens the input of this run: the ranges of the batches to replay,
+// Resume: the id of the first batch this run writes after the replay, and
+// the time of the last batch written before it.
+func (t *fileTracker) Resume() (Position, uint64, int64, bool) {
+	if t.last == nil {
+		return t.start, 0, 0, false
+	}
+	return t.start, t.last.BatchID + 1, t.last.BatchTime, true
+}
+
+// Inputs opens the input of this run: the ranges of the batches to replay,
 // then the files from where the last run stopped. A file that is shorter
 // now than the checkpoint says it was read is an error: it was truncated or
 // replaced.
-func (t *tracker) sources() (_ []source, err error) {
-	var srcs []source
+func (t *fileTracker) Inputs() (_ []Input, err error) {
+	var srcs []Input
 	open := make([]*os.File, len(t.files))
 	defer func() {
 		if err != nil {
 			for _, s := range srcs {
-				s.r.Close()
+				s.R.Close()
 			}
 			for _, f := range open {
 				if f != nil {
@@ -277,15 +272,15 @@ func (t *tracker) sources() (_ []source, err error) {
 			if err != nil {
 				return nil, err
 			}
-			srcs = append(srcs, source{name: t.names[i], r: nopClose{io.NewSectionReader(f, r.Start, r.End-r.Start)},
-				file: i, start: r.Start, at: f, replay: true, replayEnd: j == len(e.Sources)-1})
+			srcs = append(srcs, Input{Name: t.names[i], R: nopClose{io.NewSectionReader(f, r.Start, r.End-r.Start)},
+				Stream: i, Start: r.Start, At: f, Replay: true, ReplayEnd: j == len(e.Sources)-1})
 		}
 	}
-	for i := t.pos.file; i < len(t.files); i++ {
+	for i := t.start.Stream; i < len(t.files); i++ {
 		start := int64(0)
 		batch := ""
-		if i == t.pos.file {
-			start = t.pos.off
+		if i == t.start.Stream {
+			start = t.start.Off
 			if t.last != nil {
 				batch = fmt.Sprintf("batch %d", t.last.BatchID)
 			}
@@ -300,12 +295,12 @@ func (t *tracker) sources() (_ []source, err error) {
 			}
 		}
 		open[i] = nil // closed by the producer
-		srcs = append(srcs, source{name: t.names[i], r: f, file: i, start: start, at: f})
+		srcs = append(srcs, Input{Name: t.names[i], R: f, Stream: i, Start: start, At: f})
 	}
 	// Files only replayed are closed once the producer is done with them.
 	for i, f := range open {
 		if f != nil {
-			srcs[len(srcs)-1].r = closeAlso{srcs[len(srcs)-1].r, f}
+			srcs[len(srcs)-1].R = closeAlso{srcs[len(srcs)-1].R, f}
 			open[i] = nil
 		}
 	}
@@ -314,48 +309,33 @@ func (t *tracker) sources() (_ []source, err error) {
 
 // closeAlso closes another file with its own.
 type closeAlso struct {
-	readCloser
+	io.ReadCloser
 	also io.Closer
-}
-
-type readCloser interface {
-	Read([]byte) (int, error)
-	Close() error
 }
 
 func (c closeAlso) Close() error {
 	c.also.Close()
-	return c.readCloser.Close()
+	return c.ReadCloser.Close()
 }
 
-// record moves the position to the end of record i of chunk c.
-func (t *tracker) record(c *chunk, i int) { t.pos = position{c.file, c.ends[i]} }
-
-// taken moves the position past all of chunk c.
-func (t *tracker) taken(c *chunk) {
-	if c.replay {
-		return
-	}
-	if c.n > 0 {
-		t.record(c, c.n-1)
-	}
-	if c.done {
-		t.pos = position{c.file, c.size}
-		t.sizes[c.file] = c.size
+// Reached keeps the size of each file read to its end.
+func (t *fileTracker) Reached(at Position, end bool) {
+	if end {
+		t.sizes[at.Stream] = at.Off
 	}
 }
 
-// write writes DIR/offsets/id for the batch cut at the position, and from
-// time to time removes old entries.
-func (t *tracker) write(id uint64, time int64) error {
+// Write writes DIR/offsets/id for the batch cut at at, and from time to
+// time removes old entries.
+func (t *fileTracker) Write(id uint64, time int64, at Position) error {
 	e := checkpoint.Offsets{BatchID: id, BatchTime: time, Format: t.format, Config: t.fp}
-	for f := t.from.file; f <= t.pos.file; f++ {
+	for f := t.from.Stream; f <= at.Stream; f++ {
 		r := checkpoint.Range{Path: t.files[f], End: t.sizes[f]}
-		if f == t.from.file {
-			r.Start = t.from.off
+		if f == t.from.Stream {
+			r.Start = t.from.Off
 		}
-		if f == t.pos.file {
-			r.End = t.pos.off
+		if f == at.Stream {
+			r.End = at.Off
 		} else if r.Start == r.End {
 			continue
 		}
@@ -364,7 +344,7 @@ func (t *tracker) write(id uint64, time int64) error {
 	if err := t.log.Write(id, e); err != nil {
 		return err
 	}
-	t.from = t.pos
+	t.from = at
 	if id%purgeEvery == 0 {
 		return t.purge(id)
 	}
@@ -374,7 +354,7 @@ func (t *tracker) write(id uint64, time int64) error {
 // purge removes the offsets no restart needs: those more than
 // keepCommitted before the sink's last commit. Before the sink's first
 // commit all stay: a restart replays them.
-func (t *tracker) purge(id uint64) error {
+func (t *fileTracker) purge(id uint64) error {
 	c, ok, err := checkpoint.LastCommit(t.dir)
 	switch {
 	case err != nil:
@@ -382,62 +362,5 @@ func (t *tracker) purge(id uint64) error {
 	case ok && c >= keepCommitted:
 		return t.log.Purge(c - keepCommitted)
 	}
-	return nil
-}
-
-// resume replays the batches the sink has not committed, and sets the
-// batcher to go on after the last batch of the last run. stopped is true
-// when a signal came during the replay: the stream ends there, and the
-// batches not replayed yet are replayed at the next start.
-func (b *batcher) resume() (stopped bool, err error) {
-	for _, e := range b.ck.replay {
-		if b.e.Stop.Requested() {
-			return true, nil
-		}
-		if err := b.replayBatch(e); err != nil {
-			return false, err
-		}
-	}
-	b.id, b.lastTime = b.ck.next()
-	if b.cfg.timeField != "" && b.ck.last != nil {
-		b.k, b.after = floorDiv(b.lastTime, b.cfg.interval)-1, true
-	}
-	return false, nil
-}
-
-// replayBatch writes batch e again: the records the producer decodes from
-// its ranges, up to the chunk that ends it.
-func (b *batcher) replayBatch(e checkpoint.Offsets) error {
-	b.stats = stage.Stats{Batch: stage.Batch{ID: e.BatchID, Time: e.BatchTime}, Start: time.Now()}
-	if err := b.w.BeginBatch(e.BatchID, e.BatchTime); err != nil {
-		return err
-	}
-	for {
-		c := <-b.chunks
-		if c.n > 0 {
-			b.stats.InputRows += uint64(c.n)
-			if err := b.w.WriteRawBlock(c.block, c.n); err != nil {
-				return err
-			}
-		}
-		end, err := c.replayEnd, c.err
-		if c.eof && err == nil {
-			err = fmt.Errorf("batch %d: its input ended before its offsets", e.BatchID) // cannot happen
-		}
-		b.recycle(c)
-		if err != nil {
-			return err
-		}
-		if end {
-			break
-		}
-	}
-	if err := b.w.EndBatch(); err != nil {
-		return err
-	}
-	b.stats.OutputRows = b.stats.InputRows
-	b.stats.Skipped, b.skipped = b.skipped, 0
-	b.e.Progress.Report(&b.stats)
-	b.id, b.lastTime = e.BatchID+1, e.BatchTime
 	return nil
 }

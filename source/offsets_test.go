@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"reflect"
@@ -15,7 +15,7 @@ func TestTrackerRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &tracker{dir: dir, log: log, files: []string{"/a", "/b", "/c"}, sizes: make([]int64, 3), format: "lines", fp: "fp"}
+	tr := &cursor{t: &fileTracker{dir: dir, log: log, files: []string{"/a", "/b", "/c"}, sizes: make([]int64, 3), format: "lines", fp: "fp"}}
 	write := func(id uint64, want ...checkpoint.Range) {
 		t.Helper()
 		if err := tr.write(id, int64(id)); err != nil {
@@ -30,21 +30,21 @@ func TestTrackerRanges(t *testing.T) {
 		}
 	}
 	write(0, rg("/a", 0, 0)) // nothing read yet
-	tr.taken(&chunk{file: 0, n: 2, ends: []int64{2, 4}})
+	tr.taken(&chunk{stream: 0, n: 2, ends: []int64{2, 4}})
 	write(1, rg("/a", 0, 4))
 	write(2, rg("/a", 4, 4)) // an empty batch
 	// The rest of /a (and 2 bytes after its last record), all of /b (no
 	// record), and the first record of /c, cut there.
-	tr.taken(&chunk{file: 0, n: 1, ends: []int64{6}, done: true, size: 8})
-	tr.taken(&chunk{file: 1, done: true, size: 0})
-	c := &chunk{file: 2, n: 2, ends: []int64{3, 5}}
+	tr.taken(&chunk{stream: 0, n: 1, ends: []int64{6}, done: true, size: 8})
+	tr.taken(&chunk{stream: 1, done: true, size: 0})
+	c := &chunk{stream: 2, n: 2, ends: []int64{3, 5}}
 	tr.record(c, 0)
 	write(3, rg("/a", 4, 8), rg("/c", 0, 3))
 	tr.taken(c)
-	tr.taken(&chunk{file: 2, done: true, size: 5})
+	tr.taken(&chunk{stream: 2, done: true, size: 5})
 	write(4, rg("/c", 3, 5))
 	// Replayed chunks do not move the position.
-	tr.taken(&chunk{file: 0, n: 1, ends: []int64{2}, replay: true})
+	tr.taken(&chunk{stream: 0, n: 1, ends: []int64{2}, replay: true})
 	write(5, rg("/c", 5, 5))
 }
 
@@ -55,17 +55,17 @@ func rg(path string, start, end int64) checkpoint.Range {
 func TestFingerprint(t *testing.T) {
 	files := []string{"/in"}
 	tests := []struct {
-		cfg  config
+		o    Options
 		want string
 	}{
-		{config{format: "lines", count: 2, interval: 1000}, `sbatch/1 format=lines count=2 files=["/in"]`},
-		{config{format: "lines", count: 2, interval: 500, intervalSet: true}, `sbatch/1 format=lines count=2 interval=500ms files=["/in"]`},
-		{config{format: "csv", interval: 1000}, `sbatch/1 format=csv interval=1000ms files=["/in"]`},
-		{config{format: "json", once: true, interval: 1000}, `sbatch/1 format=json once files=["/in"]`},
-		{config{format: "json", timeField: "ts", unit: 1000, interval: 60000}, `sbatch/1 format=json time-field="ts" unit=1000ms interval=60000ms files=["/in"]`},
+		{Options{Format: "lines", Count: 2, Interval: 1000}, `sbatch/1 format=lines count=2 files=["/in"]`},
+		{Options{Format: "lines", Count: 2, Interval: 500, IntervalSet: true}, `sbatch/1 format=lines count=2 interval=500ms files=["/in"]`},
+		{Options{Format: "csv", Interval: 1000}, `sbatch/1 format=csv interval=1000ms files=["/in"]`},
+		{Options{Format: "json", Once: true, Interval: 1000}, `sbatch/1 format=json once files=["/in"]`},
+		{Options{Format: "json", TimeField: "ts", Unit: 1000, Interval: 60000}, `sbatch/1 format=json time-field="ts" unit=1000ms interval=60000ms files=["/in"]`},
 	}
 	for _, tt := range tests {
-		if got := fingerprint(&tt.cfg, files); got != tt.want {
+		if got := fingerprint(&tt.o, files); got != tt.want {
 			t.Errorf("got  %s\nwant %s", got, tt.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"fmt"
@@ -7,7 +7,27 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dstream/dstream/stage"
 )
+
+// A watched directory: watch://DIR, which sbatch --watch DIR names.
+func init() {
+	Register(&Kind{
+		Scheme: "watch",
+		Open: func(spec string, op Opening) (Source, error) {
+			_, dir, _ := strings.Cut(spec, "://")
+			return newWatcher(dir, op.Options.Once, op.Env.Stop.RequestedC())
+		},
+		NoFollow: func(string) error {
+			return stage.UsageError("--watch reads each file once, whole: it does not go with --follow")
+		},
+		NoReplay: func(string) error {
+			return stage.Hint(stage.UsageError("--watch does not go with --checkpoint yet"),
+				"a checkpoint replays named files: give them as arguments (sbatch --checkpoint DIR FILE...), or leave --checkpoint out")
+		},
+	})
+}
 
 // watchPoll is how often a watched directory is listed when it has no new
 // file. Why polling and not fsnotify: a listing every 100 ms costs little,
@@ -40,9 +60,9 @@ func newWatcher(dir string, once bool, stop <-chan struct{}) (*watcher, error) {
 	return &watcher{dir: dir, once: once, stop: stop, seen: map[string]bool{}}, nil
 }
 
-// next returns the next file to read, or false when there is none to wait
+// Next returns the next file to read, or false when there is none to wait
 // for.
-func (w *watcher) next() (source, bool, error) {
+func (w *watcher) Next() (Input, bool, error) {
 	for {
 		if len(w.pending) > 0 {
 			name := w.pending[0]
@@ -52,26 +72,29 @@ func (w *watcher) next() (source, bool, error) {
 				continue // gone before its turn
 			}
 			if err != nil {
-				return source{}, false, fmt.Errorf("cannot read input: %w", err)
+				return Input{}, false, fmt.Errorf("cannot read input: %w", err)
 			}
-			return source{name: name, r: f}, true, nil
+			return Input{Name: name, R: f}, true, nil
 		}
 		if err := w.scan(); err != nil {
-			return source{}, false, err
+			return Input{}, false, err
 		}
 		if len(w.pending) > 0 {
 			continue
 		}
 		if w.once {
-			return source{}, false, nil
+			return Input{}, false, nil
 		}
 		select {
 		case <-w.stop:
-			return source{}, false, nil
+			return Input{}, false, nil
 		case <-time.After(watchPoll):
 		}
 	}
 }
+
+// Close does nothing: a file is open only while it is read.
+func (w *watcher) Close() error { return nil }
 
 // scan adds the new files of the directory to pending, oldest first.
 func (w *watcher) scan() error {

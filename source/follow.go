@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"errors"
@@ -96,22 +96,21 @@ func (r *follower) changed() (bool, error) {
 
 func (r *follower) Close() error { return r.f.Close() }
 
-// follow makes the last source, the last FILE, a follower.
-func follow(srcs []source, cfg *config, e *stage.Env) error {
-	s := &srcs[len(srcs)-1]
+// follow makes the input, the last FILE, a follower.
+func follow(in *Input, o Options, e *stage.Env) error {
 	var f *os.File
-	switch r := s.r.(type) {
+	switch r := in.R.(type) {
 	case *os.File:
 		f = r
 	case closeAlso:
-		f, _ = r.readCloser.(*os.File)
+		f, _ = r.ReadCloser.(*os.File)
 		if f != nil {
-			defer func() { s.r = closeAlso{s.r.(*follower), r.also} }()
+			defer func() { in.R = closeAlso{in.R, r.also} }()
 		}
 	}
-	if f == nil || s.replay {
-		return fmt.Errorf("sbatch: cannot follow %s", s.name) // not met: see openSources, tracker.sources
+	if f == nil || in.Replay {
+		return fmt.Errorf("sbatch: cannot follow %s", in.Name) // not met: see openFileInput, fileTracker.Inputs
 	}
-	s.r = newFollower(f, s.name, s.start, e.Stop.RequestedC(), cfg.checkpoint != "", e.Stderr)
+	in.R = newFollower(f, in.Name, in.Start, e.Stop.RequestedC(), o.Checkpoint != "", e.Stderr)
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"fmt"
@@ -19,11 +19,11 @@ type chunk struct {
 	err     error   // the error that ended the input, after the records above
 	eof     bool    // the input has ended
 
-	// With --checkpoint a chunk holds records of one source, and says where
-	// each ends in its file (see tracker).
-	file      int     // index of the file in config.files
-	ends      []int64 // byte offset in the file after each record
-	done      bool    // the file ends after these records, at byte size
+	// With a checkpoint a chunk holds records of one input, and says where
+	// each ends in its stream (see Tracker).
+	stream    int     // Input.Stream
+	ends      []int64 // offset in the stream after each record (Position.Off)
+	done      bool    // the stream ends after these records, at offset size
 	size      int64
 	replay    bool // the records are a replayed batch's
 	replayEnd bool // the replayed batch ends after these records
@@ -31,7 +31,7 @@ type chunk struct {
 
 func (c *chunk) reset() {
 	c.block, c.n, c.times, c.skipped, c.err, c.eof = c.block[:0], 0, c.times[:0], 0, nil, false
-	c.file, c.ends, c.done, c.size, c.replay, c.replayEnd = 0, c.ends[:0], false, 0, false, false
+	c.stream, c.ends, c.done, c.size, c.replay, c.replayEnd = 0, c.ends[:0], false, 0, false, false
 }
 
 // chunkBytes and chunkRecords bound a chunk. Each chunk costs a channel
@@ -43,26 +43,23 @@ const (
 	chunkRecords = 8192
 )
 
-// producer decodes the sources in its own goroutine. It hands over the chunk
+// producer decodes the inputs in its own goroutine. It hands over the chunk
 // in hand whenever it is full, and also just before each read from the
 // input, since that read may block: so a record never waits on input that
 // has not come yet, and a slow trickle of lines still leaves at once.
 type producer struct {
-	srcs  []source
-	cfg   *config
+	src   Source
+	o     *Options
 	out   chan *chunk
 	free  chan *chunk
 	cur   *chunk
 	rec   []byte
-	track bool // --checkpoint: chunks say where their records end
-	// more yields the sources after srcs (--watch); false when there are
-	// no more.
-	more func() (source, bool, error)
-	src  *source // the source being read
+	track bool   // with a checkpoint: chunks say where their records end
+	in    *Input // the input being read, when tracked
 }
 
-func newProducer(srcs []source, cfg *config) *producer {
-	p := &producer{srcs: srcs, cfg: cfg, track: cfg.checkpoint != "", out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
+func newProducer(src Source, o Options) *producer {
+	p := &producer{src: src, o: &o, track: o.Checkpoint != "", out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
 	for range 4 {
 		p.free <- new(chunk)
 	}
@@ -91,8 +88,8 @@ func (p *producer) chunk() *chunk {
 	if p.cur == nil {
 		p.cur = <-p.free
 		p.cur.reset()
-		if p.src != nil {
-			p.cur.file, p.cur.replay = p.src.file, p.src.replay
+		if p.in != nil {
+			p.cur.stream, p.cur.replay = p.in.Stream, p.in.Replay
 		}
 	}
 	return p.cur
@@ -104,52 +101,39 @@ func (p *producer) run() {
 	c.err, c.eof = err, err == nil
 	p.out <- c
 	p.cur = nil
-	for _, s := range p.srcs {
-		s.r.Close()
-	}
+	p.src.Close() // the inputs not read, after an error
 }
 
 func (p *producer) decodeAll() error {
-	for i := 0; ; i++ {
-		var s *source
-		switch {
-		case i < len(p.srcs):
-			s = &p.srcs[i]
-		case p.more != nil:
-			p.flush() // the records read so far leave while more are awaited
-			next, ok, err := p.more()
-			if err != nil || !ok {
-				return err
-			}
-			s = &next
-		default:
-			return nil
+	for {
+		p.flush() // the records read so far leave while the next input is awaited
+		s, ok, err := p.src.Next()
+		if err != nil || !ok {
+			return err
 		}
 		if p.track {
-			// A chunk holds records of one source (the chunk of the one
+			// A chunk holds records of one input (the chunk of the one
 			// before was handed over at its end), and the batcher learns
-			// where each source ends.
-			p.src = s
+			// where each input ends.
+			p.in = &s
 		}
-		dec, err := input.NewAt(p.cfg.format, flushReader{s.r, p}, s.name, s.start, s.at)
+		dec, err := input.NewAt(p.o.Format, flushReader{s.R, p}, s.Name, s.Start, s.At)
 		if err == nil {
-			err = p.decode(dec, s.name)
+			err = p.decode(dec, s.Name)
 		}
-		if i >= len(p.srcs) {
-			s.r.Close() // run closes srcs; this one is done with
-		}
+		s.R.Close()
 		if err != nil {
 			return err
 		}
 		if p.track {
 			c := p.chunk()
-			if s.replayEnd {
+			if s.ReplayEnd {
 				c.replayEnd = true
-			} else if !s.replay {
+			} else if !s.Replay {
 				c.done, c.size = true, dec.Offset()
 			}
 			p.flush()
-			p.src = nil
+			p.in = nil
 		}
 	}
 }
@@ -162,19 +146,19 @@ func (p *producer) decode(dec input.Decoder, name string) error {
 			return nil
 		}
 		if err != nil {
-			if p.cfg.skipBad && input.IsBad(err) {
+			if p.o.SkipBad && input.IsBad(err) {
 				p.chunk().skipped++
 				continue
 			}
 			return err
 		}
 		c := p.chunk()
-		if p.cfg.timeField != "" {
+		if p.o.TimeField != "" {
 			t, err := p.eventTime(p.rec)
 			if err != nil {
 				ierr := &input.Error{Name: name, Err: err, Bad: true}
 				ierr.Line, ierr.Unit = dec.Pos()
-				if p.cfg.skipBad {
+				if p.o.SkipBad {
 					c.skipped++
 					continue
 				}
@@ -197,16 +181,16 @@ func (p *producer) decode(dec input.Decoder, name string) error {
 }
 
 func (p *producer) eventTime(rec []byte) (int64, error) {
-	raw, ok, err := record.Get(rec, p.cfg.timeField)
+	raw, ok, err := record.Get(rec, p.o.TimeField)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("no time field %q", p.cfg.timeField)
+		return 0, fmt.Errorf("no time field %q", p.o.TimeField)
 	}
-	t, err := input.EventTime(raw, p.cfg.unit)
+	t, err := input.EventTime(raw, p.o.Unit)
 	if err != nil {
-		return 0, fmt.Errorf("field %q: %w", p.cfg.timeField, err)
+		return 0, fmt.Errorf("field %q: %w", p.o.TimeField, err)
 	}
 	return t, nil
 }

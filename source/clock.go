@@ -1,4 +1,4 @@
-package main
+package source
 
 import (
 	"fmt"
@@ -15,7 +15,7 @@ const maxGap = 1_000_000
 // batcher cuts the producer's records into batches and writes them.
 type batcher struct {
 	e      *stage.Env
-	cfg    *config
+	o      Options
 	chunks <-chan *chunk
 	free   chan<- *chunk
 	w      *framing.Writer
@@ -34,7 +34,7 @@ type batcher struct {
 	k        int64 // event time: the index of the batch in hand
 	lastTime int64 // time of the last batch written
 
-	ck *tracker // --checkpoint, or nil
+	ck *cursor // with a checkpoint, or nil
 	// after: event time, resumed from a checkpoint: batch k is the last one
 	// the last run wrote, and no batch is in hand yet.
 	after bool
@@ -42,9 +42,9 @@ type batcher struct {
 
 func (b *batcher) run() error {
 	b.w = b.e.Out
-	b.buffered = b.cfg.count > 0
+	b.buffered = b.o.Count > 0
 	if b.ck != nil {
-		if err := b.e.AnnounceCheckpoint(b.ck.dir); err != nil {
+		if err := b.e.AnnounceCheckpoint(b.ck.t.Dir()); err != nil {
 			return err
 		}
 		if stopped, err := b.resume(); err != nil || stopped {
@@ -53,11 +53,11 @@ func (b *batcher) run() error {
 	}
 	var err error
 	switch {
-	case b.cfg.timeField != "":
+	case b.o.TimeField != "":
 		err = b.runEventTime()
-	case b.cfg.once:
+	case b.o.Once:
 		err = b.runOnce()
-	case b.cfg.count > 0 && !b.e.Ctx.IsSet("interval"):
+	case b.o.Count > 0 && !b.o.IntervalSet:
 		err = b.runCount()
 	default:
 		err = b.runInterval()
@@ -210,7 +210,7 @@ func (b *batcher) takeCounted(c *chunk, next int64) error {
 				return err
 			}
 		}
-		take := min(b.cfg.count-b.pendN, recs.Len())
+		take := min(b.o.Count-b.pendN, recs.Len())
 		start, _ := recs.Rest()
 		for range take {
 			recs.Next()
@@ -222,7 +222,7 @@ func (b *batcher) takeCounted(c *chunk, next int64) error {
 		if b.ck != nil {
 			b.ck.record(c, c.n-recs.Len()-1)
 		}
-		if b.pendN == b.cfg.count {
+		if b.pendN == b.o.Count {
 			if err := b.end(nowMs()); err != nil {
 				return err
 			}
@@ -265,7 +265,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 func (b *batcher) runInterval() error {
-	iv := b.cfg.interval
+	iv := b.o.Interval
 	next := nextBoundary(max(nowMs(), b.lastTime), iv)
 	if err := b.begin(next); err != nil {
 		return err
@@ -332,7 +332,7 @@ func (b *batcher) runEventTime() error {
 
 // takeEventTime puts each record into the batch of its event time.
 func (b *batcher) takeEventTime(c *chunk) error {
-	iv := b.cfg.interval
+	iv := b.o.Interval
 	recs := framing.NewRecords(c.block, c.n)
 	for i := 0; i < c.n; i++ {
 		rec, _ := recs.Next()
@@ -382,7 +382,7 @@ func (b *batcher) takeEventTime(c *chunk) error {
 // advance writes the empty batches after batch b.k and before batch k, and
 // begins batch k.
 func (b *batcher) advance(k int64) error {
-	iv := b.cfg.interval
+	iv := b.o.Interval
 	if gap := k - b.k - 1; gap > maxGap {
 		return stage.Hint(fmt.Errorf("event time jumps from batch time %d to %d ms: %d empty batches", (b.k+1)*iv, (k+1)*iv, gap),
 			"check --time-unit (s or ms) and -i; the limit is %d empty batches in a row", maxGap)

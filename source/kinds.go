@@ -1,0 +1,94 @@
+package source
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/dstream/dstream/stage"
+)
+
+// Kind is one kind of input. An input names its kind by the scheme of its
+// URL (tcp://HOST:PORT); a name without a registered scheme is a file (or
+// - for stdin). What a kind can do with the options (be followed, be
+// replayed from a checkpoint) it declares here, so that Run asks the table
+// and no switch elsewhere knows the kinds.
+type Kind struct {
+	// Scheme is the URL scheme, without "://"; "" for files and stdin.
+	Scheme string
+	// Open opens the input spec.
+	Open func(spec string, op Opening) (Source, error)
+	// NoFollow returns the usage error of --follow on the input spec (the
+	// last one), or nil if it can be followed.
+	NoFollow func(spec string) error
+	// NoReplay returns the usage error of --checkpoint on the input spec,
+	// or nil if it can be replayed.
+	NoReplay func(spec string) error
+	// Track opens the tracker of o.Checkpoint over o.Inputs, all of this
+	// kind and replayable; nil if the kind never replays.
+	Track func(o Options) (Tracker, error)
+}
+
+// Opening is what Kind.Open is given besides the input.
+type Opening struct {
+	Env     *stage.Env
+	Options *Options
+	// Follow: this is the last input, and --follow asks to read it on as
+	// it grows.
+	Follow bool
+}
+
+// kinds is the table of Kinds by scheme; each kind registers itself in the
+// file that implements it.
+var kinds = map[string]*Kind{}
+
+// Register adds a kind of input. It panics if the scheme is taken: two
+// kinds of one scheme are a programming error.
+func Register(k *Kind) {
+	if _, dup := kinds[k.Scheme]; dup {
+		panic(fmt.Sprintf("source: scheme %q registered twice", k.Scheme))
+	}
+	kinds[k.Scheme] = k
+}
+
+// kindOf returns the kind of the input spec.
+func kindOf(spec string) *Kind {
+	if scheme, _, ok := strings.Cut(spec, "://"); ok {
+		if k := kinds[scheme]; k != nil {
+			return k
+		}
+	}
+	return kinds[""]
+}
+
+// resolve finds the kind of each input and checks that the kinds go with
+// the options.
+func resolve(o Options) ([]*Kind, error) {
+	ks := make([]*Kind, len(o.Inputs))
+	for i, spec := range o.Inputs {
+		ks[i] = kindOf(spec)
+	}
+	last := len(o.Inputs) - 1
+	if k := ks[last]; o.Follow && k.NoFollow != nil {
+		if err := k.NoFollow(o.Inputs[last]); err != nil {
+			return nil, err
+		}
+	}
+	if o.Checkpoint == "" {
+		return ks, nil
+	}
+	for i, k := range ks {
+		if k.NoReplay != nil {
+			if err := k.NoReplay(o.Inputs[i]); err != nil {
+				return nil, err
+			}
+		}
+		if k.Track == nil {
+			return nil, stage.UsageError("--checkpoint replays its inputs, and %s cannot be read again", o.Inputs[i])
+		}
+		if k != ks[0] {
+			// One tracker keeps the position of all the inputs.
+			return nil, stage.UsageError("--checkpoint replays inputs of one kind: %s and %s are not", o.Inputs[0], o.Inputs[i])
+		}
+	}
+	return ks, nil
+}

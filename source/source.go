@@ -1,0 +1,190 @@
+// Package source is the head of a dstream pipeline (the engine of sbatch): it
+// reads raw input, decodes it into records (package input) and cuts the
+// records into micro-batches by the batch clock, writing the framed stream.
+//
+// The parts, each in its file:
+//
+//   - kinds.go: the kinds of input, a table by URL scheme: a file or stdin
+//     (file.go), a socket (socket.go), a watched directory (watch.go). A new
+//     kind is a file with a Kind and one Register line.
+//   - producer.go: decodes the inputs in a goroutine of its own and hands
+//     records over in chunks, each record with the position after it.
+//   - clock.go: the batcher, the batch clock (an interval of processing
+//     time, a count, once, event time).
+//   - position.go: where the input stands (Position), and the Tracker that
+//     keeps it in the checkpoint; offsets.go: the tracker of files, by byte
+//     ranges (docs/design.md, Checkpoint).
+//   - follow.go: a file read as it grows (tail -F).
+package source
+
+import (
+	"io"
+
+	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/stage"
+)
+
+// Options is what sbatch reads and how it cuts batches. Run does not check
+// the combinations of options a command line can get wrong (sbatch's flags
+// do), only what depends on the kind of each input.
+type Options struct {
+	// Inputs are read one after another: file names, - for stdin, or URLs
+	// of a registered Kind (tcp://HOST:PORT, watch://DIR...; see kinds.go).
+	// None: stdin.
+	Inputs []string
+	// Format is the input format (input.Formats).
+	Format string
+	// Interval is the batch interval in ms (at least 1): of processing time,
+	// or of event time with TimeField.
+	Interval int64
+	// IntervalSet tells that the interval was asked for: with Count, the
+	// batches are then cut by either, whichever comes first; else by Count
+	// only.
+	IntervalSet bool
+	// Count cuts a batch every Count records (0: not by count).
+	Count int
+	// Once reads everything available as one batch, then ends.
+	Once bool
+	// Follow reads the last input on as it grows (tail -F).
+	Follow bool
+	// TimeField cuts batches by the event time in this field ("": by the
+	// wall clock); Unit is the unit of numeric event times.
+	TimeField string
+	Unit      input.TimeUnit
+	// SkipBad skips malformed records, counting them in the progress.
+	SkipBad bool
+	// Checkpoint is the checkpoint directory ("": none): the inputs must be
+	// of a Kind that replays.
+	Checkpoint string
+}
+
+// Input is one stream of bytes to decode: a file, stdin, a connection, a
+// range of a file to replay.
+type Input struct {
+	Name string // for messages: the file name, stdin, the URL
+	R    io.ReadCloser
+
+	// With a checkpoint (see Tracker):
+	Stream    int         // the number of the stream in the tracker (a file)
+	Start     int64       // offset in the stream of R's first byte
+	At        io.ReaderAt // the stream from its start, to read a CSV header again
+	Replay    bool        // R is a range of a replayed batch
+	ReplayEnd bool        // the last range of a replayed batch
+}
+
+// Source yields the inputs of one Kind, one after another: one for a file
+// or a socket, one per file for a watched directory.
+type Source interface {
+	// Next returns the next input, or false when there is none; it may
+	// wait for one (a watched directory waits for a new file until a stop).
+	Next() (Input, bool, error)
+	// Close closes the inputs not yielded yet.
+	Close() error
+}
+
+// Run reads the inputs of o and writes their batches to e.Out until the
+// input ends or a stop is asked for (e.Stop).
+func Run(e *stage.Env, o Options) error {
+	if len(o.Inputs) == 0 {
+		o.Inputs = []string{"-"}
+	}
+	kinds, err := resolve(o)
+	if err != nil {
+		return err
+	}
+	var src Source
+	var ck Tracker
+	if o.Checkpoint != "" {
+		// resolve made sure that the inputs are of one kind, which replays.
+		if ck, err = kinds[0].Track(o); err != nil {
+			return err
+		}
+		var ins []Input
+		if ins, err = ck.Inputs(); err == nil && o.Follow {
+			err = follow(&ins[len(ins)-1], o, e)
+		}
+		src = &list{ins: ins}
+	} else {
+		src, err = open(kinds, o, e)
+	}
+	if err != nil {
+		return err
+	}
+	p := newProducer(src, o)
+	go p.run()
+	b := &batcher{e: e, o: o, chunks: p.out, free: p.free}
+	if ck != nil {
+		at, _, _, _ := ck.Resume()
+		b.ck = &cursor{t: ck, pos: at}
+	}
+	return b.run()
+}
+
+// open opens every input, in order, so that a missing one is an error before
+// the first batch.
+func open(kinds []*Kind, o Options, e *stage.Env) (Source, error) {
+	srcs := make(sequence, 0, len(o.Inputs))
+	for i, spec := range o.Inputs {
+		s, err := kinds[i].Open(spec, Opening{Env: e, Options: &o, Follow: o.Follow && i == len(o.Inputs)-1})
+		if err != nil {
+			srcs.Close()
+			return nil, err
+		}
+		srcs = append(srcs, s)
+	}
+	return &srcs, nil
+}
+
+// sequence is the sources of the inputs, one after another.
+type sequence []Source
+
+func (q *sequence) Next() (Input, bool, error) {
+	for len(*q) > 0 {
+		in, ok, err := (*q)[0].Next()
+		if ok || err != nil {
+			return in, ok, err
+		}
+		*q = (*q)[1:]
+	}
+	return Input{}, false, nil
+}
+
+func (q *sequence) Close() error {
+	for _, s := range *q {
+		s.Close()
+	}
+	*q = nil
+	return nil
+}
+
+// list yields inputs opened already.
+type list struct{ ins []Input }
+
+// one yields one input.
+func one(in Input) *list { return &list{ins: []Input{in}} }
+
+func (l *list) Next() (Input, bool, error) {
+	if len(l.ins) == 0 {
+		return Input{}, false, nil
+	}
+	in := l.ins[0]
+	l.ins = l.ins[1:]
+	return in, true, nil
+}
+
+func (l *list) Close() error {
+	for _, in := range l.ins {
+		in.R.Close()
+	}
+	l.ins = nil
+	return nil
+}
+
+// nopClose is a reader whose Close does nothing: stdin, which is not
+// sbatch's to close, and a range of a file that another input closes.
+type nopClose struct {
+	r io.Reader
+}
+
+func (n nopClose) Read(p []byte) (int, error) { return n.r.Read(p) }
+func (nopClose) Close() error                 { return nil }
