@@ -194,4 +194,3 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 
 // Watermark passes the watermark on.
 func (r *Engine) Watermark(t int64) error { return r.out.Watermark(t) }
-

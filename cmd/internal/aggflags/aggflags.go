@@ -203,4 +203,3 @@ func scanAggs(args []string, c *cli.Context) ([]agg.Spec, error) {
 	}
 	return specs, nil
 }
-
