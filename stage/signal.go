@@ -1,6 +1,8 @@
 package stage
 
 import (
+	"github.com/dstream/dstream/internal/earlysig"
+
 	"errors"
 	"fmt"
 	"io"
@@ -42,11 +44,15 @@ func newStopper(timeout time.Duration) *Stopper {
 		requested: make(chan struct{}),
 		now:       make(chan struct{}),
 		timeout:   timeout,
-		sigc:      make(chan os.Signal, 2),
 		pipec:     make(chan os.Signal, 1),
 		done:      make(chan struct{}),
 	}
-	signal.Notify(s.sigc, syscall.SIGINT, syscall.SIGTERM)
+	if c, ok := earlysig.Take(); ok {
+		s.sigc = c // with the signals that came before
+	} else {
+		s.sigc = make(chan os.Signal, 2)
+		signal.Notify(s.sigc, syscall.SIGINT, syscall.SIGTERM)
+	}
 	// With SIGPIPE caught, a write to a closed pipe returns EPIPE, and the
 	// stage stops quietly instead of being killed.
 	signal.Notify(s.pipec, syscall.SIGPIPE)
@@ -83,9 +89,11 @@ func (s *Stopper) force(why string) {
 	})
 }
 
+// stop ends the watch. The signals stay caught (into a channel no one
+// reads) until the process exits: a SIGINT or SIGTERM that comes while
+// the stage finishes, after its stream has ended, must not kill it with
+// Go's default action and turn a clean end into exit 143.
 func (s *Stopper) stop() {
-	signal.Stop(s.sigc)
-	signal.Stop(s.pipec)
 	close(s.done)
 }
 
