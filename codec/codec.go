@@ -1,11 +1,10 @@
-// Package codec holds dstream's encoders: the output formats that ssink
-// writes records in (console, json, csv, tsv, lines, msgpack), whatever the
-// destination (stdout, a file per batch, a command, an HTTP request). Each
-// format is one entry of a table (Formats): a new one is a file and a line.
-//
-// The decoders of input/ (lines, json, csv, tsv, msgpack) belong here too,
-// beside the encoders of the same formats, and are to join this package
-// later; they stay in input/ for now, as other code imports them there.
+// Package codec holds dstream's text and binary formats, both ways: the
+// decoders that turn raw input into records (sbatch --format: lines, json,
+// csv, tsv, msgpack; decode*.go, NewDecoder) and the encoders that write
+// records out (ssink --format: console, json, csv, tsv, lines, msgpack),
+// whatever the destination (stdout, a file per batch, a command, an HTTP
+// request). Each encoder is one entry of a table (Formats): a new one is a
+// file and a line.
 package codec
 
 import (

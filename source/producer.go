@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/record"
 )
 
@@ -117,7 +117,7 @@ func (p *producer) decodeAll() error {
 			// where each input ends.
 			p.in = &s
 		}
-		dec, err := input.NewAt(p.o.Format, flushReader{s.R, p}, s.Name, s.Start, s.At)
+		dec, err := codec.NewDecoderAt(p.o.Format, flushReader{s.R, p}, s.Name, s.Start, s.At)
 		if err == nil {
 			err = p.decode(dec, s.Name)
 		}
@@ -138,7 +138,7 @@ func (p *producer) decodeAll() error {
 	}
 }
 
-func (p *producer) decode(dec input.Decoder, name string) error {
+func (p *producer) decode(dec codec.Decoder, name string) error {
 	var err error
 	for {
 		p.rec, err = dec.Next(p.rec[:0])
@@ -146,7 +146,7 @@ func (p *producer) decode(dec input.Decoder, name string) error {
 			return nil
 		}
 		if err != nil {
-			if p.o.SkipBad && input.IsBad(err) {
+			if p.o.SkipBad && codec.IsBad(err) {
 				p.chunk().skipped++
 				continue
 			}
@@ -156,7 +156,7 @@ func (p *producer) decode(dec input.Decoder, name string) error {
 		if p.o.TimeField != "" {
 			t, err := p.eventTime(p.rec)
 			if err != nil {
-				ierr := &input.Error{Name: name, Err: err, Bad: true}
+				ierr := &codec.Error{Name: name, Err: err, Bad: true}
 				ierr.Line, ierr.Unit = dec.Pos()
 				if p.o.SkipBad {
 					c.skipped++
@@ -167,7 +167,7 @@ func (p *producer) decode(dec input.Decoder, name string) error {
 			c.times = append(c.times, t)
 		}
 		if len(p.rec) > framing.MaxRecord {
-			return &input.Error{Name: name, Err: fmt.Errorf("record of %d bytes exceeds the limit of %d", len(p.rec), framing.MaxRecord)}
+			return &codec.Error{Name: name, Err: fmt.Errorf("record of %d bytes exceeds the limit of %d", len(p.rec), framing.MaxRecord)}
 		}
 		c.block = framing.AppendRecord(c.block, p.rec)
 		c.n++
@@ -188,7 +188,7 @@ func (p *producer) eventTime(rec []byte) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("no time field %q", p.o.TimeField)
 	}
-	t, err := input.EventTime(raw, p.o.Unit)
+	t, err := codec.EventTime(raw, p.o.Unit)
 	if err != nil {
 		return 0, fmt.Errorf("field %q: %w", p.o.TimeField, err)
 	}

@@ -1,5 +1,5 @@
 // Package source is the head of a dstream pipeline (the engine of sbatch): it
-// reads raw input, decodes it into records (package input) and cuts the
+// reads raw input, decodes it into records (package codec) and cuts the
 // records into micro-batches by the batch clock, writing the framed stream.
 //
 // The parts, each in its file:
@@ -20,7 +20,7 @@ package source
 import (
 	"io"
 
-	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -32,7 +32,7 @@ type Options struct {
 	// of a registered Kind (tcp://HOST:PORT, watch://DIR...; see kinds.go).
 	// None: stdin.
 	Inputs []string
-	// Format is the input format (input.Formats).
+	// Format is the input format (codec.InputFormats).
 	Format string
 	// Interval is the batch interval in ms (at least 1): of processing time,
 	// or of event time with TimeField.
@@ -50,7 +50,7 @@ type Options struct {
 	// TimeField cuts batches by the event time in this field ("": by the
 	// wall clock); Unit is the unit of numeric event times.
 	TimeField string
-	Unit      input.TimeUnit
+	Unit      codec.TimeUnit
 	// SkipBad skips malformed records, counting them in the progress.
 	SkipBad bool
 	// Checkpoint is the checkpoint directory ("": none): the inputs must be

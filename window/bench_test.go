@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/internal/benchutil"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -77,7 +77,7 @@ func benchEvents(b *testing.B, o Options, ev EventOptions) {
 		tpos = append(tpos, len(blk)+at)
 		blk = append(blk, rec...)
 	}
-	w, err := newEventWindower(framing.NewWriter(io.Discard), checked(b, events(o, input.Milliseconds, ev)))
+	w, err := newEventWindower(framing.NewWriter(io.Discard), checked(b, events(o, codec.Milliseconds, ev)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -157,8 +157,8 @@ func BenchmarkStateSlide(b *testing.B) {
 	benchState(b, sliding(10_000, 1000, reduce(b, []string{"user"}, "count")))
 }
 func BenchmarkStateEvent(b *testing.B) {
-	benchState(b, events(sliding(1000, 1000, reduce(b, []string{"user"}, "count")), input.Milliseconds, EventOptions{Watermark: time.Hour}))
+	benchState(b, events(sliding(1000, 1000, reduce(b, []string{"user"}, "count")), codec.Milliseconds, EventOptions{Watermark: time.Hour}))
 }
 func BenchmarkStateSessions(b *testing.B) {
-	benchState(b, events(Options{Agg: reduce(b, []string{"user"}, "count")}, input.Milliseconds, EventOptions{Watermark: time.Hour, Session: time.Millisecond}))
+	benchState(b, events(Options{Agg: reduce(b, []string{"user"}, "count")}, codec.Milliseconds, EventOptions{Watermark: time.Hour, Session: time.Millisecond}))
 }

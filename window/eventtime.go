@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -23,7 +23,7 @@ const (
 // eventOptions are the options of event-time windows (--time-field).
 type eventOptions struct {
 	field   string
-	unit    input.TimeUnit
+	unit    codec.TimeUnit
 	delay   int64 // --watermark, ms
 	mode    Mode
 	late    string // --late FILE, or ""
@@ -180,7 +180,7 @@ func (w *eventWindower) eventTime(rec []byte) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("no time field %q", w.o.ev.field)
 	}
-	t, err := input.EventTime(raw, w.o.ev.unit)
+	t, err := codec.EventTime(raw, w.o.ev.unit)
 	if err != nil {
 		return 0, fmt.Errorf("field %q: %w", w.o.ev.field, err)
 	}

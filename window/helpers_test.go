@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -42,7 +42,7 @@ func sliding(length, slide int64, c agg.Config) Options {
 }
 
 // events is o with windows of the event time in field t, in unit.
-func events(o Options, unit input.TimeUnit, ev EventOptions) Options {
+func events(o Options, unit codec.TimeUnit, ev EventOptions) Options {
 	ev.Field, ev.Unit = "t", unit
 	o.Event = &ev
 	return o

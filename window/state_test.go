@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/input"
 )
 
 // FuzzLoadState: a damaged saved state is an error, never a panic, in both
 // kinds of window.
 func FuzzLoadState(f *testing.F) {
 	bo := checked(f, sliding(2000, 1000, reduce(f, []string{"k"}, "count", "sum:v")))
-	eo := checked(f, events(sliding(10_000, 10_000, reduce(f, []string{"k"}, "count")), input.Seconds, EventOptions{}))
-	so := checked(f, events(Options{Agg: reduce(f, []string{"k"}, "count")}, input.Seconds, EventOptions{Session: 5 * time.Second}))
+	eo := checked(f, events(sliding(10_000, 10_000, reduce(f, []string{"k"}, "count")), codec.Seconds, EventOptions{}))
+	so := checked(f, events(Options{Agg: reduce(f, []string{"k"}, "count")}, codec.Seconds, EventOptions{Session: 5 * time.Second}))
 	bw, _ := newWindower(framing.NewWriter(io.Discard), bo)
 	ew, _ := newEventWindower(framing.NewWriter(io.Discard), eo)
 	sw, _ := newEventWindower(framing.NewWriter(io.Discard), so)

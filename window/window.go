@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -52,7 +52,7 @@ type Options struct {
 // EventOptions configure windows of event time.
 type EventOptions struct {
 	Field string         // the event time's field (--time-field)
-	Unit  input.TimeUnit // of numeric event times (--time-unit)
+	Unit  codec.TimeUnit // of numeric event times (--time-unit)
 	// Watermark is how far behind the latest event time the watermark
 	// stays (--watermark): whole milliseconds, 0 or more.
 	Watermark time.Duration

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/input"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -24,11 +24,11 @@ func TestNewRefuses(t *testing.T) {
 		{sliding(1000, 0, count), "--slide 0s: want a positive whole number"},
 		{Options{Length: 1500 * time.Microsecond, Slide: time.Second}, "--length 1.5ms: want a positive whole number"},
 		{sliding(3000, 2000, count), "--length 3s is not a multiple of --slide 2s"},
-		{events(sliding(1000, 1000, agg.Config{}), input.Seconds, EventOptions{}), "event-time windows aggregate"},
-		{events(sliding(1000, 1000, count), input.Seconds, EventOptions{Watermark: -time.Second}), "--watermark -1s"},
-		{events(sliding(1000, 1000, count), input.Seconds, EventOptions{Mode: "x"}), `--mode "x": want append, update or complete`},
-		{events(Options{Agg: count}, input.Seconds, EventOptions{Session: -time.Second}), "--session -1s: want a positive"},
-		{events(sliding(1000, 1000, count), input.Seconds, EventOptions{Session: time.Second}), "--length and --slide do not go with --session"},
+		{events(sliding(1000, 1000, agg.Config{}), codec.Seconds, EventOptions{}), "event-time windows aggregate"},
+		{events(sliding(1000, 1000, count), codec.Seconds, EventOptions{Watermark: -time.Second}), "--watermark -1s"},
+		{events(sliding(1000, 1000, count), codec.Seconds, EventOptions{Mode: "x"}), `--mode "x": want append, update or complete`},
+		{events(Options{Agg: count}, codec.Seconds, EventOptions{Session: -time.Second}), "--session -1s: want a positive"},
+		{events(sliding(1000, 1000, count), codec.Seconds, EventOptions{Session: time.Second}), "--length and --slide do not go with --session"},
 		{Options{Length: time.Second, Slide: time.Second, Agg: agg.Config{Aggs: []agg.Spec{{Kind: agg.Sum, Field: "v", Name: "x"}, {Kind: agg.Max, Field: "v", Name: "x"}}}}, `two output fields named "x"`},
 	} {
 		_, err := New(c.o, framing.NewWriter(io.Discard), nil, nil)
@@ -38,7 +38,7 @@ func TestNewRefuses(t *testing.T) {
 	}
 	// The defaults: an event-time window in append mode, without stats or
 	// a checkpoint.
-	w, err := New(events(sliding(1000, 1000, count), input.Seconds, EventOptions{}), framing.NewWriter(io.Discard), nil, nil)
+	w, err := New(events(sliding(1000, 1000, count), codec.Seconds, EventOptions{}), framing.NewWriter(io.Discard), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/source"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -86,7 +86,7 @@ Examples:
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck`,
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(input.Formats, ", ")},
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(codec.InputFormats, ", ")},
 		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
 		&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "cut a batch every `N` records (with -i: whichever first)"},
 		&cli.BoolFlag{Name: "once", Usage: "read everything available as one batch, then end"},
@@ -135,10 +135,10 @@ func options(c *cli.Context) (source.Options, error) {
 			"-n N cuts a batch every N records; to cut batches by time only, leave -n out and give -i DUR")
 	}
 	var err error
-	if o.Unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {
+	if o.Unit, err = codec.ParseTimeUnit(c.String("time-unit")); err != nil {
 		return o, stage.Usage(err)
 	}
-	if _, err := input.New(o.Format, strings.NewReader(""), ""); err != nil {
+	if _, err := codec.NewDecoder(o.Format, strings.NewReader(""), ""); err != nil {
 		return o, stage.Usage(err)
 	}
 	switch {

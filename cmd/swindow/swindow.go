@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cmd/internal/aggflags"
-	"github.com/dstream/dstream/input"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/stage"
 	"github.com/dstream/dstream/window"
 	"github.com/urfave/cli/v2"
@@ -190,7 +190,7 @@ func parseEventOptions(c *cli.Context) (*window.EventOptions, error) {
 	ev := &window.EventOptions{Field: field, Watermark: c.Duration("watermark"), Mode: window.Mode(c.String("mode")),
 		Late: c.String("late"), Session: c.Duration("session")}
 	var err error
-	if ev.Unit, err = input.ParseTimeUnit(c.String("time-unit")); err != nil {
+	if ev.Unit, err = codec.ParseTimeUnit(c.String("time-unit")); err != nil {
 		return nil, stage.UsageError("--time-unit: %v", err)
 	}
 	if c.IsSet("late") && ev.Late == "" {

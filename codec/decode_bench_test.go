@@ -1,4 +1,4 @@
-package input
+package codec
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ func benchDecoder(b *testing.B, format string, data []byte, n int) {
 	b.ReportAllocs()
 	var rec []byte
 	for b.Loop() {
-		d, _ := New(format, bytes.NewReader(data), "bench")
+		d, _ := NewDecoder(format, bytes.NewReader(data), "bench")
 		for {
 			var err error
 			rec, err = d.Next(rec[:0])

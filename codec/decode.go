@@ -1,9 +1,9 @@
-// Package input decodes raw input into dstream records: text lines, JSON
-// lines, CSV and TSV with a header row, and msgpack. Every decoder reports
-// where a bad record stands (file and line, or record number), and tells a
-// bad record, which --skip-bad may pass over, from a broken input, which
-// always stops the stage.
-package input
+package codec
+
+// The decoders: raw input into dstream records (sbatch). Every decoder
+// reports where a bad record stands (file and line, or record number), and
+// tells a bad record, which --skip-bad may pass over, from a broken input,
+// which always stops the stage.
 
 import (
 	"errors"
@@ -12,8 +12,8 @@ import (
 	"strings"
 )
 
-// Formats, as named by --format.
-var Formats = []string{"lines", "json", "csv", "tsv", "msgpack"}
+// InputFormats, as named by --format.
+var InputFormats = []string{"lines", "json", "csv", "tsv", "msgpack"}
 
 // Decoder yields one record at a time.
 type Decoder interface {
@@ -59,8 +59,8 @@ func IsBad(err error) bool {
 // records on the wire.
 const MaxLine = 32 << 20
 
-// New returns a decoder of format over r; name names r in errors.
-func New(format string, r io.Reader, name string) (Decoder, error) {
+// NewDecoder returns a decoder of format over r; name names r in errors.
+func NewDecoder(format string, r io.Reader, name string) (Decoder, error) {
 	switch strings.ToLower(format) {
 	case "lines", "text", "":
 		return newLines(r, name), nil
@@ -73,5 +73,5 @@ func New(format string, r io.Reader, name string) (Decoder, error) {
 	case "msgpack":
 		return newMsgpack(r, name), nil
 	}
-	return nil, fmt.Errorf("unknown format %q (want %s)", format, strings.Join(Formats, ", "))
+	return nil, fmt.Errorf("unknown format %q (want %s)", format, strings.Join(InputFormats, ", "))
 }

@@ -1,4 +1,4 @@
-package input
+package codec
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// NewAt returns a decoder of format that goes on reading an input in the
+// NewDecoderAt returns a decoder of format that goes on reading an input in the
 // middle: r holds the input from byte offset start on, and at is the whole
 // input from its beginning (a file). Offset counts from the beginning of the
 // input, and Pos and errors name lines (or records) of the whole input.
@@ -19,11 +19,11 @@ import (
 // For csv and tsv the header row is read again from the beginning of at, so
 // that a checkpoint keeps nothing but the offset. A start inside the header
 // row goes on after it.
-func NewAt(format string, r io.Reader, name string, start int64, at io.ReaderAt) (Decoder, error) {
+func NewDecoderAt(format string, r io.Reader, name string, start int64, at io.ReaderAt) (Decoder, error) {
 	if start == 0 {
-		return New(format, r, name)
+		return NewDecoder(format, r, name)
 	}
-	d, err := New(format, r, name)
+	d, err := NewDecoder(format, r, name)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package input
+package codec
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func decodeAll(t testing.TB, format, in string, skip bool, oneByte bool) (string
 	if oneByte {
 		r = iotest.OneByteReader(r)
 	}
-	d, err := New(format, r, "in")
+	d, err := NewDecoder(format, r, "in")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestDecoders(t *testing.T) {
 }
 
 func TestUnknownFormat(t *testing.T) {
-	if _, err := New("xml", strings.NewReader(""), "in"); err == nil || !strings.Contains(err.Error(), "lines, json, csv, tsv, msgpack") {
+	if _, err := NewDecoder("xml", strings.NewReader(""), "in"); err == nil || !strings.Contains(err.Error(), "lines, json, csv, tsv, msgpack") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -110,7 +110,7 @@ func TestLongLine(t *testing.T) {
 
 func TestReadError(t *testing.T) {
 	boom := errors.New("boom")
-	d, _ := New("lines", iotest.DataErrReader(iotest.ErrReader(boom)), "in")
+	d, _ := NewDecoder("lines", iotest.DataErrReader(iotest.ErrReader(boom)), "in")
 	if _, err := d.Next(nil); !errors.Is(err, boom) || IsBad(err) {
 		t.Fatalf("got %v", err)
 	}
@@ -152,7 +152,7 @@ func fuzzDecoder(f *testing.F, format string, seeds ...string) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := New(format, bytes.NewReader(data), "fuzz")
+		d, err := NewDecoder(format, bytes.NewReader(data), "fuzz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +246,7 @@ func TestOffsets(t *testing.T) {
 			if oneByte {
 				r = iotest.OneByteReader(r)
 			}
-			d, err := New(tt.format, r, "in")
+			d, err := NewDecoder(tt.format, r, "in")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,11 +263,11 @@ func TestOffsets(t *testing.T) {
 // read their header again from the start.
 func TestNewAt(t *testing.T) {
 	for _, tt := range offsetTests {
-		d, _ := New(tt.format, strings.NewReader(tt.in), "in")
+		d, _ := NewDecoder(tt.format, strings.NewReader(tt.in), "in")
 		all, offs := offsetsOf(t, d)
 		for i, start := range append([]int64{0}, offs...) {
 			at := strings.NewReader(tt.in)
-			d, err := NewAt(tt.format, strings.NewReader(tt.in[start:]), "in", start, at)
+			d, err := NewDecoderAt(tt.format, strings.NewReader(tt.in[start:]), "in", start, at)
 			if err != nil {
 				t.Fatalf("%s at %d: %v", tt.name, start, err)
 			}
@@ -283,7 +283,7 @@ func TestNewAt(t *testing.T) {
 // that held only part of it) goes on after the header.
 func TestNewAtInsideHeader(t *testing.T) {
 	in := "a,b\n1,2\n"
-	d, err := NewAt("csv", strings.NewReader(in[3:]), "in", 3, strings.NewReader(in))
+	d, err := NewDecoderAt("csv", strings.NewReader(in[3:]), "in", 3, strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestNewAtErrorLines(t *testing.T) {
 		{"msgpack", "\x81\xa1a\x01\x81\xa1a\x02\x01", 4, "in: record 3: not a map"},
 	}
 	for _, tt := range tests {
-		d, err := NewAt(tt.format, strings.NewReader(tt.in[tt.start:]), "in", tt.start, strings.NewReader(tt.in))
+		d, err := NewDecoderAt(tt.format, strings.NewReader(tt.in[tt.start:]), "in", tt.start, strings.NewReader(tt.in))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +329,7 @@ func FuzzNewAt(f *testing.F) {
 	formats := []string{"lines", "json", "csv", "tsv", "msgpack"}
 	f.Fuzz(func(t *testing.T, format uint8, data []byte, at uint8) {
 		name := formats[int(format)%len(formats)]
-		d, _ := New(name, bytes.NewReader(data), "in")
+		d, _ := NewDecoder(name, bytes.NewReader(data), "in")
 		var all []string
 		var offs []int64
 		var rec []byte
@@ -346,7 +346,7 @@ func FuzzNewAt(f *testing.F) {
 		}
 		i := int(at) % len(offs)
 		start := offs[i]
-		d, err = NewAt(name, bytes.NewReader(data[start:]), "in", start, bytes.NewReader(data))
+		d, err = NewDecoderAt(name, bytes.NewReader(data[start:]), "in", start, bytes.NewReader(data))
 		if err != nil {
 			t.Fatalf("%s at %d: %v", name, start, err)
 		}
