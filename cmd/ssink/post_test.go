@@ -10,30 +10,17 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/internal/frametest"
 )
 
 // framed is a stream of batches of JSON records, batch i at time 1000*(i+1).
 func framed(t *testing.T, batches ...[]string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := framing.NewWriter(&buf)
+	bs := make([]frametest.Batch, len(batches))
 	for i, recs := range batches {
-		w.BeginBatch(uint64(i), int64(i+1)*1000)
-		for _, r := range recs {
-			m, err := record.AppendJSONObject(nil, []byte(r))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.WriteRecord(m)
-		}
-		w.EndBatch()
+		bs[i] = frametest.Batch{ID: uint64(i), Time: int64(i+1) * 1000, Recs: recs}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return frametest.Stream(t, bs)
 }
 
 // --post sends each batch as one request, over a real connection to a
