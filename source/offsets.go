@@ -261,7 +261,7 @@ func (t *fileTracker) Inputs() (_ []Input, err error) {
 		}
 		if fi.Size() < end {
 			return nil, stage.Hint(fmt.Errorf("%s has %d bytes, but the checkpoint %s read it up to byte %d (%s): it was truncated or replaced", t.names[i], fi.Size(), t.dir, end, batch),
-				"a checkpoint follows a file by its path and byte offset, and the file may only grow: name the file that was read (a rotated log under its new name), or remove %s to start over", t.dir)
+				"a checkpoint follows a file by its path and byte offset, and the file may only grow: put the file that was read back under its path to go on, or start the pipeline over with a new --checkpoint directory (%s holds the old one) and an empty sink", t.dir)
 		}
 		return open[i], nil
 	}
