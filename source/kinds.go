@@ -23,6 +23,9 @@ type Kind struct {
 	// NoReplay returns the usage error of --checkpoint on the input spec,
 	// or nil if it can be replayed.
 	NoReplay func(spec string) error
+	// Reconnects: the input can be connected again when it is lost
+	// (--reconnect, on the last input).
+	Reconnects bool
 	// Track opens the tracker of o.Checkpoint over o.Inputs, all of this
 	// kind and replayable; nil if the kind never replays.
 	Track func(o Options) (Tracker, error)
@@ -35,6 +38,9 @@ type Opening struct {
 	// Follow: this is the last input, and --follow asks to read it on as
 	// it grows.
 	Follow bool
+	// Reconnect: this is the last input, and --reconnect asks to connect
+	// again when it is lost.
+	Reconnect bool
 }
 
 // kinds is the table of Kinds by scheme; each kind registers itself in the
@@ -72,6 +78,14 @@ func resolve(o Options) ([]*Kind, error) {
 		if err := k.NoFollow(o.Inputs[last]); err != nil {
 			return nil, err
 		}
+	}
+	if k := ks[last]; o.Reconnect && !k.Reconnects {
+		name := o.Inputs[last]
+		if name == "-" {
+			name = "stdin"
+		}
+		return nil, stage.Hint(stage.UsageError("--reconnect connects again to a socket that is lost: %s is not one", name),
+			"give a socket as the last input (sbatch --reconnect tcp://HOST:PORT), or leave --reconnect out")
 	}
 	if o.Checkpoint == "" {
 		return ks, nil

@@ -6,14 +6,18 @@ import "github.com/dstream/dstream/stage"
 // tcp-listen://HOST:PORT listens and accepts one connection, unix:///PATH
 // and unix-listen:///PATH alike; each is read until the other side closes
 // it. They are endpoints as --in and --out are (stage.OpenSocket), read as
-// they come, and cannot be read again.
+// they come, and cannot be read again. With --reconnect the last one is
+// connected again when it is lost (reconnect.go).
 func init() {
 	for _, scheme := range []string{"tcp", "tcp-listen", "unix", "unix-listen"} {
-		Register(&Kind{Scheme: scheme, Open: openSocket, NoFollow: noFollowSocket, NoReplay: noReplaySocket})
+		Register(&Kind{Scheme: scheme, Open: openSocket, NoFollow: noFollowSocket, NoReplay: noReplaySocket, Reconnects: true})
 	}
 }
 
-func openSocket(spec string, _ Opening) (Source, error) {
+func openSocket(spec string, op Opening) (Source, error) {
+	if op.Reconnect {
+		return newRedialer(spec, op.Options, op.Env.Stop.RequestedC(), op.Env.Stderr)
+	}
 	r, err := stage.OpenSocket(spec)
 	if err != nil {
 		return nil, err

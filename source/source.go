@@ -14,11 +14,13 @@
 //   - position.go: where the input stands (Position), and the Tracker that
 //     keeps it in the checkpoint; offsets.go: the tracker of files, by byte
 //     ranges (docs/design.md, Checkpoint).
-//   - follow.go: a file read as it grows (tail -F).
+//   - follow.go: a file read as it grows (tail -F); reconnect.go: a socket
+//     connected again when it is lost (--reconnect).
 package source
 
 import (
 	"io"
+	"time"
 
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/stage"
@@ -53,6 +55,12 @@ type Options struct {
 	Unit      codec.TimeUnit
 	// SkipBad skips malformed records, counting them in the progress.
 	SkipBad bool
+	// Reconnect connects again, with backoff, when the last input, a
+	// socket, is closed or reset, instead of ending (see reconnect.go);
+	// ReconnectTimeout gives up after so long without a connection (0:
+	// never).
+	Reconnect        bool
+	ReconnectTimeout time.Duration
 	// Checkpoint is the checkpoint directory ("": none): the inputs must be
 	// of a Kind that replays.
 	Checkpoint string
@@ -125,7 +133,7 @@ func Run(e *stage.Env, o Options) error {
 func open(kinds []*Kind, o Options, e *stage.Env) (Source, error) {
 	srcs := make(sequence, 0, len(o.Inputs))
 	for i, spec := range o.Inputs {
-		s, err := kinds[i].Open(spec, Opening{Env: e, Options: &o, Follow: o.Follow && i == len(o.Inputs)-1})
+		s, err := kinds[i].Open(spec, Opening{Env: e, Options: &o, Follow: o.Follow && i == len(o.Inputs)-1, Reconnect: o.Reconnect && i == len(o.Inputs)-1})
 		if err != nil {
 			srcs.Close()
 			return nil, err

@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,15 +56,9 @@ func parseEndpoint(spec string) (endpoint, error) {
 // open connects or accepts one connection.
 func (e endpoint) open() (net.Conn, error) {
 	if e.listen {
-		if e.network == "unix" {
-			// A socket file left by a killed run would make Listen fail.
-			if fi, err := os.Stat(e.addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
-				os.Remove(e.addr)
-			}
-		}
-		l, err := net.Listen(e.network, e.addr)
+		l, err := e.listenOn()
 		if err != nil {
-			return nil, fmt.Errorf("cannot listen on %s://%s: %w", e.scheme(), e.addr, err)
+			return nil, err
 		}
 		defer l.Close()
 		c, err := l.Accept()
@@ -85,6 +80,49 @@ func (e endpoint) open() (net.Conn, error) {
 		}
 		time.Sleep(wait)
 	}
+}
+
+func (e endpoint) listenOn() (net.Listener, error) {
+	if e.network == "unix" {
+		// A socket file left by a killed run would make Listen fail.
+		if fi, err := os.Stat(e.addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(e.addr)
+		}
+	}
+	l, err := net.Listen(e.network, e.addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s://%s: %w", e.scheme(), e.addr, err)
+	}
+	return l, nil
+}
+
+// ListenSocket listens on the listening endpoint spec (tcp-listen://,
+// unix-listen://) for a reader that accepts one connection after another
+// (sbatch --reconnect); OpenSocket accepts one only.
+func ListenSocket(spec string) (net.Listener, error) {
+	e, err := parseEndpoint(spec)
+	if err != nil {
+		return nil, Usage(err)
+	}
+	if !e.listen {
+		return nil, Usage(fmt.Errorf("%s is not a listening endpoint", spec))
+	}
+	return e.listenOn()
+}
+
+// DialSocket connects once to the endpoint spec (tcp://, unix://), without
+// the retries of OpenSocket: for a reader that retries on its own terms
+// (sbatch --reconnect, with its backoff).
+func DialSocket(ctx context.Context, spec string) (net.Conn, error) {
+	e, err := parseEndpoint(spec)
+	if err != nil {
+		return nil, Usage(err)
+	}
+	if e.listen {
+		return nil, Usage(fmt.Errorf("%s is a listening endpoint", spec))
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, e.network, e.addr)
 }
 
 // String is the endpoint as given on the command line.

@@ -21,6 +21,20 @@ FILE may be a socket (Spark's socketTextStream): tcp://HOST:PORT connects
 to a server, tcp-listen://HOST:PORT listens and accepts one connection
 (unix:// and unix-listen:// alike), read until the other side closes it.
 
+--reconnect keeps reading the last input, a socket, when its connection
+is lost (closed or reset by the other side), as Spark's receiver does:
+tcp:// and unix:// connect again, waiting 100ms, then twice as long each
+time up to 5s (with jitter); tcp-listen:// and unix-listen:// accept the
+next connection. A note on stderr tells each loss and each return; empty
+batches go on meanwhile, and the stream ends only at SIGINT or SIGTERM.
+At a reset, the unended last line is dropped (the note counts its bytes)
+rather than joined to the next connection's first line; at a close it is
+the last line, as in a file. Each connection starts a new stream: with
+csv and tsv, with its header row. --reconnect-timeout DUR gives up (exit
+1, naming the socket) after DUR without a connection. Not with
+--checkpoint (a socket cannot be read again), --once, or --format
+msgpack.
+
 Records: a text line becomes {"value": LINE} (Spark's text source); with
 --format json each line is one JSON object; csv and tsv take field names from
 the header row and keep every cell a string (Spark without inferSchema);
@@ -83,6 +97,7 @@ Examples:
   sbatch --watch /var/spool/events --format json -i 10s | ssink --sqlite events.db
   sbatch --follow --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
   sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
+  sbatch --reconnect -i 5s tcp://logs.example:9999 | ssink --format lines
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck`,
 	Flags: []cli.Flag{
@@ -95,6 +110,8 @@ Examples:
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip malformed records (bad JSON, ragged CSV, bad times) and count them in --progress instead of failing"},
 		&cli.StringFlag{Name: "watch", Usage: "read the files of directory `DIR`, then each new one as it appears (a file is read once, whole), until SIGINT or SIGTERM"},
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"F"}, Usage: "keep reading the last FILE as it grows, as tail -F does, until SIGINT or SIGTERM"},
+		&cli.BoolFlag{Name: "reconnect", Usage: "when the last input, a socket, is closed or reset, connect again (with backoff from 100ms to 5s) or accept the next connection, until SIGINT or SIGTERM"},
+		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, give up (exit 1) after `DUR` without a connection", DefaultText: "never"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments only); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 	},
 	Action: run,
@@ -115,6 +132,9 @@ func options(c *cli.Context) (source.Options, error) {
 		SkipBad:     c.Bool("skip-bad"),
 		Checkpoint:  c.String("checkpoint"),
 		IntervalSet: c.IsSet("interval"),
+
+		Reconnect:        c.Bool("reconnect"),
+		ReconnectTimeout: c.Duration("reconnect-timeout"),
 	}
 	if c.IsSet("watch") {
 		switch {
@@ -150,6 +170,15 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.UsageError("--time-unit needs --time-field")
 	case o.Follow && o.Once:
 		return o, stage.UsageError("--follow reads on as the file grows: it does not go with --once, which ends at the end of the input")
+	case o.Reconnect && o.Once:
+		return o, stage.UsageError("--reconnect reads on until SIGINT or SIGTERM: it does not go with --once, which ends at the end of the input")
+	case o.Reconnect && o.Format == "msgpack":
+		return o, stage.Hint(stage.UsageError("--reconnect drops the unended last line of a broken connection: --format msgpack has no lines"),
+			"leave --reconnect out, or have the sender write lines (--format json: one JSON object a line)")
+	case c.IsSet("reconnect-timeout") && !o.Reconnect:
+		return o, stage.UsageError("--reconnect-timeout needs --reconnect")
+	case o.ReconnectTimeout < 0 || c.IsSet("reconnect-timeout") && o.ReconnectTimeout == 0:
+		return o, stage.UsageError("--reconnect-timeout %v: want a positive duration (leave it out to wait for ever)", o.ReconnectTimeout)
 	case c.IsSet("checkpoint") && o.Checkpoint == "":
 		return o, stage.UsageError("--checkpoint needs a directory")
 	}
