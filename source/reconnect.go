@@ -50,9 +50,10 @@ const holdMax = 1 << 20
 // input per connection, and when one ends (closed or reset by the peer)
 // connects again, with backoff, or accepts the next connection for a
 // listening socket, until the stage must stop. While it waits, the batch
-// clock goes on with empty batches. (It cuts at lines, see conn: sbatch
-// refuses --reconnect with --format msgpack.) Each connection is a stream of its own
-// for the decoder: with csv and tsv each starts with its header row.
+// clock goes on with empty batches. Each connection is a stream of its
+// own for the decoder: with csv and tsv each starts with its header row.
+// (A connection is cut at lines, see conn: sbatch refuses --reconnect with
+// --format msgpack.)
 type redialer struct {
 	spec    string
 	listen  bool
@@ -61,10 +62,9 @@ type redialer struct {
 	ctx     context.Context // done at a stop, or when the redialer is closed
 	cancel  context.CancelFunc
 	back    backoff
-	l       net.Listener                               // a listening socket, once listened on
-	cur     *conn                                      // the connection read last
-	conns   int                                        // connections made so far
-	sleep   func(ctx context.Context, d time.Duration) // time.Sleep, or less at a stop
+	l       net.Listener // a listening socket, once listened on
+	cur     *conn        // the connection read last
+	conns   int          // connections made so far
 }
 
 func newRedialer(spec string, o *Options, stop <-chan struct{}, notes io.Writer) (*redialer, error) {
@@ -79,10 +79,11 @@ func newRedialer(spec string, o *Options, stop <-chan struct{}, notes io.Writer)
 	}()
 	return &redialer{
 		spec: spec, listen: strings.HasSuffix(scheme, "-listen"), timeout: o.ReconnectTimeout,
-		notes: notes, ctx: ctx, cancel: cancel, back: backoff{rand: rand.Int64N}, sleep: sleepCtx,
+		notes: notes, ctx: ctx, cancel: cancel, back: backoff{rand: rand.Int64N},
 	}, nil
 }
 
+// sleepCtx sleeps for d, or less if ctx is done first.
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -180,7 +181,7 @@ func (r *redialer) dial() (net.Conn, error) {
 		if r.conns == 0 && r.back.bound == 0 {
 			fmt.Fprintf(r.notes, "sbatch: note: %s: cannot connect (%s), trying again\n", r.spec, lostWhy(err))
 		}
-		r.sleep(ctx, r.back.next())
+		sleepCtx(ctx, r.back.next())
 		if r.ctx.Err() != nil {
 			return nil, nil
 		}
