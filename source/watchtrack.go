@@ -191,12 +191,12 @@ func (t *watchTracker) load() error {
 		r := t.last.Sources[n-1]
 		t.start = Position{Stream: t.index[r.Path], Off: r.End}
 	}
-	// The files before the one the last run stopped in were read whole.
-	for i := range t.start.Stream {
-		t.queued[i] = true
-		t.cleanq = append(t.cleanq, i)
-	}
 	if t.o.Clean != "" {
+		// The files before the one the last run stopped in were read whole.
+		for i := range t.start.Stream {
+			t.queued[i] = true
+			t.cleanq = append(t.cleanq, i)
+		}
 		// Those of batches committed before the crash that the last run
 		// did not clean yet.
 		for _, p := range done {
@@ -436,7 +436,7 @@ func (t *watchTracker) Write(id uint64, time int64, at Position) error {
 			t.listed[f] = true
 			newly = append(newly, r.Path)
 		}
-		if !t.queued[f] && (f < at.Stream || t.sizes[f] == at.Off) {
+		if t.o.Clean != "" && !t.queued[f] && (f < at.Stream || t.sizes[f] == at.Off) {
 			t.queued[f] = true
 			t.cleanq = append(t.cleanq, f)
 		}
