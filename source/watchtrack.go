@@ -425,16 +425,17 @@ func (t *watchTracker) Write(id uint64, time int64, at Position) error {
 		}
 		if f == at.Stream {
 			r.End = at.Off
-		} else if r.Start == r.End && t.listed[f] {
-			continue // read whole by the batches before
 		}
-		e.Sources = append(e.Sources, r)
-		if r.End > r.Start || !t.listed[f] {
-			t.lastBatch[f] = id
-		}
-		if !t.listed[f] {
-			t.listed[f] = true
-			newly = append(newly, r.Path)
+		if f == at.Stream || r.Start < r.End || !t.listed[f] {
+			// (Else read whole by the batches before.)
+			e.Sources = append(e.Sources, r)
+			if r.End > r.Start || !t.listed[f] {
+				t.lastBatch[f] = id
+			}
+			if !t.listed[f] {
+				t.listed[f] = true
+				newly = append(newly, r.Path)
+			}
 		}
 		if t.o.Clean != "" && !t.queued[f] && (f < at.Stream || t.sizes[f] == at.Off) {
 			t.queued[f] = true
