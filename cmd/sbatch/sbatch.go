@@ -63,8 +63,8 @@ complete. The directory is listed every 100 ms.
   --latest-first    the newest files first
   --clean delete|archive:DIR
                     once the sink has committed the batches that read a
-                    file (DIR/commits of --checkpoint), delete it or move it
-                    into DIR (cleanSource); never before; needs --checkpoint
+                    file (the commits in the --checkpoint directory), delete
+                    it or move it into DIR (cleanSource); never before
 With --checkpoint, DIR/offsets/N lists the files batch N read, with their
 byte ranges: a restart replays the batches the sink has not committed from
 those files (one that is gone or shorter is an error), goes on in the file
