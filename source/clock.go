@@ -43,7 +43,7 @@ type batcher struct {
 func (b *batcher) run() error {
 	b.w = b.e.Out
 	b.buffered = b.o.Count > 0
-	if b.ck != nil {
+	if b.ck != nil && b.ck.t.Dir() != "" {
 		if err := b.e.AnnounceCheckpoint(b.ck.t.Dir()); err != nil {
 			return err
 		}

@@ -29,6 +29,11 @@ type Kind struct {
 	// Track opens the tracker of o.Checkpoint over o.Inputs, all of this
 	// kind and replayable; nil if the kind never replays.
 	Track func(o Options) (Tracker, error)
+	// Tracked: the input is read through its Tracker with or without a
+	// checkpoint (without one, Tracker.Dir is "" and nothing is written):
+	// a watched directory, where the files a batch took decide what the
+	// next may take.
+	Tracked bool
 }
 
 // Opening is what Kind.Open is given besides the input.
@@ -74,6 +79,12 @@ func resolve(o Options) ([]*Kind, error) {
 		ks[i] = kindOf(spec)
 	}
 	last := len(o.Inputs) - 1
+	for i, k := range ks {
+		if k.Tracked && last > 0 {
+			// Its tracker keeps the position of all the inputs.
+			return nil, stage.UsageError("%s is read alone, without other inputs", o.Inputs[i])
+		}
+	}
 	if k := ks[last]; o.Follow && k.NoFollow != nil {
 		if err := k.NoFollow(o.Inputs[last]); err != nil {
 			return nil, err

@@ -29,8 +29,10 @@ func TestResolve(t *testing.T) {
 		kinds  []string // schemes
 		errMsg string   // "" for no error; else a part of it, a usage error
 	}{
-		{o: Options{Inputs: []string{"-", "a.log", "http://x", "tcp://h:1", "tcp-listen://:1", "unix:///s", "unix-listen:///s", "watch://d"}},
-			kinds: []string{"", "", "", "tcp", "tcp-listen", "unix", "unix-listen", "watch"}},
+		{o: Options{Inputs: []string{"-", "a.log", "http://x", "tcp://h:1", "tcp-listen://:1", "unix:///s", "unix-listen:///s"}},
+			kinds: []string{"", "", "", "tcp", "tcp-listen", "unix", "unix-listen"}},
+		{o: Options{Inputs: []string{"watch://d"}}, kinds: []string{"watch"}},
+		{o: Options{Inputs: []string{"a.log", "watch://d"}}, errMsg: "watch://d is read alone"},
 		{o: Options{Inputs: []string{"tcp://h:1", "a.log"}, Follow: true}, kinds: []string{"tcp", ""}},
 		{o: Options{Inputs: []string{"a.log", "tcp://h:1"}, Follow: true}, errMsg: "a socket is read as it comes anyway"},
 		{o: Options{Inputs: []string{"unix-listen:///s"}, Follow: true}, errMsg: "a socket is read as it comes anyway"},
@@ -39,7 +41,7 @@ func TestResolve(t *testing.T) {
 		{o: Options{Inputs: []string{"a.log", "b.log"}, Checkpoint: "ck"}, kinds: []string{"", ""}},
 		{o: Options{Inputs: []string{"a.log", "-"}, Checkpoint: "ck"}, errMsg: "stdin cannot be read again"},
 		{o: Options{Inputs: []string{"a.log", "tcp://h:1"}, Checkpoint: "ck"}, errMsg: "--checkpoint replays input files, and tcp://h:1 cannot be read again"},
-		{o: Options{Inputs: []string{"watch://d"}, Checkpoint: "ck"}, errMsg: "--watch does not go with --checkpoint yet"},
+		{o: Options{Inputs: []string{"watch://d"}, Checkpoint: "ck"}, kinds: []string{"watch"}},
 		// A new kind: found by its scheme, checked by what it declares.
 		{o: Options{Inputs: []string{"test-broker://t"}, Checkpoint: "ck"}, kinds: []string{"test-broker"}},
 		{o: Options{Inputs: []string{"test-broker://t"}, Follow: true}, errMsg: "a broker is read as it comes anyway"},

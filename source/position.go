@@ -39,6 +39,13 @@ type Tracker interface {
 	Write(id uint64, time int64, at Position) error
 }
 
+// growing is a Tracker whose input grows while it runs (a watched
+// directory): More yields the inputs found after those of Inputs, until
+// stop.
+type growing interface {
+	More(stop <-chan struct{}) Source
+}
+
 // cursor moves the position as the batcher takes records.
 type cursor struct {
 	t   Tracker

@@ -64,6 +64,18 @@ type Options struct {
 	// Checkpoint is the checkpoint directory ("": none): the inputs must be
 	// of a Kind that replays.
 	Checkpoint string
+
+	// A watched directory (watch://DIR): MaxFiles is the most new files a
+	// batch may begin (0: no limit; Spark's maxFilesPerTrigger);
+	// LatestFirst reads the newest files first; Glob, if set, is the
+	// pattern (path.Match) the base name of a file must match; Clean is
+	// "delete" or "archive" (into the directory Archive) for the files of
+	// the batches the sink committed (Spark's cleanSource; with Checkpoint).
+	MaxFiles    int
+	LatestFirst bool
+	Glob        string
+	Clean       string
+	Archive     string
 }
 
 // Input is one stream of bytes to decode: a file, stdin, a connection, a
@@ -102,8 +114,9 @@ func Run(e *stage.Env, o Options) error {
 	}
 	var src Source
 	var ck Tracker
-	if o.Checkpoint != "" {
-		// resolve made sure that the inputs are of one kind, which replays.
+	if o.Checkpoint != "" || kinds[0].Tracked {
+		// resolve made sure that with a checkpoint the inputs are of one
+		// kind, which replays.
 		if ck, err = kinds[0].Track(o); err != nil {
 			return err
 		}
@@ -112,6 +125,9 @@ func Run(e *stage.Env, o Options) error {
 			err = follow(&ins[len(ins)-1], o, e)
 		}
 		src = &list{ins: ins}
+		if g, ok := ck.(growing); ok && err == nil {
+			src = &sequence{src, g.More(e.Stop.RequestedC())}
+		}
 	} else {
 		src, err = open(kinds, o, e)
 	}
@@ -119,6 +135,7 @@ func Run(e *stage.Env, o Options) error {
 		return err
 	}
 	p := newProducer(src, o)
+	p.track = ck != nil
 	go p.run()
 	b := &batcher{e: e, o: o, chunks: p.out, free: p.free}
 	if ck != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -64,11 +65,26 @@ from 0. On SIGINT or SIGTERM sbatch ends the batch in hand and the stream,
 and exits 0.
 
 --watch DIR reads the files of a directory instead of FILE arguments
-(Spark's file source): those there at the start, oldest first, then each
-new one as it appears, until SIGINT or SIGTERM (with --once: the files
-there now, as one batch). A file is read once, whole, when it is seen, so
-a writer makes it under a name starting with . or _ (skipped, as Spark
-skips them) and renames it when complete. Not with --checkpoint yet.
+(Spark's file source): those there at the start, oldest first (by
+modification time, then name), then each new one as it appears, until
+SIGINT or SIGTERM (with --once: the files there now, as one batch). A file
+is read once, whole, when it is seen, so a writer makes it under a name
+starting with . or _ (skipped, as Spark skips them) and renames it when
+complete. The directory is listed every 100 ms.
+  --glob PATTERN    only the files whose name matches PATTERN (*.json)
+  --max-files N     a batch begins at most N new files (maxFilesPerTrigger);
+                    the others wait for the next batches (with -i)
+  --latest-first    the newest files first
+  --clean delete|archive:DIR
+                    once the sink has committed the batches that read a
+                    file (the commits in the --checkpoint directory), delete
+                    it or move it into DIR (cleanSource); never before
+With --checkpoint, DIR/offsets/N lists the files batch N read, with their
+byte ranges: a restart replays the batches the sink has not committed from
+those files (one that is gone or shorter is an error), goes on in the file
+the last batch ended in, then reads the files that no batch read, those
+that came while it was down too. A file read is never read again, even
+under the same name.
 
 --follow (-F) keeps reading the last FILE as it grows, as tail -F does,
 until SIGINT or SIGTERM: a partial last line waits for its end; a log
@@ -77,8 +93,8 @@ with a note on stderr (with --checkpoint, whose offsets follow one file by
 its path, that is an error). The file is looked at every 50 ms once its end
 is read.
 
-Checkpoint (--checkpoint DIR, with FILE arguments only: stdin cannot be read
-again): before batch N leaves, sbatch writes DIR/offsets/N (atomically), the
+Checkpoint (--checkpoint DIR, with FILE arguments or --watch: stdin and
+sockets cannot be read again): before batch N leaves, sbatch writes DIR/offsets/N (atomically), the
 byte ranges of the files the batch covers and its batch time. On restart with
 the same DIR it replays every batch after the last one the sink committed
 (DIR/commits, written by ssink --checkpoint DIR) with the same id, time and
@@ -109,10 +125,14 @@ Examples:
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip malformed records (bad JSON, ragged CSV, bad times) and count them in --progress instead of failing"},
 		&cli.StringFlag{Name: "watch", Usage: "read the files of directory `DIR`, then each new one as it appears (a file is read once, whole), until SIGINT or SIGTERM"},
+		&cli.StringFlag{Name: "glob", Usage: "--watch: read only the files whose name matches `PATTERN` (*.json)"},
+		&cli.IntFlag{Name: "max-files", Usage: "--watch: a batch begins at most `N` new files (with -i)"},
+		&cli.BoolFlag{Name: "latest-first", Usage: "--watch: read the newest files first"},
+		&cli.StringFlag{Name: "clean", Usage: "--watch --checkpoint: delete the files of the batches the sink committed, or move them into DIR: `delete|archive:DIR`"},
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"F"}, Usage: "keep reading the last FILE as it grows, as tail -F does, until SIGINT or SIGTERM"},
 		&cli.BoolFlag{Name: "reconnect", Usage: "when the last input, a socket, is closed or reset, connect again (with backoff from 100ms to 5s) or accept the next connection, until SIGINT or SIGTERM"},
 		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, give up (exit 1) after `DUR` without a connection", DefaultText: "never"},
-		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments only); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
+		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments or --watch); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 	},
 	Action: run,
 }
@@ -144,6 +164,15 @@ func options(c *cli.Context) (source.Options, error) {
 			return o, stage.UsageError("--watch reads the files of a directory: it does not take FILE arguments too")
 		}
 		o.Inputs = []string{"watch://" + c.String("watch")}
+		if err := watchOptions(c, &o); err != nil {
+			return o, err
+		}
+	} else {
+		for _, f := range []string{"glob", "max-files", "latest-first", "clean"} {
+			if c.IsSet(f) {
+				return o, stage.UsageError("--%s picks the files of a watched directory: it needs --watch DIR", f)
+			}
+		}
 	}
 	iv := c.Duration("interval")
 	if iv < time.Millisecond || iv%time.Millisecond != 0 {
@@ -183,6 +212,52 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.UsageError("--checkpoint needs a directory")
 	}
 	return o, nil
+}
+
+// watchOptions reads the flags of a watched directory.
+func watchOptions(c *cli.Context, o *source.Options) error {
+	o.Glob, o.MaxFiles, o.LatestFirst = c.String("glob"), c.Int("max-files"), c.Bool("latest-first")
+	if _, err := filepath.Match(o.Glob, ""); err != nil {
+		return stage.UsageError("--glob %s: %v", o.Glob, err)
+	}
+	if c.IsSet("max-files") {
+		switch {
+		case o.MaxFiles <= 0:
+			return stage.UsageError("--max-files %d: want 1 or more files per batch", o.MaxFiles)
+		case c.Bool("once") || c.IsSet("time-field") || (c.IsSet("count") && !c.IsSet("interval")):
+			// Files wait for the next batch, which only the clock cuts.
+			return stage.Hint(stage.UsageError("--max-files holds files back for the next batches: it goes with -i only (not --once, -n alone or --time-field)"),
+				"give -i DUR, the interval at which the batches that take the files are cut")
+		}
+	}
+	if !c.IsSet("clean") {
+		return nil
+	}
+	mode := c.String("clean")
+	if c.String("checkpoint") == "" {
+		return stage.Hint(stage.UsageError("--clean %s acts once the sink has committed a batch: it needs --checkpoint", mode),
+			"give --checkpoint DIR to sbatch and to the sink (ssink --checkpoint DIR)")
+	}
+	switch arch, ok := strings.CutPrefix(mode, "archive:"); {
+	case mode == "delete":
+		o.Clean = "delete"
+	case ok && arch != "":
+		abs, err := filepath.Abs(arch)
+		if err != nil {
+			return stage.Usage(err)
+		}
+		watched, err := filepath.Abs(c.String("watch"))
+		if err != nil {
+			return stage.Usage(err)
+		}
+		if abs == watched {
+			return stage.UsageError("--clean %s: the archive must be another directory than the watched one", mode)
+		}
+		o.Clean, o.Archive = "archive", arch
+	default:
+		return stage.UsageError("--clean %s: want delete or archive:DIR", mode)
+	}
+	return nil
 }
 
 func run(e *stage.Env) error {
