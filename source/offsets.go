@@ -31,19 +31,13 @@ import (
 // fileTracker keeps the part of the checkpoint directory of a source of
 // files.
 type fileTracker struct {
-	dir    string
+	lastRun
 	log    *checkpoint.Log // DIR/offsets
 	files  []string        // the FILE arguments, absolute
 	names  []string        // the FILE arguments, as given (for messages)
 	format string
 	fp     string // the configuration's fingerprint
 
-	// From the last run: the last batch written (nil if none) and the
-	// batches after the last commit, to replay.
-	last   *checkpoint.Offsets
-	replay []checkpoint.Offsets
-
-	start Position // where the last run stopped
 	from  Position // the start of the batch in hand
 	sizes []int64  // the size of each file read to its end
 }
@@ -99,7 +93,7 @@ func openTracker(o Options) (Tracker, error) {
 	if err := checkFiles(o.Inputs); err != nil {
 		return nil, err
 	}
-	t := &fileTracker{dir: o.Checkpoint, names: o.Inputs, format: o.Format, sizes: make([]int64, len(o.Inputs))}
+	t := &fileTracker{lastRun: lastRun{dir: o.Checkpoint}, names: o.Inputs, format: o.Format, sizes: make([]int64, len(o.Inputs))}
 	for _, f := range o.Inputs {
 		abs, err := filepath.Abs(f)
 		if err != nil {
@@ -209,11 +203,21 @@ func (t *fileTracker) index(path string) int {
 	return -1
 }
 
-func (t *fileTracker) Dir() string { return t.dir }
+// lastRun is what a tracker read of the last run in DIR/offsets: the last
+// batch written (nil if none), the batches after the last commit, to
+// replay, and where the last run stopped.
+type lastRun struct {
+	dir    string // the checkpoint directory
+	last   *checkpoint.Offsets
+	replay []checkpoint.Offsets
+	start  Position
+}
 
-func (t *fileTracker) Replay() []stage.Batch {
-	bs := make([]stage.Batch, len(t.replay))
-	for i, e := range t.replay {
+func (r *lastRun) Dir() string { return r.dir }
+
+func (r *lastRun) Replay() []stage.Batch {
+	bs := make([]stage.Batch, len(r.replay))
+	for i, e := range r.replay {
 		bs[i] = stage.Batch{ID: e.BatchID, Time: e.BatchTime}
 	}
 	return bs
@@ -221,11 +225,11 @@ func (t *fileTracker) Replay() []stage.Batch {
 
 // Resume: the id of the first batch this run writes after the replay, and
 // the time of the last batch written before it.
-func (t *fileTracker) Resume() (Position, uint64, int64, bool) {
-	if t.last == nil {
-		return t.start, 0, 0, false
+func (r *lastRun) Resume() (Position, uint64, int64, bool) {
+	if r.last == nil {
+		return r.start, 0, 0, false
 	}
-	return t.start, t.last.BatchID + 1, t.last.BatchTime, true
+	return r.start, r.last.BatchID + 1, r.last.BatchTime, true
 }
 
 // Inputs opens the input of this run: the ranges of the batches to replay,

@@ -15,7 +15,7 @@ func TestTrackerRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &cursor{t: &fileTracker{dir: dir, log: log, files: []string{"/a", "/b", "/c"}, sizes: make([]int64, 3), format: "lines", fp: "fp"}}
+	tr := &cursor{t: &fileTracker{lastRun: lastRun{dir: dir}, log: log, files: []string{"/a", "/b", "/c"}, sizes: make([]int64, 3), format: "lines", fp: "fp"}}
 	write := func(id uint64, want ...checkpoint.Range) {
 		t.Helper()
 		if err := tr.write(id, int64(id)); err != nil {

@@ -37,17 +37,13 @@ import (
 // those of the entries it replays or goes on from, then each new one. -1
 // is the position before the first file.
 type watchTracker struct {
-	dir     string          // the checkpoint directory, "" without one
+	lastRun                 // dir is "" without a checkpoint
 	log     *checkpoint.Log // DIR/offsets, nil without a checkpoint
 	fp      string
 	format  string
 	watched string // the watched directory, as given
 	abs     string // and absolute
 	o       Options
-
-	last   *checkpoint.Offsets
-	replay []checkpoint.Offsets
-	start  Position
 
 	// cut has a value after each batch written: a watcher waiting for the
 	// batch in hand to take one more file looks again.
@@ -90,8 +86,8 @@ func openWatchTracker(o Options) (Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--watch: %w", err)
 	}
-	t := &watchTracker{dir: o.Checkpoint, watched: dir, abs: abs, format: o.Format, o: o,
-		start: Position{Stream: -1}, cut: make(chan struct{}, 1),
+	t := &watchTracker{lastRun: lastRun{dir: o.Checkpoint, start: Position{Stream: -1}},
+		watched: dir, abs: abs, format: o.Format, o: o, cut: make(chan struct{}, 1),
 		index: map[string]int{}, logged: map[string]bool{}}
 	t.fp = fingerprint(&o, []string{"watch://" + abs})
 	if o.Clean == "archive" {
@@ -301,23 +297,6 @@ func (t *watchTracker) mayTake() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.files) < t.begun+t.o.MaxFiles
-}
-
-func (t *watchTracker) Dir() string { return t.dir }
-
-func (t *watchTracker) Replay() []stage.Batch {
-	bs := make([]stage.Batch, len(t.replay))
-	for i, e := range t.replay {
-		bs[i] = stage.Batch{ID: e.BatchID, Time: e.BatchTime}
-	}
-	return bs
-}
-
-func (t *watchTracker) Resume() (Position, uint64, int64, bool) {
-	if t.last == nil {
-		return t.start, 0, 0, false
-	}
-	return t.start, t.last.BatchID + 1, t.last.BatchTime, true
 }
 
 // Inputs opens the ranges of the batches to replay and the rest of the
