@@ -92,7 +92,7 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		ErrWriter:       stderr,
 		ExitErrHandler:  func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
+			return usageError{suggest(err, c.AllFlags())}
 		},
 		Action: func(ctx *cli.Context) error {
 			var err error
@@ -128,6 +128,64 @@ func (c *Command) report(err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: hint: %s\n", c.Name, h)
 	}
 	return ExitFailure
+}
+
+// suggest turns urfave/cli's error for an unknown flag into "unknown flag
+// --X", with "did you mean --Y?" when one of the command's flags is a typo
+// away (at most one edit in four letters, and at least one). urfave/cli's
+// own suggestion would go to stdout, which carries frames, and names far
+// matches too.
+func suggest(err error, flags []cli.Flag) error {
+	const unknown = "flag provided but not defined: -"
+	msg := err.Error()
+	i := strings.Index(msg, unknown)
+	if i < 0 {
+		return err
+	}
+	name := strings.TrimLeft(msg[i+len(unknown):], "-")
+	best, bestD := "", max(1, len(name)/4)+1
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if d := editDistance(name, n); d < bestD {
+				best, bestD = n, d
+			}
+		}
+	}
+	err = fmt.Errorf("unknown flag --%s", name)
+	if best == "" {
+		return err
+	}
+	dash := "--"
+	if len(best) == 1 {
+		dash = "-"
+	}
+	return Hint(err, "did you mean %s%s?", dash, best)
+}
+
+// editDistance is the number of edits (a letter inserted, deleted, changed,
+// or two neighbours swapped) that make a into b.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 func hintOf(err error) string {

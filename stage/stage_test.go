@@ -70,7 +70,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		stderr string
 	}{
 		{"ok", in, nil, ExitOK, ""},
-		{"usage", in, []string{"--nope"}, ExitUsage, "copy: error: flag provided but not defined: -nope\ncopy: hint: see 'copy --help'\n"},
+		{"usage", in, []string{"--nope"}, ExitUsage, "copy: error: unknown flag --nope\ncopy: hint: see 'copy --help'\n"},
+		{"did you mean", in, []string{"--progres", "-"}, ExitUsage, "copy: error: unknown flag --progres\ncopy: hint: did you mean --progress?\n"},
 		{"bad endpoint", in, []string{"--in", "http://x"}, ExitUsage, "copy: error: bad endpoint \"http://x\": unknown scheme \"http\", want tcp://HOST:PORT, tcp-listen://HOST:PORT, unix:///PATH or unix-listen:///PATH\ncopy: hint: see 'copy --help'\n"},
 		{"bad compression", in, []string{"--compress", "lz4"}, ExitUsage, "copy: error: unknown compression \"lz4\" (want none, s2 or zstd)\ncopy: hint: see 'copy --help'\n"},
 		{"runtime", in, []string{"--fail"}, ExitFailure, "copy: error: asked to fail\ncopy: hint: do not pass --fail\n"},
@@ -572,6 +573,20 @@ func TestInputEndpointDropped(t *testing.T) {
 		}
 		if want := full[:len(stream(1, 1))-framing.FrameHeaderLen]; stdout != string(want) {
 			t.Errorf("%s: output %q, want batches 0 and 1 without End", tt.name, stdout)
+		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"filtre", "filter", 1}, {"intervall", "interval", 1}, {"nope", "compress", 5},
+		{"", "in", 2}, {"out", "out", 0}, {"chekpoint", "checkpoint", 1},
+	} {
+		if got := editDistance(c.a, c.b); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
 }

@@ -304,7 +304,7 @@ func TestErrors(t *testing.T) {
 		{"two positionals", nil, []string{"upper(value)", "+", "x"}, 2,
 			"smap: error: one map EXPR argument at most, got 3: 'upper(value)' '+' 'x'\nsmap: hint: quote the expression, as in smap 'upper(value)'; use --map EXPR for several maps\n"},
 		{"unknown flag", nil, []string{"--filtre", "x"}, 2,
-			"smap: error: flag provided but not defined: -filtre\nsmap: hint: see 'smap --help'\n"},
+			"smap: error: unknown flag --filtre\nsmap: hint: did you mean --filter?\n"},
 		{"missing value", nil, []string{"--filter"}, 2,
 			"smap: error: flag needs an argument: -filter\nsmap: hint: see 'smap --help'\n"},
 		{"runtime missing field", []item{lines("abc"), batch(`{"x":1}`, `{"value":"ab"}`, `{"y":2}`)}, []string{"--filter", "len(value) > 1"}, 1,
