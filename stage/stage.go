@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -87,6 +88,7 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		Description:     c.Description,
 		Flags:           append(commonFlags(c), c.Flags...),
 		HideHelpCommand: true,
+		Version:         Version(),
 		Reader:          stdin,
 		Writer:          stdout, // --help only; everything else goes to stderr
 		ErrWriter:       stderr,
@@ -128,6 +130,34 @@ func (c *Command) report(err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: hint: %s\n", c.Name, h)
 	}
 	return ExitFailure
+}
+
+// Version is the build's version: the module version when built from a
+// tagged module, else the VCS revision (with "+dirty" for uncommitted
+// changes), else "devel".
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	return "devel-" + rev[:min(12, len(rev))] + dirty
 }
 
 // suggest turns urfave/cli's error for an unknown flag into "unknown flag

@@ -590,3 +590,11 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// TestVersion: --version prints the build's version on stdout, exit 0.
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := runCmd(copyStage(), strings.NewReader(""), "--version")
+	if code != ExitOK || stdout != "copy version "+Version()+"\n" || stderr != "" || Version() == "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
