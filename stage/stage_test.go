@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/frametest"
 	"github.com/urfave/cli/v2"
 )
 
@@ -40,18 +41,16 @@ func (c copier) Block(_ Batch, recs framing.Records) error {
 }
 
 // stream builds a framed stream of batches with the given record counts.
-func stream(counts ...int) []byte {
-	var buf bytes.Buffer
-	w := framing.NewWriter(&buf)
+func stream(t testing.TB, counts ...int) []byte {
+	t.Helper()
+	bs := make([]frametest.Batch, len(counts))
 	for i, n := range counts {
-		w.BeginBatch(uint64(i), int64(1000*(i+1)))
+		bs[i] = frametest.Batch{ID: uint64(i), Time: int64(1000 * (i + 1))}
 		for j := 0; j < n; j++ {
-			w.WriteRecord([]byte(fmt.Sprintf("\x81\xa1v\xa1%c", 'a'+j%26)))
+			bs[i].Recs = append(bs[i].Recs, fmt.Sprintf(`{"v":"%c"}`, 'a'+j%26))
 		}
-		w.EndBatch()
 	}
-	w.Close()
-	return buf.Bytes()
+	return frametest.Stream(t, bs)
 }
 
 func runCmd(c *Command, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
@@ -61,7 +60,7 @@ func runCmd(c *Command, stdin io.Reader, args ...string) (code int, stdout, stde
 }
 
 func TestExitCodesAndMessages(t *testing.T) {
-	in := stream(2, 0, 1)
+	in := stream(t, 2, 0, 1)
 	tests := []struct {
 		name   string
 		stdin  []byte
@@ -121,7 +120,7 @@ func (brokenPipe) Write([]byte) (int, error) { return 0, syscall.EPIPE }
 
 func TestClosedDownstreamIsQuiet(t *testing.T) {
 	var errb bytes.Buffer
-	code := copyStage().Run([]string{"copy"}, bytes.NewReader(stream(3)), brokenPipe{}, &errb)
+	code := copyStage().Run([]string{"copy"}, bytes.NewReader(stream(t, 3)), brokenPipe{}, &errb)
 	if code != ExitOK || errb.Len() != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
@@ -134,7 +133,7 @@ func TestRefusesTerminal(t *testing.T) {
 	}
 	defer tty.Close()
 	var errb bytes.Buffer
-	code := copyStage().Run([]string{"copy"}, bytes.NewReader(stream(1)), tty, &errb)
+	code := copyStage().Run([]string{"copy"}, bytes.NewReader(stream(t, 1)), tty, &errb)
 	if code != ExitFailure || !strings.Contains(errb.String(), "refusing to write binary frames to a terminal") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
@@ -151,7 +150,7 @@ func TestEndpoints(t *testing.T) {
 		{fmt.Sprintf("tcp://127.0.0.1:%d", port), fmt.Sprintf("tcp-listen://127.0.0.1:%d", port)},
 		{"unix://" + sock, "unix-listen://" + sock},
 	}
-	in := stream(3, 0, 2)
+	in := stream(t, 3, 0, 2)
 	for _, p := range pairs {
 		done := make(chan string)
 		go func() {
@@ -173,7 +172,7 @@ func TestConnectFails(t *testing.T) {
 	old := connectTimeout
 	connectTimeout = 50 * time.Millisecond
 	defer func() { connectTimeout = old }()
-	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(1)), "--out", "unix:///nonexistent/dstream.sock")
+	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(t, 1)), "--out", "unix:///nonexistent/dstream.sock")
 	if code != ExitFailure || !strings.Contains(stderr, "cannot connect to unix:///nonexistent/dstream.sock") || !strings.Contains(stderr, "copy: hint: start the stage that listens") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
@@ -186,7 +185,7 @@ func TestSignalStopsBetweenBatches(t *testing.T) {
 	pr, pw := io.Pipe()
 	written := make(chan struct{})
 	go func() {
-		pw.Write(stream(2)[:len(stream(2))-framing.FrameHeaderLen]) // all but End
+		pw.Write(stream(t, 2)[:len(stream(t, 2))-framing.FrameHeaderLen]) // all but End
 		close(written)
 	}()
 	done := make(chan int)
@@ -206,14 +205,14 @@ func TestSignalStopsBetweenBatches(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stage did not stop")
 	}
-	if out.String() != string(stream(2)) {
+	if out.String() != string(stream(t, 2)) {
 		t.Fatalf("output is not the batch in hand and End")
 	}
 }
 
 func TestProgress(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.jsonl")
-	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(2, 0)), "--progress", path)
+	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(t, 2, 0)), "--progress", path)
 	if code != 0 {
 		t.Fatal(stderr)
 	}
@@ -341,7 +340,7 @@ func (h holder) End(b Batch) error {
 // leaves its stream unended.
 func TestForcedStop(t *testing.T) {
 	catchSIGINT(t)
-	full := stream(1, 2, 1)
+	full := stream(t, 1, 2, 1)
 	noEnd := full[:len(full)-framing.FrameHeaderLen]
 	tests := []struct {
 		name    string
@@ -355,12 +354,12 @@ func TestForcedStop(t *testing.T) {
 		{"second signal, batches left", noEnd, nil, 2, ExitFailure,
 			"copy: error: stopped by a second signal before the end of the stream: batches after batch 0 not passed on\n" +
 				"copy: hint: with --checkpoint the batches not passed on are replayed on the next run; without, they are lost\n",
-			stream(1)[:len(stream(1))-framing.FrameHeaderLen]},
+			stream(t, 1)[:len(stream(t, 1))-framing.FrameHeaderLen]},
 		{"timeout, batches left", noEnd, []string{"--stop-timeout", "20ms"}, 1, ExitFailure,
 			"copy: error: stopped by --stop-timeout 20ms before the end of the stream: batches after batch 0 not passed on\n" +
 				"copy: hint: with --checkpoint the batches not passed on are replayed on the next run; without, they are lost\n",
-			stream(1)[:len(stream(1))-framing.FrameHeaderLen]},
-		{"second signal, the end was there", stream(1), nil, 2, ExitOK, "", stream(1)},
+			stream(t, 1)[:len(stream(t, 1))-framing.FrameHeaderLen]},
+		{"second signal, the end was there", stream(t, 1), nil, 2, ExitOK, "", stream(t, 1)},
 	}
 	for _, tt := range tests {
 		for _, pipe := range []string{"os", "io"} {
@@ -414,8 +413,8 @@ func TestForcedStop(t *testing.T) {
 func TestGracefulStopDrains(t *testing.T) {
 	catchSIGINT(t)
 	r, w := osPipe(t)
-	full := stream(1, 2, 3)
-	first := len(stream(1)) - framing.FrameHeaderLen // the header and batch 0
+	full := stream(t, 1, 2, 3)
+	first := len(stream(t, 1)) - framing.FrameHeaderLen // the header and batch 0
 	w.Write(full[:first])
 	done := make(chan int)
 	var out, errb bytes.Buffer
@@ -464,16 +463,16 @@ func TestOutputClosedDuringStop(t *testing.T) {
 	catchSIGINT(t)
 	r, w := io.Pipe()
 	defer w.Close()
-	full := stream(1, 1, 1)
+	full := stream(t, 1, 1, 1)
 	stop := make(chan *Stopper, 1)
 	signalled := make(chan struct{})
 	// The first write is the header and batch 0; the signal comes before
 	// batch 1 is written.
 	out := &brokenAfter{n: 1, sent: func() { sigint(t, (<-stop).Requested); close(signalled) }}
 	go func() {
-		w.Write(full[:len(stream(1))-framing.FrameHeaderLen])
+		w.Write(full[:len(stream(t, 1))-framing.FrameHeaderLen])
 		<-signalled
-		w.Write(full[len(stream(1))-framing.FrameHeaderLen:])
+		w.Write(full[len(stream(t, 1))-framing.FrameHeaderLen:])
 	}()
 	var errb bytes.Buffer
 	code := reportStopper(copyStage(), stop).Run([]string{"copy"}, r, out, &errb)
@@ -509,11 +508,11 @@ func TestOutputEndpointReset(t *testing.T) {
 	// An upstream that sends batch 0 at once and the rest once the reset
 	// has happened, so that the failing write is batch 1's.
 	r, w := io.Pipe()
-	full := stream(1, 1, 1)
+	full := stream(t, 1, 1, 1)
 	go func() {
-		w.Write(full[:len(stream(1))-framing.FrameHeaderLen])
+		w.Write(full[:len(stream(t, 1))-framing.FrameHeaderLen])
 		time.Sleep(200 * time.Millisecond)
-		w.Write(full[len(stream(1))-framing.FrameHeaderLen:])
+		w.Write(full[len(stream(t, 1))-framing.FrameHeaderLen:])
 		w.Close()
 	}()
 	spec := "tcp://" + l.Addr().String()
@@ -528,8 +527,8 @@ func TestOutputEndpointReset(t *testing.T) {
 // closes it, in the middle of the stream: exit 1 naming the endpoint and
 // the batch, after passing on the batches that arrived whole.
 func TestInputEndpointDropped(t *testing.T) {
-	full := stream(1, 1, 1)
-	cut := len(stream(1, 1)) - framing.FrameHeaderLen + 5 // inside batch 2's BatchBegin
+	full := stream(t, 1, 1, 1)
+	cut := len(stream(t, 1, 1)) - framing.FrameHeaderLen + 5 // inside batch 2's BatchBegin
 	for _, tt := range []struct {
 		name  string
 		reset bool
@@ -571,7 +570,7 @@ func TestInputEndpointDropped(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: exit %d, stderr %q", tt.name, code, stderr)
 		}
-		if want := full[:len(stream(1, 1))-framing.FrameHeaderLen]; stdout != string(want) {
+		if want := full[:len(stream(t, 1, 1))-framing.FrameHeaderLen]; stdout != string(want) {
 			t.Errorf("%s: output %q, want batches 0 and 1 without End", tt.name, stdout)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/internal/frametest"
 )
 
 // t0 is the batch time of the first batch in tests: 2023-11-14T22:13:20Z.
@@ -29,39 +29,14 @@ type batch struct {
 // stream frames batches as a stage would.
 func stream(t testing.TB, bs ...batch) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := framing.NewWriter(&buf)
-	w.BlockSize = 64 // several blocks per batch
-	for _, b := range bs {
-		if err := w.BeginBatch(b.id, b.time); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range b.recs {
-			if err := w.WriteRecord(msgpackOf(t, r)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.EndBatch(); err != nil {
-			t.Fatal(err)
-		}
+	fb := make([]frametest.Batch, len(bs))
+	for i, b := range bs {
+		fb[i] = frametest.Batch{ID: b.id, Time: b.time, Recs: b.recs}
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return frametest.Stream(t, fb)
 }
 
-func msgpackOf(t testing.TB, r string) []byte {
-	t.Helper()
-	if !strings.HasPrefix(r, "{") {
-		return []byte(r)
-	}
-	m, err := record.AppendJSONObject(nil, []byte(r))
-	if err != nil {
-		t.Fatalf("%s: %v", r, err)
-	}
-	return m
-}
+func msgpackOf(t testing.TB, r string) []byte { return frametest.Record(t, r) }
 
 func lines(vs ...string) []string {
 	out := make([]string, len(vs))

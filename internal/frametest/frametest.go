@@ -24,6 +24,21 @@ type Batch struct {
 	Watermark int64 // unix ms
 }
 
+// Record is r as a record: a JSON object, or, when r does not start with
+// '{', raw msgpack as it is (for records JSON cannot write: binary,
+// timestamps, a value that is not a map).
+func Record(tb testing.TB, r string) []byte {
+	tb.Helper()
+	if !strings.HasPrefix(r, "{") {
+		return []byte(r)
+	}
+	m, err := record.AppendJSONObject(nil, []byte(r))
+	if err != nil {
+		tb.Fatalf("%s: %v", r, err)
+	}
+	return m
+}
+
 // Stream frames the batches, in blocks of at most 40 bytes, so that a
 // batch of more than a record or two spans several.
 func Stream(tb testing.TB, bs []Batch) []byte {
@@ -34,11 +49,7 @@ func Stream(tb testing.TB, bs []Batch) []byte {
 	for _, b := range bs {
 		w.BeginBatch(b.ID, b.Time)
 		for _, r := range b.Recs {
-			m, err := record.AppendJSONObject(nil, []byte(r))
-			if err != nil {
-				tb.Fatalf("%s: %v", r, err)
-			}
-			w.WriteRecord(m)
+			w.WriteRecord(Record(tb, r))
 		}
 		w.EndBatch()
 		if b.Watermark != 0 {
