@@ -282,3 +282,27 @@ func TestRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestStateHints: a state of another configuration, and of another layout
+// version (which no option reads), get hints that say which.
+func TestStateHints(t *testing.T) {
+	root := t.TempDir()
+	s, err := OpenStore(root, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(Header{Batch: 0, Fingerprint: "w/1 a"}, nop); err != nil {
+		t.Fatal(err)
+	}
+	for fp, want := range map[string]string{
+		"w/1 b": "the thing keeps its own state: give this stage the --name or the options it had",
+		"w/2 a": "the thing keeps its own state, and this one is of another layout (w/1; this dstream reads w/2)",
+	} {
+		st := &State{store: s, fp: fp, what: "the thing"}
+		err := st.Begin(1, true, func([]byte) error { return nil })
+		var h interface{ Hint() string }
+		if !errors.As(err, &h) || !strings.HasPrefix(h.Hint(), want) {
+			t.Errorf("%s: %v", fp, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // State is a stateful stage's part of a checkpoint (sreduce --running,
@@ -69,6 +70,8 @@ func (s *State) refuse(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &m) && layout(m.Have) != layout(m.Want):
+		return &hintError{err, fmt.Sprintf("%s keeps its own state, and this one is of another layout (%s; this dstream reads %s), which no option reads: %s", s.what, layout(m.Have), layout(m.Want), startOver)}
 	case errors.As(err, &m):
 		return &hintError{err, fmt.Sprintf("%s keeps its own state: give this stage the --name or the options it had, another --name for a new state, or %s", s.what, startOver)}
 	case errors.Is(err, ErrCorrupt):
@@ -77,6 +80,13 @@ func (s *State) refuse(err error) error {
 		return &hintError{err, "a stateful stage takes part in its checkpoint from the first batch: give it the --name it had, or " + startOver}
 	}
 	return err
+}
+
+// layout is the first word of a fingerprint, the stage and the version of
+// its state's layout ("swindow/2").
+func layout(fp string) string {
+	l, _, _ := strings.Cut(fp, " ")
+	return l
 }
 
 // hintError is an error with advice for the user, which the stage runtime
