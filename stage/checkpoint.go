@@ -22,8 +22,7 @@ type ckPart struct {
 	id   string // the directory's id
 	need string // without dir: why the stage needs one in a replaying pipeline
 
-	replaying bool   // the source announced its checkpoint
-	srcDir    string // where the source keeps it
+	replaying bool // the source announced its checkpoint
 }
 
 // UseCheckpoint declares the stage's part in a checkpoint, before Loop: dir
@@ -72,7 +71,7 @@ func (e *Env) checkpointFrame(f *framing.Frame) error {
 		return Hint(fmt.Errorf("the source of the stream replays from the checkpoint %s after a crash, and %s has no --checkpoint: %s", dir, e.Name, e.ck.need),
 			"give %s --checkpoint %s too", e.Name, dir)
 	}
-	e.ck.replaying, e.ck.srcDir = true, dir
+	e.ck.replaying = true
 	if e.Out != nil {
 		return e.Out.Checkpoint(id, dir)
 	}
