@@ -1,0 +1,40 @@
+// Package kafkatest gives the Kafka tests a cluster of their own: franz-go's
+// kfake, an in-process cluster that speaks the real protocol on loopback
+// ports, so that the source and sink talk to it as to any Kafka. The kfake
+// command beside it serves one to the script tests, which run the real
+// binaries in other processes.
+package kafkatest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Cluster starts a cluster of brokers brokers with the topics, each of
+// partitions partitions, and closes it at the end of the test. It returns the
+// cluster and its seed addresses, comma-separated (HOST:PORT,HOST:PORT), as
+// a kafka:// URL takes them.
+func Cluster(t testing.TB, brokers int, partitions int32, topics ...string) (*kfake.Cluster, string) {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(brokers)}
+	if len(topics) > 0 {
+		opts = append(opts, kfake.SeedTopics(partitions, topics...))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c, Seeds(c)
+}
+
+// Seeds are the addresses of c's brokers, comma-separated.
+func Seeds(c *kfake.Cluster) string { return strings.Join(c.ListenAddrs(), ",") }
+
+// URL is the kafka:// URL of topic on c.
+func URL(c *kfake.Cluster, topic string) string {
+	return fmt.Sprintf("kafka://%s/%s", Seeds(c), topic)
+}
