@@ -34,7 +34,7 @@ func BenchmarkCountTracked(b *testing.B) {
 	for b.Loop() {
 		e := &stage.Env{Name: "sbatch", Stdin: bytes.NewReader(lines), Out: framing.NewWriter(io.Discard)}
 		o := Options{Format: "lines", Count: 1000, Interval: 1000, Checkpoint: "unused"}
-		p := newProducer(&list{ins: []Input{{Name: "stdin", R: nopClose{e.Stdin}}}}, o)
+		p := newProducer(&list{ins: []Input{{Name: "stdin", R: nopClose{e.Stdin}}}}, o, nil)
 		go p.run()
 		bt := &batcher{e: e, o: o, chunks: p.out, free: p.free, ck: &cursor{t: nopTracker{}}, w: e.Out, buffered: true}
 		for c := range p.out {

@@ -140,6 +140,11 @@ func (b *batcher) end(t int64) error {
 	if err := b.w.EndBatch(); err != nil {
 		return err
 	}
+	if b.ck != nil {
+		if s, ok := b.ck.t.(sender); ok {
+			s.Sent(b.id)
+		}
+	}
 	b.lastTime = b.stats.Batch.Time
 	b.stats.OutputRows = b.stats.InputRows
 	b.stats.Skipped, b.skipped = b.skipped, 0

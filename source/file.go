@@ -29,7 +29,7 @@ func init() {
 			return stage.Hint(stage.UsageError("--checkpoint replays input files, and stdin cannot be read again"),
 				"name the input files as arguments (sbatch --checkpoint DIR FILE...), or leave --checkpoint out: without it a crash loses the batches in flight")
 		},
-		Track: openTracker,
+		Track: func(op Opening) (Tracker, error) { return openTracker(*op.Options) },
 	})
 }
 

@@ -28,12 +28,16 @@ type Kind struct {
 	Reconnects bool
 	// Track opens the tracker of o.Checkpoint over o.Inputs, all of this
 	// kind and replayable; nil if the kind never replays.
-	Track func(o Options) (Tracker, error)
+	Track func(op Opening) (Tracker, error)
 	// Tracked: the input is read through its Tracker with or without a
 	// checkpoint (without one, Tracker.Dir is "" and nothing is written):
 	// a watched directory, where the files a batch took decide what the
 	// next may take.
 	Tracked bool
+	// Broker: the input is a broker's (kafka://, nats://, amqp://), which
+	// takes the options of brokers (--group, --start, --meta-field,
+	// --max-rate) and reads messages in the formats of feedFormats.
+	Broker bool
 }
 
 // Opening is what Kind.Open is given besides the input.
@@ -79,6 +83,9 @@ func resolve(o Options) ([]*Kind, error) {
 		ks[i] = kindOf(spec)
 	}
 	last := len(o.Inputs) - 1
+	if err := brokerOptions(o, ks); err != nil {
+		return nil, err
+	}
 	for i, k := range ks {
 		if k.Tracked && last > 0 {
 			// Its tracker keeps the position of all the inputs.
@@ -116,4 +123,28 @@ func resolve(o Options) ([]*Kind, error) {
 		}
 	}
 	return ks, nil
+}
+
+// brokerOptions refuses the options of brokers without a broker's input.
+func brokerOptions(o Options, ks []*Kind) error {
+	for _, k := range ks {
+		if k.Broker {
+			return nil
+		}
+	}
+	var flag string
+	switch {
+	case o.Group != "":
+		flag = "--group"
+	case o.Start != "":
+		flag = "--start"
+	case o.MetaField != "":
+		flag = "--meta-field"
+	case o.MaxRate > 0:
+		flag = "--max-rate"
+	default:
+		return nil
+	}
+	return stage.Hint(stage.UsageError("%s is an option of a broker's input", flag),
+		"give a broker: kafka://HOST:PORT/TOPIC, nats://HOST:PORT/STREAM or amqp://HOST:PORT/VHOST?queue=Q")
 }

@@ -17,7 +17,7 @@ func init() {
 		NoFollow: func(string) error {
 			return stage.UsageError("--follow: a broker is read as it comes anyway")
 		},
-		Track: func(Options) (Tracker, error) { return nopTracker{}, nil },
+		Track: func(Opening) (Tracker, error) { return nopTracker{}, nil },
 	})
 }
 

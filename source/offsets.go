@@ -106,67 +106,14 @@ func openTracker(o Options) (Tracker, error) {
 	if t.log, err = checkpoint.OpenLog(t.dir, checkpoint.OffsetsDir); err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
-	ids, err := t.log.List()
-	if err != nil {
-		return nil, fmt.Errorf("--checkpoint: %w", err)
-	}
-	committed, anyCommit, err := checkpoint.LastCommit(t.dir)
-	if err != nil {
-		return nil, fmt.Errorf("--checkpoint: %w", err)
-	}
-	if len(ids) == 0 {
-		if anyCommit {
-			return nil, t.foreign(fmt.Errorf("checkpoint %s: the sink committed up to batch %d, but there are no offsets: the batch ids of this source would start again at 0", t.dir, committed))
-		}
-		return t, nil
-	}
-	last := ids[len(ids)-1]
-	t.last = new(checkpoint.Offsets)
-	if err := t.read(last, t.last); err != nil {
-		return nil, err
-	}
-	if anyCommit && committed > last {
-		return nil, t.foreign(fmt.Errorf("checkpoint %s: the sink committed up to batch %d, but the offsets end at batch %d", t.dir, committed, last))
-	}
-	// Every batch after the last commit is replayed; with no commit at all,
-	// every batch from 0: the pipeline's sink commits into this directory
-	// (the stream's Checkpoint frame makes it), so a batch without a commit
-	// did not get out, whether or not the sink ever started.
-	from := uint64(0)
-	if anyCommit {
-		from = committed + 1
-	}
-	if from < ids[0] {
-		what := "there is no commit"
-		if anyCommit {
-			what = fmt.Sprintf("the last commit is of batch %d", committed)
-		}
-		return nil, stage.Hint(fmt.Errorf("checkpoint %s: %s, so batches from %d on are to be replayed, but the offsets begin at batch %d (%s was removed or damaged)", t.dir, what, from, ids[0], checkpoint.ReadLog(t.dir, checkpoint.CommitsDir).Dir()),
-			"batches %d to %d cannot be replayed: if the sink has them, restore its commits; else start the pipeline over with a new --checkpoint directory and an empty sink", from, ids[0]-1)
-	}
-	next := from
-	for _, id := range ids {
-		if id < from {
-			continue
-		}
-		if id != next {
-			return nil, stage.Hint(fmt.Errorf("checkpoint %s: batch %d is to be replayed, and its offsets %s are missing", t.dir, next, t.log.Path(next)),
-				"start the pipeline over with a new --checkpoint directory and an empty sink")
-		}
-		next++
-		var e checkpoint.Offsets
-		if id == last {
-			e = *t.last
-		} else if err := t.read(id, &e); err != nil {
-			return nil, err
-		}
-		t.replay = append(t.replay, e)
+	if err := t.load(t.log, t.read); err != nil || t.last == nil {
+		return t, err
 	}
 	// Where the last batch ended: the last range it lists.
 	r := t.last.Sources[len(t.last.Sources)-1]
 	t.start = Position{Stream: t.index(r.Path), Off: r.End}
 	t.from = t.start
-	return t, t.purge(last)
+	return t, t.purge(t.last.BatchID)
 }
 
 // read reads offsets entry id and checks that this configuration wrote it.
@@ -187,10 +134,6 @@ func (t *fileTracker) read(id uint64, e *checkpoint.Offsets) error {
 		}
 	}
 	return nil
-}
-
-func (t *fileTracker) foreign(err error) error {
-	return stage.Hint(err, "the directory holds the commits of another pipeline: give this one a new --checkpoint directory")
 }
 
 // index is the number of the file path in the FILE arguments, -1 if none.
@@ -214,6 +157,72 @@ type lastRun struct {
 }
 
 func (r *lastRun) Dir() string { return r.dir }
+
+// load reads the last run from the offsets log: the last batch written and
+// the batches to replay, every one after the sink's last commit (with no
+// commit at all, every one from 0: the pipeline's sink commits into this
+// directory, as the stream's Checkpoint frame makes it, so a batch without a
+// commit did not get out, whether or not the sink ever started). read reads
+// and checks an entry. r.last stays nil when the log is empty.
+func (r *lastRun) load(log *checkpoint.Log, read func(uint64, *checkpoint.Offsets) error) error {
+	ids, err := log.List()
+	if err != nil {
+		return fmt.Errorf("--checkpoint: %w", err)
+	}
+	committed, anyCommit, err := checkpoint.LastCommit(r.dir)
+	if err != nil {
+		return fmt.Errorf("--checkpoint: %w", err)
+	}
+	if len(ids) == 0 {
+		if anyCommit {
+			return r.foreign(fmt.Errorf("checkpoint %s: the sink committed up to batch %d, but there are no offsets: the batch ids of this source would start again at 0", r.dir, committed))
+		}
+		return nil
+	}
+	last := ids[len(ids)-1]
+	r.last = new(checkpoint.Offsets)
+	if err := read(last, r.last); err != nil {
+		return err
+	}
+	if anyCommit && committed > last {
+		return r.foreign(fmt.Errorf("checkpoint %s: the sink committed up to batch %d, but the offsets end at batch %d", r.dir, committed, last))
+	}
+	from := uint64(0)
+	if anyCommit {
+		from = committed + 1
+	}
+	if from < ids[0] {
+		what := "there is no commit"
+		if anyCommit {
+			what = fmt.Sprintf("the last commit is of batch %d", committed)
+		}
+		return stage.Hint(fmt.Errorf("checkpoint %s: %s, so batches from %d on are to be replayed, but the offsets begin at batch %d (%s was removed or damaged)", r.dir, what, from, ids[0], checkpoint.ReadLog(r.dir, checkpoint.CommitsDir).Dir()),
+			"batches %d to %d cannot be replayed: if the sink has them, restore its commits; else start the pipeline over with a new --checkpoint directory and an empty sink", from, ids[0]-1)
+	}
+	next := from
+	for _, id := range ids {
+		if id < from {
+			continue
+		}
+		if id != next {
+			return stage.Hint(fmt.Errorf("checkpoint %s: batch %d is to be replayed, and its offsets %s are missing", r.dir, next, log.Path(next)),
+				"start the pipeline over with a new --checkpoint directory and an empty sink")
+		}
+		next++
+		var e checkpoint.Offsets
+		if id == last {
+			e = *r.last
+		} else if err := read(id, &e); err != nil {
+			return err
+		}
+		r.replay = append(r.replay, e)
+	}
+	return nil
+}
+
+func (r *lastRun) foreign(err error) error {
+	return stage.Hint(err, "the directory holds the commits of another pipeline: give this one a new --checkpoint directory")
+}
 
 func (r *lastRun) Replay() []stage.Batch {
 	bs := make([]stage.Batch, len(r.replay))
@@ -355,16 +364,18 @@ func (t *fileTracker) Write(id uint64, time int64, at Position) error {
 	return nil
 }
 
-// purge removes the offsets no restart needs: those more than
+func (t *fileTracker) purge(uint64) error { return purgeOffsets(t.dir, t.log) }
+
+// purgeOffsets removes the offsets no restart needs: those more than
 // keepCommitted before the sink's last commit. Before the sink's first
 // commit all stay: a restart replays them.
-func (t *fileTracker) purge(id uint64) error {
-	c, ok, err := checkpoint.LastCommit(t.dir)
+func purgeOffsets(dir string, log *checkpoint.Log) error {
+	c, ok, err := checkpoint.LastCommit(dir)
 	switch {
 	case err != nil:
 		return err
 	case ok && c >= keepCommitted:
-		return t.log.Purge(c - keepCommitted)
+		return log.Purge(c - keepCommitted)
 	}
 	return nil
 }

@@ -39,6 +39,13 @@ type Tracker interface {
 	Write(id uint64, time int64, at Position) error
 }
 
+// sender is a Tracker told when a batch has left (EndBatch written and
+// flushed): a broker's, which then records the progress in the broker
+// when there is no checkpoint.
+type sender interface {
+	Sent(id uint64)
+}
+
 // growing is a Tracker whose input grows while it runs (a watched
 // directory): More yields the inputs found after those of Inputs, until
 // stop.
@@ -66,7 +73,10 @@ func (k *cursor) taken(c *chunk) {
 	if c.done {
 		k.pos = Position{c.stream, c.size}
 	}
-	if c.n > 0 || c.done {
+	if c.skipEnd > 0 {
+		k.pos = Position{c.stream, c.skipEnd}
+	}
+	if c.n > 0 || c.done || c.skipEnd > 0 {
 		k.t.Reached(k.pos, c.done)
 	}
 }

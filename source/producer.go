@@ -3,6 +3,7 @@ package source
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
@@ -25,13 +26,14 @@ type chunk struct {
 	ends      []int64 // offset in the stream after each record (Position.Off)
 	done      bool    // the stream ends after these records, at offset size
 	size      int64
-	replay    bool // the records are a replayed batch's
-	replayEnd bool // the replayed batch ends after these records
+	replay    bool  // the records are a replayed batch's
+	replayEnd bool  // the replayed batch ends after these records
+	skipEnd   int64 // a feed: the position after bad messages skipped after the records (0: none)
 }
 
 func (c *chunk) reset() {
 	c.block, c.n, c.times, c.skipped, c.err, c.eof = c.block[:0], 0, c.times[:0], 0, nil, false
-	c.stream, c.ends, c.done, c.size, c.replay, c.replayEnd = 0, c.ends[:0], false, 0, false, false
+	c.stream, c.ends, c.done, c.size, c.replay, c.replayEnd, c.skipEnd = 0, c.ends[:0], false, 0, false, false, 0
 }
 
 // chunkBytes and chunkRecords bound a chunk. Each chunk costs a channel
@@ -56,10 +58,15 @@ type producer struct {
 	rec   []byte
 	track bool   // with a checkpoint: chunks say where their records end
 	in    *Input // the input being read, when tracked
+	stop  <-chan struct{}
+	rate  struct { // --max-rate: records since start
+		start time.Time
+		n     int64
+	}
 }
 
-func newProducer(src Source, o Options) *producer {
-	p := &producer{src: src, o: &o, track: o.Checkpoint != "", out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
+func newProducer(src Source, o Options, stop <-chan struct{}) *producer {
+	p := &producer{src: src, o: &o, track: o.Checkpoint != "", stop: stop, out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
 	for range 4 {
 		p.free <- new(chunk)
 	}
@@ -117,11 +124,17 @@ func (p *producer) decodeAll() error {
 			// where each input ends.
 			p.in = &s
 		}
-		dec, err := codec.NewDecoderAt(p.o.Format, flushReader{s.R, p}, s.Name, s.Start, s.At)
-		if err == nil {
-			err = p.decode(dec, s.Name)
+		var dec codec.Decoder
+		if s.Feed != nil {
+			err = p.feed(&s)
+			s.Feed.Close()
+		} else {
+			dec, err = codec.NewDecoderAt(p.o.Format, flushReader{s.R, p}, s.Name, s.Start, s.At)
+			if err == nil {
+				err = p.decode(dec, s.Name)
+			}
+			s.R.Close()
 		}
-		s.R.Close()
 		if err != nil {
 			return err
 		}
@@ -129,7 +142,7 @@ func (p *producer) decodeAll() error {
 			c := p.chunk()
 			if s.ReplayEnd {
 				c.replayEnd = true
-			} else if !s.Replay {
+			} else if !s.Replay && dec != nil {
 				c.done, c.size = true, dec.Offset()
 			}
 			p.flush()

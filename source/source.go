@@ -76,6 +76,21 @@ type Options struct {
 	Glob        string
 	Clean       string
 	Archive     string
+
+	// A broker (kafka://, nats://, amqp://): MetaField is the prefix of the
+	// metadata fields of a message read as json or msgpack ("": none);
+	// MaxRate caps the records read per second (0: no cap); Group is the
+	// consumer group (Kafka) or durable consumer (NATS); Start is where a
+	// new one starts: "earliest" or "latest"; Broker holds the options of
+	// one kind of broker, by flag name (--subject, --declare...).
+	MetaField string
+	MaxRate   int
+	Group     string
+	Start     string
+	Broker    map[string]string
+	// ServerTimeout is how long a broker may stay unreachable, at the start
+	// or later, before sbatch fails naming it.
+	ServerTimeout time.Duration
 }
 
 // Input is one stream of bytes to decode: a file, stdin, a connection, a
@@ -90,6 +105,11 @@ type Input struct {
 	At        io.ReaderAt // the stream from its start, to read a CSV header again
 	Replay    bool        // R is a range of a replayed batch
 	ReplayEnd bool        // the last range of a replayed batch
+
+	// A broker's input is a Feed of messages instead of R, whose records
+	// hold the metadata Meta names.
+	Feed Feed
+	Meta *Meta
 }
 
 // Source yields the inputs of one Kind, one after another: one for a file
@@ -117,8 +137,11 @@ func Run(e *stage.Env, o Options) error {
 	if o.Checkpoint != "" || kinds[0].Tracked {
 		// resolve made sure that with a checkpoint the inputs are of one
 		// kind, which replays.
-		if ck, err = kinds[0].Track(o); err != nil {
+		if ck, err = kinds[0].Track(Opening{Env: e, Options: &o}); err != nil {
 			return err
+		}
+		if c, ok := ck.(io.Closer); ok {
+			defer c.Close()
 		}
 		var ins []Input
 		if ins, err = ck.Inputs(); err == nil && o.Follow {
@@ -134,7 +157,7 @@ func Run(e *stage.Env, o Options) error {
 	if err != nil {
 		return err
 	}
-	p := newProducer(src, o)
+	p := newProducer(src, o, e.Stop.RequestedC())
 	p.track = ck != nil
 	go p.run()
 	b := &batcher{e: e, o: o, chunks: p.out, free: p.free}

@@ -22,7 +22,7 @@ func init() {
 		NoFollow: func(string) error {
 			return stage.UsageError("--watch reads each file once, whole: it does not go with --follow")
 		},
-		Track: openWatchTracker,
+		Track: func(op Opening) (Tracker, error) { return openWatchTracker(*op.Options) },
 	})
 }
 

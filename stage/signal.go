@@ -97,8 +97,14 @@ func (s *Stopper) stop() {
 	close(s.done)
 }
 
-// RequestedC is closed when a signal asked the stage to stop.
-func (s *Stopper) RequestedC() <-chan struct{} { return s.requested }
+// RequestedC is closed when a signal asked the stage to stop. A nil
+// Stopper (an Env made by a test) is never asked: its channel is nil.
+func (s *Stopper) RequestedC() <-chan struct{} {
+	if s == nil {
+		return nil
+	}
+	return s.requested
+}
 
 // Requested reports whether a signal asked the stage to stop.
 func (s *Stopper) Requested() bool {

@@ -132,7 +132,12 @@ Examples:
 		&cli.BoolFlag{Name: "follow", Aliases: []string{"F"}, Usage: "keep reading the last FILE as it grows, as tail -F does, until SIGINT or SIGTERM"},
 		&cli.BoolFlag{Name: "reconnect", Usage: "when the last input, a socket, is closed or reset, connect again (with backoff from 100ms to 5s) or accept the next connection, until SIGINT or SIGTERM"},
 		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, give up (exit 1) after `DUR` without a connection", DefaultText: "never"},
-		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments or --watch); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
+		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments, --watch or a broker); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
+		&cli.StringFlag{Name: "group", Category: "Brokers", Usage: "kafka://: the consumer group `G`: its offsets follow the batches (the sink's commits, with --checkpoint); without --checkpoint the copies of sbatch in G share the partitions"},
+		&cli.StringFlag{Name: "start", Category: "Brokers", Value: "latest", Usage: "where a new group or checkpoint starts reading: `earliest|latest`"},
+		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (key, topic, partition, offset, timestamp, headers) as fields named `PREFIX`NAME"},
+		&cli.IntFlag{Name: "max-rate", Category: "Brokers", Usage: "read at most `N` records per second"},
+		&cli.DurationFlag{Name: "server-timeout", Category: "Brokers", Value: 30 * time.Second, Usage: "give up (exit 1, naming the server) after a broker is unreachable for `DUR`"},
 	},
 	Action: run,
 }
@@ -155,6 +160,14 @@ func options(c *cli.Context) (source.Options, error) {
 
 		Reconnect:        c.Bool("reconnect"),
 		ReconnectTimeout: c.Duration("reconnect-timeout"),
+
+		Group:         c.String("group"),
+		MetaField:     c.String("meta-field"),
+		MaxRate:       c.Int("max-rate"),
+		ServerTimeout: c.Duration("server-timeout"),
+	}
+	if c.IsSet("start") {
+		o.Start = c.String("start")
 	}
 	if c.IsSet("watch") {
 		switch {
@@ -210,6 +223,14 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.UsageError("--reconnect-timeout %v: want a positive duration (leave it out to wait for ever)", o.ReconnectTimeout)
 	case c.IsSet("checkpoint") && o.Checkpoint == "":
 		return o, stage.UsageError("--checkpoint needs a directory")
+	case o.Start != "" && o.Start != "earliest" && o.Start != "latest":
+		return o, stage.UsageError("--start %s: want earliest or latest", o.Start)
+	case c.IsSet("max-rate") && o.MaxRate <= 0:
+		return o, stage.UsageError("--max-rate %d: want 1 or more records per second", o.MaxRate)
+	case c.IsSet("server-timeout") && o.ServerTimeout <= 0:
+		return o, stage.UsageError("--server-timeout %v: want a positive duration", o.ServerTimeout)
+	case c.IsSet("group") && o.Group == "":
+		return o, stage.UsageError("--group needs a name")
 	}
 	return o, nil
 }

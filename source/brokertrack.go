@@ -1,0 +1,341 @@
+package source
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/stage"
+)
+
+// The tracker of a broker source (kafka://, nats://): where it stands is an
+// offset in each of its streams (a Kafka partition, "TOPIC/PARTITION"; a
+// JetStream stream, "STREAM"), the offset of the next message. Before batch
+// N leaves, DIR/offsets/N lists every stream known with the range [Start,
+// End) of offsets the batch took from it (Start = End for a stream it took
+// nothing from), so that the last entry alone says where each stream goes
+// on. On restart each batch after the sink's last commit is read again
+// from its ranges, with its id and time; then the feed goes on from the
+// last entry's ends.
+//
+// The sink's commits also move the broker's own record of progress: the
+// ends of each committed batch go to Broker.Commit (Kafka's group offsets,
+// JetStream's acks), never before the sink has the batch. Without a
+// checkpoint the tracker keeps no file, and a batch's ends go to the broker
+// once the batch has left.
+
+// Broker is the part of a broker's tracker that speaks to the broker.
+type Broker interface {
+	// Replay returns a feed of exactly the messages of a batch: those at
+	// offsets [Start, End) of each stream (Range.Path is the stream's
+	// name), calling streams.Index for the Position of each.
+	Replay(batch uint64, ranges []checkpoint.Range) Feed
+	// Live returns the feed of new messages: of each stream in from, from
+	// that offset on; of the others, from where the broker's record of the
+	// consumer (group, durable) or, for a new one, --start says.
+	Live(from map[string]int64) (Feed, error)
+	// Commit records in the broker that the messages before ends (by
+	// stream name) are done with.
+	Commit(ends map[string]int64) error
+	// Meta names the metadata fields of the kind's records.
+	Meta() *Meta
+	// Close lets the broker go.
+	Close() error
+}
+
+// Streams numbers the streams of a broker source: the feed asks for the
+// number of each stream it reads (a Position's Stream), the tracker for
+// their names. Safe for use by both at once.
+type Streams struct {
+	mu     sync.Mutex
+	names  []string
+	starts []int64
+	index  map[string]int
+}
+
+// Index returns the number of the stream name, adding it if new: start is
+// then the offset where the feed begins to read it (of the first message
+// it may yield), where the first batch that takes from it begins.
+func (s *Streams) Index(name string, start int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.index[name]; ok {
+		return i
+	}
+	if s.index == nil {
+		s.index = map[string]int{}
+	}
+	s.index[name] = len(s.names)
+	s.names = append(s.names, name)
+	s.starts = append(s.starts, start)
+	return len(s.names) - 1
+}
+
+// snapshot returns the names of the streams and their starts.
+func (s *Streams) snapshot() ([]string, []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.names), slices.Clone(s.starts)
+}
+
+// brokerTracker is the Tracker of a broker source.
+type brokerTracker struct {
+	lastRun
+	b       Broker
+	name    string          // the input, for messages
+	notes   io.Writer       // stderr
+	log     *checkpoint.Log // DIR/offsets; nil without a checkpoint
+	fp      string
+	format  string
+	streams *Streams
+
+	from []int64 // by stream: the offset where the batch in hand begins
+	cur  []int64 // by stream: the offset after the last message taken
+
+	mu      sync.Mutex
+	pending map[uint64]map[string]int64 // ends of batches written, not yet committed to the broker
+	acked   uint64                      // batches up to acked-1 are committed to the broker
+	writes  int
+	done    chan struct{} // closed by Close
+}
+
+// Close stops following the sink's commits and lets the broker go.
+func (t *brokerTracker) Close() error {
+	close(t.done)
+	return t.b.Close()
+}
+
+// openBrokerTracker opens the tracker of input name over broker b, reading
+// the last run from o.Checkpoint if given.
+func openBrokerTracker(o Options, name string, b Broker, streams *Streams, notes io.Writer) (*brokerTracker, error) {
+	t := &brokerTracker{lastRun: lastRun{dir: o.Checkpoint}, b: b, name: name, notes: notes, format: o.Format, streams: streams, pending: map[uint64]map[string]int64{}}
+	what := []string{name}
+	if o.MetaField != "" {
+		what = append(what, "meta-field="+o.MetaField)
+	}
+	t.fp = fingerprint(&o, what)
+	t.done = make(chan struct{})
+	if o.Checkpoint == "" {
+		return t, nil
+	}
+	var err error
+	if t.log, err = checkpoint.OpenLog(t.dir, checkpoint.OffsetsDir); err != nil {
+		return nil, fmt.Errorf("--checkpoint: %w", err)
+	}
+	if err := t.load(t.log, t.read); err != nil {
+		return nil, err
+	}
+	go t.watchCommits(t.done)
+	if t.last == nil {
+		return t, nil
+	}
+	for _, r := range t.last.Sources {
+		i := streams.Index(r.Path, r.End)
+		t.grow(i)
+		t.from[i], t.cur[i] = r.End, r.End
+	}
+	// The replayed batches are committed to the broker as the sink commits
+	// them.
+	for _, e := range t.replay {
+		t.pending[e.BatchID] = ends(e.Sources)
+	}
+	t.acked = t.replayFrom()
+	return t, purgeOffsets(t.dir, t.log)
+}
+
+// replayFrom is the id of the first batch replayed, or of the next batch.
+func (t *brokerTracker) replayFrom() uint64 {
+	if len(t.replay) > 0 {
+		return t.replay[0].BatchID
+	}
+	if t.last != nil {
+		return t.last.BatchID + 1
+	}
+	return 0
+}
+
+func ends(rs []checkpoint.Range) map[string]int64 {
+	m := make(map[string]int64, len(rs))
+	for _, r := range rs {
+		m[r.Path] = r.End
+	}
+	return m
+}
+
+// read reads offsets entry id and checks that this configuration wrote it.
+func (t *brokerTracker) read(id uint64, e *checkpoint.Offsets) error {
+	if err := t.log.Read(id, e); err != nil {
+		return stage.Hint(fmt.Errorf("--checkpoint: %w", err), "remove %s to start over", t.dir)
+	}
+	if e.Config != t.fp {
+		err := &checkpoint.MismatchError{Path: t.log.Path(id), Have: e.Config, Want: t.fp}
+		return stage.Hint(err, "a checkpoint belongs to one way of reading the input (the broker URL, format and trigger): run with the same ones, or give another --checkpoint directory (or remove %s to start over)", t.dir)
+	}
+	if e.BatchID != id {
+		return stage.Hint(fmt.Errorf("%s: %w: it describes batch %d", t.log.Path(id), checkpoint.ErrCorrupt, e.BatchID), "remove %s to start over", t.dir)
+	}
+	for _, r := range e.Sources {
+		if r.Start < 0 || r.End < r.Start {
+			return stage.Hint(fmt.Errorf("%s: %w: range %s [%d, %d)", t.log.Path(id), checkpoint.ErrCorrupt, r.Path, r.Start, r.End), "remove %s to start over", t.dir)
+		}
+	}
+	return nil
+}
+
+// grow makes room for stream i in from and cur.
+func (t *brokerTracker) grow(i int) {
+	for len(t.cur) <= i {
+		t.from = append(t.from, -1)
+		t.cur = append(t.cur, -1)
+	}
+}
+
+// Inputs are a feed per batch to replay, then the live feed from where the
+// last batch ended.
+func (t *brokerTracker) Inputs() ([]Input, error) {
+	meta := t.b.Meta()
+	var ins []Input
+	for _, e := range t.replay {
+		var rs []checkpoint.Range
+		for _, r := range e.Sources {
+			if r.End > r.Start {
+				rs = append(rs, r)
+			}
+		}
+		ins = append(ins, Input{Name: t.name, Feed: t.b.Replay(e.BatchID, rs), Meta: meta, Replay: true, ReplayEnd: true})
+	}
+	from := map[string]int64{}
+	names, _ := t.streams.snapshot()
+	for i, off := range t.cur {
+		if off >= 0 {
+			from[names[i]] = off
+		}
+	}
+	live, err := t.b.Live(from)
+	if err != nil {
+		for _, in := range ins {
+			in.Feed.Close()
+		}
+		return nil, err
+	}
+	return append(ins, Input{Name: t.name, Feed: live, Meta: meta}), nil
+}
+
+// Reached moves the stream's offset past a chunk taken whole.
+func (t *brokerTracker) Reached(at Position, _ bool) {
+	t.grow(at.Stream)
+	t.cur[at.Stream] = at.Off
+}
+
+// Write writes DIR/offsets/id: the range of every stream known from the
+// end of the batch before to the cut at at. Without a checkpoint it keeps
+// the batch's ends for Sent.
+func (t *brokerTracker) Write(id uint64, time int64, at Position) error {
+	if at.Off > 0 {
+		t.grow(at.Stream)
+		t.cur[at.Stream] = at.Off
+	}
+	names, starts := t.streams.snapshot()
+	t.grow(len(names) - 1)
+	e := checkpoint.Offsets{BatchID: id, BatchTime: time, Format: t.format, Config: t.fp}
+	for i, end := range t.cur {
+		if end < 0 {
+			continue // a stream the feed numbered but nothing was taken of yet
+		}
+		start := t.from[i]
+		if start < 0 {
+			start = starts[i]
+		}
+		e.Sources = append(e.Sources, checkpoint.Range{Path: names[i], Start: start, End: end})
+	}
+	t.mu.Lock()
+	t.pending[id] = ends(e.Sources)
+	t.mu.Unlock()
+	copy(t.from, t.cur)
+	if t.log == nil {
+		return nil
+	}
+	if err := t.log.Write(id, e); err != nil {
+		return err
+	}
+	if err := t.commitDone(); err != nil {
+		return err
+	}
+	if t.writes++; t.writes%purgeEvery == 0 {
+		return purgeOffsets(t.dir, t.log)
+	}
+	return nil
+}
+
+// Sent is told that batch id has left (without a checkpoint): its ends go
+// to the broker.
+func (t *brokerTracker) Sent(id uint64) {
+	if t.log != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.pending[id]
+	delete(t.pending, id)
+	if len(e) > 0 {
+		t.commit(e)
+	}
+}
+
+// commit gives the broker the ends e. A failure is a note, not an error:
+// the checkpoint (or, without one, the batches that left) is the record of
+// what was read, and the next commit carries the ends on.
+func (t *brokerTracker) commit(e map[string]int64) {
+	if err := t.b.Commit(e); err != nil {
+		fmt.Fprintf(t.notes, "sbatch: note: %s: recording progress in the broker: %v (it is retried with the next batch)\n", t.name, err)
+	}
+}
+
+// commitDone gives the broker the ends of the batches the sink has
+// committed since the last call.
+func (t *brokerTracker) commitDone() error {
+	c, ok, err := checkpoint.LastCommit(t.dir)
+	if err != nil || !ok {
+		return err
+	}
+	// Under the lock through Commit: two commits must not pass each other.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var e map[string]int64
+	for id := t.acked; id <= c; id++ {
+		if p, ok := t.pending[id]; ok {
+			e = p
+			delete(t.pending, id)
+		}
+	}
+	if c+1 > t.acked {
+		t.acked = c + 1
+	}
+	if len(e) > 0 {
+		t.commit(e)
+	}
+	return nil
+}
+
+// watchCommits gives the broker the sink's commits as they come, also
+// between batches, until stop.
+func (t *brokerTracker) watchCommits(stop <-chan struct{}) {
+	if t.log == nil {
+		return
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			if err := t.commitDone(); err != nil {
+				fmt.Fprintf(t.notes, "sbatch: note: %s: reading the sink's commits: %v\n", t.name, err)
+			}
+		}
+	}
+}
