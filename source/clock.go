@@ -55,7 +55,7 @@ func (b *batcher) run() error {
 	switch {
 	case b.o.TimeField != "":
 		err = b.runEventTime()
-	case b.o.Once:
+	case b.o.Once && b.o.Count == 0:
 		err = b.runOnce()
 	case b.o.Count > 0 && !b.o.IntervalSet:
 		err = b.runCount()

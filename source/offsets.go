@@ -73,7 +73,7 @@ func fingerprint(o *Options, files []string) string {
 	switch {
 	case o.TimeField != "":
 		trig = append(trig, fmt.Sprintf("time-field=%q unit=%dms interval=%dms", o.TimeField, o.Unit, o.Interval))
-	case o.Once:
+	case o.Once && o.Count == 0:
 		trig = append(trig, "once")
 	default:
 		if o.Count > 0 {

@@ -45,7 +45,8 @@ type Options struct {
 	IntervalSet bool
 	// Count cuts a batch every Count records (0: not by count).
 	Count int
-	// Once reads everything available as one batch, then ends.
+	// Once reads everything available as one batch, then ends; with Count
+	// or TimeField, what is available now is cut by them (AvailableNow).
 	Once bool
 	// Follow reads the last input on as it grows (tail -F).
 	Follow bool

@@ -48,7 +48,10 @@ Triggers (when a batch is cut):
   -n N        a batch every N records; with -i, whichever comes first. A batch
               cut by count takes the time it was cut as its batch time.
   --once      everything available as ONE batch, then end of stream. Its batch
-              time is the time sbatch started.
+              time is the time sbatch started. With -n or --time-field, what
+              is available now cut by them, then end of stream (Spark's
+              Trigger.AvailableNow): for a broker, up to the end offsets seen
+              at the start.
   --time-field F
               event time: batch k holds the records whose field F falls in
               [k*DUR, (k+1)*DUR) (DUR from -i, default 1s), aligned to the unix
@@ -204,10 +207,11 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.Usage(err)
 	}
 	switch {
-	case o.Once && (c.IsSet("count") || c.IsSet("interval")):
-		return o, stage.UsageError("--once takes everything as one batch: it does not go with -n or -i")
-	case o.TimeField != "" && (o.Once || c.IsSet("count")):
-		return o, stage.UsageError("--time-field cuts batches by event time: it does not go with --once or -n")
+	case o.Once && c.IsSet("interval") && o.TimeField == "":
+		return o, stage.Hint(stage.UsageError("--once reads what is there now: it does not go with -i, which cuts batches by the clock"),
+			"--once alone makes one batch; with -n N, batches of N records; with --time-field, event-time batches")
+	case o.TimeField != "" && c.IsSet("count"):
+		return o, stage.UsageError("--time-field cuts batches by event time: it does not go with -n")
 	case c.IsSet("time-unit") && o.TimeField == "":
 		return o, stage.UsageError("--time-unit needs --time-field")
 	case o.Follow && o.Once:

@@ -221,12 +221,15 @@ func (h *harness) cleanOf(v *variant) (*cleanRun, error) {
 		return nil, err
 	}
 	defer func() {
+		if v.broker != nil {
+			v.broker.teardown(t)
+		}
 		v.sink.teardown(t, h.Keep != "")
 		if h.Keep != "" {
 			os.WriteFile(filepath.Join(t.dir, "trial.log"), []byte(strings.Join(t.log, "\n")+"\n"), 0o644)
 		}
 	}()
-	if err := writeInput(t, v.follow); err != nil {
+	if err := h.input(v, t); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -279,13 +282,16 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 	m := &mismatch{variant: v.name, seed: seed}
 	defer func() {
 		keep := h.Keep != "" && m.what != ""
+		if v.broker != nil {
+			v.broker.teardown(t)
+		}
 		v.sink.teardown(t, keep)
 		os.WriteFile(filepath.Join(t.dir, "trial.log"), []byte(strings.Join(t.log, "\n")+"\n"), 0o644)
 		if !keep {
 			os.RemoveAll(t.dir)
 		}
 	}()
-	if err := writeInput(t, v.follow); err != nil {
+	if err := h.input(v, t); err != nil {
 		return nil, err
 	}
 	m.what = h.execute(v, t, p, c)
@@ -323,4 +329,16 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 		m.kept = t.dir
 	}
 	return m, nil
+}
+
+// input writes in.jsonl for t and, for a variant that reads a broker, sets
+// the broker up with the same events.
+func (h *harness) input(v *variant, t *trial) error {
+	if err := writeInput(t, v.follow); err != nil {
+		return err
+	}
+	if v.broker != nil {
+		return v.broker.setup(t)
+	}
+	return nil
 }

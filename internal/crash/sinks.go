@@ -83,8 +83,9 @@ func (s *sqliteSink) read(t *trial) (content, error) {
 // database at url.
 type postgresSink struct {
 	base
-	url   string // set by the harness: --postgres, DSTREAM_POSTGRES_URL or the default
-	table string
+	url     string // set by the harness: --postgres, DSTREAM_POSTGRES_URL or the default
+	table   string
+	noTimes bool // dstream_commits compared without batch times (-n)
 }
 
 // available reports why the server cannot be reached, or nil.
@@ -128,7 +129,7 @@ func (s *postgresSink) read(t *trial) (content, error) {
 		return content{}, err
 	}
 	defer db.Close()
-	return readTables(db, s.table, false)
+	return readTables(db, s.table, s.noTimes)
 }
 
 func (s *postgresSink) teardown(t *trial, keep bool) {

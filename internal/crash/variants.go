@@ -28,6 +28,16 @@ type variant struct {
 	// done and sbatch has read the whole file, with SIGTERM to sbatch (its
 	// graceful stop: the batch in hand and the end of the stream go on).
 	follow bool
+	// broker, if not nil, serves the input from a broker instead of the
+	// file in.jsonl (the events are the same), set up per trial.
+	broker broker
+}
+
+// broker is a broker a variant reads from, set up for each trial with the
+// events and torn down after it.
+type broker interface {
+	setup(t *trial) error
+	teardown(t *trial)
 }
 
 // The pieces the variants share.
@@ -83,6 +93,17 @@ var variants = []*variant{
 		name:   "append",
 		stages: []string{eventBatches, runningCount, "ssink --checkpoint ck --format json --batch-field b"},
 		sink:   &appendSink{file: "out.jsonl"},
+	},
+	{
+		// The acceptance: Kafka (4 partitions) -> smap ->
+		// sreduce --running -> PostgreSQL, exactly once. --once -n 50:
+		// what the topic has, in batches of 50 (AvailableNow).
+		name: "kafka",
+		stages: []string{"sbatch --checkpoint ck --format json --once -n 50 --start earliest --group crash kafka://$KAFKA/events",
+			"smap --filter v>=0 --select k,v", runningCount,
+			"ssink --checkpoint ck --postgres $PG --table t --mode update --key k"},
+		sink:   &postgresSink{table: "t", noTimes: true},
+		broker: &kafkaInput{},
 	},
 	{
 		name: "follow",

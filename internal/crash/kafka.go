@@ -1,0 +1,56 @@
+package crash
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/dstream/dstream/internal/kafkatest"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// kafkaInput is the input of a Kafka variant: a kfake cluster of its own per
+// trial (3 brokers, a topic of 4 partitions), in this process, loaded with
+// the events of in.jsonl, each keyed by its k (so partitioned by the key's
+// hash). $KAFKA is its brokers' addresses. Across partitions the records
+// come in another order each run, so the variant's output must not depend
+// on the order: the totals by key do not.
+type kafkaInput struct {
+	clusters map[string]*kfake.Cluster // by trial name
+}
+
+func (k *kafkaInput) setup(t *trial) error {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "events"))
+	if err != nil {
+		return fmt.Errorf("starting kfake: %w", err)
+	}
+	if k.clusters == nil {
+		k.clusters = map[string]*kfake.Cluster{}
+	}
+	k.clusters[t.name] = c
+	t.vars["KAFKA"] = kafkatest.Seeds(c)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	sc := bufio.NewScanner(bytes.NewReader(input()))
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.Index(line, `"k":"`)
+		key := line[i+5 : i+5+3]
+		recs = append(recs, &kgo.Record{Topic: "events", Key: []byte(key), Value: []byte(line)})
+	}
+	return cl.ProduceSync(context.Background(), recs...).FirstErr()
+}
+
+func (k *kafkaInput) teardown(t *trial) {
+	if c := k.clusters[t.name]; c != nil {
+		c.Close()
+		delete(k.clusters, t.name)
+	}
+}
