@@ -24,6 +24,10 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 // stages are the binaries the script tests run.
 var stages = []string{"sbatch", "smap", "sreduce", "swindow", "ssink"}
 
+// tools are the test programs the scripts run beside the stages, by
+// package: kfake serves an in-process Kafka cluster (internal/kafkatest).
+var tools = []string{"./internal/kafkatest/kfake"}
+
 // binEnv names the directory of the built stages in the environment of a
 // child test process (see TestScripts); its presence makes the process a
 // child, which runs one script and builds nothing.
@@ -95,7 +99,7 @@ func buildDir() (dir string, temporary bool, err error) {
 // build builds the stages and writes the waitfor helper into dir; the
 // helper is replaced by a rename, since another run may be executing it.
 func build(dir string) error {
-	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, pkgs()...)
+	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, append(pkgs(), tools...)...)
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("building the stages: %v\n%s", err, out)
 	}

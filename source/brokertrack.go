@@ -100,13 +100,30 @@ type brokerTracker struct {
 	acked   uint64                      // batches up to acked-1 are committed to the broker
 	writes  int
 	done    chan struct{} // closed by Close
+	written uint64        // the last batch written, if wrote
+	wrote   bool
 }
 
-// Close stops following the sink's commits and lets the broker go.
+// Close stops following the sink's commits and lets the broker go. With a
+// checkpoint it first waits a little (closeWait) for the sink to commit the
+// last batch written, so that the broker's record of progress (Kafka's
+// group offsets) does not end a batch behind; a sink slower than that is
+// caught up with at the next start.
 func (t *brokerTracker) Close() error {
 	close(t.done)
+	if t.log != nil && t.wrote {
+		for end := time.Now().Add(closeWait); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if c, ok, err := checkpoint.LastCommit(t.dir); err != nil || ok && c >= t.written {
+				break
+			}
+		}
+		t.commitDone()
+	}
 	return t.b.Close()
 }
+
+// closeWait bounds how long Close waits for the sink's last commit.
+const closeWait = 2 * time.Second
 
 // openBrokerTracker opens the tracker of input name over broker b, reading
 // the last run from o.Checkpoint if given.
@@ -132,17 +149,31 @@ func openBrokerTracker(o Options, name string, b Broker, streams *Streams, notes
 	if t.last == nil {
 		return t, nil
 	}
+	defer t.commitDone() // what the last run's sink committed after it ended
 	for _, r := range t.last.Sources {
 		i := streams.Index(r.Path, r.End)
 		t.grow(i)
 		t.from[i], t.cur[i] = r.End, r.End
 	}
 	// The replayed batches are committed to the broker as the sink commits
-	// them.
+	// them; so is the last batch the sink committed, which the broker may
+	// not have heard of (the last run ended before the commit).
 	for _, e := range t.replay {
 		t.pending[e.BatchID] = ends(e.Sources)
 	}
 	t.acked = t.replayFrom()
+	switch {
+	case len(t.replay) == 0:
+		t.acked = t.last.BatchID
+		t.pending[t.last.BatchID] = ends(t.last.Sources)
+	case t.acked > 0:
+		t.acked--
+		starts := make(map[string]int64, len(t.replay[0].Sources))
+		for _, r := range t.replay[0].Sources {
+			starts[r.Path] = r.Start
+		}
+		t.pending[t.acked] = starts
+	}
 	return t, purgeOffsets(t.dir, t.log)
 }
 
@@ -261,6 +292,7 @@ func (t *brokerTracker) Write(id uint64, time int64, at Position) error {
 	if err := t.log.Write(id, e); err != nil {
 		return err
 	}
+	t.written, t.wrote = id, true
 	if err := t.commitDone(); err != nil {
 		return err
 	}

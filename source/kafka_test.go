@@ -110,3 +110,51 @@ func TestKafkaMissingTopic(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// batchValues splits a rendered stream into its batches: "ID@TIME" and the
+// sorted values of its records (their order across partitions is free).
+func batchValues(s string) []string {
+	var bs []string
+	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		head, _, _ := strings.Cut(line, ":")
+		bs = append(bs, head+" "+strings.Join(values(line), ","))
+	}
+	return bs
+}
+
+// A restart replays each batch after the sink's last commit from its
+// offsets in the checkpoint: the same ids, times and records; then the
+// group's offsets in Kafka are those of the last batch committed.
+func TestKafkaReplay(t *testing.T) {
+	c, seeds := kafkatest.Cluster(t, 3, 4, "clicks")
+	produce(t, seeds, "clicks", 0, 1000)
+	ck := t.TempDir()
+	o := Options{Inputs: []string{kafkatest.URL(c, "clicks")}, Format: "lines", Once: true, Count: 100, Interval: 1000, Start: "earliest", Group: "g", Checkpoint: ck}
+	first, err := runKafka(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1 := batchValues(first)
+	if len(b1) != 10 {
+		t.Fatalf("%d batches, want 10:\n%s", len(b1), first)
+	}
+	frametest.Commit(t, ck, 4)
+	again, err := runKafka(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(batchValues(again), "\n"), strings.Join(b1[5:], "\n"); got != want {
+		t.Fatalf("replayed:\n%.500s\nwant the batches 5 to 9 of the first run:\n%.500s", got, want)
+	}
+	// The group's offsets are those at the end of batch 4: 500 records.
+	frametest.Commit(t, ck, 9)
+	produce(t, seeds, "clicks", 1000, 10)
+	o.Checkpoint, o.Count = "", 0
+	rest, err := runKafka(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(values(rest)); n != 510 {
+		t.Fatalf("the group's offsets left %d records, want 510 (those after batch 4's commit)", n)
+	}
+}

@@ -113,6 +113,15 @@ type Input struct {
 	Meta *Meta
 }
 
+// close closes an input not read.
+func (in *Input) close() {
+	if in.Feed != nil {
+		in.Feed.Close()
+	} else {
+		in.R.Close()
+	}
+}
+
 // Source yields the inputs of one Kind, one after another: one for a file
 // or a socket, one per file for a watched directory.
 type Source interface {
@@ -223,7 +232,7 @@ func (l *list) Next() (Input, bool, error) {
 
 func (l *list) Close() error {
 	for _, in := range l.ins {
-		in.R.Close()
+		in.close()
 	}
 	l.ins = nil
 	return nil

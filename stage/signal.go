@@ -108,6 +108,9 @@ func (s *Stopper) RequestedC() <-chan struct{} {
 
 // Requested reports whether a signal asked the stage to stop.
 func (s *Stopper) Requested() bool {
+	if s == nil {
+		return false
+	}
 	select {
 	case <-s.requested:
 		return true
