@@ -83,6 +83,7 @@ type kafka struct {
 	member  *kgo.Client // the live feed's client when it is a group member
 	ctx     context.Context
 	cancel  context.CancelFunc
+	health  *kafkaHealth
 }
 
 // kafkaTimeout bounds the requests of the start-up (metadata, offsets) when
@@ -99,7 +100,7 @@ func openKafka(op Opening) (Tracker, error) {
 	if err := checkFeedFormat(o.Format, spec); err != nil {
 		return nil, err
 	}
-	k := &kafka{spec: spec, u: u, o: &o, streams: &Streams{}, notes: op.Env.Stderr}
+	k := &kafka{spec: spec, u: u, o: &o, streams: &Streams{}, notes: op.Env.Stderr, health: newKafkaHealth(spec, op.Env.Stderr)}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	if k.base, err = kgo.NewClient(k.clientOpts()...); err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
@@ -118,14 +119,10 @@ func openKafka(op Opening) (Tracker, error) {
 }
 
 func (k *kafka) clientOpts(more ...kgo.Opt) []kgo.Opt {
-	timeout := k.o.ServerTimeout
-	if timeout <= 0 {
-		timeout = kafkaTimeout
-	}
 	return append([]kgo.Opt{
 		kgo.SeedBrokers(k.u.seeds...),
 		kgo.ClientID("dstream-sbatch"),
-		kgo.RetryTimeout(timeout),
+		kgo.RetryTimeout(k.serverTimeout()),
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		// Records that the broker no longer has are an error, never a
 		// silent jump (Spark's failOnDataLoss).
@@ -134,16 +131,21 @@ func (k *kafka) clientOpts(more ...kgo.Opt) []kgo.Opt {
 		// stops the fetching.
 		kgo.MaxConcurrentFetches(2),
 		kgo.FetchMaxBytes(16 << 20),
+		kgo.WithHooks(k.health),
 	}, more...)
+}
+
+// serverTimeout is how long a broker may stay unreachable.
+func (k *kafka) serverTimeout() time.Duration {
+	if k.o.ServerTimeout <= 0 {
+		return kafkaTimeout
+	}
+	return k.o.ServerTimeout
 }
 
 // timeout is the context of a start-up request.
 func (k *kafka) timeout() (context.Context, context.CancelFunc) {
-	d := k.o.ServerTimeout
-	if d <= 0 {
-		d = kafkaTimeout
-	}
-	return context.WithTimeout(k.ctx, d)
+	return context.WithTimeout(k.ctx, k.serverTimeout())
 }
 
 // checkTopics makes sure every topic exists, naming a missing one and the
@@ -425,6 +427,9 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 			return dst, io.EOF
 		}
 	default:
+	}
+	if err := f.k.health.failed(f.k.serverTimeout()); err != nil {
+		return dst, err
 	}
 	ctx, cancel := context.WithTimeout(f.k.ctx, pollWait)
 	fs := f.cl.PollRecords(ctx, 4096)
