@@ -36,6 +36,21 @@ csv and tsv, with its header row. --reconnect-timeout DUR gives up (exit
 --checkpoint (a socket cannot be read again), --once, or --format
 msgpack.
 
+A FILE may be a broker: kafka://HOST:PORT[,HOST:PORT...]/TOPIC[,TOPIC...]
+reads every partition of the topics (Spark's Kafka source). Each message is
+a record {"value", "key", "topic", "partition", "offset", "timestamp",
+"headers"} (--format lines, the default); with --format json or msgpack the
+value's fields, and the metadata as fields PREFIXkey... with --meta-field
+PREFIX. It starts where --checkpoint's last batch ended, else at --group's
+committed offsets, else at --start (latest). With --checkpoint, each batch's
+offset range per partition is in DIR/offsets/N and a restart replays them;
+the group's offsets follow the sink's commits. Without --checkpoint the
+copies of sbatch in a --group share the partitions, and a batch's offsets
+are committed once it has left (at least once). Records gone from Kafka are
+an error, never a silent jump. A broker unreachable longer than
+--server-timeout (30s) fails sbatch, naming it. --max-rate N caps the
+records per second.
+
 Records: a text line becomes {"value": LINE} (Spark's text source); with
 --format json each line is one JSON object; csv and tsv take field names from
 the header row and keep every cell a string (Spark without inferSchema);
@@ -117,6 +132,8 @@ Examples:
   sbatch --follow --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
   sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
   sbatch --reconnect -i 5s tcp://logs.example:9999 | ssink --format lines
+  sbatch -i 2s kafka://127.0.0.1:9092/clicks --group wc --checkpoint ck | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
+  sbatch --once -n 10000 --start earliest --format json --meta-field kafka_ kafka://127.0.0.1:9092/events | ssink --format tsv
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck`,
 	Flags: []cli.Flag{
