@@ -127,6 +127,10 @@ func (k *kafka) clientOpts(more ...kgo.Opt) []kgo.Opt {
 		// Records that the broker no longer has are an error, never a
 		// silent jump (Spark's failOnDataLoss).
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		// The records of committed transactions only: those of a
+		// transactional producer (ssink --kafka --checkpoint) that aborted
+		// are not the pipeline's.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Bounds what is fetched ahead of the batcher: a stopped sink
 		// stops the fetching.
 		kgo.MaxConcurrentFetches(2),
@@ -195,7 +199,8 @@ func (k *kafka) offsets(end bool) (kadm.ListedOffsets, error) {
 	var lo kadm.ListedOffsets
 	var err error
 	if end {
-		lo, err = k.admin.ListEndOffsets(ctx, k.u.topics...)
+		// The last stable offsets: what read_committed can read now.
+		lo, err = k.admin.ListCommittedOffsets(ctx, k.u.topics...)
 	} else {
 		lo, err = k.admin.ListStartOffsets(ctx, k.u.topics...)
 	}
