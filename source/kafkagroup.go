@@ -1,7 +1,10 @@
 package source
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,6 +40,15 @@ func (k *kafka) groupFeed(ends kadm.ListedOffsets) (Feed, error) {
 		kgo.ConsumeTopics(k.u.topics...),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(reset),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+			fmt.Fprintf(k.notes, "sbatch: note: %s: group %s assigned %s\n", k.spec, k.o.Group, partitionList(ps))
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+			fmt.Fprintf(k.notes, "sbatch: note: %s: group %s revoked %s\n", k.spec, k.o.Group, partitionList(ps))
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+			fmt.Fprintf(k.notes, "sbatch: note: %s: group %s lost %s\n", k.spec, k.o.Group, partitionList(ps))
+		}),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k.spec, err)
@@ -58,4 +70,16 @@ func commitErr(resp *kmsg.OffsetCommitResponse) error {
 		}
 	}
 	return nil
+}
+
+// partitionList names partitions as TOPIC/P, sorted.
+func partitionList(ps map[string][]int32) string {
+	var names []string
+	for t, parts := range ps {
+		for _, p := range parts {
+			names = append(names, partitionName(t, p))
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
 }
