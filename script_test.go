@@ -24,6 +24,10 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 // stages are the binaries the script tests run.
 var stages = []string{"sbatch", "smap", "sreduce", "swindow", "ssink"}
 
+// tools are commands the scripts run beside the stages, built onto PATH
+// with them: a Kafka cluster (kfake) and a reader of its topics (kread).
+var tools = []string{"./internal/kafkatest/kfake", "./internal/kafkatest/kread"}
+
 // binEnv names the directory of the built stages in the environment of a
 // child test process (see TestScripts); its presence makes the process a
 // child, which runs one script and builds nothing.
@@ -92,8 +96,9 @@ func buildDir() (dir string, temporary bool, err error) {
 	return dir, true, err
 }
 
-// build builds the stages and writes the waitfor helper into dir; the
-// helper is replaced by a rename, since another run may be executing it.
+// build builds the stages and the tools and writes the waitfor helper into
+// dir; the helper is replaced by a rename, since another run may be
+// executing it.
 func build(dir string) error {
 	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, pkgs()...)
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
@@ -183,7 +188,7 @@ func pkgs() []string {
 	for _, s := range stages {
 		p = append(p, "./cmd/"+s)
 	}
-	return p
+	return append(p, tools...)
 }
 
 // TestScripts runs testdata/*.ct, each file as a parallel subtest named after
