@@ -24,8 +24,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 // stages are the binaries the script tests run.
 var stages = []string{"sbatch", "smap", "sreduce", "swindow", "ssink"}
 
-// tools are the test programs the scripts run beside the stages, by
-// package: kfake serves an in-process Kafka cluster (internal/kafkatest).
+// tools are commands the scripts run beside the stages, built onto PATH
+// with them: kfake serves a Kafka cluster (internal/kafkatest).
 var tools = []string{"./internal/kafkatest/kfake"}
 
 // binEnv names the directory of the built stages in the environment of a
@@ -96,8 +96,9 @@ func buildDir() (dir string, temporary bool, err error) {
 	return dir, true, err
 }
 
-// build builds the stages and writes the waitfor helper into dir; the
-// helper is replaced by a rename, since another run may be executing it.
+// build builds the stages and the tools and writes the waitfor helper into
+// dir; the helper is replaced by a rename, since another run may be
+// executing it.
 func build(dir string) error {
 	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, append(pkgs(), tools...)...)
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
@@ -187,7 +188,7 @@ func pkgs() []string {
 	for _, s := range stages {
 		p = append(p, "./cmd/"+s)
 	}
-	return p
+	return append(p, tools...)
 }
 
 // TestScripts runs testdata/*.ct, each file as a parallel subtest named after

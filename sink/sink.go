@@ -1,8 +1,8 @@
 // Package sink writes the records of a dstream stream out, batch by batch:
 // the engine of ssink. A Sink is the stage.Handler; where its batches go is
 // a Destination (stdout, a file per batch, a command per batch, an HTTP
-// request per batch here, SQL databases in sink/sqlsink), and in which
-// format, an encoder of package codec.
+// request per batch here, SQL databases in sink/sqlsink, a Kafka topic in
+// sink/kafkasink), and in which format, an encoder of package codec.
 //
 // Each destination is a file of its own that declares, as data, the flag
 // that picks it and the options it takes (Destination); ssink checks its
@@ -29,7 +29,7 @@ type Options struct {
 	Dest *Destination
 	// Target is the value of Dest's flag: the PREFIX of --files, the
 	// command of --exec, the URL of --post, the database of --sqlite or
-	// --postgres.
+	// --postgres, the URL of --kafka.
 	Target string
 
 	// Format is the name of a codec.Format (--format), for a Dest that
@@ -45,7 +45,8 @@ type Options struct {
 	// (--mode): append, complete or update. Keys are the fields that
 	// identify a row in update mode (--key), as given: each may be a
 	// comma-separated list; any value, an empty one too, in another mode
-	// is an error.
+	// is an error. For --kafka, Keys is the one field whose value is the
+	// message key.
 	Table, Mode string
 	Keys        []string
 

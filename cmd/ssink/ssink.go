@@ -7,6 +7,7 @@ import (
 
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/sink"
+	"github.com/dstream/dstream/sink/kafkasink"
 	"github.com/dstream/dstream/sink/sqlsink"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -27,11 +28,11 @@ const (
 // destinations are the outputs of ssink besides stdout, each picked by a
 // flag of its own, which they declare with the options they take. A new
 // destination is a file (in sink/ or a package of its own) and a line here.
-var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres}
+var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres, &kafkasink.Kafka}
 
 var command = &stage.Command{
 	Name:  "ssink",
-	Usage: "write the records of a dstream stream to stdout or into a SQLite or PostgreSQL database",
+	Usage: "write the records of a dstream stream to stdout, into a SQLite or PostgreSQL database, or to a Kafka topic",
 	Description: `ssink reads the framed stream of another stage and writes its records out.
 
 Formats (--format):
@@ -133,6 +134,31 @@ TEXT column as its text and into a JSONB column as its JSON. Column names
 are exact (quoted), as PostgreSQL's quoted names are: "a" and "A" are two
 columns. Messages name the URL without its password.
 
+Kafka (--kafka kafka://HOST:PORT[,HOST:PORT...]/TOPIC): each record is a
+message of TOPIC, which must exist (ssink creates no topic; a missing one
+stops it at the start). The value is the record in --format: json (the
+default), lines or msgpack, without a final newline. With --key F the key
+is field F's value as text (a string or binary as it is, a number as in
+JSON); a record without F, or with F null, has a null key. A keyed message
+goes to the partition Java's producer picks, toPositive(murmur2(key)) %
+partitions, so that Kafka Streams and Spark find each key where they
+expect it; messages without a key stay on one partition for 64 KiB, as
+Java's do. Every message has the headers dstream-batch-id and
+dstream-batch-time (unix ms). The producer is idempotent, acks=all: at each
+batch end ssink waits until every message of the batch is acknowledged,
+and a message that fails stops ssink naming the batch (without
+--checkpoint, the messages of that batch acknowledged before stay in the
+topic). Brokers that do not answer are retried with backoff for 30 s: at
+the start, then ssink stops naming them; in a batch, 30 s without any
+acknowledgement fails the batch. With --checkpoint DIR each batch is one
+Kafka transaction (transactional id dstream-sink-ID-TOPIC, ID the
+checkpoint's id), which also commits the batch id as the offset of
+partition 0 of TOPIC in the consumer group dstream-sink-ID. A restart
+reads it back and skips the batches the topic has, so that consumers with
+isolation.level=read_committed see each record once, across crashes too. A
+batch must be written within 15 minutes, the transaction timeout (Kafka's
+default transaction.max.timeout.ms); an empty batch writes nothing.
+
 The console header reads "Batch: ID (TIME)", e.g.
 "Batch: 0 (2023-11-14T22:13:20.000Z)"; "sed 's/ (.*)$//'" leaves Spark's
 "Batch: 0".
@@ -148,7 +174,8 @@ Examples:
   sbatch -i 10s --format json | ssink --exec 'curl -s --data-binary @- http://localhost:8080/ingest'
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json
-  sbatch --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --postgres postgres://127.0.0.1:5432/test --mode complete`,
+  sbatch --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --postgres postgres://127.0.0.1:5432/test --mode complete
+  sbatch --checkpoint ck --format json -i 1s events.jsonl | ssink --checkpoint ck --kafka kafka://127.0.0.1:9092/events --key user`,
 	Flags: flags(),
 	Input: true,
 	Action: func(e *stage.Env) error {
@@ -190,7 +217,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
 		&cli.StringFlag{Name: flagMode, Value: sqlsink.ModeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
-		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row", Category: "Databases"},
+		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
 	)
 }
 
