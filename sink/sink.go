@@ -115,7 +115,7 @@ type rowCounter interface {
 // A Destination declares an output of ssink: the flag that picks it, the
 // options it takes, and how it opens. ssink checks its command line
 // against these declarations: an option that the destination picked does
-// not take is an error naming the first destination that takes it.
+// not take is an error naming the destinations that take it.
 type Destination struct {
 	// Flag is the flag that picks it, whose value is its Target: "files"
 	// ("" for Stdout, the default). Usage and Category are that flag's

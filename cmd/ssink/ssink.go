@@ -246,7 +246,7 @@ func flags() []cli.Flag {
 
 // options reads the command line, and checks it against the declarations
 // of the destinations and formats: an option the destination or format in
-// use does not take is an error naming the first one that takes it.
+// use does not take is an error naming those that take it.
 func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	o := sink.Options{
 		BatchField: ctx.String(flagBatchField),
@@ -291,7 +291,7 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	}
 	for _, opt := range destinationOptions() {
 		if ctx.IsSet(opt) && !slices.Contains(d.Takes, opt) {
-			return o, stage.UsageError("--%s applies to --%s", opt, takenBy(opt))
+			return o, stage.UsageError("--%s applies to %s", opt, takenBy(opt))
 		}
 	}
 	formatOpts := formatOptions()
@@ -392,14 +392,15 @@ func destinationOptions() []string {
 	return opts
 }
 
-// takenBy is the flag of the first destination that takes opt.
+// takenBy names the destinations that take opt: "--sqlite or --postgres".
 func takenBy(opt string) string {
+	var names []string
 	for _, d := range destinations {
 		if slices.Contains(d.Takes, opt) {
-			return d.Flag
+			names = append(names, "--"+d.Flag)
 		}
 	}
-	return ""
+	return stage.OrList(names)
 }
 
 // formatOptions lists the options the formats take, in order.
