@@ -137,8 +137,8 @@ func Messages(t testing.TB, js jetstream.JetStream, name string) []Msg {
 	return msgs
 }
 
-// Server starts a nats-server of its own for the test, with JetStream and
-// the arguments args, on a free loopback port, and returns its URL
+// Server starts a nats-server of its own for the test, with the arguments
+// args (-js for JetStream), on a free loopback port, and returns its URL
 // (nats://127.0.0.1:PORT) and a function that stops it (also called at
 // the end of the test). Without the nats-server program the test is
 // skipped (but in CI).
@@ -157,7 +157,7 @@ func Server(t testing.TB, args ...string) (string, func()) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	dir := t.TempDir()
-	cmd := exec.Command(bin, append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir,
+	cmd := exec.Command(bin, append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", dir,
 		"-l", filepath.Join(dir, "log")}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -184,11 +184,11 @@ func Server(t testing.TB, args ...string) (string, func()) {
 	return "nats://" + addr, stop
 }
 
-// AuthServer starts a server as Server does that takes only user u with
-// password p, and returns its URL, with no credentials.
+// AuthServer starts a server with JetStream as Server does that takes
+// only user u with password p, and returns its URL, with no credentials.
 func AuthServer(t testing.TB, u, p string) string {
 	t.Helper()
-	url, _ := Server(t, "--user", u, "--pass", p)
+	url, _ := Server(t, "-js", "--user", u, "--pass", p)
 	return url
 }
 

@@ -392,7 +392,7 @@ func BenchmarkPublish(b *testing.B) {
 func TestServerGone(t *testing.T) {
 	defer func(d time.Duration) { ackTimeout = d }(ackTimeout)
 	ackTimeout = time.Second
-	u, stop := natstest.Server(t)
+	u, stop := natstest.Server(t, "-js")
 	s, err := sink.New(sink.Options{Dest: &NATS, Target: u + "/x", CreateStream: "x", Stdout: io.Discard, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -412,5 +412,15 @@ func TestServerGone(t *testing.T) {
 	}
 	if err == nil || !strings.HasPrefix(err.Error(), "batch 1") {
 		t.Errorf("error %v, want one naming batch 1", err)
+	}
+}
+
+// A server without JetStream is an error at start-up.
+func TestNoJetStream(t *testing.T) {
+	u, _ := natstest.Server(t)
+	_, err := sink.New(sink.Options{Dest: &NATS, Target: u + "/x", Stdout: io.Discard, Stderr: io.Discard})
+	var se *stage.Error
+	if err == nil || !strings.HasPrefix(err.Error(), u+": JetStream is not enabled on the server: ") || !errors.As(err, &se) || !strings.Contains(se.Hint, "-js") {
+		t.Errorf("error %v", err)
 	}
 }
