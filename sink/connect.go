@@ -64,7 +64,7 @@ func Connect(o *Options, server string, dial func(ctx context.Context) error) er
 			return stage.Hint(fmt.Errorf("%s: cannot connect for %v (--connect-timeout): %w", server, o.ConnectTimeout, err),
 				"is the server running and listening at %s? To wait longer for it, raise --connect-timeout", server)
 		}
-		if first {
+		if first && o.Stderr != nil {
 			fmt.Fprintf(o.Stderr, "ssink: note: %s: cannot connect (%s), trying again for %v (--connect-timeout)\n", server, Reason(err), o.ConnectTimeout)
 		}
 		t := time.NewTimer(wait)

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -66,6 +67,7 @@ type writer struct {
 	subject string
 	create  string // --create-stream
 	enc     *sink.MessageEncoder
+	notes   io.Writer // o.Stderr: notes of a lost connection, a replay
 
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -94,7 +96,10 @@ type writer struct {
 
 // open checks the URL and --create-stream; Start connects.
 func open(o *sink.Options, f *codec.Format, _ *bufio.Writer) (sink.Writer, error) {
-	w := &writer{o: o, create: o.CreateStream, wake: make(chan struct{}, 1)}
+	w := &writer{o: o, create: o.CreateStream, wake: make(chan struct{}, 1), notes: o.Stderr}
+	if w.notes == nil {
+		w.notes = io.Discard
+	}
 	var err error
 	if w.server, w.show, w.subject, err = parseURL(o.Target); err != nil {
 		return nil, stage.Hint(stage.UsageError("--nats %q: %v", o.Target, err),
@@ -181,14 +186,14 @@ func (w *writer) Start(ckpt, _ string) error {
 			nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err != nil {
-					fmt.Fprintf(w.o.Stderr, "ssink: note: %s: disconnected (%v), reconnecting\n", w.show, err)
+					fmt.Fprintf(w.notes, "ssink: note: %s: disconnected (%v), reconnecting\n", w.show, err)
 				}
 			}),
 			nats.ReconnectHandler(func(*nats.Conn) {
-				fmt.Fprintf(w.o.Stderr, "ssink: note: %s: connected again\n", w.show)
+				fmt.Fprintf(w.notes, "ssink: note: %s: connected again\n", w.show)
 			}),
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				fmt.Fprintf(w.o.Stderr, "ssink: note: %s: %v\n", w.show, err)
+				fmt.Fprintf(w.notes, "ssink: note: %s: %v\n", w.show, err)
 			}))
 		w.nc, w.closed = nc, closed
 		if errors.Is(err, nats.ErrNoServers) {
@@ -390,7 +395,7 @@ func (w *writer) End(b stage.Batch, _ uint64) error {
 	}
 	w.written = w.n - w.dups.Load()
 	if d := w.dups.Load(); d > 0 {
-		fmt.Fprintf(w.o.Stderr, "ssink: note: %v: %d of its %d records were in stream %s already (a replay within its duplicate window), not stored again\n", b, d, w.n, w.stream)
+		fmt.Fprintf(w.notes, "ssink: note: %v: %d of its %d records were in stream %s already (a replay within its duplicate window), not stored again\n", b, d, w.n, w.stream)
 	}
 	return nil
 }
