@@ -216,13 +216,18 @@ func TestScripts(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".ct")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			runChild(t, name)
+			var env []string
+			if setUp := services[name]; setUp != nil {
+				env = setUp(t) // or skip
+			}
+			runChild(t, name, env...)
 		})
 	}
 }
 
-// runChild runs testdata/NAME.ct in a child process and reports its failure.
-func runChild(t *testing.T, name string) {
+// runChild runs testdata/NAME.ct in a child process, with env added to
+// its environment, and reports its failure.
+func runChild(t *testing.T, name string, env ...string) {
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +243,7 @@ func runChild(t *testing.T, name string) {
 		args = append(args, "-update")
 	}
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), binEnv+"="+binDir, "PORT="+port)
+	cmd.Env = append(append(os.Environ(), binEnv+"="+binDir, "PORT="+port), env...)
 	// Processes a script left running may hold the output pipe open
 	// after the child has gone (a timed-out child above all).
 	cmd.WaitDelay = 10 * time.Second

@@ -60,6 +60,13 @@ type Format struct {
 	// (lines), to which no field can be added (--batch-field).
 	OneField bool
 
+	// MessageType is the content type of one record alone in the format,
+	// as the body of a message of its own (ssink's brokers: a message per
+	// record), without the newline that ends it in a stream; "" for a
+	// format whose records do not stand alone (console and csv, whose
+	// rows need their header).
+	MessageType string
+
 	// New returns an encoder writing to out.
 	New func(out *bufio.Writer, o Options) Encoder
 }
@@ -68,15 +75,15 @@ type Format struct {
 var Formats = []*Format{
 	{Name: "console", Suffix: "txt", ContentType: "text/plain; charset=utf-8", Takes: []string{"rows", "no-truncate"},
 		New: func(out *bufio.Writer, o Options) Encoder { return newConsole(out, o.Rows, o.Truncate) }},
-	{Name: "json", Suffix: "json", ContentType: "application/x-ndjson",
+	{Name: "json", Suffix: "json", ContentType: "application/x-ndjson", MessageType: "application/json",
 		New: func(out *bufio.Writer, _ Options) Encoder { return &jsonFormat{rows{out: out}} }},
 	{Name: "csv", Suffix: "csv", ContentType: "text/csv; charset=utf-8",
 		New: func(out *bufio.Writer, _ Options) Encoder { return newTabular(out, ',') }},
 	{Name: "tsv", Suffix: "tsv", ContentType: "text/tab-separated-values; charset=utf-8",
 		New: func(out *bufio.Writer, _ Options) Encoder { return newTabular(out, '\t') }},
-	{Name: "lines", Suffix: "txt", ContentType: "text/plain; charset=utf-8", OneField: true,
+	{Name: "lines", Suffix: "txt", ContentType: "text/plain; charset=utf-8", MessageType: "text/plain; charset=utf-8", OneField: true,
 		New: func(out *bufio.Writer, _ Options) Encoder { return &linesFormat{rows{out: out}} }},
-	{Name: "msgpack", Suffix: "msgpack", ContentType: "application/msgpack",
+	{Name: "msgpack", Suffix: "msgpack", ContentType: "application/msgpack", MessageType: "application/msgpack",
 		New: func(out *bufio.Writer, _ Options) Encoder { return &msgpackFormat{rows{out: out}} }},
 }
 

@@ -1,8 +1,9 @@
 // Package sink writes the records of a dstream stream out, batch by batch:
 // the engine of ssink. A Sink is the stage.Handler; where its batches go is
 // a Destination (stdout, a file per batch, a command per batch, an HTTP
-// request per batch here, SQL databases in sink/sqlsink, a Kafka topic in
-// sink/kafkasink), and in which format, an encoder of package codec.
+// request per batch here, SQL databases in sink/sqlsink, a message per
+// record into brokers in sink/kafkasink, sink/natssink and sink/amqpsink),
+// and in which format, an encoder of package codec.
 //
 // Each destination is a file of its own that declares, as data, the flag
 // that picks it and the options it takes (Destination); ssink checks its
@@ -14,6 +15,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/codec"
@@ -29,7 +31,7 @@ type Options struct {
 	Dest *Destination
 	// Target is the value of Dest's flag: the PREFIX of --files, the
 	// command of --exec, the URL of --post, the database of --sqlite or
-	// --postgres, the URL of --kafka.
+	// --postgres, the URL of a broker (--kafka, --nats, --amqp).
 	Target string
 
 	// Format is the name of a codec.Format (--format), for a Dest that
@@ -49,6 +51,20 @@ type Options struct {
 	// message key.
 	Table, Mode string
 	Keys        []string
+
+	// CreateStream is the JetStream stream --nats creates to capture its
+	// subject when no stream does (--create-stream); "" for none.
+	CreateStream string
+	// RoutingKeyField, if not "", is the field whose value is the routing
+	// key of each record's message (--routing-key-field, with --amqp).
+	RoutingKeyField string
+	// ConnectTimeout is how long a broker's destination tries again to
+	// reach its server at start-up while it is not there
+	// (--connect-timeout, DefaultConnectTimeout); 0 tries once.
+	ConnectTimeout time.Duration
+	// Stop, if not nil, is closed when the stage is asked to stop: a
+	// destination that waits for its server gives up.
+	Stop <-chan struct{}
 
 	// BatchField, if not "", is a field set to the batch time (unix ms)
 	// in each record (--batch-field).
@@ -100,7 +116,7 @@ type rowCounter interface {
 // A Destination declares an output of ssink: the flag that picks it, the
 // options it takes, and how it opens. ssink checks its command line
 // against these declarations: an option that the destination picked does
-// not take is an error naming the first destination that takes it.
+// not take is an error naming the destinations that take it.
 type Destination struct {
 	// Flag is the flag that picks it, whose value is its Target: "files"
 	// ("" for Stdout, the default). Usage and Category are that flag's

@@ -246,6 +246,14 @@ func IsClosedPipe(err error) bool {
 	return errors.Is(err, syscall.EPIPE) && !errors.As(err, &ne)
 }
 
+// OrList joins names as a message lists them: "a, b or c".
+func OrList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // ParseList splits a comma-separated flag value, trimming spaces and dropping
 // empty items.
 func ParseList(values ...string) []string {

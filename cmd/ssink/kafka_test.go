@@ -90,10 +90,10 @@ func TestKafkaUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"--kafka", "kafka://h:1/t", "--key", "a,b"}, "ssink: error: --key a,b: --kafka takes one field, whose value is the message key\n"},
-		{[]string{"--kafka", "kafka://h:1/t", "--table", "x"}, "ssink: error: --table applies to --sqlite\n"},
+		{[]string{"--kafka", "kafka://h:1/t", "--table", "x"}, "ssink: error: --table applies to --sqlite or --postgres\n"},
 		{[]string{"--kafka", "kafka://h:1/t", "--format", "console"}, "ssink: error: --format console does not go with --kafka: a message holds one record\n"},
 		{[]string{"--kafka", "h:1/t"}, `ssink: error: --kafka "h:1/t": want a kafka:// URL` + "\n"},
-		{[]string{"--kafka", "kafka://h:1/t", "--sqlite", "x.db"}, "ssink: error: --sqlite does not go with --files, --exec, --post or --kafka: run two ssink stages (after tee) for two outputs\n"},
+		{[]string{"--kafka", "kafka://h:1/t", "--sqlite", "x.db"}, "ssink: error: --sqlite does not go with --files, --exec, --post, --kafka, --nats or --amqp: run two ssink stages (after tee) for two outputs\n"},
 	} {
 		_, errOut, code := run(stream(t), tc.args...)
 		if code != 2 || !strings.HasPrefix(errOut, tc.want) {

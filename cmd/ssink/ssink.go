@@ -8,6 +8,8 @@ import (
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/sink/kafkasink"
+	"github.com/dstream/dstream/sink/amqpsink"
+	"github.com/dstream/dstream/sink/natssink"
 	"github.com/dstream/dstream/sink/sqlsink"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -23,16 +25,20 @@ const (
 	flagTable      = "table"
 	flagMode       = "mode"
 	flagKey        = "key"
+
+	flagCreateStream    = "create-stream"
+	flagRoutingKeyField = "routing-key-field"
+	flagConnectTimeout  = "connect-timeout"
 )
 
 // destinations are the outputs of ssink besides stdout, each picked by a
 // flag of its own, which they declare with the options they take. A new
 // destination is a file (in sink/ or a package of its own) and a line here.
-var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres, &kafkasink.Kafka}
+var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres, &kafkasink.Kafka, &natssink.NATS, &amqpsink.AMQP}
 
 var command = &stage.Command{
 	Name:  "ssink",
-	Usage: "write the records of a dstream stream to stdout, into a SQLite or PostgreSQL database, or to a Kafka topic",
+	Usage: "write the records of a dstream stream to stdout, files, commands, HTTP, SQLite, PostgreSQL, Kafka, NATS JetStream or RabbitMQ",
 	Description: `ssink reads the framed stream of another stage and writes its records out.
 
 Formats (--format):
@@ -159,6 +165,44 @@ isolation.level=read_committed see each record once, across crashes too. A
 batch must be written within 15 minutes, the transaction timeout (Kafka's
 default transaction.max.timeout.ms); an empty batch writes nothing.
 
+NATS JetStream (--nats nats://[USER:PASSWORD@]HOST:PORT/SUBJECT): each record
+is a message on SUBJECT in --format (default json, one object; lines: the
+field "value"; msgpack: the record; not console, csv or tsv), stored by the
+JetStream stream that captures SUBJECT. The stream must exist, or
+--create-stream NAME creates it, capturing SUBJECT, when none captures it.
+Messages are published asynchronously, at most 1024 waiting for their ack,
+and a batch ends (and is committed with --checkpoint) only once JetStream has
+acknowledged all its records; a message refused, or not acknowledged within
+30 s, stops ssink naming the batch and the record. Each message has the
+headers Nats-Msg-Id, CKPT-BATCH-N (the checkpoint's id, or without
+--checkpoint an id drawn for the run; the batch id; the record's number in
+the batch, from 1), dstream-batch-id and dstream-batch-time. JetStream stores
+a message whose id it has seen within the stream's duplicate window (2
+minutes by default) only once: with 'sbatch --checkpoint DIR FILE...' and
+'ssink --checkpoint DIR', a batch replayed after a crash is stored once
+(exactly once), if the replay comes within the window; a replay later than
+that stores the batch again.
+
+RabbitMQ (--amqp 'amqp://USER:PASSWORD@HOST:PORT/VHOST?exchange=E&routing_key=K';
+the vhost / is %2F or nothing): each record is a persistent message
+published to exchange E with routing key K, or with --routing-key-field F
+the value of field F as text, in --format (default json), with its content
+type, the headers dstream-batch-id and dstream-batch-time (integers) and a
+message id as --nats's. Without exchange=, the default exchange routes to
+the queue named by the routing key. With publisher confirms: a batch ends
+only once RabbitMQ has confirmed all its records; a message it refuses
+(nack), or that no queue takes (returned: ssink publishes mandatory), stops
+ssink naming the batch and the record. RabbitMQ drops no duplicates: a batch
+replayed after a crash is published again (at least once; the message ids
+let a consumer drop the copies).
+
+For NATS and RabbitMQ a server that cannot be reached at start-up is tried again,
+with a note on stderr, for --connect-timeout (default 30s), and then ssink
+fails naming it; bad credentials and a missing stream, exchange or queue are
+errors at start-up. A batch that fails part way leaves the records
+published before the failure with the broker. Messages name the URL without
+its password.
+
 The console header reads "Batch: ID (TIME)", e.g.
 "Batch: 0 (2023-11-14T22:13:20.000Z)"; "sed 's/ (.*)$//'" leaves Spark's
 "Batch: 0".
@@ -175,7 +219,9 @@ Examples:
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json
   sbatch --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --postgres postgres://127.0.0.1:5432/test --mode complete
-  sbatch --checkpoint ck --format json -i 1s events.jsonl | ssink --checkpoint ck --kafka kafka://127.0.0.1:9092/events --key user`,
+  sbatch --checkpoint ck --format json -i 1s events.jsonl | ssink --checkpoint ck --kafka kafka://127.0.0.1:9092/events --key user
+  sbatch --checkpoint ck -i 1s app.log | ssink --checkpoint ck --nats nats://127.0.0.1:4222/logs --create-stream LOGS
+  sbatch --format json -i 1s events.jsonl | ssink --amqp 'amqp://guest:guest@127.0.0.1:5672/?exchange=events' --routing-key-field type`,
 	Flags: flags(),
 	Input: true,
 	Action: func(e *stage.Env) error {
@@ -184,6 +230,7 @@ Examples:
 			return err
 		}
 		o.Stats = &e.Stats
+		o.Stop = e.Stop.RequestedC()
 		s, err := sink.New(o)
 		if err != nil {
 			return err
@@ -218,12 +265,15 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
 		&cli.StringFlag{Name: flagMode, Value: sqlsink.ModeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
 		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
+		&cli.StringFlag{Name: flagCreateStream, Usage: "--nats: create the JetStream stream `NAME` capturing the subject if no stream captures it", Category: "Brokers"},
+		&cli.StringFlag{Name: flagRoutingKeyField, Usage: "--amqp: take each message's routing key from field `F` (its value as text) instead of the URL's routing_key", Category: "Brokers"},
+		&cli.DurationFlag{Name: flagConnectTimeout, Value: sink.DefaultConnectTimeout, Usage: "--nats, --amqp: at start-up, try again for `DURATION` while the server cannot be reached, then fail (0: try once)", Category: "Brokers"},
 	)
 }
 
 // options reads the command line, and checks it against the declarations
 // of the destinations and formats: an option the destination or format in
-// use does not take is an error naming the first one that takes it.
+// use does not take is an error naming those that take it.
 func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	o := sink.Options{
 		BatchField: ctx.String(flagBatchField),
@@ -231,15 +281,29 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 		Table:      ctx.String(flagTable),
 		Mode:       ctx.String(flagMode),
 		Keys:       ctx.StringSlice(flagKey),
-		Codec:      codec.Options{Rows: ctx.Int(flagRows), Truncate: codec.CellWidth},
-		Stdout:     stdout,
-		Stderr:     stderr,
+
+		CreateStream:    ctx.String(flagCreateStream),
+		RoutingKeyField: ctx.String(flagRoutingKeyField),
+		ConnectTimeout:  ctx.Duration(flagConnectTimeout),
+
+		Codec:  codec.Options{Rows: ctx.Int(flagRows), Truncate: codec.CellWidth},
+		Stdout: stdout,
+		Stderr: stderr,
 	}
 	if ctx.NArg() > 0 {
 		return o, stage.UsageError("unexpected argument %q: ssink reads its input from stdin or --in", ctx.Args().First())
 	}
 	if ctx.IsSet(flagBatchField) && o.BatchField == "" {
 		return o, stage.UsageError("--%s needs a field name", flagBatchField)
+	}
+	if ctx.IsSet(flagCreateStream) && o.CreateStream == "" {
+		return o, stage.UsageError("--%s needs a stream name", flagCreateStream)
+	}
+	if ctx.IsSet(flagRoutingKeyField) && o.RoutingKeyField == "" {
+		return o, stage.UsageError("--%s needs a field name", flagRoutingKeyField)
+	}
+	if o.ConnectTimeout < 0 {
+		return o, stage.UsageError("--%s %v: want 0 or more", flagConnectTimeout, o.ConnectTimeout)
 	}
 	if ctx.Bool(flagNoTruncate) {
 		o.Codec.Truncate = 0
@@ -254,7 +318,7 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	}
 	for _, opt := range destinationOptions() {
 		if ctx.IsSet(opt) && !slices.Contains(d.Takes, opt) {
-			return o, stage.UsageError("--%s applies to --%s", opt, takenBy(opt))
+			return o, stage.UsageError("--%s applies to %s", opt, takenBy(opt))
 		}
 	}
 	formatOpts := formatOptions()
@@ -334,20 +398,12 @@ func conflict(set []*sink.Destination) error {
 				names = append(names, "--"+d.Flag)
 			}
 		}
-		return stage.UsageError("--%s does not go with %s: run two ssink stages (after tee) for two outputs", plain[0].Flag, orList(names))
+		return stage.UsageError("--%s does not go with %s: run two ssink stages (after tee) for two outputs", plain[0].Flag, stage.OrList(names))
 	}
 	for _, d := range set {
 		names = append(names, "--"+d.Flag)
 	}
 	return stage.UsageError("%s are two outputs: run two ssink stages (after tee) for both", strings.Join(names, " and "))
-}
-
-// orList joins names as "a, b or c".
-func orList(names []string) string {
-	if len(names) < 2 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // destinationOptions lists the options the destinations take, in order.
@@ -363,14 +419,15 @@ func destinationOptions() []string {
 	return opts
 }
 
-// takenBy is the flag of the first destination that takes opt.
+// takenBy names the destinations that take opt: "--sqlite or --postgres".
 func takenBy(opt string) string {
+	var names []string
 	for _, d := range destinations {
 		if slices.Contains(d.Takes, opt) {
-			return d.Flag
+			names = append(names, "--"+d.Flag)
 		}
 	}
-	return ""
+	return stage.OrList(names)
 }
 
 // formatOptions lists the options the formats take, in order.
