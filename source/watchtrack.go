@@ -377,8 +377,8 @@ type section struct {
 func (s section) Close() error { return s.f.Close() }
 
 // More yields the files of the directory that no batch has read.
-func (t *watchTracker) More(stop <-chan struct{}) Source {
-	return &watcher{t: t, dir: t.watched, glob: t.o.Glob, latest: t.o.LatestFirst, once: t.o.Once, stop: stop}
+func (t *watchTracker) More(stop <-chan struct{}, notes io.Writer) Source {
+	return newWatcher(t, stop, notes)
 }
 
 // Reached keeps the size of each file read to its end.

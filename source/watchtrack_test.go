@@ -93,7 +93,7 @@ func TestWatchTrackerLog(t *testing.T) {
 		}
 	}
 	write(0) // nothing read yet
-	src := tr.More(nil)
+	src := tr.More(nil, io.Discard)
 	name, in := next(t, src)
 	if name != "b.log" {
 		t.Fatalf("first file %s, want b.log (the oldest)", name)
@@ -140,7 +140,7 @@ func TestWatchTrackerLog(t *testing.T) {
 	if at.Off != 3 || tr.files[at.Stream] != filepath.Join(dir, "a.log") || nextID != 2 {
 		t.Errorf("resume at %v (%s), batch %d; want a.log at 3, batch 2", at, tr.files[at.Stream], nextID)
 	}
-	src = tr.More(nil)
+	src = tr.More(nil, io.Discard)
 	if name, _ := next(t, src); name != "c.log" {
 		t.Errorf("after the restart: %q, want c.log alone", name)
 	}
@@ -155,7 +155,7 @@ func TestWatchTrackerMaxFiles(t *testing.T) {
 	dir := watchDir(t, "1", "x\n", "2", "y\n", "3", "z\n")
 	tr := openWatch(t, Options{Inputs: []string{"watch://" + dir}, MaxFiles: 2})
 	k := &cursor{t: tr, pos: Position{Stream: -1}}
-	src := tr.More(nil)
+	src := tr.More(nil, io.Discard)
 	for _, want := range []string{"1", "2"} {
 		name, in := next(t, src)
 		if name != want {
@@ -185,7 +185,7 @@ func TestWatchTrackerSeenAfterPurge(t *testing.T) {
 	o := Options{Inputs: []string{"watch://" + dir}, Checkpoint: ck}
 	tr := openWatch(t, o)
 	k := &cursor{t: tr, pos: Position{Stream: -1}}
-	src := tr.More(nil)
+	src := tr.More(nil, io.Discard)
 	_, in := next(t, src)
 	k.taken(&chunk{stream: in.Stream, n: 1, ends: []int64{2}, done: true, size: 2})
 	committer, err := checkpoint.OpenCommitter(ck)
@@ -214,7 +214,7 @@ func TestWatchTrackerSeenAfterPurge(t *testing.T) {
 	if ins, err := tr.Inputs(); err != nil || len(ins) != 1 {
 		t.Fatalf("inputs %v, %v: want the rest of mid", ins, err)
 	}
-	src = tr.More(nil)
+	src = tr.More(nil, io.Discard)
 	if name, _ := next(t, src); name != "new" {
 		t.Errorf("got %q, want new", name)
 	}

@@ -70,7 +70,9 @@ modification time, then name), then each new one as it appears, until
 SIGINT or SIGTERM (with --once: the files there now, as one batch). A file
 is read once, whole, when it is seen, so a writer makes it under a name
 starting with . or _ (skipped, as Spark skips them) and renames it when
-complete. The directory is listed every 100 ms.
+complete. A new name is seen at once by a watch on the directory (inotify);
+the directory is also listed every second, for the files a watch misses
+(NFS), and every 100 ms where no watch can be set up.
   --glob PATTERN    only the files whose name matches PATTERN (*.json)
   --max-files N     a batch begins at most N new files (maxFilesPerTrigger);
                     the others wait for the next batches (with -i)
