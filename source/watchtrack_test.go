@@ -222,3 +222,54 @@ func TestWatchTrackerSeenAfterPurge(t *testing.T) {
 		t.Errorf("got %q again", name)
 	}
 }
+
+// TestWatchTrackerReplayCleaned: an empty batch whose position is at the
+// end of a file (one of a gap in event time, or of an idle interval)
+// lists that file with an empty range; --clean deletes the file once the
+// batch that read it is committed, before that empty batch is. Its replay
+// needs none of the file, so that it is gone is no error. (Found by the
+// crash matrix, variant watch-clean.)
+func TestWatchTrackerReplayCleaned(t *testing.T) {
+	dir := watchDir(t, "a.log", "a1\n")
+	ck := t.TempDir()
+	o := Options{Inputs: []string{"watch://" + dir}, Checkpoint: ck, Clean: "delete"}
+	tr := openWatch(t, o)
+	k := &cursor{t: tr, pos: Position{Stream: -1}}
+	_, in := next(t, tr.More(nil, io.Discard))
+	k.taken(&chunk{stream: in.Stream, n: 1, ends: []int64{3}, done: true, size: 3})
+	if err := k.write(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	committer, err := checkpoint.OpenCommitter(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := committer.Commit(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.write(1, 1); err != nil { // empty, and cleans a.log
+		t.Fatal(err)
+	}
+	if got, want := readBatch(t, ck, 1), []checkpoint.Range{rg("a.log", 3, 3)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("batch 1: %v, want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.log")); !os.IsNotExist(err) {
+		t.Fatalf("a.log not cleaned: %v", err)
+	}
+
+	tr = openWatch(t, o)
+	if got, want := tr.Replay(), []stage.Batch{{ID: 1, Time: 1}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("replay %v, want %v", got, want)
+	}
+	ins, err := tr.Inputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 1 || !ins[0].Replay || !ins[0].ReplayEnd {
+		t.Fatalf("inputs %+v: want the empty range of batch 1", ins)
+	}
+	if b, _ := io.ReadAll(ins[0].R); len(b) > 0 {
+		t.Errorf("batch 1 replays %q", b)
+	}
+	ins[0].R.Close()
+}
