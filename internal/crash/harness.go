@@ -226,7 +226,7 @@ func (h *harness) cleanOf(v *variant) (*cleanRun, error) {
 			os.WriteFile(filepath.Join(t.dir, "trial.log"), []byte(strings.Join(t.log, "\n")+"\n"), 0o644)
 		}
 	}()
-	if err := writeInput(t, v.follow); err != nil {
+	if err := writeInput(t, v); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -285,7 +285,7 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 			os.RemoveAll(t.dir)
 		}
 	}()
-	if err := writeInput(t, v.follow); err != nil {
+	if err := writeInput(t, v); err != nil {
 		return nil, err
 	}
 	m.what = h.execute(v, t, p, c)
