@@ -83,10 +83,10 @@ the directory is also listed every second, for the files a watch misses
                     it or move it into DIR (cleanSource); never before
 With --checkpoint, DIR/offsets/N lists the files batch N read, with their
 byte ranges: a restart replays the batches the sink has not committed from
-those files (one that is gone or shorter is an error), goes on in the file
-the last batch ended in, then reads the files that no batch read, those
-that came while it was down too. A file read is never read again, even
-under the same name.
+those files (one whose bytes a batch needs that is gone or shorter is an
+error), goes on in the file the last batch ended in, then reads the files
+that no batch read, those that came while it was down too. A file read is
+never read again, even under the same name.
 
 --follow (-F) keeps reading the last FILE as it grows, as tail -F does,
 until SIGINT or SIGTERM: a partial last line waits for its end; a log
