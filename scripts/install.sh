@@ -3,8 +3,10 @@
 # modules, and the few command-line tools the tests use (jq, python3, and
 # sqlite3 to read back what ssink --sqlite writes, which the script tests
 # pipe through; strace, with which the crash matrix, scripts/crash, makes an
-# fsync or a rename fail). Safe to run again: it only installs what is
-# missing.
+# fsync or a rename fail; kcat, the Kafka client the benchmarks produce and
+# consume with; amqp-tools' amqp-publish and amqp-consume for RabbitMQ).
+# Safe to run again: it only installs what is missing. The servers the
+# tests talk to are started by scripts/services.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +14,12 @@ if ! command -v go >/dev/null; then
 	echo "install: Go is not installed: dstream needs Go 1.26 or newer (https://go.dev/dl/)" >&2
 	exit 1
 fi
+# A command each, and the Debian package that has it.
+declare -A package=([jq]=jq [python3]=python3 [sqlite3]=sqlite3 [strace]=strace
+	[kcat]=kcat [amqp-publish]=amqp-tools)
 missing=()
-for tool in jq python3 sqlite3 strace; do
-	command -v "$tool" >/dev/null || missing+=("$tool")
+for tool in jq python3 sqlite3 strace kcat amqp-publish; do
+	command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
 done
 if ((${#missing[@]})); then
 	echo "install: installing ${missing[*]} with apt-get"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, vet, unit and script tests (the real
 # binaries in real pipelines), then every fuzz target for a few seconds.
+# First it installs what is missing (scripts/install.sh) and starts the
+# servers the tests talk to that are down (scripts/services.sh).
 #   scripts/test.sh            everything
 #   FUZZTIME=200000x scripts/test.sh   fuzz longer (a count of inputs, or a duration)
 #   FUZZTIME=0 scripts/test.sh         no fuzzing
@@ -8,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install.sh
+scripts/services.sh # PostgreSQL, NATS and RabbitMQ on loopback, started if down
 
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -1,6 +1,10 @@
 package source
 
-import "github.com/dstream/dstream/stage"
+import (
+	"io"
+
+	"github.com/dstream/dstream/stage"
+)
 
 // Position is where the input stands: in one of the streams a tracker
 // keeps (a file of the FILE arguments; a broker's partition would be
@@ -48,9 +52,9 @@ type sender interface {
 
 // growing is a Tracker whose input grows while it runs (a watched
 // directory): More yields the inputs found after those of Inputs, until
-// stop.
+// stop, telling notes (stderr) of what a user should know.
 type growing interface {
-	More(stop <-chan struct{}) Source
+	More(stop <-chan struct{}, notes io.Writer) Source
 }
 
 // cursor moves the position as the batcher takes records.

@@ -159,7 +159,7 @@ func Run(e *stage.Env, o Options) error {
 		}
 		src = &list{ins: ins}
 		if g, ok := ck.(growing); ok && err == nil {
-			src = &sequence{src, g.More(e.Stop.RequestedC())}
+			src = &sequence{src, g.More(e.Stop.RequestedC(), e.Stderr)}
 		}
 	} else {
 		src, err = open(kinds, o, e)

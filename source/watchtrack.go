@@ -26,7 +26,7 @@ import (
 //
 // On restart the batches after the sink's last commit are replayed from
 // those ranges (same ids, times and bytes; a file listed that is gone or
-// shorter is an error naming it), the file the last batch ended in is read
+// shorter is an error naming it, unless its range is empty), the file the last batch ended in is read
 // on from where it ended, and then the directory's files that no entry
 // lists are read: a file in the log is never read again, a file that came
 // while the pipeline was down is. Since old entries are purged, the paths
@@ -318,6 +318,14 @@ func (t *watchTracker) Inputs() (_ []Input, err error) {
 		}
 		for j, r := range e.Sources {
 			i := t.index[r.Path]
+			if r.Start == r.End {
+				// An empty range (an empty batch, whose position is the
+				// end of the file the batch before read): none of the
+				// file is needed, and --clean may have deleted it once
+				// that batch was committed.
+				ins = append(ins, Input{Name: t.names[i], R: nopClose{strings.NewReader("")}, Stream: i, Replay: true, ReplayEnd: j == len(e.Sources)-1})
+				continue
+			}
 			f, err := t.open(i, r.End, e.BatchID)
 			if err != nil {
 				return nil, err
@@ -327,12 +335,13 @@ func (t *watchTracker) Inputs() (_ []Input, err error) {
 		}
 	}
 	if s := t.start; s.Stream >= 0 {
-		f, err := t.open(s.Stream, s.Off, t.last.BatchID)
-		if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(t.files[s.Stream]); errors.Is(err, os.ErrNotExist) {
 			// Cleaned, or removed after its batches were committed: what
-			// was read of it is out.
+			// was read of it is out. (Asked before open, whose error
+			// says that a batch needs the file.)
 			return ins, nil
 		}
+		f, err := t.open(s.Stream, s.Off, t.last.BatchID)
 		if err != nil {
 			return nil, err
 		}
@@ -377,8 +386,8 @@ type section struct {
 func (s section) Close() error { return s.f.Close() }
 
 // More yields the files of the directory that no batch has read.
-func (t *watchTracker) More(stop <-chan struct{}) Source {
-	return &watcher{t: t, dir: t.watched, glob: t.o.Glob, latest: t.o.LatestFirst, once: t.o.Once, stop: stop}
+func (t *watchTracker) More(stop <-chan struct{}, notes io.Writer) Source {
+	return newWatcher(t, stop, notes)
 }
 
 // Reached keeps the size of each file read to its end.

@@ -88,7 +88,9 @@ modification time, then name), then each new one as it appears, until
 SIGINT or SIGTERM (with --once: the files there now, as one batch). A file
 is read once, whole, when it is seen, so a writer makes it under a name
 starting with . or _ (skipped, as Spark skips them) and renames it when
-complete. The directory is listed every 100 ms.
+complete. A new name is seen at once by a watch on the directory (inotify);
+the directory is also listed every second, for the files a watch misses
+(NFS), and every 100 ms where no watch can be set up.
   --glob PATTERN    only the files whose name matches PATTERN (*.json)
   --max-files N     a batch begins at most N new files (maxFilesPerTrigger);
                     the others wait for the next batches (with -i)
@@ -99,10 +101,10 @@ complete. The directory is listed every 100 ms.
                     it or move it into DIR (cleanSource); never before
 With --checkpoint, DIR/offsets/N lists the files batch N read, with their
 byte ranges: a restart replays the batches the sink has not committed from
-those files (one that is gone or shorter is an error), goes on in the file
-the last batch ended in, then reads the files that no batch read, those
-that came while it was down too. A file read is never read again, even
-under the same name.
+those files (one whose bytes a batch needs that is gone or shorter is an
+error), goes on in the file the last batch ended in, then reads the files
+that no batch read, those that came while it was down too. A file read is
+never read again, even under the same name.
 
 --follow (-F) keeps reading the last FILE as it grows, as tail -F does,
 until SIGINT or SIGTERM: a partial last line waits for its end; a log

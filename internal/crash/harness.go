@@ -334,7 +334,7 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 // input writes in.jsonl for t and, for a variant that reads a broker, sets
 // the broker up with the same events.
 func (h *harness) input(v *variant, t *trial) error {
-	if err := writeInput(t, v.follow); err != nil {
+	if err := writeInput(t, v); err != nil {
 		return err
 	}
 	if v.broker != nil {

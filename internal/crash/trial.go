@@ -142,6 +142,8 @@ type trial struct {
 	// followed file, which a writer appends while the runs go on).
 	inputDone chan struct{}
 	writeErr  error    // the followed file's writer's, once inputDone is closed
+	drops     *dropper // the files of a watched directory (watch.go)
+	early     int      // runs of a watched directory stopped too early (see stopWatched)
 	log       []string // what happened, a line per run
 }
 
@@ -198,6 +200,13 @@ func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean 
 		stages[i] = stageCmd{name: args[0], path: filepath.Join(h.Bin, args[0]), args: args[1:],
 			stderr: fmt.Sprintf("run-%d.%s.err", n, args[0])}
 	}
+	var dropped string
+	if v.watch && n > 0 {
+		var err error
+		if dropped, err = dropWhileDown(t, n); err != nil {
+			return false, err.Error()
+		}
+	}
 	var straceLog string
 	if f != nil {
 		straceLog = fmt.Sprintf("run-%d.strace", n)
@@ -214,6 +223,9 @@ func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean 
 	}
 	if v.follow {
 		go stopFollowed(pl, t, max(batches-2, -1))
+	}
+	if v.watch {
+		go stopWatched(pl, t, t.early)
 	}
 	hit := make(chan bool, 1)
 	if k != nil {
@@ -246,11 +258,17 @@ func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean 
 			what += " (not reached)"
 		}
 	}
-	t.logf("run %d: %s; %s after %v%s", n, what, pl.status(), took, firstErrors(t.dir, stages))
+	ok = pl.ok()
+	if ok && v.watch && !watchedAll(t) {
+		ok = false
+		t.early++
+		dropped += " (stopped before sbatch had read every file: run again)"
+	}
+	t.logf("run %d: %s%s; %s after %v%s", n, what, dropped, pl.status(), took, firstErrors(t.dir, stages))
 	if !finished {
 		return false, fmt.Sprintf("run %d hung: not done after %v (%s)", n, runTimeout(clean), what)
 	}
-	return pl.ok(), ""
+	return ok, ""
 }
 
 // firstErrors returns the first error line of each stage's stderr, as
@@ -326,11 +344,15 @@ func lastEntry(dir, log string) int {
 
 // writeInput writes in.jsonl for t: at once, or for a followed file, in
 // chunks of random sizes (cut anywhere, inside lines too) over followWrite,
-// as a log grows.
-func writeInput(t *trial, follow bool) error {
+// as a log grows; for a watched directory, it starts the writer of its
+// files (writeWatched).
+func writeInput(t *trial, v *variant) error {
+	if v.watch {
+		return writeWatched(t)
+	}
 	path := filepath.Join(t.dir, "in.jsonl")
 	t.inputDone = make(chan struct{})
-	if !follow {
+	if !v.follow {
 		defer close(t.inputDone)
 		return os.WriteFile(path, input(), 0o644)
 	}

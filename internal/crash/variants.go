@@ -11,7 +11,8 @@ import (
 )
 
 // A variant is one pipeline of the matrix: its stages and its sink. Every
-// variant reads in.jsonl, the same events (see events), and cuts batches
+// variant reads the same events (see events), from in.jsonl or, for a
+// watched directory, from the files of in/ (watch.go), and cuts batches
 // by event time (--time-field) or by count (-n), so that a batch holds the
 // same records in every run: batch ids and contents are deterministic; so
 // are batch times with --time-field, but not with -n (a batch's time is the
@@ -31,6 +32,11 @@ type variant struct {
 	// broker, if not nil, serves the input from a broker instead of the
 	// file in.jsonl (the events are the same), set up per trial.
 	broker broker
+	// watch: sbatch --watch in reads the input as files that a writer
+	// drops into the directory in/ while the pipeline runs, and before a
+	// restart, while no stage runs; a run ends, once the writer is done
+	// and sbatch has read every file, with SIGTERM to sbatch (watch.go).
+	watch bool
 }
 
 // broker is a broker a variant reads from, set up for each trial with the
@@ -111,6 +117,24 @@ var variants = []*variant{
 			runningCount, "ssink --checkpoint ck --sqlite out.db --table t --mode update --key k"},
 		sink:   &sqliteSink{file: "out.db", table: "t"},
 		follow: true,
+	},
+	{
+		// The records as they are: a file read twice, or not at all,
+		// shows as rows too many or missing.
+		name: "watch",
+		stages: []string{"sbatch --watch in --checkpoint ck --format json --time-field ts -i 1s",
+			"ssink --checkpoint ck --sqlite out.db --table t"},
+		sink:  &sqliteSink{file: "out.db", table: "t"},
+		watch: true,
+	},
+	{
+		// --clean: a file is deleted once the batches that read it are
+		// committed, never before (a replay would find it gone).
+		name: "watch-clean",
+		stages: []string{"sbatch --watch in --checkpoint ck --clean delete --format json --time-field ts -i 1s",
+			"ssink --checkpoint ck --sqlite out.db --table t"},
+		sink:  &sqliteSink{file: "out.db", table: "t"},
+		watch: true,
 	},
 }
 
