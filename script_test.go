@@ -211,8 +211,35 @@ func TestScripts(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".ct")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			needService(t, name)
 			runChild(t, name)
 		})
+	}
+}
+
+// services are the servers that some scripts need, by a part of their
+// name: NAME-nats.ct reads or writes NATS JetStream.
+var services = []struct{ part, addr, start string }{
+	{"-nats", "127.0.0.1:4222", "nats-server -js"},
+}
+
+// needService skips the script name when a server it needs does not
+// answer, saying how to start it; in CI (CI=true) that fails it.
+func needService(t *testing.T, name string) {
+	for _, s := range services {
+		if !strings.Contains(name, s.part) {
+			continue
+		}
+		c, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		msg := fmt.Sprintf("%s needs a server at %s (start it with: %s): %v", name, s.addr, s.start, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 }
 

@@ -81,13 +81,14 @@ type Options struct {
 	// metadata fields of a message read as json or msgpack ("": none);
 	// MaxRate caps the records read per second (0: no cap); Group is the
 	// consumer group (Kafka) or durable consumer (NATS); Start is where a
-	// new one starts: "earliest" or "latest"; Broker holds the options of
-	// one kind of broker, by flag name (--subject, --declare...).
+	// new one starts: "earliest" or "latest" ("": latest).
 	MetaField string
 	MaxRate   int
 	Group     string
 	Start     string
-	Broker    map[string]string
+	// Subject reads only the messages of a JetStream stream whose subject
+	// matches it (NATS wildcards; "": all).
+	Subject string
 	// ServerTimeout is how long a broker may stay unreachable, at the start
 	// or later, before sbatch fails naming it.
 	ServerTimeout time.Duration
@@ -222,7 +223,11 @@ func (l *list) Next() (Input, bool, error) {
 
 func (l *list) Close() error {
 	for _, in := range l.ins {
-		in.R.Close()
+		if in.Feed != nil {
+			in.Feed.Close()
+		} else {
+			in.R.Close()
+		}
 	}
 	l.ins = nil
 	return nil

@@ -106,10 +106,11 @@ func (s *Stopper) RequestedC() <-chan struct{} {
 	return s.requested
 }
 
-// Requested reports whether a signal asked the stage to stop.
+// Requested reports whether a signal asked the stage to stop (never, for
+// a nil Stopper).
 func (s *Stopper) Requested() bool {
 	select {
-	case <-s.requested:
+	case <-s.RequestedC():
 		return true
 	default:
 		return false

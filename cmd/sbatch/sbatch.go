@@ -133,7 +133,8 @@ Examples:
 		&cli.BoolFlag{Name: "reconnect", Usage: "when the last input, a socket, is closed or reset, connect again (with backoff from 100ms to 5s) or accept the next connection, until SIGINT or SIGTERM"},
 		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, give up (exit 1) after `DUR` without a connection", DefaultText: "never"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments, --watch or a broker); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
-		&cli.StringFlag{Name: "group", Category: "Brokers", Usage: "kafka://: the consumer group `G`: its offsets follow the batches (the sink's commits, with --checkpoint); without --checkpoint the copies of sbatch in G share the partitions"},
+		&cli.StringFlag{Name: "group", Aliases: []string{"durable"}, Category: "Brokers", Usage: "the consumer's `NAME` in the broker, whose record of progress follows the batches (the sink's commits, with --checkpoint): kafka://, the consumer group (without --checkpoint the copies of sbatch in it share the partitions); nats://, the durable pull consumer, made if missing (without --checkpoint sbatch reads it, and acks each message once its batch has left)"},
+		&cli.StringFlag{Name: "subject", Category: "Brokers", Usage: "nats://: read only the messages of the stream whose subject matches `SUBJECT` (wildcards * and >)"},
 		&cli.StringFlag{Name: "start", Category: "Brokers", Value: "latest", Usage: "where a new group or checkpoint starts reading: `earliest|latest`"},
 		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (key, topic, partition, offset, timestamp, headers) as fields named `PREFIX`NAME"},
 		&cli.IntFlag{Name: "max-rate", Category: "Brokers", Usage: "read at most `N` records per second"},
@@ -162,6 +163,7 @@ func options(c *cli.Context) (source.Options, error) {
 		ReconnectTimeout: c.Duration("reconnect-timeout"),
 
 		Group:         c.String("group"),
+		Subject:       c.String("subject"),
 		MetaField:     c.String("meta-field"),
 		MaxRate:       c.Int("max-rate"),
 		ServerTimeout: c.Duration("server-timeout"),
@@ -230,7 +232,9 @@ func options(c *cli.Context) (source.Options, error) {
 	case c.IsSet("server-timeout") && o.ServerTimeout <= 0:
 		return o, stage.UsageError("--server-timeout %v: want a positive duration", o.ServerTimeout)
 	case c.IsSet("group") && o.Group == "":
-		return o, stage.UsageError("--group needs a name")
+		return o, stage.UsageError("--group (--durable) needs a name")
+	case c.IsSet("subject") && o.Subject == "":
+		return o, stage.UsageError("--subject needs a subject")
 	}
 	return o, nil
 }
