@@ -28,6 +28,11 @@ type variant struct {
 	// done and sbatch has read the whole file, with SIGTERM to sbatch (its
 	// graceful stop: the batch in hand and the end of the stream go on).
 	follow bool
+	// stopper, if set, ends each run as a user would (SIGTERM), for a
+	// source that does not end (a broker's): it is started with the run,
+	// and last is the clean run's batch before its last, or -1 for the
+	// clean run itself (see stopFollowed).
+	stopper func(p *pipeline, t *trial, last int)
 }
 
 // The pieces the variants share.
