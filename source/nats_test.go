@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/stage"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -416,4 +418,36 @@ func TestNATSDurableAtLeastOnce(t *testing.T) {
 	if floor, pending := ackFloor(t, js, stream, "wc"); floor != 30 || pending != 0 {
 		t.Errorf("acked up to %d (%d waiting), want 30", floor, pending)
 	}
+}
+
+// BenchmarkNATSOnce reads 50,000 messages of 60 bytes from the local
+// server with --once: the ordered consumer, the feed's goroutine, the
+// records made of the messages and their metadata.
+func BenchmarkNATSOnce(b *testing.B) {
+	stream, js := natsStream(b)
+	const n = 50_000
+	subject := strings.ToLower(stream) + ".a"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	value := []byte("the quick brown fox jumps over the lazy dog 0123456789 abcd")
+	for range n {
+		if _, err := js.PublishAsync(subject, value); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		b.Fatal(ctx.Err())
+	}
+	o := natsOnce(stream)
+	b.SetBytes(n * int64(len(value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		e := &stage.Env{Name: "sbatch", Out: framing.NewWriter(io.Discard), Stderr: io.Discard}
+		if err := Run(e, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
