@@ -2,7 +2,7 @@
 """A JetStream client for the script tests, in NATS's text protocol over a
 socket (no nats CLI needed):
 
-  nats.py stream NAME SUBJECT...   make stream NAME of the SUBJECTs
+  nats.py stream NAME SUBJECT...   make stream NAME of the SUBJECTs (anew)
   nats.py pub SUBJECT < LINES      publish each line as a message, and
                                    wait until the stream has each
   nats.py rm NAME                  delete stream NAME
@@ -78,6 +78,9 @@ def check(reply):
 def main(args):
     c = Conn()
     if args[:1] == ["stream"] and len(args) > 2:
+        # One left by a test that failed before its end goes first.
+        c.request("$JS.API.STREAM.DELETE." + args[1], b"")
+        c.reply()
         cfg = {"name": args[1], "subjects": args[2:], "storage": "file"}
         c.request("$JS.API.STREAM.CREATE." + args[1], json.dumps(cfg).encode())
         check(c.reply())
