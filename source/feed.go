@@ -70,7 +70,7 @@ func checkFeedFormat(f, input string) error {
 		return nil
 	}
 	return stage.Hint(stage.UsageError("--format %s: %s gives messages, read as lines, json or msgpack", f, input),
-		"--format lines makes each message a record {key, value, topic, partition, offset, timestamp, headers}; json and msgpack read the value's fields")
+		"--format lines makes each message a record of its value and its metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers); json and msgpack read the value's fields")
 }
 
 // messageRecord appends the record of message m to dst.

@@ -77,9 +77,12 @@ func parseNATSURL(spec string) (natsURL, error) {
 			"for example: sbatch -i 1s nats://127.0.0.1:4222/ORDERS --durable wc")
 	}
 	u.hosts, u.stream = hosts, stream
+	// Never a password or a token in a message or a file.
 	shown := user
 	if name, _, ok := strings.Cut(user, ":"); ok {
-		shown = name + ":xxxxx@" // never a password in a message or a file
+		shown = name + ":xxxxx@"
+	} else if user != "" {
+		shown = "xxxxx@"
 	}
 	u.name = "nats://" + shown + hosts + "/" + stream
 	return u, nil

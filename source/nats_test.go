@@ -95,6 +95,31 @@ func natsOnce(stream string) Options {
 	return Options{Inputs: []string{natsURLOf(stream)}, Format: "lines", Once: true, Interval: 1000, Start: "earliest", ServerTimeout: 5 * time.Second}
 }
 
+// A nats:// URL: servers with the user info for the client, the URL
+// without the password or token for messages and the checkpoint.
+func TestParseNATSURL(t *testing.T) {
+	for _, tc := range []struct{ spec, servers, name, err string }{
+		{spec: "nats://h:1/S", servers: "nats://h:1", name: "nats://h:1/S"},
+		{spec: "nats://u:pw@h:1,g:2/S", servers: "nats://u:pw@h:1 nats://u:pw@g:2", name: "nats://u:xxxxx@h:1,g:2/S"},
+		{spec: "nats://tok@h:1/S", servers: "nats://tok@h:1", name: "nats://xxxxx@h:1/S"},
+		{spec: "nats://h:1", err: "want nats://HOST:PORT"},
+		{spec: "nats:///S", err: "want nats://HOST:PORT"},
+		{spec: "nats://h:1/S/x", err: "want nats://HOST:PORT"},
+	} {
+		u, err := parseNATSURL(tc.spec)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.spec, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.spec, err)
+		case strings.Join(u.servers, " ") != tc.servers || u.name != tc.name || u.stream != "S":
+			t.Errorf("%s: servers %q, name %q, stream %q", tc.spec, u.servers, u.name, u.stream)
+		}
+	}
+}
+
 // --once reads the stream up to its last message at the start, each
 // message once, with its metadata: subject, sequence, timestamp, headers;
 // --subject reads one subject's.
@@ -250,6 +275,22 @@ func TestNATSCheckpointReplay(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A checkpoint belongs to one --subject: another would replay other
+// messages in the same ranges.
+func TestNATSCheckpointSubject(t *testing.T) {
+	stream, js := natsStream(t)
+	natsPublish(t, js, stream, "a", 0, 10, nil)
+	o := natsOnce(stream)
+	o.Checkpoint, o.Subject = t.TempDir(), strings.ToLower(stream)+".a"
+	if _, err := runKafka(t, o); err != nil {
+		t.Fatal(err)
+	}
+	o.Subject = strings.ToLower(stream) + ".>"
+	if _, err := runKafka(t, o); err == nil || !strings.Contains(err.Error(), "was written by a different configuration") {
+		t.Errorf("err %v", err)
 	}
 }
 
