@@ -5,8 +5,10 @@
 // The parts, each in its file:
 //
 //   - kinds.go: the kinds of input, a table by URL scheme: a file or stdin
-//     (file.go), a socket (socket.go), a watched directory (watch.go). A new
-//     kind is a file with a Kind and one Register line.
+//     (file.go), a socket (socket.go), a watched directory (watch.go), a
+//     broker (kafka.go, nats.go: Feeds of messages, feed.go, tracked by
+//     brokertrack.go). A new kind is a file with a Kind and one Register
+//     line.
 //   - producer.go: decodes the inputs in a goroutine of its own and hands
 //     records over in chunks, each record with the position after it.
 //   - clock.go: the batcher, the batch clock (an interval of processing
