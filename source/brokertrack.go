@@ -133,6 +133,10 @@ func openBrokerTracker(o Options, name string, b Broker, streams *Streams, notes
 	if o.MetaField != "" {
 		what = append(what, "meta-field="+o.MetaField)
 	}
+	if o.Subject != "" {
+		// Another filter would replay other messages in the same ranges.
+		what = append(what, "subject="+o.Subject)
+	}
 	t.fp = fingerprint(&o, what)
 	t.done = make(chan struct{})
 	if o.Checkpoint == "" {

@@ -70,7 +70,7 @@ func checkFeedFormat(f, input string) error {
 		return nil
 	}
 	return stage.Hint(stage.UsageError("--format %s: %s gives messages, read as lines, json or msgpack", f, input),
-		"--format lines makes each message a record {key, value, topic, partition, offset, timestamp, headers}; json and msgpack read the value's fields")
+		"--format lines makes each message a record of its value and its metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers); json and msgpack read the value's fields")
 }
 
 // messageRecord appends the record of message m to dst.
@@ -101,7 +101,7 @@ func messageRecord(dst []byte, m *Message, o *Options, meta *Meta, name string) 
 		dst = append(dst, m.Value...)
 	}
 	if err != nil {
-		return dst[:start], &codec.Error{Name: name, Err: fmt.Errorf("message at %s/%d offset %d: bad %s: %w", m.Topic, m.Partition, m.Offset, o.Format, err), Bad: true}
+		return dst[:start], &codec.Error{Name: name, Err: fmt.Errorf("message at %s: bad %s: %w", where(m, meta), o.Format, err), Bad: true}
 	}
 	if prefix == "" {
 		return dst, nil
@@ -119,6 +119,15 @@ func messageRecord(dst []byte, m *Message, o *Options, meta *Meta, name string) 
 	dst, fields = appendMeta(dst, m, meta, prefix, fields)
 	dst[start+1], dst[start+2], dst[start+3], dst[start+4] = byte(fields>>24), byte(fields>>16), byte(fields>>8), byte(fields)
 	return dst, nil
+}
+
+// where names message m in an error by the metadata its kind has: Kafka's
+// TOPIC/PARTITION offset N, JetStream's SUBJECT sequence N.
+func where(m *Message, meta *Meta) string {
+	if meta.Partition != "" {
+		return fmt.Sprintf("%s/%d offset %d", m.Topic, m.Partition, m.Offset)
+	}
+	return fmt.Sprintf("%s %s %d", m.Topic, meta.Offset, m.Offset)
 }
 
 // appendMeta appends the metadata fields of m named by meta, each name
@@ -187,6 +196,11 @@ func (p *producer) feed(s *Input) error {
 		}
 		for i := range msgs {
 			m := &msgs[i]
+			// Before the chunk is taken: a wait hands the chunk in hand
+			// over.
+			if err := p.limit(); err != nil {
+				return err
+			}
 			if p.track && p.cur != nil && p.cur.n > 0 && p.cur.stream != m.Pos.Stream {
 				p.flush() // a chunk holds records of one stream
 			}
@@ -194,14 +208,11 @@ func (p *producer) feed(s *Input) error {
 			if p.track {
 				c.stream = m.Pos.Stream
 			}
-			if err := p.limit(); err != nil {
-				return err
-			}
 			p.rec, err = messageRecord(p.rec[:0], m, p.o, s.Meta, s.Name)
 			if err == nil && p.o.TimeField != "" {
 				var t int64
 				if t, err = p.eventTime(p.rec); err != nil {
-					err = &codec.Error{Name: s.Name, Err: fmt.Errorf("message at %s/%d offset %d: %w", m.Topic, m.Partition, m.Offset, err), Bad: true}
+					err = &codec.Error{Name: s.Name, Err: fmt.Errorf("message at %s: %w", where(m, s.Meta), err), Bad: true}
 				} else {
 					c.times = append(c.times, t)
 				}
@@ -219,7 +230,7 @@ func (p *producer) feed(s *Input) error {
 				return err
 			}
 			if len(p.rec) > framing.MaxRecord {
-				return &codec.Error{Name: s.Name, Err: fmt.Errorf("message at %s/%d offset %d: record of %d bytes exceeds the limit of %d", m.Topic, m.Partition, m.Offset, len(p.rec), framing.MaxRecord)}
+				return &codec.Error{Name: s.Name, Err: fmt.Errorf("message at %s: record of %d bytes exceeds the limit of %d", where(m, s.Meta), len(p.rec), framing.MaxRecord)}
 			}
 			c.block = framing.AppendRecord(c.block, p.rec)
 			c.n++

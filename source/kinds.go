@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dstream/dstream/stage"
@@ -38,6 +39,9 @@ type Kind struct {
 	// takes the options of brokers (--group, --start, --meta-field,
 	// --max-rate) and reads messages in the formats of feedFormats.
 	Broker bool
+	// Flags are the options that this kind takes and other kinds do not
+	// (kindFlags names them), without their dashes: "subject".
+	Flags []string
 }
 
 // Opening is what Kind.Open is given besides the input.
@@ -125,8 +129,24 @@ func resolve(o Options) ([]*Kind, error) {
 	return ks, nil
 }
 
-// brokerOptions refuses the options of brokers without a broker's input.
+// kindFlags are the options set in o that only some kinds take, each with
+// what it is for.
+func kindFlags(o Options) map[string]string {
+	set := map[string]string{}
+	if o.Subject != "" {
+		set["subject"] = "filters the subjects of a JetStream stream: give nats://HOST:PORT/STREAM"
+	}
+	return set
+}
+
+// brokerOptions refuses the options of brokers without a broker's input,
+// and the options of one kind without an input of that kind.
 func brokerOptions(o Options, ks []*Kind) error {
+	for flag, what := range kindFlags(o) {
+		if !slices.ContainsFunc(ks, func(k *Kind) bool { return slices.Contains(k.Flags, flag) }) {
+			return stage.Hint(stage.UsageError("--%s is not an option of %s", flag, strings.Join(o.Inputs, " ")), "--%s %s", flag, what)
+		}
+	}
 	for _, k := range ks {
 		if k.Broker {
 			return nil

@@ -47,6 +47,10 @@ func TestResolve(t *testing.T) {
 		{o: Options{Inputs: []string{"test-broker://t"}, Follow: true}, errMsg: "a broker is read as it comes anyway"},
 		{o: Options{Inputs: []string{"a.log", "test-broker://t"}}, kinds: []string{"", "test-broker"}},
 		{o: Options{Inputs: []string{"a.log", "test-broker://t"}, Checkpoint: "ck"}, errMsg: "--checkpoint replays inputs of one kind: a.log and test-broker://t are not"},
+		// An option of one kind of broker only.
+		{o: Options{Inputs: []string{"nats://h:1/S"}, Subject: "a.>"}, kinds: []string{"nats"}},
+		{o: Options{Inputs: []string{"kafka://h:1/t"}, Subject: "a.>"}, errMsg: "--subject is not an option of kafka://h:1/t"},
+		{o: Options{Inputs: []string{"a.log"}, Subject: "a.>"}, errMsg: "--subject is not an option of a.log"},
 	}
 	for _, tt := range tests {
 		ks, err := resolve(tt.o)

@@ -5,8 +5,10 @@
 // The parts, each in its file:
 //
 //   - kinds.go: the kinds of input, a table by URL scheme: a file or stdin
-//     (file.go), a socket (socket.go), a watched directory (watch.go). A new
-//     kind is a file with a Kind and one Register line.
+//     (file.go), a socket (socket.go), a watched directory (watch.go), a
+//     broker (kafka.go, nats.go: Feeds of messages, feed.go, tracked by
+//     brokertrack.go). A new kind is a file with a Kind and one Register
+//     line.
 //   - producer.go: decodes the inputs in a goroutine of its own and hands
 //     records over in chunks, each record with the position after it.
 //   - clock.go: the batcher, the batch clock (an interval of processing
@@ -82,13 +84,14 @@ type Options struct {
 	// metadata fields of a message read as json or msgpack ("": none);
 	// MaxRate caps the records read per second (0: no cap); Group is the
 	// consumer group (Kafka) or durable consumer (NATS); Start is where a
-	// new one starts: "earliest" or "latest"; Broker holds the options of
-	// one kind of broker, by flag name (--subject, --declare...).
+	// new one starts: "earliest" or "latest" ("": latest).
 	MetaField string
 	MaxRate   int
 	Group     string
 	Start     string
-	Broker    map[string]string
+	// Subject reads only the messages of a JetStream stream whose subject
+	// matches it (NATS wildcards; "": all).
+	Subject string
 	// ServerTimeout is how long a broker may stay unreachable, at the start
 	// or later, before sbatch fails naming it.
 	ServerTimeout time.Duration

@@ -106,13 +106,14 @@ func (s *Stopper) RequestedC() <-chan struct{} {
 	return s.requested
 }
 
-// Requested reports whether a signal asked the stage to stop.
+// Requested reports whether a signal asked the stage to stop (never, for
+// a nil Stopper).
 func (s *Stopper) Requested() bool {
 	if s == nil {
 		return false
 	}
 	select {
-	case <-s.requested:
+	case <-s.RequestedC():
 		return true
 	default:
 		return false

@@ -113,9 +113,10 @@ with a note on stderr (with --checkpoint, whose offsets follow one file by
 its path, that is an error). The file is looked at every 50 ms once its end
 is read.
 
-Checkpoint (--checkpoint DIR, with FILE arguments or --watch: stdin and
-sockets cannot be read again): before batch N leaves, sbatch writes DIR/offsets/N (atomically), the
-byte ranges of the files the batch covers and its batch time. On restart with
+Checkpoint (--checkpoint DIR, with FILE arguments, --watch or a broker:
+stdin and sockets cannot be read again): before batch N leaves, sbatch
+writes DIR/offsets/N (atomically), the byte ranges of the files the batch
+covers (a broker's: below) and its batch time. On restart with
 the same DIR it replays every batch after the last one the sink committed
 (DIR/commits, written by ssink --checkpoint DIR) with the same id, time and
 bytes, then goes on where the last batch ended, with the ids after it: a file
@@ -127,6 +128,22 @@ included); a record of a batch already written is late and joins the next.
 A restart with another format, trigger or list of files is refused. Offsets
 more than 10 batches before the last commit are removed.
 
+nats://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/STREAM reads a NATS
+JetStream stream, alone. A message is a record {value, subject, sequence,
+timestamp, headers} (--format lines), or its payload's fields (json,
+msgpack; the metadata under --meta-field's prefix). --subject SUBJECT reads
+only the messages of a subject (wildcards * and >). With --checkpoint,
+DIR/offsets/N holds batch N's range of stream sequences, and a restart
+replays exactly those (a batch whose messages are gone from the stream is
+an error naming it); a new checkpoint starts where --durable NAME stands,
+else at --start (latest by default, or earliest), and the durable is acked
+up to each batch the sink commits. Without --checkpoint, sbatch reads the
+durable (a pull consumer, made if missing, with explicit acks) and acks
+each message once its batch has left: at least once. --once reads up to
+the last message at the start. A server that does not answer is waited
+for, with backoff and a note, up to --server-timeout; a missing stream or
+refused credentials fail at once.
+
 Examples:
   printf 'hello world\nfoo\n' | sbatch --once | ssink
   tail -F access.log | sbatch -i 2s | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
@@ -137,7 +154,8 @@ Examples:
   sbatch -i 2s kafka://127.0.0.1:9092/clicks --group wc --checkpoint ck | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
   sbatch --once -n 10000 --start earliest --format json --meta-field kafka_ kafka://127.0.0.1:9092/events | ssink --format tsv
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
-  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck`,
+  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck
+  sbatch --checkpoint ck -i 10s --durable orders --format json nats://127.0.0.1:4222/ORDERS | ssink --checkpoint ck --sqlite orders.db`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(codec.InputFormats, ", ")},
 		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
@@ -155,9 +173,10 @@ Examples:
 		&cli.BoolFlag{Name: "reconnect", Usage: "when the last input, a socket, is closed or reset, connect again (with backoff from 100ms to 5s) or accept the next connection, until SIGINT or SIGTERM"},
 		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, give up (exit 1) after `DUR` without a connection", DefaultText: "never"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments, --watch or a broker); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
-		&cli.StringFlag{Name: "group", Category: "Brokers", Usage: "kafka://: the consumer group `G`: its offsets follow the batches (the sink's commits, with --checkpoint); without --checkpoint the copies of sbatch in G share the partitions"},
+		&cli.StringFlag{Name: "group", Aliases: []string{"durable"}, Category: "Brokers", Usage: "the consumer's `NAME` in the broker, whose record of progress follows the batches (the sink's commits, with --checkpoint): kafka://, the consumer group (without --checkpoint the copies of sbatch in it share the partitions); nats://, the durable pull consumer, made if missing (without --checkpoint sbatch reads it, and acks each message once its batch has left)"},
+		&cli.StringFlag{Name: "subject", Category: "Brokers", Usage: "nats://: read only the messages of the stream whose subject matches `SUBJECT` (wildcards * and >)"},
 		&cli.StringFlag{Name: "start", Category: "Brokers", Value: "latest", Usage: "where a new group or checkpoint starts reading: `earliest|latest`"},
-		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (key, topic, partition, offset, timestamp, headers) as fields named `PREFIX`NAME"},
+		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers) as fields named `PREFIX`NAME"},
 		&cli.IntFlag{Name: "max-rate", Category: "Brokers", Usage: "read at most `N` records per second"},
 		&cli.DurationFlag{Name: "server-timeout", Category: "Brokers", Value: 30 * time.Second, Usage: "give up (exit 1, naming the server) after a broker is unreachable for `DUR`"},
 	},
@@ -184,6 +203,7 @@ func options(c *cli.Context) (source.Options, error) {
 		ReconnectTimeout: c.Duration("reconnect-timeout"),
 
 		Group:         c.String("group"),
+		Subject:       c.String("subject"),
 		MetaField:     c.String("meta-field"),
 		MaxRate:       c.Int("max-rate"),
 		ServerTimeout: c.Duration("server-timeout"),
@@ -253,7 +273,9 @@ func options(c *cli.Context) (source.Options, error) {
 	case c.IsSet("server-timeout") && o.ServerTimeout <= 0:
 		return o, stage.UsageError("--server-timeout %v: want a positive duration", o.ServerTimeout)
 	case c.IsSet("group") && o.Group == "":
-		return o, stage.UsageError("--group needs a name")
+		return o, stage.UsageError("--group (--durable) needs a name")
+	case c.IsSet("subject") && o.Subject == "":
+		return o, stage.UsageError("--subject needs a subject")
 	}
 	return o, nil
 }

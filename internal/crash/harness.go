@@ -143,6 +143,15 @@ func newHarness(o Options, out io.Writer) (*harness, error) {
 				continue
 			}
 		}
+		if s, ok := v.broker.(interface{ reachable() error }); ok {
+			if err := s.reachable(); err != nil {
+				if os.Getenv("CI") == "true" {
+					return nil, fmt.Errorf("variant %s: %w", v.name, err)
+				}
+				fmt.Fprintf(out, "crash: skipping variant %s: %v\n", v.name, err)
+				continue
+			}
+		}
 		h.variants = append(h.variants, v)
 	}
 	if len(h.variants) == 0 {

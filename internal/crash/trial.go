@@ -227,6 +227,9 @@ func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean 
 	if v.watch {
 		go stopWatched(pl, t, t.early)
 	}
+	if v.stopper != nil {
+		go v.stopper(pl, t, max(batches-2, -1))
+	}
 	hit := make(chan bool, 1)
 	if k != nil {
 		go func() {

@@ -37,6 +37,11 @@ type variant struct {
 	// restart, while no stage runs; a run ends, once the writer is done
 	// and sbatch has read every file, with SIGTERM to sbatch (watch.go).
 	watch bool
+	// stopper, if set, ends each run as a user would (SIGTERM), for a
+	// source that does not end (a broker's): it is started with the run,
+	// and last is the clean run's batch before its last, or -1 for the
+	// clean run itself (see stopFollowed).
+	stopper func(p *pipeline, t *trial, last int)
 }
 
 // broker is a broker a variant reads from, set up for each trial with the
