@@ -190,12 +190,14 @@ func (p *producer) feed(s *Input) error {
 			if p.track && p.cur != nil && p.cur.n > 0 && p.cur.stream != m.Pos.Stream {
 				p.flush() // a chunk holds records of one stream
 			}
+			// Before the chunk is taken: the wait hands the chunk in
+			// hand over.
+			if err := p.limit(); err != nil {
+				return err
+			}
 			c := p.chunk()
 			if p.track {
 				c.stream = m.Pos.Stream
-			}
-			if err := p.limit(); err != nil {
-				return err
 			}
 			p.rec, err = messageRecord(p.rec[:0], m, p.o, s.Meta, s.Name)
 			if err == nil && p.o.TimeField != "" {
