@@ -2,6 +2,8 @@ package source
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/dstream/dstream/stage"
@@ -38,6 +40,10 @@ type Kind struct {
 	// takes the options of brokers (--group, --start, --meta-field,
 	// --max-rate) and reads messages in the formats of feedFormats.
 	Broker bool
+	// Options are the options of this kind alone that it takes, by flag
+	// name ("declare"), from Options.Broker: one no input's kind takes is
+	// a usage error.
+	Options []string
 }
 
 // Opening is what Kind.Open is given besides the input.
@@ -125,8 +131,20 @@ func resolve(o Options) ([]*Kind, error) {
 	return ks, nil
 }
 
-// brokerOptions refuses the options of brokers without a broker's input.
+// brokerOptions refuses the options of brokers without a broker's input,
+// and those of one kind of broker without an input of that kind.
 func brokerOptions(o Options, ks []*Kind) error {
+	for _, flag := range slices.Sorted(maps.Keys(o.Broker)) {
+		if !slices.ContainsFunc(ks, func(k *Kind) bool { return slices.Contains(k.Options, flag) }) {
+			var takers []string
+			for _, scheme := range slices.Sorted(maps.Keys(kinds)) {
+				if slices.Contains(kinds[scheme].Options, flag) {
+					takers = append(takers, scheme+"://")
+				}
+			}
+			return stage.UsageError("--%s is an option of %s inputs", flag, strings.Join(takers, " and "))
+		}
+	}
 	for _, k := range ks {
 		if k.Broker {
 			return nil

@@ -166,7 +166,16 @@ func Run(e *stage.Env, o Options) error {
 		at, _, _, _ := ck.Resume()
 		b.ck = &cursor{t: ck, pos: at}
 	}
-	return b.run()
+	err = b.run()
+	if en, ok := ck.(ender); ok && err == nil {
+		// The stream's end goes out first: a stage that holds batches
+		// until then (swindow's last windows) passes them on, and the
+		// sink commits them, only after it.
+		if err = e.Out.Close(); err == nil {
+			en.End()
+		}
+	}
+	return err
 }
 
 // open opens every input, in order, so that a missing one is an error before
