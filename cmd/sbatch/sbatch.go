@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -96,8 +97,8 @@ with a note on stderr (with --checkpoint, whose offsets follow one file by
 its path, that is an error). The file is looked at every 50 ms once its end
 is read.
 
-Checkpoint (--checkpoint DIR, with FILE arguments or --watch: stdin and
-sockets cannot be read again): before batch N leaves, sbatch writes DIR/offsets/N (atomically), the
+Checkpoint (--checkpoint DIR, with FILE arguments, --watch or a broker:
+stdin and sockets cannot be read again): before batch N leaves, sbatch writes DIR/offsets/N (atomically), the
 byte ranges of the files the batch covers and its batch time. On restart with
 the same DIR it replays every batch after the last one the sink committed
 (DIR/commits, written by ssink --checkpoint DIR) with the same id, time and
@@ -110,6 +111,26 @@ included); a record of a batch already written is late and joins the next.
 A restart with another format, trigger or list of files is refused. Offsets
 more than 10 batches before the last commit are removed.
 
+RabbitMQ: amqp://USER:PASS@HOST:PORT/VHOST?queue=QUEUE reads the queue
+(the vhost is the path; none or / is the default). A missing queue is an
+error at the start, unless --declare declares it (durable). A record is
+{value: the body, message_id, exchange, routing_key, redelivered,
+timestamp, headers} with --format lines; with json or msgpack the body's
+fields, and the metadata with --meta-field PREFIX. A message is
+acknowledged once a batch holding it is safe: with --checkpoint, once the
+sink has committed it; without, once it has left sbatch. What is not
+acknowledged RabbitMQ delivers again (redelivered) when the connection is
+gone: at least once. At its end sbatch waits for the sink's commits (up to
+5s after the last one) before it lets the connection go. A queue cannot
+be read again: with --checkpoint a restart replays nothing, and the
+messages of the batches not committed come again in the batches after
+the last one written, with new ids. --prefetch N (default 16384, or 2x
+-n; at most 65535) bounds the messages delivered and not acknowledged, so
+a batch: -n may not exceed it, and --once alone reads at most N of the
+messages the queue had at the start (--once -n N reads them all). A lost
+connection is made again with backoff, with a note, for up to
+--server-timeout; a login refused is an error at once.
+
 Examples:
   printf 'hello world\nfoo\n' | sbatch --once | ssink
   tail -F access.log | sbatch -i 2s | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
@@ -118,7 +139,8 @@ Examples:
   sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
   sbatch --reconnect -i 5s tcp://logs.example:9999 | ssink --format lines
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
-  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck`,
+  sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck
+  sbatch --checkpoint ck -i 1s --format json 'amqp://guest:guest@127.0.0.1:5672/?queue=events' | ssink --checkpoint ck --sqlite events.db`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(codec.InputFormats, ", ")},
 		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
@@ -138,9 +160,11 @@ Examples:
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments, --watch or a broker); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 		&cli.StringFlag{Name: "group", Category: "Brokers", Usage: "kafka://: the consumer group `G`: its offsets follow the batches (the sink's commits, with --checkpoint); without --checkpoint the copies of sbatch in G share the partitions"},
 		&cli.StringFlag{Name: "start", Category: "Brokers", Value: "latest", Usage: "where a new group or checkpoint starts reading: `earliest|latest`"},
-		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (key, topic, partition, offset, timestamp, headers) as fields named `PREFIX`NAME"},
+		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (Kafka: key, topic, partition, offset, timestamp, headers; RabbitMQ: message_id, exchange, routing_key, redelivered, timestamp, headers) as fields named `PREFIX`NAME"},
 		&cli.IntFlag{Name: "max-rate", Category: "Brokers", Usage: "read at most `N` records per second"},
 		&cli.DurationFlag{Name: "server-timeout", Category: "Brokers", Value: 30 * time.Second, Usage: "give up (exit 1, naming the server) after a broker is unreachable for `DUR`"},
+		&cli.BoolFlag{Name: "declare", Category: "Brokers", Usage: "amqp://: declare the queue (durable) if it does not exist, instead of failing"},
+		&cli.IntFlag{Name: "prefetch", Category: "Brokers", Usage: "amqp://: at most `N` messages delivered and not acknowledged (RabbitMQ's basic.qos, 1 to 65535): a batch holds at most N", DefaultText: "16384, or 2x -n"},
 	},
 	Action: run,
 }
@@ -171,6 +195,15 @@ func options(c *cli.Context) (source.Options, error) {
 	}
 	if c.IsSet("start") {
 		o.Start = c.String("start")
+	}
+	// The options of one kind of broker; the kinds say which they take.
+	for _, f := range []string{"declare", "prefetch"} {
+		if c.IsSet(f) {
+			if o.Broker == nil {
+				o.Broker = map[string]string{}
+			}
+			o.Broker[f] = fmt.Sprint(c.Value(f))
+		}
 	}
 	if c.IsSet("watch") {
 		switch {
