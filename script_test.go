@@ -216,6 +216,12 @@ func TestScripts(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".ct")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			if missing := needs(t, f); missing != "" {
+				if os.Getenv("CI") == "true" {
+					t.Fatal(missing)
+				}
+				t.Skip(missing)
+			}
 			var env []string
 			if setUp := services[name]; setUp != nil {
 				env = setUp(t) // or skip
@@ -223,6 +229,36 @@ func TestScripts(t *testing.T) {
 			runChild(t, name, env...)
 		})
 	}
+}
+
+// needs reads the lines "# needs: WORD..." of the script file and returns
+// what of it is missing, "" if nothing: a WORD with a colon is a server's
+// HOST:PORT, which must take a TCP connection; another is a command, which
+// must be on PATH. A script whose server or tool is missing is skipped,
+// saying how to get it, but in CI (CI=true), where it fails.
+func needs(t *testing.T, file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		words, ok := strings.CutPrefix(l, "# needs: ")
+		if !ok {
+			continue
+		}
+		for _, w := range strings.Fields(words) {
+			if strings.Contains(w, ":") {
+				c, err := net.DialTimeout("tcp", w, 2*time.Second)
+				if err != nil {
+					return fmt.Sprintf("%s needs a server at %s: %v (scripts/services.sh starts the ones the tests use)", file, w, err)
+				}
+				c.Close()
+			} else if _, err := exec.LookPath(w); err != nil {
+				return fmt.Sprintf("%s needs the command %s: %v (scripts/install.sh installs the ones the tests use)", file, w, err)
+			}
+		}
+	}
+	return ""
 }
 
 // runChild runs testdata/NAME.ct in a child process, with env added to

@@ -3,6 +3,7 @@ package source
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -11,15 +12,17 @@ import (
 	"github.com/dstream/dstream/stage"
 )
 
-// The tracker of a broker source (kafka://, nats://): where it stands is an
-// offset in each of its streams (a Kafka partition, "TOPIC/PARTITION"; a
-// JetStream stream, "STREAM"), the offset of the next message. Before batch
+// The tracker of a broker source (kafka://, nats://, amqp://): where it
+// stands is an offset in each of its streams (a Kafka partition,
+// "TOPIC/PARTITION"; a JetStream stream, "STREAM"; a RabbitMQ queue, "QUEUE",
+// whose offsets count deliveries), the offset of the next message. Before batch
 // N leaves, DIR/offsets/N lists every stream known with the range [Start,
 // End) of offsets the batch took from it (Start = End for a stream it took
 // nothing from), so that the last entry alone says where each stream goes
 // on. On restart each batch after the sink's last commit is read again
-// from its ranges, with its id and time; then the feed goes on from the
-// last entry's ends.
+// from its ranges, with its id and time (but of a broker that redelivers
+// instead, see redeliverer); then the feed goes on from the last entry's
+// ends.
 //
 // The sink's commits also move the broker's own record of progress: the
 // ends of each committed batch go to Broker.Commit (Kafka's group offsets,
@@ -45,6 +48,32 @@ type Broker interface {
 	// Close lets the broker go.
 	Close() error
 }
+
+// redeliverer is a Broker that cannot read a batch again (RabbitMQ): what
+// it delivered and was not acknowledged comes back by itself, redelivered
+// on the next connection, and nothing else can be read twice. Its tracker
+// replays nothing (Replay is never called): on restart the batches after
+// the sink's last commit are dropped from the plan, and the run goes on
+// with the ids after the last batch written, never the dropped batches'
+// ids, whose records would differ now (a sink may hold such a batch
+// already: a table written and not yet committed in DIR, which skips it).
+// Their ends are not acknowledged either: they were delivered on a
+// connection that is gone. So every message is acknowledged only after a
+// batch holding it was committed (or, without a checkpoint, has left), and
+// the messages of the dropped batches arrive again in new batches: at
+// least once.
+type redeliverer interface {
+	Broker
+	// Redelivers marks the kind.
+	Redelivers()
+}
+
+// commitWait bounds how long the tracker of a broker waits, at its end,
+// for the sink to commit the batches it wrote, so that the broker hears of
+// them before the connection goes (Kafka's group offsets, JetStream's acks;
+// a RabbitMQ message not acknowledged by then is delivered again). Each
+// commit that comes starts the wait anew.
+var commitWait = 5 * time.Second
 
 // Streams numbers the streams of a broker source: the feed asks for the
 // number of each stream it reads (a Position's Stream), the tracker for
@@ -100,30 +129,75 @@ type brokerTracker struct {
 	acked   uint64                      // batches up to acked-1 are committed to the broker
 	writes  int
 	done    chan struct{} // closed by Close
-	written uint64        // the last batch written, if wrote
-	wrote   bool
+	wrote   bool          // a batch was written into DIR/offsets
+
+	redelivers bool // the broker is a redeliverer: nothing is replayed
+	awaited    bool // End has waited for the sink's last commits
 }
 
-// Close stops following the sink's commits and lets the broker go. With a
-// checkpoint it first waits a little (closeWait) for the sink to commit the
-// last batch written, so that the broker's record of progress (Kafka's
-// group offsets) does not end a batch behind; a sink slower than that is
-// caught up with at the next start.
-func (t *brokerTracker) Close() error {
-	close(t.done)
-	if t.log != nil && t.wrote {
-		for end := time.Now().Add(closeWait); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-			if c, ok, err := checkpoint.LastCommit(t.dir); err != nil || ok && c >= t.written {
-				break
-			}
-		}
-		t.commitDone()
+// End, once the stream has ended well, waits for the sink's last commits
+// (with a checkpoint: see awaitCommits), so that the broker's record of
+// progress (Kafka's group offsets, JetStream's and RabbitMQ's acks) does
+// not end behind the sink.
+func (t *brokerTracker) End() {
+	if t.log != nil && t.wrote && !t.awaited {
+		t.awaitCommits()
 	}
+	t.awaited = true
+}
+
+// Close stops following the sink's commits and lets the broker go. It
+// first gives the broker the batches the sink commits meanwhile (see
+// awaitCommits), also after a failure: the sink commits what it got.
+func (t *brokerTracker) Close() error {
+	t.End()
+	close(t.done)
 	return t.b.Close()
 }
 
-// closeWait bounds how long Close waits for the sink's last commit.
-const closeWait = 2 * time.Second
+// awaitCommits waits for the sink to commit the batches written, up to
+// commitWait after the last commit seen, giving their ends to the broker.
+// Each batch was flushed at its end, so the sink commits it whether the
+// stream's end follows (End) or not (Close after a failure). What is not
+// committed in time stays unacknowledged, which a note says: the broker
+// delivers it again at the next start.
+func (t *brokerTracker) awaitCommits() {
+	var seen uint64
+	idle := time.Now()
+	for {
+		if err := t.commitDone(); err != nil {
+			fmt.Fprintf(t.notes, "sbatch: note: %s: reading the sink's commits: %v\n", t.name, err)
+			return
+		}
+		t.mu.Lock()
+		left := slices.Sorted(maps.Keys(t.pending))
+		acked := t.acked
+		t.mu.Unlock()
+		if len(left) == 0 {
+			return
+		}
+		if acked != seen {
+			seen, idle = acked, time.Now()
+		}
+		if time.Since(idle) >= commitWait {
+			again := "are replayed at the next start"
+			if t.redelivers {
+				again = "stay unacknowledged, and come again at the next start"
+			}
+			fmt.Fprintf(t.notes, "sbatch: note: %s: the sink did not commit %s within %v: their messages %s\n", t.name, batchRange(left[0], left[len(left)-1]), commitWait, again)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// batchRange names the batches first to last: "batch 3", "batches 3 to 5".
+func batchRange(first, last uint64) string {
+	if first == last {
+		return fmt.Sprintf("batch %d", first)
+	}
+	return fmt.Sprintf("batches %d to %d", first, last)
+}
 
 // openBrokerTracker opens the tracker of input name over broker b, reading
 // the last run from o.Checkpoint if given.
@@ -139,6 +213,7 @@ func openBrokerTracker(o Options, name string, b Broker, streams *Streams, notes
 	}
 	t.fp = fingerprint(&o, what)
 	t.done = make(chan struct{})
+	_, t.redelivers = b.(redeliverer)
 	if o.Checkpoint == "" {
 		return t, nil
 	}
@@ -158,6 +233,16 @@ func openBrokerTracker(o Options, name string, b Broker, streams *Streams, notes
 		i := streams.Index(r.Path, r.End)
 		t.grow(i)
 		t.from[i], t.cur[i] = r.End, r.End
+	}
+	if t.redelivers {
+		if len(t.replay) > 0 {
+			first, last := t.replay[0].BatchID, t.last.BatchID
+			fmt.Fprintf(notes, "sbatch: note: %s: the sink did not commit %s: their messages come again from the broker (redelivered), in the batches from %d on\n",
+				name, batchRange(first, last), last+1)
+		}
+		t.replay = nil
+		t.acked = t.last.BatchID + 1
+		return t, purgeOffsets(t.dir, t.log)
 	}
 	// The replayed batches are committed to the broker as the sink commits
 	// them; so is the last batch the sink committed, which the broker may
@@ -296,7 +381,7 @@ func (t *brokerTracker) Write(id uint64, time int64, at Position) error {
 	if err := t.log.Write(id, e); err != nil {
 		return err
 	}
-	t.written, t.wrote = id, true
+	t.wrote = true
 	if err := t.commitDone(); err != nil {
 		return err
 	}

@@ -22,13 +22,15 @@ import (
 // Message is one message of a broker. Its slices are valid until the next
 // Fetch.
 type Message struct {
-	Key       []byte // nil: none
-	Value     []byte
-	Topic     string // a topic, a subject, a routing key
-	Partition int32
-	Offset    int64 // an offset, a stream sequence
-	Time      time.Time
-	Headers   []Header
+	Key         []byte // nil: none (a Kafka key, an AMQP message id)
+	Value       []byte
+	Topic       string // a topic, a subject, a routing key
+	Exchange    string // the exchange an AMQP message was published to
+	Partition   int32
+	Offset      int64     // an offset, a stream sequence, a delivery's (amqp.go)
+	Redelivered bool      // delivered before and not acknowledged (AMQP)
+	Time        time.Time // zero: none
+	Headers     []Header
 	// Pos is where the input stands after the message: its stream and the
 	// offset of the message after it.
 	Pos Position
@@ -53,9 +55,10 @@ type Feed interface {
 
 // Meta names the fields that hold a message's metadata in its record, per
 // kind of broker ("" leaves one out): Kafka's are Spark's names (key, topic,
-// partition, offset, timestamp, headers).
+// partition, offset, timestamp, headers); RabbitMQ's are AMQP's
+// (message_id, exchange, routing_key, redelivered, timestamp, headers).
 type Meta struct {
-	Key, Topic, Partition, Offset, Time, Headers string
+	Key, Exchange, Topic, Partition, Offset, Redelivered, Time, Headers string
 }
 
 // feedFormats are the formats of a message value: lines makes the value the
@@ -70,7 +73,7 @@ func checkFeedFormat(f, input string) error {
 		return nil
 	}
 	return stage.Hint(stage.UsageError("--format %s: %s gives messages, read as lines, json or msgpack", f, input),
-		"--format lines makes each message a record of its value and its metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers); json and msgpack read the value's fields")
+		"--format lines makes each message a record of its value and its metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers; amqp://: message_id, exchange, routing_key, redelivered, timestamp, headers); json and msgpack read the value's fields")
 }
 
 // messageRecord appends the record of message m to dst.
@@ -145,6 +148,10 @@ func appendMeta(dst []byte, m *Message, meta *Meta, prefix string, n int) ([]byt
 			dst = record.AppendStringBytes(dst, m.Key)
 		}
 	}
+	if meta.Exchange != "" {
+		key(meta.Exchange)
+		dst = record.AppendString(dst, m.Exchange)
+	}
 	if meta.Topic != "" {
 		key(meta.Topic)
 		dst = record.AppendString(dst, m.Topic)
@@ -157,9 +164,17 @@ func appendMeta(dst []byte, m *Message, meta *Meta, prefix string, n int) ([]byt
 		key(meta.Offset)
 		dst = record.AppendInt(dst, m.Offset)
 	}
+	if meta.Redelivered != "" {
+		key(meta.Redelivered)
+		dst = record.AppendBool(dst, m.Redelivered)
+	}
 	if meta.Time != "" {
 		key(meta.Time)
-		dst = record.AppendTime(dst, m.Time)
+		if m.Time.IsZero() {
+			dst = record.AppendNil(dst) // an AMQP message without a timestamp
+		} else {
+			dst = record.AppendTime(dst, m.Time)
+		}
 	}
 	if meta.Headers != "" && len(m.Headers) > 0 {
 		key(meta.Headers)
@@ -203,6 +218,11 @@ func (p *producer) feed(s *Input) error {
 			}
 			if p.track && p.cur != nil && p.cur.n > 0 && p.cur.stream != m.Pos.Stream {
 				p.flush() // a chunk holds records of one stream
+			}
+			// Before the chunk is taken: the wait hands the chunk in
+			// hand over.
+			if err := p.limit(); err != nil {
+				return err
 			}
 			c := p.chunk()
 			if p.track {

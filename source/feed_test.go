@@ -1,11 +1,14 @@
 package source
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream/codec"
+	"github.com/dstream/dstream/internal/kafkatest"
 	"github.com/dstream/dstream/record"
 )
 
@@ -97,5 +100,23 @@ func BenchmarkMessageRecord(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		rec, _ = messageRecord(rec[:0], &m, o, &kafkaMeta, "bench")
+	}
+}
+
+// --max-rate waits between messages without losing any: the wait hands the
+// chunk in hand over, and the next record goes into a new one (it went
+// into the chunk handed over, and was lost).
+func TestFeedMaxRate(t *testing.T) {
+	c, seeds := kafkatest.Cluster(t, 1, 1, "slow")
+	produce(t, seeds, "slow", 0, 30)
+	got, err := runKafka(t, Options{Inputs: []string{kafkatest.URL(c, "slow")}, Format: "lines", Once: true, Interval: 1000, Start: "earliest", MaxRate: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := values(got)
+	for i := range 30 {
+		if !slices.Contains(vs, fmt.Sprintf("v%d", i)) {
+			t.Errorf("v%d is missing: %v", i, vs)
+		}
 	}
 }

@@ -136,6 +136,12 @@ func kindFlags(o Options) map[string]string {
 	if o.Subject != "" {
 		set["subject"] = "filters the subjects of a JetStream stream: give nats://HOST:PORT/STREAM"
 	}
+	if o.Declare {
+		set["declare"] = "declares a missing RabbitMQ queue: give amqp://HOST:PORT/VHOST?queue=Q"
+	}
+	if o.Prefetch != 0 {
+		set["prefetch"] = "bounds what RabbitMQ delivers ahead: give amqp://HOST:PORT/VHOST?queue=Q"
+	}
 	return set
 }
 

@@ -50,6 +50,13 @@ type sender interface {
 	Sent(id uint64)
 }
 
+// ender is a Tracker with work to do once the stream has ended well
+// (its end written): a broker's that redelivers waits for the sink's last
+// commits, to acknowledge their messages before its connection goes.
+type ender interface {
+	End()
+}
+
 // growing is a Tracker whose input grows while it runs (a watched
 // directory): More yields the inputs found after those of Inputs, until
 // stop, telling notes (stderr) of what a user should know.

@@ -92,6 +92,11 @@ type Options struct {
 	// Subject reads only the messages of a JetStream stream whose subject
 	// matches it (NATS wildcards; "": all).
 	Subject string
+	// Declare declares a RabbitMQ queue that is missing; Prefetch bounds
+	// the messages RabbitMQ delivers and sbatch has not acknowledged (0:
+	// the default, see amqp.go).
+	Declare  bool
+	Prefetch int
 	// ServerTimeout is how long a broker may stay unreachable, at the start
 	// or later, before sbatch fails naming it.
 	ServerTimeout time.Duration
@@ -178,7 +183,16 @@ func Run(e *stage.Env, o Options) error {
 		at, _, _, _ := ck.Resume()
 		b.ck = &cursor{t: ck, pos: at}
 	}
-	return b.run()
+	err = b.run()
+	if en, ok := ck.(ender); ok && err == nil {
+		// The stream's end goes out first: a stage that holds batches
+		// until then (swindow's last windows) passes them on, and the
+		// sink commits them, only after it.
+		if err = e.Out.Close(); err == nil {
+			en.End()
+		}
+	}
+	return err
 }
 
 // open opens every input, in order, so that a missing one is an error before

@@ -144,6 +144,26 @@ the last message at the start. A server that does not answer is waited
 for, with backoff and a note, up to --server-timeout; a missing stream or
 refused credentials fail at once.
 
+RabbitMQ: amqp://USER:PASS@HOST:PORT/VHOST?queue=QUEUE reads the queue
+(the vhost is the path; none or / is the default). A missing queue is an
+error at the start, unless --declare declares it (durable). A record is
+{value: the body, message_id, exchange, routing_key, redelivered,
+timestamp, headers} with --format lines; with json or msgpack the body's
+fields, and the metadata with --meta-field PREFIX. A message is
+acknowledged once a batch holding it is safe: with --checkpoint, once the
+sink has committed it; without, once it has left sbatch. What is not
+acknowledged RabbitMQ delivers again (redelivered) when the connection is
+gone: at least once. At its end sbatch waits for the sink's commits (up to
+5s after the last one) before it lets the connection go. A queue cannot
+be read again: with --checkpoint a restart replays nothing, and the
+messages of the batches not committed come again in the batches after
+the last one written, with new ids. --prefetch N (default 16384, or 2x
+-n; at most 65535) bounds the messages delivered and not acknowledged, so
+a batch: -n may not exceed it, and --once alone reads at most N of the
+messages the queue had at the start (--once -n N reads them all). A lost
+connection is made again with backoff, with a note, for up to
+--server-timeout; a login refused is an error at once.
+
 Examples:
   printf 'hello world\nfoo\n' | sbatch --once | ssink
   tail -F access.log | sbatch -i 2s | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
@@ -155,7 +175,9 @@ Examples:
   sbatch --once -n 10000 --start earliest --format json --meta-field kafka_ kafka://127.0.0.1:9092/events | ssink --format tsv
   seq 1 10 | sbatch -n 3 | ssink --format json --batch-field batch
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck
-  sbatch --checkpoint ck -i 10s --durable orders --format json nats://127.0.0.1:4222/ORDERS | ssink --checkpoint ck --sqlite orders.db`,
+  sbatch --checkpoint ck -i 10s --durable orders --format json nats://127.0.0.1:4222/ORDERS | ssink --checkpoint ck --sqlite orders.db
+
+  sbatch --checkpoint ck -i 1s --format json 'amqp://guest:guest@127.0.0.1:5672/?queue=events' | ssink --checkpoint ck --sqlite events.db`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(codec.InputFormats, ", ")},
 		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
@@ -176,9 +198,11 @@ Examples:
 		&cli.StringFlag{Name: "group", Aliases: []string{"durable"}, Category: "Brokers", Usage: "the consumer's `NAME` in the broker, whose record of progress follows the batches (the sink's commits, with --checkpoint): kafka://, the consumer group (without --checkpoint the copies of sbatch in it share the partitions); nats://, the durable pull consumer, made if missing (without --checkpoint sbatch reads it, and acks each message once its batch has left)"},
 		&cli.StringFlag{Name: "subject", Category: "Brokers", Usage: "nats://: read only the messages of the stream whose subject matches `SUBJECT` (wildcards * and >)"},
 		&cli.StringFlag{Name: "start", Category: "Brokers", Value: "latest", Usage: "where a new group or checkpoint starts reading: `earliest|latest`"},
-		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers) as fields named `PREFIX`NAME"},
+		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers; amqp://: message_id, exchange, routing_key, redelivered, timestamp, headers) as fields named `PREFIX`NAME"},
 		&cli.IntFlag{Name: "max-rate", Category: "Brokers", Usage: "read at most `N` records per second"},
 		&cli.DurationFlag{Name: "server-timeout", Category: "Brokers", Value: 30 * time.Second, Usage: "give up (exit 1, naming the server) after a broker is unreachable for `DUR`"},
+		&cli.BoolFlag{Name: "declare", Category: "Brokers", Usage: "amqp://: declare the queue (durable) if it does not exist, instead of failing"},
+		&cli.IntFlag{Name: "prefetch", Category: "Brokers", Usage: "amqp://: at most `N` messages delivered and not acknowledged (RabbitMQ's basic.qos, 1 to 65535): a batch holds at most N", DefaultText: "16384, or 2x -n"},
 	},
 	Action: run,
 }
@@ -210,6 +234,12 @@ func options(c *cli.Context) (source.Options, error) {
 	}
 	if c.IsSet("start") {
 		o.Start = c.String("start")
+	}
+	o.Declare = c.Bool("declare")
+	if c.IsSet("prefetch") {
+		if o.Prefetch = c.Int("prefetch"); o.Prefetch < 1 {
+			return o, stage.UsageError("--prefetch %d: want 1 to 65535 messages (RabbitMQ's limit)", o.Prefetch)
+		}
 	}
 	if c.IsSet("watch") {
 		switch {
