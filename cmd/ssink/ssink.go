@@ -7,8 +7,8 @@ import (
 
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/sink"
-	"github.com/dstream/dstream/sink/kafkasink"
 	"github.com/dstream/dstream/sink/amqpsink"
+	"github.com/dstream/dstream/sink/kafkasink"
 	"github.com/dstream/dstream/sink/natssink"
 	"github.com/dstream/dstream/sink/sqlsink"
 	"github.com/dstream/dstream/stage"
