@@ -413,6 +413,7 @@ type kafkaFeed struct {
 	starts []checkpoint.Range
 	idle   int // polls in a row that brought nothing, with once
 	group  bool
+	owned  *owned // the group's partitions, when group
 }
 
 // pollWait is how long one poll waits for records before it looks at a
