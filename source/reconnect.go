@@ -50,7 +50,7 @@ func newRedialer(spec string, o *Options, stop <-chan struct{}, notes io.Writer)
 	}()
 	return &redialer{
 		spec: spec, listen: strings.HasSuffix(scheme, "-listen"), timeout: o.ReconnectTimeout,
-		notes: notes, ctx: ctx, cancel: cancel, 
+		notes: notes, ctx: ctx, cancel: cancel,
 	}, nil
 }
 
