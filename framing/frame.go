@@ -99,6 +99,9 @@ var (
 	ErrNotDstream = errors.New("framing: input is not a dstream stream")
 	ErrVersion    = errors.New("framing: unsupported protocol version")
 	ErrTruncated  = errors.New("framing: stream truncated")
+	// ErrEmpty is ErrTruncated of an input with no byte at all: no stage
+	// wrote into it (stdin from /dev/null, an empty file).
+	ErrEmpty = fmt.Errorf("%w: the input is empty", ErrTruncated)
 	ErrChecksum   = errors.New("framing: checksum mismatch")
 	ErrTooLarge   = errors.New("framing: frame too large")
 	ErrCorrupt    = errors.New("framing: corrupt frame")
