@@ -101,12 +101,12 @@ var (
 	ErrTruncated  = errors.New("framing: stream truncated")
 	// ErrEmpty is ErrTruncated of an input with no byte at all: no stage
 	// wrote into it (stdin from /dev/null, an empty file).
-	ErrEmpty = fmt.Errorf("%w: the input is empty", ErrTruncated)
-	ErrChecksum   = errors.New("framing: checksum mismatch")
-	ErrTooLarge   = errors.New("framing: frame too large")
-	ErrCorrupt    = errors.New("framing: corrupt frame")
-	ErrSequence   = errors.New("framing: frame out of sequence")
-	ErrUnknown    = errors.New("framing: unknown frame kind")
+	ErrEmpty    = fmt.Errorf("%w: the input is empty", ErrTruncated)
+	ErrChecksum = errors.New("framing: checksum mismatch")
+	ErrTooLarge = errors.New("framing: frame too large")
+	ErrCorrupt  = errors.New("framing: corrupt frame")
+	ErrSequence = errors.New("framing: frame out of sequence")
+	ErrUnknown  = errors.New("framing: unknown frame kind")
 )
 
 // Compression selects how a Writer compresses Records frames.
