@@ -48,6 +48,11 @@ type Options struct {
 	// SkipBad skips a record that cannot be aggregated, counting it in
 	// stage.Stats.Skipped, instead of failing (--skip-bad).
 	SkipBad bool
+	// Strict makes a key or aggregated field that no record of a batch
+	// has an error; else it is a note on Notes, once per field (a typo,
+	// most often: see agg.FieldCheck).
+	Strict bool
+	Notes  io.Writer
 
 	// Mode is per batch, or a running state and what it writes.
 	Mode Mode
@@ -78,6 +83,7 @@ type Engine struct {
 	out   *framing.Writer
 	o     Options
 	t     *agg.Table
+	check *agg.FieldCheck
 	fp    string
 	stats *stage.Stats
 
@@ -110,7 +116,7 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 	if stats == nil {
 		stats = new(stage.Stats)
 	}
-	r := &Engine{out: out, o: o, t: t, fp: o.Agg.Fingerprint(), stats: stats, replaying: replaying}
+	r := &Engine{check: agg.NewFieldCheck(o.Agg), out: out, o: o, t: t, fp: o.Agg.Fingerprint(), stats: stats, replaying: replaying}
 	if o.EmitExpired {
 		if o.TTL <= 0 {
 			return nil, stage.UsageError("--emit-expired writes the groups --ttl forgets: add --ttl DUR")
@@ -198,6 +204,7 @@ func (r *Engine) Begin(b stage.Batch) error {
 		}
 	}
 	r.nrec = 0
+	r.check.Begin()
 	r.t.SetTime(b.Time)
 	r.t.ClearTouched()
 	if r.seeded {
@@ -211,6 +218,7 @@ func (r *Engine) Begin(b stage.Batch) error {
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		r.nrec++
+		r.check.Observe(rec)
 		if err := r.t.Add(rec); err != nil {
 			if r.o.SkipBad {
 				r.stats.Skipped++
@@ -224,6 +232,9 @@ func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 
 // End saves the running state and writes the batch's groups.
 func (r *Engine) End(b stage.Batch) error {
+	if err := agg.ReportMissing(r.check, b, r.o.Strict, r.o.Notes, "sreduce"); err != nil {
+		return err
+	}
 	t := r.t
 	if r.o.Mode == PerBatch {
 		gs := t.SortedTouched(r.gs[:0])

@@ -8,6 +8,7 @@ package window
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/dstream/dstream/agg"
@@ -40,6 +41,11 @@ type Options struct {
 	// SkipBad skips and counts the records that cannot be aggregated
 	// instead of stopping with an error (--skip-bad).
 	SkipBad bool
+	// Strict makes a key or aggregated field that no record of a batch
+	// has an error; else it is a note on Notes, once per field (a typo,
+	// most often: see agg.FieldCheck).
+	Strict bool
+	Notes  io.Writer
 
 	// Event, if not nil, windows each record's event time instead of the
 	// batch time (--time-field).
@@ -180,6 +186,8 @@ type Engine struct {
 		finish() error
 	}
 	closer func() error
+	check  *agg.FieldCheck
+	o      *Options
 }
 
 // New returns the engine of o, writing its windows to out. It reports the
@@ -199,7 +207,7 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 	if replaying == nil {
 		replaying = func() bool { return false }
 	}
-	e := &Engine{closer: func() error { return nil }}
+	e := &Engine{closer: func() error { return nil }, check: agg.NewFieldCheck(o.Agg), o: &o}
 	var st stateful
 	var ck **checkpointer
 	if c.ev != nil {
@@ -226,10 +234,26 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 	return e, nil
 }
 
-func (e *Engine) Begin(b stage.Batch) error                       { return e.w.Begin(b) }
-func (e *Engine) Block(b stage.Batch, recs framing.Records) error { return e.w.Block(b, recs) }
-func (e *Engine) End(b stage.Batch) error                         { return e.w.End(b) }
-func (e *Engine) Watermark(t int64) error                         { return e.w.Watermark(t) }
+func (e *Engine) Begin(b stage.Batch) error {
+	e.check.Begin()
+	return e.w.Begin(b)
+}
+
+func (e *Engine) Block(b stage.Batch, recs framing.Records) error {
+	probe := recs // a copy: the windower reads recs from its start
+	for rec, ok := probe.Next(); ok; rec, ok = probe.Next() {
+		e.check.Observe(rec)
+	}
+	return e.w.Block(b, recs)
+}
+
+func (e *Engine) End(b stage.Batch) error {
+	if err := agg.ReportMissing(e.check, b, e.o.Strict, e.o.Notes, "swindow"); err != nil {
+		return err
+	}
+	return e.w.End(b)
+}
+func (e *Engine) Watermark(t int64) error { return e.w.Watermark(t) }
 
 // Finish is called at the end of the input stream: without a checkpoint,
 // it writes the windows still open (see windower.finish).

@@ -115,6 +115,7 @@ func run(e *stage.Env) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	o.Notes = e.Stderr
 	r, err := reduce.New(o, e.Out, &e.Stats, e.Replaying)
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ func parseOptions(c *cli.Context, args []string) (reduce.Options, error) {
 	if err != nil {
 		return reduce.Options{}, err
 	}
-	o := reduce.Options{Agg: a.Cfg, Top: a.Top, By: a.By, SkipBad: a.SkipBad,
+	o := reduce.Options{Agg: a.Cfg, Top: a.Top, By: a.By, SkipBad: a.SkipBad, Strict: a.Strict,
 		Checkpoint: c.String("checkpoint"), Name: c.String("name"),
 		EmitExpired: c.Bool("emit-expired"), Initial: c.String("initial")}
 	if len(o.Agg.Keys) == 0 && len(o.Agg.Aggs) == 0 {

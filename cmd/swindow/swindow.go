@@ -134,6 +134,7 @@ func run(e *stage.Env) error {
 	if err != nil {
 		return err
 	}
+	o.Notes = e.Stderr
 	w, err := window.New(*o, e.Out, &e.Stats, e.Replaying)
 	if err != nil {
 		return err
@@ -179,7 +180,7 @@ func parseOptions(c *cli.Context, args []string) (*window.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.Agg, o.Top, o.By, o.SkipBad = a.Cfg, a.Top, a.By, a.SkipBad
+	o.Agg, o.Top, o.By, o.SkipBad, o.Strict = a.Cfg, a.Top, a.By, a.SkipBad, a.Strict
 	if c.IsSet("checkpoint") && o.Checkpoint == "" {
 		return nil, stage.UsageError("--checkpoint needs a directory")
 	}
