@@ -45,6 +45,10 @@ func (c *FieldCheck) Begin() {
 	c.left, c.n, c.sample = len(c.names), 0, c.sample[:0]
 }
 
+// Done tells that every field was seen in the batch: Observe has nothing
+// left to find.
+func (c *FieldCheck) Done() bool { return c.left == 0 }
+
 // Observe looks at a record of the batch.
 func (c *FieldCheck) Observe(rec []byte) {
 	c.n++

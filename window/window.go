@@ -241,7 +241,7 @@ func (e *Engine) Begin(b stage.Batch) error {
 
 func (e *Engine) Block(b stage.Batch, recs framing.Records) error {
 	probe := recs // a copy: the windower reads recs from its start
-	for rec, ok := probe.Next(); ok; rec, ok = probe.Next() {
+	for rec, ok := probe.Next(); ok && !e.check.Done(); rec, ok = probe.Next() {
 		e.check.Observe(rec)
 	}
 	return e.w.Block(b, recs)
