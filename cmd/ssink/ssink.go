@@ -254,6 +254,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: codec.Formats[0].Name, Usage: "write records as `FORMAT`: " + codec.Names()},
 		&cli.IntFlag{Name: flagRows, Value: 20, Usage: "console: show at most `N` rows per batch"},
 		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
+		&cli.BoolFlag{Name: "skip-empty", Usage: "leave out the batches without records: no console table, file, command, request or transaction for them (they are still committed)"},
 		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
 		&cli.StringFlag{Name: flagCheckpoint, Usage: "commit each batch written in `DIR`/commits, and skip the batches committed before (with sbatch --checkpoint DIR FILE...)"},
 	}
@@ -277,6 +278,7 @@ func flags() []cli.Flag {
 func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	o := sink.Options{
 		BatchField: ctx.String(flagBatchField),
+		SkipEmpty:  ctx.Bool("skip-empty"),
 		Checkpoint: ctx.String(flagCheckpoint),
 		Table:      ctx.String(flagTable),
 		Mode:       ctx.String(flagMode),
