@@ -85,7 +85,7 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		Name:            c.Name,
 		Usage:           c.Usage,
 		ArgsUsage:       c.ArgsUsage,
-		Description:     c.Description,
+		Description:     c.Description + helpFooter(c.Name),
 		Flags:           append(commonFlags(c), c.Flags...),
 		HideHelpCommand: true,
 		Version:         Version(),
@@ -108,6 +108,17 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	}
 	err := app.Run(args)
 	return c.report(err, stderr)
+}
+
+// helpFooter ends every stage's --help: the exit codes and where the
+// documentation is.
+func helpFooter(name string) string {
+	return fmt.Sprintf(`
+
+Exit status: 0 done (also after SIGINT or SIGTERM, once the batch in hand
+and the end of the stream are out), 1 an error (named on stderr, with a
+hint), 2 a wrong command line. Documentation: docs/%s.md and docs/common.md
+in the source tree.`, name)
 }
 
 // report prints err and returns the exit code it calls for.
