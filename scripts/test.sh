@@ -9,40 +9,59 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install.sh
-scripts/services.sh # PostgreSQL, NATS and RabbitMQ on loopback, started if down
+# Each step prints one line, with its time; its output only if it fails
+# (VERBOSE=1 shows everything as it goes).
+log=$(mktemp "${TMPDIR:-/tmp}/dstream-test.XXXXXX")
+trap 'rm -f "$log"' EXIT
+step() {
+	local name=$1 t0=$SECONDS
+	shift
+	printf '== %-52s ' "$name"
+	local st=0
+	if [ "${VERBOSE:-}" = 1 ]; then
+		echo
+		if ! "$@" 2>&1 | tee "$log"; then st=1; fi
+	else
+		if ! "$@" >"$log" 2>&1; then st=1; fi
+	fi
+	if [ "$st" -ne 0 ]; then
+		echo "FAILED ($((SECONDS - t0)) s)"
+		[ "${VERBOSE:-}" = 1 ] || cat "$log"
+		exit 1
+	fi
+	echo "ok ($((SECONDS - t0)) s)"
+}
 
-echo "== gofmt"
-bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
-if [ -n "$bad" ]; then
-	echo "gofmt would change:"; echo "$bad"; exit 1
-fi
-
-echo "== go vet"
-go vet ./...
-
-echo "== go test"
-go test -count=1 ./...
-
-echo "== bench smoke (scripts/bench.sh --quick: word count checked equal to awk, sort | uniq, ...)"
-scripts/bench.sh --quick >/tmp/dstream-bench.log 2>&1 || { cat /tmp/dstream-bench.log; exit 1; }
-grep -E '^\| wordcount \| (dstream|mawk) ' /tmp/dstream-bench.log || true
+gofmt_check() {
+	local bad
+	bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	[ -z "$bad" ] || { echo "gofmt would change:"; echo "$bad"; return 1; }
+}
 
 # A count of inputs rather than a duration: with a duration, Go 1.26's fuzz
 # coordinator can report a spurious "context deadline exceeded" failure at
 # the deadline on a busy machine (golang/go#75804, fixed in Go 1.27).
 fuzztime=${FUZZTIME:-20000x}
-if [ "$fuzztime" != 0 ]; then
-	echo "== fuzz ($fuzztime each)"
+fuzz_all() {
 	# Every Fuzz function in every package, one at a time (go test -fuzz takes one).
-	grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
+	local f pkg fn
+	for f in $(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do
 		pkg=./$(dirname "${f#./}")
 		for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
 			echo "-- $pkg $fn"
-			go test -run='^$' -fuzz="^$fn\$" -fuzztime="$fuzztime" "$pkg" >/tmp/dstream-fuzz.log 2>&1 || {
-				cat /tmp/dstream-fuzz.log; exit 1
-			}
+			go test -run='^$' -fuzz="^$fn\$" -fuzztime="$fuzztime" "$pkg" || return 1
 		done
 	done
+}
+
+t0=$SECONDS
+step "install (tools, Go modules)" scripts/install.sh
+step "services (PostgreSQL, NATS, RabbitMQ on loopback)" scripts/services.sh
+step "gofmt" gofmt_check
+step "go vet" go vet ./...
+step "go test (unit, script tests, crash matrix seeds)" go test -count=1 ./...
+step "bench smoke (scripts/bench.sh --quick, outputs checked)" scripts/bench.sh --quick
+if [ "$fuzztime" != 0 ]; then
+	step "fuzz ($(grep -rh --include='*_test.go' '^func Fuzz' . | wc -l) targets, $fuzztime inputs each)" fuzz_all
 fi
-echo "== all tests passed"
+echo "== all tests passed in $((SECONDS - t0)) s"
