@@ -27,3 +27,20 @@ if ((${#missing[@]})); then
 	$sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 go mod download
+
+# The stages into bin/, and their man pages and shell completions, made by
+# each stage from its own flags (STAGE --man, STAGE --completion SHELL), into
+# PREFIX (default /usr/local when writable, else ~/.local): man sbatch and
+# tab completion of every flag work once bin/ is on PATH.
+go build -o bin/ ./cmd/...
+prefix=${PREFIX:-}
+if [ -z "$prefix" ]; then
+	if [ -w /usr/local/share ]; then prefix=/usr/local; else prefix=$HOME/.local; fi
+fi
+mkdir -p "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" "$prefix/share/fish/vendor_completions.d"
+for b in bin/*; do
+	s=$(basename "$b")
+	"$b" --man >"$prefix/share/man/man1/$s.1"
+	"$b" --completion bash >"$prefix/share/bash-completion/completions/$s"
+	"$b" --completion fish >"$prefix/share/fish/vendor_completions.d/$s.fish"
+done

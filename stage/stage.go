@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -106,8 +107,64 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 			return env.run(c.Action)
 		},
 	}
+	if len(args) == 2 || len(args) == 3 {
+		if out, ok, err := generated(app, args[1:]); ok {
+			if err != nil {
+				return c.report(err, stderr)
+			}
+			io.WriteString(stdout, out)
+			return ExitOK
+		}
+	}
 	err := app.Run(args)
 	return c.report(err, stderr)
+}
+
+// generated answers the hidden commands that scripts/install.sh uses to
+// make a stage's man page and its shell completion from its own flags, so
+// that they never drift from the code:
+//
+//	STAGE --man                 the man page (section 1, roff)
+//	STAGE --completion bash     a bash completion (zsh: with bashcompinit)
+//	STAGE --completion fish     a fish completion
+func generated(app *cli.App, args []string) (string, bool, error) {
+	switch {
+	case len(args) == 1 && args[0] == "--man":
+		out, err := app.ToManWithSection(1)
+		return out, true, err
+	case len(args) == 2 && args[0] == "--completion":
+		switch args[1] {
+		case "fish":
+			out, err := app.ToFishCompletion()
+			return out, true, err
+		case "bash", "zsh":
+			names := []string{"--help", "-h", "--version", "-v"}
+			for _, f := range app.Flags {
+				for _, n := range f.Names() {
+					if len(n) == 1 {
+						names = append(names, "-"+n)
+					} else {
+						names = append(names, "--"+n)
+					}
+				}
+			}
+			slices.Sort(names)
+			fn := "_" + strings.ReplaceAll(app.Name, "-", "_")
+			out := fmt.Sprintf(`# %[1]s completion for bash (and zsh, after 'autoload -U +X bashcompinit && bashcompinit'),
+# made by '%[1]s --completion %[3]s'.
+%[2]s() {
+	local cur=${COMP_WORDS[COMP_CWORD]}
+	if [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "%[4]s" -- "$cur"))
+	fi
+}
+complete -o default -F %[2]s %[1]s
+`, app.Name, fn, args[1], strings.Join(names, " "))
+			return out, true, nil
+		}
+		return "", true, UsageError("--completion %s: want bash, zsh or fish", args[1])
+	}
+	return "", false, nil
 }
 
 // helpFooter ends every stage's --help: the exit codes and where the

@@ -597,3 +597,25 @@ func TestVersion(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// The man page and the completions a stage makes (--man, --completion)
+// name every one of its flags.
+func TestGenerated(t *testing.T) {
+	c := &Command{Name: "gen", Input: true, Output: true, Flags: []cli.Flag{
+		&cli.StringFlag{Name: "alpha", Aliases: []string{"a"}, Usage: "the alpha"},
+		&cli.BoolFlag{Name: "beta-flag", Usage: "the beta"},
+	}, Action: func(*Env) error { return nil }}
+	for _, args := range [][]string{{"--man"}, {"--completion", "bash"}, {"--completion", "zsh"}, {"--completion", "fish"}} {
+		var out, errs bytes.Buffer
+		if code := c.Run(append([]string{"gen"}, args...), strings.NewReader(""), &out, &errs); code != ExitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errs.String())
+		}
+		for _, f := range c.AllFlags() {
+			for _, n := range f.Names() {
+				if len(n) > 1 && !strings.Contains(out.String(), n) {
+					t.Errorf("%v: no flag %s in:\n%s", args, n, out.String())
+				}
+			}
+		}
+	}
+}

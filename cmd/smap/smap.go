@@ -172,6 +172,9 @@ func (smapCommand) Run(args []string, stdin io.Reader, stdout, stderr io.Writer)
 	if len(args) == 0 {
 		args = []string{"smap"}
 	}
+	if len(args) > 1 && (args[1] == "--man" || args[1] == "--completion") {
+		return newCommand(nil, nil).Run(args, stdin, stdout, stderr) // made from the flags alone
+	}
 	ops, positional, rearranged := scanArgs(args[1:])
 	return newCommand(ops, positional).Run(append([]string{args[0]}, rearranged...), stdin, stdout, stderr)
 }
