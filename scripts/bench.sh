@@ -310,8 +310,12 @@ bench sdedup-distinct-keys "$KEYS" "$nkeys" '$TIMED sdedup -k value <"$DATA/keys
 peer mawk 'mawk '\''!seen[$0]++'\''' cat
 
 # A union of two streams, the tokens twice (one batch each): sunion passes
-# the first through and holds the second's batch. Records = both streams'.
+# the first through and holds the second's batch (its peak RSS is that
+# batch). Against ssink reading the two framed files one after the other,
+# what the union adds; cat of the text as a yardstick. Records = both
+# streams'.
 bench sunion "$TOKENS" $((2 * wc_words)) '$TIMED sunion "$DATA/tokens.dstream" <"$DATA/tokens.dstream" | ssink --format lines' cat
+peer 'ssink of each, no sunion' 'ssink --format lines <"$DATA/tokens.dstream"; ssink --format lines <"$DATA/tokens.dstream"' cat
 peer cat 'cat "$IN" "$IN"' cat
 
 # A sliding window: counts per word over the last 10 s of event time, every

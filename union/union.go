@@ -24,13 +24,46 @@ type Engine struct {
 }
 
 // held is the records of one input's batch, waiting for their turn: the
-// blocks as they came, one after another in data.
+// blocks as they came, copied into chunks of memory that are kept for the
+// next batches. Chunks rather than one growing slice: a large batch is
+// held once, never copied again as it grows.
 type held struct {
-	data   []byte
+	chunks [][]byte
 	blocks []block
 }
 
-type block struct{ len, n int }
+// block is where a block of n records stands: chunks[chunk][off:off+len].
+type block struct{ chunk, off, len, n int }
+
+// chunkSize is the size of a chunk, unless a block is larger.
+const chunkSize = 1 << 20
+
+// add copies a block of n records.
+func (h *held) add(b []byte, n int) {
+	last := len(h.chunks) - 1
+	if last < 0 || cap(h.chunks[last])-len(h.chunks[last]) < len(b) {
+		// The next chunk kept from an earlier batch, or a new one.
+		if last+1 < cap(h.chunks) && cap(h.chunks[:last+2][last+1]) >= len(b) {
+			h.chunks = h.chunks[:last+2]
+		} else {
+			h.chunks = append(h.chunks[:last+1], make([]byte, 0, max(chunkSize, len(b))))
+		}
+		last++
+		h.chunks[last] = h.chunks[last][:0]
+	}
+	c := h.chunks[last]
+	h.blocks = append(h.blocks, block{last, len(c), len(b), n})
+	h.chunks[last] = append(c, b...)
+}
+
+// reset empties h, keeping up to keep chunks for the next batch.
+func (h *held) reset(keep int) {
+	if cap(h.chunks) > keep {
+		clear(h.chunks[keep:cap(h.chunks)])
+		h.chunks = h.chunks[:0:keep]
+	}
+	h.chunks, h.blocks = h.chunks[:0], h.blocks[:0]
+}
 
 // New returns the union of n inputs, writing to out.
 func New(out *framing.Writer, n int) *Engine {
@@ -56,12 +89,9 @@ func (u *Engine) Block(_ *stage.Aligned, input int, recs framing.Records) error 
 		return u.out.WriteRecords(recs)
 	}
 	b, n := recs.Rest()
-	if n == 0 {
-		return nil
+	if n > 0 {
+		u.held[input].add(b, n)
 	}
-	h := &u.held[input]
-	h.data = append(h.data, b...)
-	h.blocks = append(h.blocks, block{len(b), n})
 	return nil
 }
 
@@ -69,19 +99,14 @@ func (u *Engine) Block(_ *stage.Aligned, input int, recs framing.Records) error 
 func (u *Engine) End(*stage.Aligned) error {
 	for i := range u.held {
 		h := &u.held[i]
-		off := 0
 		for _, b := range h.blocks {
-			if err := u.out.WriteRawBlock(h.data[off:off+b.len], b.n); err != nil {
+			if err := u.out.WriteRawBlock(h.chunks[b.chunk][b.off:b.off+b.len], b.n); err != nil {
 				return err
 			}
-			off += b.len
 		}
-		// Keep the memory for the next batch, unless a large batch left
-		// far more than batches usually need.
-		if cap(h.data) > 4<<20 && off < cap(h.data)/4 {
-			h.data = nil
-		}
-		h.data, h.blocks = h.data[:0], h.blocks[:0]
+		// Keep the memory of a usual batch for the next, not all of a
+		// large one.
+		h.reset(4)
 	}
 	return u.out.EndBatch()
 }

@@ -111,3 +111,27 @@ func BenchmarkUnion(b *testing.B) {
 	}
 	b.ReportMetric(2*100*10_000*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// TestHeld: blocks held across batches, small and larger than a chunk,
+// come back as they went in, in the chunks kept from batch to batch.
+func TestHeld(t *testing.T) {
+	var h held
+	for batch, sizes := range [][]int{{10, 20, chunkSize - 25, 30}, {chunkSize + 5, 7}, {3, chunkSize, chunkSize, 1}} {
+		var want [][]byte
+		for i, n := range sizes {
+			b := bytes.Repeat([]byte{byte('a' + batch*5 + i)}, n)
+			want = append(want, b)
+			h.add(b, i+1)
+		}
+		for i, b := range h.blocks {
+			got := h.chunks[b.chunk][b.off : b.off+b.len]
+			if !bytes.Equal(got, want[i]) || b.n != i+1 {
+				t.Fatalf("batch %d, block %d: %d bytes of %q, n %d", batch, i, len(got), got[:1], b.n)
+			}
+		}
+		h.reset(4)
+	}
+	if cap(h.chunks) > 4 {
+		t.Fatalf("%d chunks kept", cap(h.chunks))
+	}
+}

@@ -57,8 +57,8 @@ after each batch in DIR/state/NAME (--name, default sdedup), before the
 batch's end leaves, and restored on restart as of the last batch the sink
 committed, as sreduce --running does; so with sbatch --checkpoint and ssink
 --checkpoint a restarted pipeline drops exactly the records an uninterrupted
-run drops. A state saved with other keys or another time field is refused;
---watermark may change between runs. Downstream of sbatch --checkpoint DIR,
+run drops. A state saved with other keys, another time field or without
+(with) --within-watermark is refused; --watermark may change between runs. Downstream of sbatch --checkpoint DIR,
 sdedup needs --checkpoint DIR too.
 
 --progress: stateOperators holds numRowsTotal (keys kept), numRowsUpdated

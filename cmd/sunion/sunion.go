@@ -22,7 +22,7 @@ A STREAM is a file or FIFO of frames (a process substitution <(sbatch ...)
 is one), or an endpoint that accepts one connection of frames,
 tcp-listen://HOST:PORT or unix-listen:///PATH (or connects: tcp://,
 unix://). Each is opened when sunion starts reading, so FIFOs fed by one
-upstream through tee open in any order.
+upstream through tee open in any order. The flags go before the STREAMs.
 
 Batches are aligned by batch time: the streams must have the same batch
 interval, as DStream.union requires, and then their batches at the same
@@ -49,7 +49,8 @@ no batch).
 
 Examples:
   sbatch -i 1s a.log | sunion <(sbatch -i 1s b.log) | ssink
-  sbatch -i 1s --format json | tee >(smap --filter 'status >= 500' > errors.fifo) | smap --select path | sunion errors.fifo | ssink
+  mkfifo errors.fifo
+  sbatch -i 1s --format json | tee >(smap --filter 'status >= 500' > errors.fifo) | sunion errors.fifo | ssink
   sbatch -i 1s app.log | sunion tcp-listen://:7070 unix-listen:///run/edge.sock | sreduce -k value --count | ssink`,
 	Action: run,
 }
