@@ -62,6 +62,9 @@ func run(e *stage.Env) error {
 	}
 	specs := e.Ctx.Args().Slice()
 	for _, spec := range specs {
+		if spec == "-" {
+			return stage.UsageError("STREAM -: stdin is sunion's input already (or --in): name the other streams")
+		}
 		if strings.HasPrefix(spec, "-") {
 			// The command line stops at the first STREAM: a flag after one
 			// would be taken for a file.
