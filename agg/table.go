@@ -84,6 +84,9 @@ type Table struct {
 
 	order, fresh []int32 // see Sorted
 	stale        bool    // order holds removed groups
+
+	seedFields []string      // see Seed
+	seedVals   []record.Span // where each of seedFields is in the record in hand
 }
 
 // New returns an empty Table computing cfg.
@@ -365,6 +368,18 @@ func (t *Table) Expire(cutoff int64) int {
 	return n
 }
 
+// Idle appends to dst the groups that Expire(cutoff) would remove, in no
+// particular order, for a caller that writes them out before it removes
+// them.
+func (t *Table) Idle(cutoff int64, dst []int32) []int32 {
+	for g := range t.rows {
+		if t.flags[g]&fAlive != 0 && t.last[g] <= cutoff {
+			dst = append(dst, int32(g))
+		}
+	}
+	return dst
+}
+
 // Zero resets the aggregates of every group to those of no record but keeps
 // the groups and their keys, so that a per-batch reduce does not store its
 // keys again at every batch. It leaves Touched as it is.
@@ -513,8 +528,12 @@ func (t *Table) SortedTouched(dst []int32) []int32 {
 
 // AppendRecord appends the output record of group g: a msgpack map of the
 // key fields, then one field per aggregate, in the order of the Config.
-func (t *Table) AppendRecord(dst []byte, g int32) []byte {
-	dst = record.AppendMapHeader(dst, len(t.cfg.Keys)+len(t.cfg.Aggs))
+func (t *Table) AppendRecord(dst []byte, g int32) []byte { return t.AppendRecordWith(dst, g, 0) }
+
+// AppendRecordWith is AppendRecord with room for extra more fields in the
+// map, which the caller appends after it (sreduce's expired).
+func (t *Table) AppendRecordWith(dst []byte, g int32, extra int) []byte {
+	dst = record.AppendMapHeader(dst, len(t.cfg.Keys)+len(t.cfg.Aggs)+extra)
 	k := t.ks.key(g)
 	for _, name := range t.cfg.Keys {
 		n, err := record.Skip(k)

@@ -99,11 +99,14 @@ var (
 	ErrNotDstream = errors.New("framing: input is not a dstream stream")
 	ErrVersion    = errors.New("framing: unsupported protocol version")
 	ErrTruncated  = errors.New("framing: stream truncated")
-	ErrChecksum   = errors.New("framing: checksum mismatch")
-	ErrTooLarge   = errors.New("framing: frame too large")
-	ErrCorrupt    = errors.New("framing: corrupt frame")
-	ErrSequence   = errors.New("framing: frame out of sequence")
-	ErrUnknown    = errors.New("framing: unknown frame kind")
+	// ErrEmpty is ErrTruncated of an input with no byte at all: no stage
+	// wrote into it (stdin from /dev/null, an empty file).
+	ErrEmpty    = fmt.Errorf("%w: the input is empty", ErrTruncated)
+	ErrChecksum = errors.New("framing: checksum mismatch")
+	ErrTooLarge = errors.New("framing: frame too large")
+	ErrCorrupt  = errors.New("framing: corrupt frame")
+	ErrSequence = errors.New("framing: frame out of sequence")
+	ErrUnknown  = errors.New("framing: unknown frame kind")
 )
 
 // Compression selects how a Writer compresses Records frames.

@@ -235,7 +235,7 @@ func (r *Reader) readHeader() error {
 	}
 	switch {
 	case err == io.EOF:
-		return fmt.Errorf("%w: the input is empty", ErrTruncated)
+		return ErrEmpty
 	case err == io.ErrUnexpectedEOF:
 		return fmt.Errorf("%w: in the stream header", ErrTruncated)
 	case err != nil:

@@ -10,11 +10,15 @@ package reduce
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -44,12 +48,26 @@ type Options struct {
 	// SkipBad skips a record that cannot be aggregated, counting it in
 	// stage.Stats.Skipped, instead of failing (--skip-bad).
 	SkipBad bool
+	// Strict makes a key or aggregated field that no record of a batch
+	// has an error; else it is a note on Notes, once per field (a typo,
+	// most often: see agg.FieldCheck).
+	Strict bool
+	Notes  io.Writer
 
 	// Mode is per batch, or a running state and what it writes.
 	Mode Mode
 	// TTL, with a running state, forgets a group that no record updated
 	// for TTL of batch time (--ttl); 0 keeps every group.
 	TTL time.Duration
+	// EmitExpired, with TTL, writes each group the TTL removes once more,
+	// in the batch that removes it, with the field expired true; the
+	// other groups then carry expired false (--emit-expired).
+	EmitExpired bool
+	// Initial, with a running state, is a file of JSON lines, each a
+	// group's output record (the key fields and the aggregates' output
+	// fields), that the state starts from when there is no state to
+	// restore (--initial); "" starts empty. See agg.Table.Seed.
+	Initial string
 	// Checkpoint, with a running state, is the checkpoint directory where
 	// the state is saved after each batch and restored from on a restart
 	// (--checkpoint); "" keeps the state in memory only. Without a running
@@ -65,16 +83,24 @@ type Engine struct {
 	out   *framing.Writer
 	o     Options
 	t     *agg.Table
+	check *agg.FieldCheck
 	fp    string
 	stats *stage.Stats
 
 	state     *checkpoint.State // a checkpointed running state, or nil
 	replaying func() bool       // the pipeline's source replays from the checkpoint
 	nrec      int               // records of the batch in hand so far
+	seeded    bool              // t holds the initial state, not yet at a batch
 
-	gs  []int32
-	buf []byte
+	expired []byte // --emit-expired: the batch's expired groups, as in a Records frame
+	nexp    int
+	gs      []int32
+	buf     []byte
 }
+
+// FieldExpired is the field --emit-expired adds to every record: true for
+// a group the TTL removed in this batch, false for the others.
+const FieldExpired = "expired"
 
 // New returns the engine that writes its batches to out. It opens the
 // checkpoint's state (see Options.Checkpoint), refusing one written with
@@ -90,7 +116,27 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 	if stats == nil {
 		stats = new(stage.Stats)
 	}
-	r := &Engine{out: out, o: o, t: t, fp: o.Agg.Fingerprint(), stats: stats, replaying: replaying}
+	r := &Engine{check: agg.NewFieldCheck(o.Agg), out: out, o: o, t: t, fp: o.Agg.Fingerprint(), stats: stats, replaying: replaying}
+	if o.EmitExpired {
+		if o.TTL <= 0 {
+			return nil, stage.UsageError("--emit-expired writes the groups --ttl forgets: add --ttl DUR")
+		}
+		if clash(o.Agg, FieldExpired) {
+			return nil, stage.Hint(stage.UsageError("--emit-expired adds the field %q, which a key field or an aggregate already names", FieldExpired),
+				"rename the aggregate (--sum NAME=FIELD, --count-as NAME), or the key field upstream (smap --rename)")
+		}
+	}
+	if o.Initial != "" {
+		if o.Mode == PerBatch {
+			return nil, stage.UsageError("--initial is the state --running starts from: add --running")
+		}
+		if err := o.Agg.CheckSeed(); err != nil {
+			return nil, stage.Usage(fmt.Errorf("--initial: %w", err))
+		}
+		if err := r.seed(o.Initial); err != nil {
+			return nil, err
+		}
+	}
 	if o.Checkpoint != "" && o.Mode != PerBatch {
 		if r.state, err = checkpoint.OpenState(o.Checkpoint, o.Name, r.fp, "each set of keys and aggregates"); err != nil {
 			return nil, fmt.Errorf("--checkpoint: %w", err)
@@ -99,16 +145,72 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 	return r, nil
 }
 
-// Begin restores the state the batch needs, if it is the first.
+// clash reports whether a key field or an aggregate of c is named name.
+func clash(c agg.Config, name string) bool {
+	for _, k := range c.Keys {
+		if k == name {
+			return true
+		}
+	}
+	for _, a := range c.Aggs {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// seed reads the initial state from the JSON-lines file path into the
+// table, whose groups get their time at the first batch.
+func (r *Engine) seed(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return stage.Hint(fmt.Errorf("--initial: %w", err), "--initial names a file of JSON lines, each a group's key fields and aggregates, as sreduce writes them")
+	}
+	defer f.Close()
+	dec, err := codec.NewDecoder("json", f, path)
+	if err != nil {
+		return err
+	}
+	var rec []byte
+	for {
+		rec, err = dec.Next(rec[:0])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("--initial %w", err)
+		}
+		if err := r.t.Seed(rec); err != nil {
+			n, unit := dec.Pos()
+			return fmt.Errorf("--initial %s: %s %d: %w", path, unit, n, err)
+		}
+	}
+	r.seeded = true
+	return nil
+}
+
+// Begin restores the state the batch needs, if it is the first; at the
+// first batch after no restore, the initial state's groups take the
+// batch's time and count as changed by it.
 func (r *Engine) Begin(b stage.Batch) error {
 	if r.state != nil {
-		if err := r.state.Begin(b.ID, r.replaying != nil && r.replaying(), r.t.LoadSnapshot); err != nil {
+		load := func(snap []byte) error {
+			r.seeded = false // the saved state has the initial one in it
+			return r.t.LoadSnapshot(snap)
+		}
+		if err := r.state.Begin(b.ID, r.replaying != nil && r.replaying(), load); err != nil {
 			return err
 		}
 	}
 	r.nrec = 0
+	r.check.Begin()
 	r.t.SetTime(b.Time)
 	r.t.ClearTouched()
+	if r.seeded {
+		r.seeded = false
+		r.t.TouchAll()
+	}
 	return nil
 }
 
@@ -116,6 +218,7 @@ func (r *Engine) Begin(b stage.Batch) error {
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		r.nrec++
+		r.check.Observe(rec)
 		if err := r.t.Add(rec); err != nil {
 			if r.o.SkipBad {
 				r.stats.Skipped++
@@ -129,6 +232,9 @@ func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 
 // End saves the running state and writes the batch's groups.
 func (r *Engine) End(b stage.Batch) error {
+	if err := agg.ReportMissing(r.check, b, r.o.Strict, r.o.Notes, "sreduce"); err != nil {
+		return err
+	}
 	t := r.t
 	if r.o.Mode == PerBatch {
 		gs := t.SortedTouched(r.gs[:0])
@@ -147,7 +253,7 @@ func (r *Engine) End(b stage.Batch) error {
 	}
 	removed := 0
 	if r.o.TTL > 0 {
-		removed = t.Expire(b.Time - r.o.TTL.Milliseconds())
+		removed = r.expire(b.Time - r.o.TTL.Milliseconds())
 	}
 	updated := len(t.Touched())
 	if r.state != nil {
@@ -175,7 +281,40 @@ func (r *Engine) End(b stage.Batch) error {
 	return r.write(b, gs)
 }
 
-// write writes batch b holding the groups gs, sorted by key.
+// expire removes the groups last updated at or before cutoff, and returns
+// how many. With EmitExpired their records are kept, in key order, for
+// the batch's output.
+func (r *Engine) expire(cutoff int64) int {
+	t := r.t
+	if !r.o.EmitExpired {
+		return t.Expire(cutoff)
+	}
+	r.expired, r.nexp = r.expired[:0], 0
+	gs := t.Idle(cutoff, r.gs[:0])
+	t.SortByKey(gs)
+	for _, g := range gs {
+		r.buf = r.appendRecord(r.buf[:0], g, true)
+		r.expired = framing.AppendRecord(r.expired, r.buf)
+		r.nexp++
+		t.Remove(g)
+	}
+	r.gs = gs
+	return len(gs)
+}
+
+// appendRecord appends group g's output record, with the field expired
+// when EmitExpired.
+func (r *Engine) appendRecord(dst []byte, g int32, expired bool) []byte {
+	if !r.o.EmitExpired {
+		return r.t.AppendRecord(dst, g)
+	}
+	dst = r.t.AppendRecordWith(dst, g, 1)
+	dst = record.AppendString(dst, FieldExpired)
+	return record.AppendBool(dst, expired)
+}
+
+// write writes batch b holding the groups gs, sorted by key, then the
+// groups that expired in it.
 func (r *Engine) write(b stage.Batch, gs []int32) error {
 	if r.o.Top > 0 {
 		gs = r.t.Top(gs, r.o.Top, r.o.By)
@@ -184,10 +323,19 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 		return err
 	}
 	for _, g := range gs {
-		r.buf = r.t.AppendRecord(r.buf[:0], g)
+		r.buf = r.appendRecord(r.buf[:0], g, false)
 		if err := r.out.WriteRecord(r.buf); err != nil {
 			return err
 		}
+	}
+	if r.nexp > 0 {
+		recs := framing.NewRecords(r.expired, r.nexp)
+		for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+			if err := r.out.WriteRecord(rec); err != nil {
+				return err
+			}
+		}
+		r.nexp = 0
 	}
 	return r.out.EndBatch()
 }

@@ -73,9 +73,11 @@ export PATH="$bin:$PATH"
 
 if ((quick)); then
 	wc_lines=20000 nkeys=50000 lat_dur=1s lat_warm=300ms
+	nmsgs=20000 namqp=2000
 	runs=${runs:-2}
 else
 	wc_lines=500000 nkeys=1000000 lat_dur=5s lat_warm=1s
+	nmsgs=1000000 namqp=20000
 	runs=${runs:-5}
 fi
 wc_words=$((wc_lines * 10))
@@ -108,6 +110,7 @@ if ! go build -o "$bin/" ./cmd/... 2>/dev/null; then
 	done
 fi
 go build -o "$bin/gen" ./scripts/gen
+go build -o "$bin/kfake" ./internal/kafkatest/kfake
 missing=()
 for c in sbatch smap sreduce swindow sunion sdedup ssink; do
 	[[ -x $bin/$c ]] || missing+=("$c")
@@ -125,6 +128,37 @@ TOKENS=$DATA/tokens-$wc_lines.txt # the words one a line: many small records
 nevents=$((wc_words / 5))
 EVENTS=$DATA/events-$nevents.jsonl
 [[ -s $EVENTS ]] || { head -n "$nevents" "$TOKENS" | awk '{printf "{\"ts\":%.5f,\"value\":\"%s\"}\n", NR / 100000, $0}' >"$EVENTS.tmp" && mv "$EVENTS.tmp" "$EVENTS"; }
+
+# Messages for the brokers: 100-byte values, one a line.
+MSGS=$DATA/msgs-$nmsgs.txt
+[[ -s $MSGS ]] || { awk -v n="$nmsgs" 'BEGIN{for (i = 0; i < n; i++) printf "%08d %091d\n", i, i}' >"$MSGS.tmp" && mv "$MSGS.tmp" "$MSGS"; }
+AMQPMSGS=$DATA/msgs-$namqp.txt
+[[ -s $AMQPMSGS ]] || head -n "$namqp" "$MSGS" >"$AMQPMSGS"
+
+# A Kafka cluster for the broker cases (franz-go's kfake, in a process of
+# its own): topic kin holds the messages, kout takes what the cases write.
+KAFKA=''
+if [[ -x $bin/kfake ]]; then
+	rm -f "$out/kfake.seeds"
+	kfake -partitions 4 -topic kin -topic kout -load "kin=$MSGS" -ready "$out/kfake.seeds" -timeout 2h >"$out/kfake.log" 2>&1 &
+	kfake_pid=$!
+	for _ in $(seq 600); do [[ -s $out/kfake.seeds ]] && break; sleep 0.1; done
+	KAFKA=$(cat "$out/kfake.seeds" 2>/dev/null || true)
+	[[ -n $KAFKA ]] || log "kfake did not start: the Kafka cases are skipped ($out/kfake.log)"
+fi
+export KAFKA
+answers() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
+NATS=127.0.0.1:4222 AMQP=127.0.0.1:5672
+export NATS AMQP
+# What the broker cases made goes at the end: the kfake process, the
+# JetStream streams, the RabbitMQ queue.
+cleanup() {
+	[[ -z ${kfake_pid:-} ]] || kill "$kfake_pid" 2>/dev/null
+	if [[ -n ${nstream:-} ]]; then python3 testdata/nats.py rm "$nstream" >/dev/null 2>&1; python3 testdata/nats.py rm "${nstream}OUT" >/dev/null 2>&1; fi
+	[[ -z ${aq:-} ]] || amqp-delete-queue -q "$aq" >/dev/null 2>&1
+	return 0
+}
+trap cleanup EXIT
 
 # Framed inputs for running one stage alone. Made afresh by each run, since
 # they come from the stages just built.
@@ -324,6 +358,35 @@ peer cat 'cat "$IN" "$IN"' cat
 # events.
 bench swindow-sliding "$EVENTS" "$nevents" 'sbatch --format json --time-field ts -i 1s | swindow -l 10s -s 1s -k value --count | ssink --format tsv --batch-field window' 'tail -n +2 | sort'
 peer mawk 'mawk -F'\''"'\'' '\''{b = int(substr($3, 2)) + 1; for (T = b; T < b + 10; T++) c[T "\t" $6]++; if (b > m) m = b} END{for (k in c) {split(k, a, "\t"); if (a[1] <= m) print a[2] "\t" c[k] "\t" a[1] * 1000}}'\''' sort
+
+# Brokers: records/s in and out, 100-byte values. Kafka against kcat (on the
+# same kfake topic): in, sbatch reads topic kin (--once: up to its end) into
+# ssink --format tsv, whose first column is the value; out, ssink --kafka
+# writes the lines into kout. NATS JetStream and RabbitMQ have no peer here:
+# in, a stream loaded once (by ssink --nats); RabbitMQ, a round trip (the
+# lines published into a queue, then read back from it).
+if [[ -n $KAFKA ]]; then
+	bench kafka-in "$MSGS" "$nmsgs" 'sbatch --once --start earliest kafka://$KAFKA/kin | ssink --format tsv' 'tail -n +2 | cut -f1 | sort'
+	command -v kcat >/dev/null && peer kcat 'kcat -C -b $KAFKA -t kin -o beginning -e -q'
+	bench kafka-out "$MSGS" "$nmsgs" 'sbatch --once -n 100000 | ssink --kafka kafka://$KAFKA/kout' cat
+	command -v kcat >/dev/null && peer kcat 'kcat -P -b $KAFKA -t kout' cat
+fi
+if answers $NATS && have sbatch ssink; then
+	nstream=BENCH$$
+	sbatch --once -n 100000 <"$MSGS" | ssink --nats "nats://$NATS/$nstream.in" --create-stream "$nstream" 2>/dev/null ||
+		log "loading JetStream stream $nstream failed: the NATS cases fail"
+	export nstream
+	bench nats-in "$MSGS" "$nmsgs" 'sbatch --once -n 100000 --start earliest nats://$NATS/$nstream | ssink --format tsv' 'tail -n +2 | cut -f1 | sort'
+	bench nats-out "$MSGS" "$nmsgs" 'sbatch --once -n 100000 | ssink --nats nats://$NATS/$nstream.out --create-stream ${nstream}OUT' cat
+else
+	log "no NATS server at $NATS: the NATS cases are skipped (scripts/services.sh starts it)"
+fi
+if answers $AMQP && have sbatch ssink && command -v amqp-declare-queue >/dev/null; then
+	aq=bench$$
+	amqp-declare-queue -q "$aq" >/dev/null
+	export aq
+	bench amqp-round-trip "$AMQPMSGS" "$namqp" 'sbatch --once -n 1000 | ssink --amqp "amqp://guest:guest@$AMQP/?routing_key=$aq" && sbatch --once -n 1000 "amqp://guest:guest@$AMQP/?queue=$aq" | ssink --format lines' sort
+fi
 
 # Each stage of the word count alone, reading a pre-framed file and writing to
 # /dev/null: where the time goes. Records = words, as in wordcount.

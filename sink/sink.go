@@ -66,6 +66,11 @@ type Options struct {
 	// destination that waits for its server gives up.
 	Stop <-chan struct{}
 
+	// SkipEmpty leaves out the batches without records: no console table,
+	// file, command, request or transaction for them (--skip-empty). They
+	// are committed as any other.
+	SkipEmpty bool
+
 	// BatchField, if not "", is a field set to the batch time (unix ms)
 	// in each record (--batch-field).
 	BatchField string
@@ -173,6 +178,9 @@ type Sink struct {
 
 	commits *checkpoint.Committer // with a checkpoint, or nil
 	skip    bool                  // the batch in hand was committed before
+
+	skipEmpty bool // Options.SkipEmpty
+	pending   bool // the batch in hand is begun at the destination with its first record
 }
 
 // New checks o and opens the sink: its destination, and the checkpoint's
@@ -183,7 +191,7 @@ func New(o Options) (*Sink, error) {
 	if d == nil {
 		d = &Stdout
 	}
-	s := &Sink{out: bufio.NewWriterSize(o.Stdout, 64<<10), field: o.BatchField, stats: o.Stats}
+	s := &Sink{out: bufio.NewWriterSize(o.Stdout, 64<<10), field: o.BatchField, stats: o.Stats, skipEmpty: o.SkipEmpty}
 	var f *codec.Format
 	if d.Encodes {
 		if o.Format == "" {
@@ -234,6 +242,10 @@ func (s *Sink) Begin(b stage.Batch) error {
 		}
 	}
 	s.tbuf = record.AppendInt(s.tbuf[:0], b.Time)
+	if s.skipEmpty {
+		s.pending = true // begun with its first record, if any
+		return nil
+	}
 	return s.w.Begin(b)
 }
 
@@ -242,6 +254,12 @@ func (s *Sink) Block(b stage.Batch, recs framing.Records) error {
 		return nil
 	}
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+		if s.pending {
+			s.pending = false
+			if err := s.w.Begin(b); err != nil {
+				return err
+			}
+		}
 		s.n++
 		var err error
 		if record.KindOf(rec) != record.KindMap {
@@ -268,7 +286,11 @@ func (s *Sink) End(b stage.Batch) error {
 		}
 		return nil
 	}
-	if err := s.w.End(b, s.n); err != nil {
+	if s.pending {
+		// --skip-empty: the destination hears nothing of an empty batch;
+		// it is still committed.
+		s.pending = false
+	} else if err := s.w.End(b, s.n); err != nil {
 		return err
 	}
 	if s.stats != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"slices"
@@ -232,8 +231,8 @@ var errStopped = errors.New("stopped")
 // RabbitMQ the time to put back in the queue what the lost one had.
 func (a *amqpBroker) connect(stop <-chan struct{}, again bool) error {
 	deadline := time.Now().Add(a.timeout)
-	back := backoff{rand: rand.Int64N}
-	if again && sleepStop(stop, back.next()) {
+	var back stage.Backoff
+	if again && sleepStop(stop, back.Next()) {
 		return errStopped
 	}
 	waited := false
@@ -257,7 +256,7 @@ func (a *amqpBroker) connect(stop <-chan struct{}, again bool) error {
 			fmt.Fprintf(a.notes, "sbatch: note: %s: no answer from RabbitMQ at %s (%v), trying again for up to %v\n", a.u.name, a.u.server, err, a.timeout)
 			waited = true
 		}
-		if sleepStop(stop, min(back.next(), left)) {
+		if sleepStop(stop, min(back.Next(), left)) {
 			return errStopped
 		}
 	}

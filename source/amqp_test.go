@@ -16,79 +16,26 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/amqptest"
 	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/stage"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-// amqpServer is the RabbitMQ the tests read from, on loopback: the
-// machine's, or DSTREAM_AMQP_URL.
-func amqpServer() string {
-	if u := os.Getenv("DSTREAM_AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}
 
 // amqpQueue declares a queue of the test's own, deleted at its end, and
 // returns its name and a channel to publish on. Without a server the test
 // is skipped, but in CI (CI=true), where it fails.
 func amqpQueue(t *testing.T) (string, *amqp.Channel) {
 	t.Helper()
-	name := amqpName(t)
-	ch := amqpChannel(t)
-	if _, err := ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { amqpDelete(t, name) })
-	return name, ch
-}
-
-// amqpName is a queue name of the test's own.
-func amqpName(t *testing.T) string {
-	return fmt.Sprintf("sbatch-%s-%s", strings.ReplaceAll(t.Name(), "/", "-"), rand.Text()[:8])
-}
-
-// amqpChannel connects to the server, closed at the end of the test.
-func amqpChannel(t *testing.T) *amqp.Channel {
-	t.Helper()
-	conn, err := amqp.Dial(amqpServer())
-	if err != nil {
-		msg := fmt.Sprintf("RabbitMQ at %s: %v (start it on 127.0.0.1:5672, user guest, e.g. with 'service rabbitmq-server start')", amqpServer(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// amqpDelete deletes queue q, if it is there.
-func amqpDelete(t *testing.T, q string) {
-	conn, err := amqp.Dial(amqpServer())
-	if err != nil {
-		t.Errorf("deleting queue %s: %v", q, err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err == nil {
-		_, err = ch.QueueDelete(q, false, false, false)
-	}
-	if err != nil {
-		t.Errorf("deleting queue %s: %v", q, err)
-	}
+	name := amqptest.Name(t)
+	amqptest.Queue(t, name)
+	return name, amqptest.Channel(t)
 }
 
 // amqpURL is the input URL of queue q on the server at addr ("": the
 // test server's).
 func amqpInput(q, addr string) string {
-	u, _ := url.Parse(amqpServer())
+	u, _ := url.Parse(amqptest.URL())
 	if addr != "" {
 		u.Host = addr
 	}
@@ -119,7 +66,7 @@ func publish(t *testing.T, ch *amqp.Channel, q string, from, n int) {
 // queueCount is the count of messages ready in queue q.
 func queueCount(t *testing.T, q string) int {
 	t.Helper()
-	ch := amqpChannel(t)
+	ch := amqptest.Channel(t)
 	defer ch.Close()
 	st, err := ch.QueueDeclarePassive(q, false, false, false, false, nil)
 	if err != nil {
@@ -264,13 +211,13 @@ func TestAMQPAcksFollowCommits(t *testing.T) {
 // A queue that does not exist is an error at the start, naming it, unless
 // --declare declares it.
 func TestAMQPMissingQueue(t *testing.T) {
-	amqpChannel(t) // skips without a server
-	q := amqpName(t)
+	amqptest.Channel(t) // skips without a server
+	q := amqptest.Name(t)
 	_, _, err := runAMQP(t, Options{Inputs: []string{amqpInput(q, "")}, Once: true})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf(`queue %q does not exist in vhost "/"`, q)) || !strings.Contains(hintOf(err), "--declare") {
 		t.Fatalf("err %v (hint %q)", err, hintOf(err))
 	}
-	t.Cleanup(func() { amqpDelete(t, q) })
+	amqptest.DeleteQueue(t, q)
 	got, notes, err := runAMQP(t, Options{Inputs: []string{amqpInput(q, "")}, Once: true, Declare: true})
 	if err != nil {
 		t.Fatal(err, notes)
@@ -329,7 +276,7 @@ func TestAMQPUnreachable(t *testing.T) {
 func TestAMQPReconnect(t *testing.T) {
 	q, ch := amqpQueue(t)
 	publish(t, ch, q, 0, 20)
-	server, _ := url.Parse(amqpServer())
+	server, _ := url.Parse(amqptest.URL())
 	p := startProxy(t, server.Host)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
@@ -458,9 +405,9 @@ func BenchmarkAMQPRecord(b *testing.B) {
 // BenchmarkAMQPOnce reads 20,000 messages of RabbitMQ with --once (the
 // publishing is not timed).
 func BenchmarkAMQPOnce(b *testing.B) {
-	conn, err := amqp.Dial(amqpServer())
+	conn, err := amqp.Dial(amqptest.URL())
 	if err != nil {
-		b.Skipf("RabbitMQ at %s: %v", amqpServer(), err)
+		b.Skipf("RabbitMQ at %s: %v", amqptest.URL(), err)
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()

@@ -221,7 +221,7 @@ func openBrokerTracker(o Options, name string, b Broker, streams *Streams, notes
 	if t.log, err = checkpoint.OpenLog(t.dir, checkpoint.OffsetsDir); err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
-	if err := t.load(t.log, t.read); err != nil {
+	if err := t.load(t.log, t.read, nil); err != nil {
 		return nil, err
 	}
 	go t.watchCommits(t.done)

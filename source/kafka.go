@@ -131,6 +131,11 @@ func (k *kafka) clientOpts(more ...kgo.Opt) []kgo.Opt {
 		// transactional producer (ssink --kafka --checkpoint) that aborted
 		// are not the pipeline's.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// The transaction markers too, each at an offset of its own, so
+		// that a feed reading up to an end (--once, a replay) sees the
+		// offset before the end even when a marker holds it; Fetch drops
+		// them.
+		kgo.KeepControlRecords(),
 		// Bounds what is fetched ahead of the batcher: a stopped sink
 		// stops the fetching.
 		kgo.MaxConcurrentFetches(2),
@@ -408,12 +413,13 @@ type kafkaFeed struct {
 	starts []checkpoint.Range
 	idle   int // polls in a row that brought nothing, with once
 	group  bool
+	owned  *owned // the group's partitions, when group
 }
 
 // pollWait is how long one poll waits for records before it looks at a
 // stop; with once, a partition whose end is not reached after idleEnd
-// empty polls in a row ends where it is (its last offsets are transaction
-// markers, which hold no record).
+// empty polls in a row ends where it is (another copy in the group reads
+// it).
 const (
 	pollWait = 200 * time.Millisecond
 	idleEnd  = 5
@@ -462,6 +468,9 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 			if r.Offset >= end-1 {
 				delete(f.left, key)
 			}
+		}
+		if r.Attrs.IsControl() {
+			return // a transaction's marker, no record
 		}
 		i, ok := f.index[key]
 		if !ok {

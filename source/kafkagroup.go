@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -26,7 +28,8 @@ func (k *kafka) groupFeed(ends kadm.ListedOffsets) (Feed, error) {
 	if k.o.Start == "earliest" {
 		reset = kgo.NoResetOffset().AtStart()
 	}
-	f := &kafkaFeed{k: k, index: map[tp]int{}, left: map[tp]int64{}, group: true}
+	f := &kafkaFeed{k: k, index: map[tp]int{}, left: map[tp]int64{}, group: true,
+		owned: &owned{k: k, now: map[string]bool{}}}
 	if ends != nil {
 		f.once = true
 		ends.Each(func(lo kadm.ListedOffset) {
@@ -40,15 +43,12 @@ func (k *kafka) groupFeed(ends kadm.ListedOffsets) (Feed, error) {
 		kgo.ConsumeTopics(k.u.topics...),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(reset),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
-			fmt.Fprintf(k.notes, "sbatch: note: %s: group %s assigned %s\n", k.spec, k.o.Group, partitionList(ps))
-		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
-			fmt.Fprintf(k.notes, "sbatch: note: %s: group %s revoked %s\n", k.spec, k.o.Group, partitionList(ps))
-		}),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
-			fmt.Fprintf(k.notes, "sbatch: note: %s: group %s lost %s\n", k.spec, k.o.Group, partitionList(ps))
-		}),
+		// A heartbeat a second rather than Kafka's 3: a rebalance, which
+		// waits for every member's next heartbeat, takes seconds less.
+		kgo.HeartbeatInterval(time.Second),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { f.owned.change("assigned", ps) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { f.owned.change("revoked", ps) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { f.owned.change("lost", ps) }),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k.spec, err)
@@ -82,4 +82,39 @@ func partitionList(ps map[string][]int32) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ",")
+}
+
+// owned is what the group has given this copy, told in a note at each
+// change: "group G assigned T/2,T/3 (reading T/0,T/1,T/2,T/3)". With the
+// cooperative balancer a change names only the partitions that move.
+type owned struct {
+	k   *kafka
+	mu  sync.Mutex
+	now map[string]bool
+}
+
+func (o *owned) change(what string, ps map[string][]int32) {
+	moved := partitionList(ps)
+	if moved == "" {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for t, parts := range ps {
+		for _, p := range parts {
+			o.now[partitionName(t, p)] = what == "assigned"
+		}
+	}
+	var reading []string
+	for name, ok := range o.now {
+		if ok {
+			reading = append(reading, name)
+		}
+	}
+	slices.Sort(reading)
+	r := strings.Join(reading, ",")
+	if r == "" {
+		r = "none"
+	}
+	fmt.Fprintf(o.k.notes, "sbatch: note: %s: group %s %s %s (reading %s)\n", o.k.spec, o.k.o.Group, what, moved, r)
 }

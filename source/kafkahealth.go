@@ -1,6 +1,8 @@
 package source
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +32,9 @@ func newKafkaHealth(spec string, notes io.Writer) *kafkaHealth {
 }
 
 func (h *kafkaHealth) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // a dial the client gave up itself (closing, or no longer needed)
+	}
 	addr := net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port)))
 	h.mu.Lock()
 	defer h.mu.Unlock()

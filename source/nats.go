@@ -178,8 +178,7 @@ func (n *natsSource) request() (context.Context, context.CancelFunc) {
 // answers, up to the server timeout. Bad credentials are an error at once.
 func (n *natsSource) connect() error {
 	deadline := time.Now().Add(n.timeout())
-	var wait backoff
-	wait.rand = rand.Int64N
+	var wait stage.Backoff
 	for noted := false; ; noted = true {
 		nc, err := nats.Connect(strings.Join(n.u.servers, ","),
 			nats.Name("dstream-sbatch"),
@@ -211,7 +210,7 @@ func (n *natsSource) connect() error {
 			fmt.Fprintf(n.notes, "sbatch: note: %s: no answer from the server %s (%v), trying again for up to %v\n", n.u.name, n.u.hosts, err, n.timeout())
 		}
 		select {
-		case <-time.After(wait.next()):
+		case <-time.After(wait.Next()):
 		case <-n.stop:
 			return n.unreachable(err)
 		}
@@ -219,9 +218,9 @@ func (n *natsSource) connect() error {
 }
 
 // redialDelay is the wait before attempt attempts+1 to connect again, as
-// backoff's: from backoffMin, doubling up to backoffMax, with jitter.
+// stage.Backoff's: from BackoffMin, doubling up to BackoffMax, with jitter.
 func redialDelay(attempts int) time.Duration {
-	bound := min(backoffMin<<min(attempts, 16), backoffMax)
+	bound := min(stage.BackoffMin<<min(attempts, 16), stage.BackoffMax)
 	return bound/2 + time.Duration(rand.Int64N(int64(bound/2)+1))
 }
 

@@ -2,13 +2,10 @@ package source
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -16,19 +13,11 @@ import (
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/natstest"
 	"github.com/dstream/dstream/stage"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// natsTestURL is the server the NATS tests read from: the machine's, or
-// DSTREAM_NATS_URL.
-func natsTestURL() string {
-	if u := os.Getenv("DSTREAM_NATS_URL"); u != "" {
-		return u
-	}
-	return "nats://127.0.0.1:4222"
-}
 
 // natsStream makes a JetStream stream of the test's own, with the
 // subjects NAME.> (NAME in lower case), deleted at the end of the test,
@@ -36,35 +25,14 @@ func natsTestURL() string {
 // is skipped, but in CI (CI=true), where it fails.
 func natsStream(t testing.TB) (string, jetstream.JetStream) {
 	t.Helper()
-	url := natsTestURL()
-	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
-	if err != nil {
-		msg := fmt.Sprintf("NATS at %s: %v (start it with: nats-server -js)", url, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	name := fmt.Sprintf("T%.30s_%s", regexp.MustCompile(`[^A-Za-z0-9]`).ReplaceAllString(t.Name(), "_"), hex.EncodeToString(b[:]))
+	js := natstest.JetStream(t)
+	name := natstest.Name(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{strings.ToLower(name) + ".>"}}); err != nil {
-		t.Fatalf("NATS at %s: making stream %s: %v", url, name, err)
+		t.Fatalf("NATS at %s: making stream %s: %v", natstest.URL(), name, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := js.DeleteStream(ctx, name); err != nil {
-			t.Errorf("deleting stream %s: %v", name, err)
-		}
-	})
+	natstest.Delete(t, js, name)
 	return name, js
 }
 
@@ -87,7 +55,7 @@ func natsPublish(t testing.TB, js jetstream.JetStream, stream, sub string, from,
 }
 
 func natsURLOf(stream string) string {
-	return strings.TrimSuffix(natsTestURL(), "/") + "/" + stream
+	return strings.TrimSuffix(natstest.URL(), "/") + "/" + stream
 }
 
 // natsOnce is the options of a --once read of stream from its start.

@@ -106,7 +106,7 @@ func openTracker(o Options) (Tracker, error) {
 	if t.log, err = checkpoint.OpenLog(t.dir, checkpoint.OffsetsDir); err != nil {
 		return nil, fmt.Errorf("--checkpoint: %w", err)
 	}
-	if err := t.load(t.log, t.read); err != nil || t.last == nil {
+	if err := t.load(t.log, t.read, nil); err != nil || t.last == nil {
 		return t, err
 	}
 	// Where the last batch ended: the last range it lists.
@@ -163,8 +163,10 @@ func (r *lastRun) Dir() string { return r.dir }
 // commit at all, every one from 0: the pipeline's sink commits into this
 // directory, as the stream's Checkpoint frame makes it, so a batch without a
 // commit did not get out, whether or not the sink ever started). read reads
-// and checks an entry. r.last stays nil when the log is empty.
-func (r *lastRun) load(log *checkpoint.Log, read func(uint64, *checkpoint.Offsets) error) error {
+// and checks an entry; each, if not nil, is given every entry of the log,
+// those before the replay too (replayed false). r.last stays nil when the
+// log is empty.
+func (r *lastRun) load(log *checkpoint.Log, read func(uint64, *checkpoint.Offsets) error, each func(e *checkpoint.Offsets, replayed bool)) error {
 	ids, err := log.List()
 	if err != nil {
 		return fmt.Errorf("--checkpoint: %w", err)
@@ -202,6 +204,13 @@ func (r *lastRun) load(log *checkpoint.Log, read func(uint64, *checkpoint.Offset
 	next := from
 	for _, id := range ids {
 		if id < from {
+			if each != nil {
+				var e checkpoint.Offsets
+				if err := read(id, &e); err != nil {
+					return err
+				}
+				each(&e, false)
+			}
 			continue
 		}
 		if id != next {
@@ -214,6 +223,9 @@ func (r *lastRun) load(log *checkpoint.Log, read func(uint64, *checkpoint.Offset
 			e = *r.last
 		} else if err := read(id, &e); err != nil {
 			return err
+		}
+		if each != nil {
+			each(&e, true)
 		}
 		r.replay = append(r.replay, e)
 	}

@@ -6,41 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/dstream/dstream/stage"
 )
-
-// The backoff between attempts to connect again: from backoffMin, doubling
-// up to backoffMax.
-const (
-	backoffMin = 100 * time.Millisecond
-	backoffMax = 5 * time.Second
-)
-
-// backoff gives the waits between attempts to connect: each wait is drawn
-// in [bound/2, bound], the bound doubling from backoffMin to backoffMax.
-// Why the jitter: the sources of many pipelines whose server restarts would
-// otherwise all knock again in the same millisecond.
-type backoff struct {
-	bound time.Duration       // of the next wait; 0: backoffMin
-	rand  func(n int64) int64 // in [0, n); rand.Int64N
-}
-
-func (b *backoff) next() time.Duration {
-	if b.bound == 0 {
-		b.bound = backoffMin
-	}
-	d := b.bound/2 + time.Duration(b.rand(int64(b.bound/2)+1))
-	b.bound = min(2*b.bound, backoffMax)
-	return d
-}
-
-// reset starts again from backoffMin, after a connection.
-func (b *backoff) reset() { b.bound = 0 }
 
 // holdMax bounds the bytes of an unended line that a connection holds back
 // (see conn): a line longer than this is passed on before its end.
@@ -61,7 +32,7 @@ type redialer struct {
 	notes   io.Writer
 	ctx     context.Context // done at a stop, or when the redialer is closed
 	cancel  context.CancelFunc
-	back    backoff
+	back    stage.Backoff
 	l       net.Listener // a listening socket, once listened on
 	cur     *conn        // the connection read last
 	conns   int          // connections made so far
@@ -79,7 +50,7 @@ func newRedialer(spec string, o *Options, stop <-chan struct{}, notes io.Writer)
 	}()
 	return &redialer{
 		spec: spec, listen: strings.HasSuffix(scheme, "-listen"), timeout: o.ReconnectTimeout,
-		notes: notes, ctx: ctx, cancel: cancel, back: backoff{rand: rand.Int64N},
+		notes: notes, ctx: ctx, cancel: cancel,
 	}, nil
 }
 
@@ -158,7 +129,7 @@ func (r *redialer) dial() (net.Conn, error) {
 		ctx, cancel = context.WithDeadline(ctx, since.Add(r.timeout))
 		defer cancel()
 	}
-	r.back.reset()
+	r.back.Reset()
 	var last error // the last failure of the network's
 	for {
 		c, err := stage.DialSocket(ctx, r.spec)
@@ -178,10 +149,10 @@ func (r *redialer) dial() (net.Conn, error) {
 			return nil, r.giveUp(last)
 		}
 		last = err
-		if r.conns == 0 && r.back.bound == 0 {
+		if r.conns == 0 && r.back.Fresh() {
 			fmt.Fprintf(r.notes, "sbatch: note: %s: cannot connect (%s), trying again\n", r.spec, lostWhy(err))
 		}
-		sleepCtx(ctx, r.back.next())
+		sleepCtx(ctx, r.back.Next())
 		if r.ctx.Err() != nil {
 			return nil, nil
 		}

@@ -115,66 +115,17 @@ func (t *watchTracker) load() error {
 	if err := t.loadSeen(); err != nil {
 		return err
 	}
-	ids, err := t.log.List()
-	if err != nil {
-		return fmt.Errorf("--checkpoint: %w", err)
-	}
-	committed, anyCommit, err := checkpoint.LastCommit(t.dir)
-	if err != nil {
-		return fmt.Errorf("--checkpoint: %w", err)
-	}
-	if len(ids) == 0 {
-		if anyCommit {
-			return stage.Hint(fmt.Errorf("checkpoint %s: the sink committed up to batch %d, but there are no offsets: the batch ids of this source would start again at 0", t.dir, committed),
-				"the directory holds the commits of another pipeline: give this one a new --checkpoint directory")
-		}
-		return nil
-	}
-	last := ids[len(ids)-1]
-	if anyCommit && committed > last {
-		return stage.Hint(fmt.Errorf("checkpoint %s: the sink committed up to batch %d, but the offsets end at batch %d", t.dir, committed, last),
-			"the directory holds the commits of another pipeline: give this one a new --checkpoint directory")
-	}
-	from := uint64(0)
-	if anyCommit {
-		from = committed + 1
-	}
-	if from < ids[0] {
-		return stage.Hint(fmt.Errorf("checkpoint %s: batches from %d on are to be replayed, but the offsets begin at batch %d", t.dir, from, ids[0]),
-			"start the pipeline over with a new --checkpoint directory and an empty sink")
-	}
 	var done []string // files of committed batches, to clean
-	next := from
-	for _, id := range ids {
-		var e checkpoint.Offsets
-		if err := t.read(id, &e); err != nil {
-			return err
-		}
+	err = t.lastRun.load(t.log, t.read, func(e *checkpoint.Offsets, replayed bool) {
 		for _, r := range e.Sources {
 			t.logged[r.Path] = true
-		}
-		if id < from {
-			for _, r := range e.Sources {
+			if !replayed {
 				done = append(done, r.Path)
 			}
-			continue
 		}
-		if id != next {
-			return stage.Hint(fmt.Errorf("checkpoint %s: batch %d is to be replayed, and its offsets %s are missing", t.dir, next, t.log.Path(next)),
-				"start the pipeline over with a new --checkpoint directory and an empty sink")
-		}
-		next++
-		if id == last {
-			t.last = &e
-		}
-		t.replay = append(t.replay, e)
-	}
-	if t.last == nil {
-		// Everything was committed: the last entry only says where to go on.
-		t.last = new(checkpoint.Offsets)
-		if err := t.read(last, t.last); err != nil {
-			return err
-		}
+	})
+	if err != nil || t.last == nil {
+		return err
 	}
 	for _, e := range append(t.replay, *t.last) {
 		for _, r := range e.Sources {

@@ -16,9 +16,6 @@ const (
 // doubling from BackoffMin to BackoffMax. Why the jitter: the stages of
 // many pipelines whose server restarts would otherwise all knock again in
 // the same millisecond. The zero value is ready to use.
-//
-// (sbatch --reconnect has the same waits in source/reconnect.go, from
-// before this one; it is to use this one.)
 type Backoff struct {
 	bound time.Duration       // of the next wait; 0: BackoffMin
 	rand  func(n int64) int64 // in [0, n); nil: rand.Int64N
@@ -40,3 +37,6 @@ func (b *Backoff) Next() time.Duration {
 
 // Reset starts again from BackoffMin, after a connection.
 func (b *Backoff) Reset() { b.bound = 0 }
+
+// Fresh tells that no wait was given since the start or the last Reset.
+func (b *Backoff) Fresh() bool { return b.bound == 0 }

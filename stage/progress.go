@@ -17,6 +17,7 @@ type Stats struct {
 	OutputRows uint64
 	Skipped    uint64 // bad records skipped (--skip-bad)
 	Late       uint64 // records later than their event-time batch
+	Dropped    uint64 // records a stage's own rule leaves out (swindow: no session gap)
 	State      *StateStats
 	Watermark  *int64 // event-time watermark, unix ms
 }
@@ -83,6 +84,7 @@ type progressLine struct {
 	NumOutputRows          uint64            `json:"numOutputRows"`
 	NumSkippedRows         uint64            `json:"numSkippedRows"`
 	NumLateRows            uint64            `json:"numLateRows,omitempty"`
+	NumDroppedRows         uint64            `json:"numDroppedRows,omitempty"`
 	InputRowsPerSecond     float64           `json:"inputRowsPerSecond"`
 	ProcessedRowsPerSecond float64           `json:"processedRowsPerSecond"`
 	DurationMs             map[string]int64  `json:"durationMs"`
@@ -123,6 +125,7 @@ func (p *JSONLines) Report(name string, s *Stats) {
 		NumOutputRows:  s.OutputRows,
 		NumSkippedRows: s.Skipped,
 		NumLateRows:    s.Late,
+		NumDroppedRows: s.Dropped,
 		DurationMs:     map[string]int64{"triggerExecution": d.Milliseconds()},
 	}
 	if d > 0 {

@@ -168,6 +168,20 @@ func Version() string {
 func suggest(err error, flags []cli.Flag) error {
 	const unknown = "flag provided but not defined: -"
 	msg := err.Error()
+	if strings.HasSuffix(msg, ": parse error") && strings.Contains(msg, "invalid value") {
+		// A duration without its unit (-i 2) or with a space (-i '2 s').
+		for _, f := range flags {
+			if _, ok := f.(*cli.DurationFlag); !ok {
+				continue
+			}
+			for _, n := range f.Names() {
+				if strings.HasSuffix(msg, " for flag -"+n+": parse error") {
+					return Hint(err, "write a duration as a number and its unit, with no space: 500ms, 2s, 1m, 1h30m")
+				}
+			}
+		}
+		return err
+	}
 	i := strings.Index(msg, unknown)
 	if i < 0 {
 		return err
@@ -230,6 +244,8 @@ func hintOf(err error) string {
 	switch {
 	case errors.Is(err, framing.ErrNotDstream):
 		return "dstream stages read the framed stream of another stage: put sbatch in front (sbatch --once < file | ...)"
+	case errors.Is(err, framing.ErrEmpty):
+		return "there was no input at all: a stage reads the framed stream of another, as in 'sbatch --once < FILE | STAGE'; if a stage before this one failed, look at its error"
 	case errors.Is(err, framing.ErrTruncated):
 		return "the stage before this one stopped before ending its stream: look at its error"
 	}

@@ -75,7 +75,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"bad compression", in, []string{"--compress", "lz4"}, ExitUsage, "copy: error: unknown compression \"lz4\" (want none, s2 or zstd)\ncopy: hint: see 'copy --help'\n"},
 		{"runtime", in, []string{"--fail"}, ExitFailure, "copy: error: asked to fail\ncopy: hint: do not pass --fail\n"},
 		{"not dstream", []byte("hello\n"), nil, ExitFailure, "copy: error: reading input: framing: input is not a dstream stream (it starts with \"hello\\n\")\ncopy: hint: dstream stages read the framed stream of another stage: put sbatch in front (sbatch --once < file | ...)\n"},
-		{"empty", nil, nil, ExitFailure, "copy: error: reading input: framing: stream truncated: the input is empty\ncopy: hint: the stage before this one stopped before ending its stream: look at its error\n"},
+		{"empty", nil, nil, ExitFailure, "copy: error: reading input: framing: stream truncated: the input is empty\ncopy: hint: there was no input at all: a stage reads the framed stream of another, as in 'sbatch --once < FILE | STAGE'; if a stage before this one failed, look at its error\n"},
 		{"truncated", in[:len(in)-framing.FrameHeaderLen], nil, ExitFailure, "copy: error: reading input: after batch 2: framing: stream truncated: the stream ended without its end-of-stream frame\ncopy: hint: the stage before this one stopped before ending its stream: look at its error\n"},
 	}
 	for _, tt := range tests {

@@ -83,7 +83,7 @@ func compile(args []Op) ([]*op, error) {
 		switch a.Kind {
 		case Map:
 			o.kind = Map
-			if o.prog, err = compileExpr(o.label, a.Arg); err == nil {
+			if o.prog, err = CompileExpr(o.label, a.Arg); err == nil {
 				o.shape, o.hasShape = o.prog.MapShape()
 				for _, k := range o.shape.Keys {
 					o.shapeKeys = append(o.shapeKeys, []byte(k))
@@ -91,7 +91,7 @@ func compile(args []Op) ([]*op, error) {
 			}
 		case Filter:
 			o.kind = Filter
-			if o.prog, err = compileExpr(o.label, a.Arg); err != nil {
+			if o.prog, err = CompileExpr(o.label, a.Arg); err != nil {
 				break
 			}
 			if t := o.prog.Type(); t != nil && t.Kind() != reflect.Bool {
@@ -103,7 +103,7 @@ func compile(args []Op) ([]*op, error) {
 			}
 		case Flat:
 			o.kind = Flat
-			if o.prog, err = compileExpr(o.label, a.Arg); err != nil {
+			if o.prog, err = CompileExpr(o.label, a.Arg); err != nil {
 				break
 			}
 			if sp, ok := o.prog.Split(); ok {
@@ -117,7 +117,7 @@ func compile(args []Op) ([]*op, error) {
 				break
 			}
 			o.name = []byte(name)
-			o.prog, err = compileExpr(o.label, src)
+			o.prog, err = CompileExpr(o.label, src)
 		case Select, Drop:
 			o.kind = Select
 			if a.Kind == Drop {
@@ -166,7 +166,12 @@ func compile(args []Op) ([]*op, error) {
 	return ops, nil
 }
 
-func compileExpr(label, src string) (*expr.Program, error) {
+// CompileExpr compiles the expression src of an option, label naming it
+// in messages ("--filter 'x > 1'"): an empty or wrong expression is a
+// usage error. The program aliases strings into the record it is bound to
+// (expr.Program.Alias): its value must be used before those bytes change.
+// smap's operations and swindow's --session-gap-expr compile with it.
+func CompileExpr(label, src string) (*expr.Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, stage.UsageError("%s: the expression is empty", label)
 	}

@@ -106,6 +106,13 @@ func BenchmarkEventSessions(b *testing.B) {
 	benchEvents(b, Options{Agg: reduce(b, []string{"user"}, "count")}, EventOptions{Watermark: 2 * time.Second, Session: 500 * time.Millisecond})
 }
 
+// BenchmarkEventSessionGap: the sessions of BenchmarkEventSessions, each
+// record's gap from --session-gap-expr.
+func BenchmarkEventSessionGap(b *testing.B) {
+	benchEvents(b, Options{Agg: reduce(b, []string{"user"}, "count")},
+		EventOptions{Watermark: 2 * time.Second, SessionGap: `user < "u5" ? "1s" : "500ms"`})
+}
+
 // benchState saves and loads the state of a window after 10 batches of
 // 10,000 records (a sliding window of 10 s, every second), as --checkpoint
 // does after each batch and once at a restart.

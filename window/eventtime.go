@@ -26,16 +26,22 @@ type eventOptions struct {
 	unit    codec.TimeUnit
 	delay   int64 // --watermark, ms
 	mode    Mode
-	late    string // --late FILE, or ""
-	session int64  // --session GAP, ms; 0 for fixed windows
+	late    string   // --late FILE, or ""
+	session int64    // --session GAP, ms; 0 for fixed windows or gap
+	gap     *gapExpr // --session-gap-expr, or nil
 }
+
+// sessions tells whether the windows are sessions, of a fixed gap or of
+// each record's.
+func (e *eventOptions) sessions() bool { return e.session > 0 || e.gap != nil }
 
 // eventState is the windows of event time a stage keeps: fixed windows
 // (tumbling, sliding) or sessions.
 type eventState interface {
 	// add folds rec, of event time t, into its windows that final does
-	// not call final; it reports whether there was one.
-	add(rec []byte, t int64, final func(end int64) bool) (bool, error)
+	// not call final; it reports whether there was one. gap is the
+	// record's session gap (ms), for sessions.
+	add(rec []byte, t, gap int64, final func(end int64) bool) (bool, error)
 	// newBatch forgets which windows the last batch changed.
 	newBatch()
 	// write writes, in order of start then key, the windows that pick picks
@@ -74,6 +80,7 @@ type eventWindower struct {
 	late     *bufio.Writer // --late, or nil
 	lateFile *os.File
 	nLate    uint64 // late records of the batch in hand
+	nNoGap   uint64 // records of the batch in hand with no session gap
 	buf      []byte
 
 	nrec     int
@@ -88,7 +95,7 @@ func newEventWindower(out *framing.Writer, o *options) (*eventWindower, error) {
 	}
 	w := &eventWindower{out: out, o: o, stats: new(stage.Stats)}
 	w.isFinal = w.final
-	if o.ev.session > 0 {
+	if o.ev.sessions() {
 		w.st = newSessions(o)
 	} else {
 		w.st = newFixedWindows(o)
@@ -128,7 +135,7 @@ func (w *eventWindower) Begin(b stage.Batch) error {
 		return fmt.Errorf("%v: batch time %s does not come after the last batch's, %s: batch times must rise",
 			b, fmtTime(b.Time), fmtTime(w.lastTime))
 	}
-	w.nrec, w.nLate = 0, 0
+	w.nrec, w.nLate, w.nNoGap = 0, 0, 0
 	w.st.newBatch()
 	return nil
 }
@@ -144,12 +151,21 @@ func (w *eventWindower) Block(b stage.Batch, recs framing.Records) error {
 }
 
 // add folds rec into its windows that are not final yet; a record whose
-// windows are all final is late.
+// windows are all final is late. A record whose --session-gap-expr gives
+// no gap is in no session: left out and counted, as Spark filters it, but
+// its time still moves the watermark, as in Spark, where the watermark is
+// taken before the filter.
 func (w *eventWindower) add(b stage.Batch, rec []byte) error {
 	t, err := w.eventTime(rec)
-	if err == nil {
+	gap, ok := w.o.ev.session, true
+	if err == nil && w.o.ev.gap != nil {
+		gap, ok, err = w.o.ev.gap.gap(rec, w.o.ev.unit)
+	}
+	if err == nil && !ok {
+		w.nNoGap++
+	} else if err == nil {
 		var open bool
-		if open, err = w.st.add(rec, t, w.isFinal); err == nil && !open {
+		if open, err = w.st.add(rec, t, gap, w.isFinal); err == nil && !open {
 			return w.lateRecord(rec)
 		}
 	}
@@ -256,6 +272,7 @@ func (w *eventWindower) report(removed int) {
 	groups, changed, mem := w.st.size()
 	w.stats.State = &stage.StateStats{NumRowsTotal: int64(groups), NumRowsUpdated: int64(changed), NumRowsRemoved: int64(removed), MemoryUsedBytes: mem}
 	w.stats.Late = w.nLate
+	w.stats.Dropped = w.nNoGap
 	if w.haveWM {
 		wm := w.wm
 		w.stats.Watermark = &wm

@@ -26,7 +26,7 @@ func newFixedWindows(o *options) *fixedWindows {
 	return &fixedWindows{o: o, wins: map[int64]*agg.Table{}, changed: map[int64]bool{}}
 }
 
-func (f *fixedWindows) add(rec []byte, t int64, final func(int64) bool) (bool, error) {
+func (f *fixedWindows) add(rec []byte, t, _ int64, final func(int64) bool) (bool, error) {
 	length, slide := f.o.length, f.o.slide
 	open := false
 	for start := floorTo(t, slide); start > t-length; start -= slide {

@@ -18,13 +18,13 @@ type session struct {
 }
 
 // sessions are session windows of event time (Structured Streaming's
-// session_window(F, GAP)): per key, an event opens [t, t+GAP), and windows
-// that overlap merge into one. A session's records are held, and folded
-// into its aggregates when it is written: a merge of two sessions needs no
-// merge of aggregates.
+// session_window(F, GAP)): per key, an event opens [t, t+GAP), GAP fixed
+// or the record's own, and windows that overlap or touch (one ending where
+// the other starts, as Spark's merge joins them) merge into one. A
+// session's records are held, and folded into its aggregates when it is
+// written: a merge of two sessions needs no merge of aggregates.
 type sessions struct {
 	o       *options
-	gap     int64
 	byKey   map[string][]*session // sorted by start, never overlapping
 	changed map[*session]bool     // by the batch in hand
 	tmp     *agg.Table            // a record's key and check; a session's aggregates
@@ -35,10 +35,10 @@ type sessions struct {
 
 func newSessions(o *options) *sessions {
 	tmp, _ := agg.New(o.agg.Cfg) // checked in newEventWindower
-	return &sessions{o: o, gap: o.ev.session, byKey: map[string][]*session{}, changed: map[*session]bool{}, tmp: tmp}
+	return &sessions{o: o, byKey: map[string][]*session{}, changed: map[*session]bool{}, tmp: tmp}
 }
 
-func (s *sessions) add(rec []byte, t int64, final func(int64) bool) (bool, error) {
+func (s *sessions) add(rec []byte, t, gap int64, final func(int64) bool) (bool, error) {
 	// The record alone, in a table of its own: its key, and a check that
 	// its values aggregate, before it joins a session.
 	s.tmp.Reset()
@@ -46,16 +46,17 @@ func (s *sessions) add(rec []byte, t int64, final func(int64) bool) (bool, error
 		return false, err
 	}
 	key := s.tmp.Key(s.tmp.Touched()[0])
-	lo, hi := t, t+s.gap
-	// The key's sessions are sorted and disjoint, so those that [lo, hi)
-	// overlaps are a run, ss[i:j]: merged into ss[i], in place.
+	lo, hi := t, t+gap
+	// The key's sessions are sorted, apart and not touching, so those that
+	// [lo, hi) overlaps or touches are a run, ss[i:j]: merged into ss[i],
+	// in place.
 	ss := s.byKey[string(key)]
 	i := 0
-	for i < len(ss) && ss[i].end <= lo {
+	for i < len(ss) && ss[i].end < lo {
 		i++
 	}
 	j := i
-	for j < len(ss) && ss[j].start < hi {
+	for j < len(ss) && ss[j].start <= hi {
 		j++
 	}
 	if i == j {

@@ -181,6 +181,9 @@ func (o *options) fingerprint() string {
 	}
 	if o.ev != nil {
 		fp += fmt.Sprintf(" time-field=%q unit=%v watermark=%d mode=%s session=%d", o.ev.field, o.ev.unit, o.ev.delay, o.ev.mode, o.ev.session)
+		if o.ev.gap != nil {
+			fp += fmt.Sprintf(" session-gap-expr=%q", o.ev.gap.src)
+		}
 	}
 	return fp
 }

@@ -8,6 +8,7 @@ package window
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/dstream/dstream/agg"
@@ -21,9 +22,11 @@ import (
 type Options struct {
 	// Length is the window's length (--length); Slide starts one at every
 	// multiple of it (--slide; a tumbling window has Slide = Length). Both
-	// whole milliseconds, Length a multiple of Slide. Windows of batch time cover
-	// the batches of time in (T - Length, T]; fixed windows of event time
-	// [start, start + Length). Zero with Event.Session.
+	// whole milliseconds. Windows of batch time cover the batches of time in
+	// (T - Length, T], and a Length shorter than the Slide leaves the
+	// batches between two windows out of both (DStream.window); fixed
+	// windows of event time [start, start + Length), with Slide at most
+	// Length, as Spark's window() asks. Zero with Event.Session.
 	Length, Slide time.Duration
 
 	// Agg is the keys and aggregates (-k, --count, --sum F, ...) a window
@@ -38,6 +41,11 @@ type Options struct {
 	// SkipBad skips and counts the records that cannot be aggregated
 	// instead of stopping with an error (--skip-bad).
 	SkipBad bool
+	// Strict makes a key or aggregated field that no record of a batch
+	// has an error; else it is a note on Notes, once per field (a typo,
+	// most often: see agg.FieldCheck).
+	Strict bool
+	Notes  io.Writer
 
 	// Event, if not nil, windows each record's event time instead of the
 	// batch time (--time-field).
@@ -61,6 +69,12 @@ type EventOptions struct {
 	// Session, if not 0, makes session windows of this gap (--session),
 	// whole milliseconds, instead of fixed windows of Length and Slide.
 	Session time.Duration
+	// SessionGap, if not "", makes session windows whose gap each record
+	// gives: an expression (package expr) over the record's fields whose
+	// value is a duration, a string time.ParseDuration reads ("30s"), or a
+	// number of Unit; a gap of zero or less, or null, leaves the record
+	// out (--session-gap-expr; Spark's dynamic session_window gap).
+	SessionGap string
 }
 
 // Mode is the output mode of event-time windows: Structured Streaming's.
@@ -98,7 +112,7 @@ type aggOptions struct {
 func (o Options) check() (*options, error) {
 	c := &options{agg: aggOptions{Cfg: o.Agg, Top: o.Top, By: o.By, SkipBad: o.SkipBad},
 		reduce: len(o.Agg.Keys)+len(o.Agg.Aggs) > 0, checkpoint: o.Checkpoint, name: o.Name}
-	if o.Event == nil || o.Event.Session == 0 {
+	if o.Event == nil || (o.Event.Session == 0 && o.Event.SessionGap == "") {
 		var err error
 		if c.length, err = millis("length", o.Length); err != nil {
 			return nil, err
@@ -106,13 +120,15 @@ func (o Options) check() (*options, error) {
 		if c.slide, err = millis("slide", o.Slide); err != nil {
 			return nil, err
 		}
-		if c.length%c.slide != 0 {
-			return nil, stage.UsageError("--length %v is not a multiple of --slide %v: a window covers a whole number of slides",
-				time.Duration(c.length)*time.Millisecond, time.Duration(c.slide)*time.Millisecond)
-		}
 	}
 	if o.Event == nil {
 		return c, nil
+	}
+	if o.Event.Session == 0 && o.Event.SessionGap == "" && c.slide > c.length {
+		// Windows of batch time may leave batches out; a record of event
+		// time in no window would pass for late.
+		return nil, stage.UsageError("--slide %v is longer than --length %v: windows of event time must cover every time, so the slide is at most the length (as Spark's window() asks)",
+			time.Duration(c.slide)*time.Millisecond, time.Duration(c.length)*time.Millisecond)
 	}
 	ev := &eventOptions{field: o.Event.Field, unit: o.Event.Unit, mode: o.Event.Mode, late: o.Event.Late}
 	d := o.Event.Watermark
@@ -127,12 +143,23 @@ func (o Options) check() (*options, error) {
 	default:
 		return nil, stage.UsageError("--mode %q: want append, update or complete", ev.mode)
 	}
-	if o.Event.Session != 0 {
+	if o.Event.Session != 0 || o.Event.SessionGap != "" {
 		if o.Length != 0 || o.Slide != 0 {
 			return nil, stage.UsageError("--length and --slide do not go with --session: a session window is as long as its events make it")
 		}
+	}
+	if o.Event.Session != 0 {
+		if o.Event.SessionGap != "" {
+			return nil, stage.UsageError("--session and --session-gap-expr are two ways to give the gap: give one")
+		}
 		var err error
 		if ev.session, err = millis("session", o.Event.Session); err != nil {
+			return nil, err
+		}
+	}
+	if o.Event.SessionGap != "" {
+		var err error
+		if ev.gap, err = compileGap(o.Event.SessionGap); err != nil {
 			return nil, err
 		}
 	}
@@ -159,6 +186,8 @@ type Engine struct {
 		finish() error
 	}
 	closer func() error
+	check  *agg.FieldCheck
+	o      *Options
 }
 
 // New returns the engine of o, writing its windows to out. It reports the
@@ -178,7 +207,7 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 	if replaying == nil {
 		replaying = func() bool { return false }
 	}
-	e := &Engine{closer: func() error { return nil }}
+	e := &Engine{closer: func() error { return nil }, check: agg.NewFieldCheck(o.Agg), o: &o}
 	var st stateful
 	var ck **checkpointer
 	if c.ev != nil {
@@ -205,10 +234,26 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 	return e, nil
 }
 
-func (e *Engine) Begin(b stage.Batch) error                       { return e.w.Begin(b) }
-func (e *Engine) Block(b stage.Batch, recs framing.Records) error { return e.w.Block(b, recs) }
-func (e *Engine) End(b stage.Batch) error                         { return e.w.End(b) }
-func (e *Engine) Watermark(t int64) error                         { return e.w.Watermark(t) }
+func (e *Engine) Begin(b stage.Batch) error {
+	e.check.Begin()
+	return e.w.Begin(b)
+}
+
+func (e *Engine) Block(b stage.Batch, recs framing.Records) error {
+	probe := recs // a copy: the windower reads recs from its start
+	for rec, ok := probe.Next(); ok && !e.check.Done(); rec, ok = probe.Next() {
+		e.check.Observe(rec)
+	}
+	return e.w.Block(b, recs)
+}
+
+func (e *Engine) End(b stage.Batch) error {
+	if err := agg.ReportMissing(e.check, b, e.o.Strict, e.o.Notes, "swindow"); err != nil {
+		return err
+	}
+	return e.w.End(b)
+}
+func (e *Engine) Watermark(t int64) error { return e.w.Watermark(t) }
 
 // Finish is called at the end of the input stream: without a checkpoint,
 // it writes the windows still open (see windower.finish).
@@ -240,6 +285,7 @@ type windower struct {
 	held  []*held       // oldest first
 	ck    *checkpointer // --checkpoint, or nil
 	cur   *held         // the batch in hand
+	skip  bool          // the batch in hand is in no window (a length shorter than the slide)
 	spare []*held       // held batches to reuse
 	nrec  int           // records of the batch in hand so far
 	gs    []int32
@@ -252,7 +298,7 @@ type windower struct {
 	wrote    bool   // a window was written
 	lastOut  uint64 // id of the last window written
 	lastEnd  int64  // end of the last window written
-	pending  bool   // a batch came since the last window was written
+	pending  bool   // a batch of a coming window came since the last window was written
 }
 
 func newWindower(out *framing.Writer, o *options) (*windower, error) {
@@ -301,6 +347,10 @@ func (w *windower) Begin(b stage.Batch) error {
 			return err
 		}
 	}
+	// With a length shorter than the slide, the batches between the end of
+	// one window and the start of the next are in neither: window(2s, 3s)
+	// holds the batches of 2 and 3 s, then of 5 and 6 s, never of 4 s.
+	w.skip = b.Time <= w.next-w.o.length
 	w.cur = w.newHeld(b)
 	w.nrec = 0
 	if w.probe != nil {
@@ -322,6 +372,9 @@ func (w *windower) newHeld(b stage.Batch) *held {
 }
 
 func (w *windower) Block(b stage.Batch, recs framing.Records) error {
+	if w.skip {
+		return nil
+	}
 	if !w.o.reduce {
 		blk, n := recs.Rest()
 		w.cur.recs = append(w.cur.recs, blk...)
@@ -353,9 +406,14 @@ func (w *windower) Block(b stage.Batch, recs framing.Records) error {
 // saved: a sink commits a batch at its end, and a restart restores the
 // state of the last batch committed.
 func (w *windower) End(b stage.Batch) error {
-	w.held = append(w.held, w.cur)
+	if w.skip {
+		w.spare = append(w.spare, w.cur)
+	} else {
+		w.held = append(w.held, w.cur)
+		w.pending = true
+	}
 	w.cur = nil
-	w.lastID, w.lastTime, w.pending = b.ID, b.Time, true
+	w.lastID, w.lastTime = b.ID, b.Time
 	open := false
 	if b.Time == w.next {
 		if err := w.emit(); err != nil {

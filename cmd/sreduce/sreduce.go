@@ -37,8 +37,35 @@ Running state (updateStateByKey): with --running each output batch carries
 the aggregates over all the batches so far. --mode complete (the default)
 writes every group at every batch, --mode update only the groups the batch
 changed. --ttl DUR forgets a group that no record updated for DUR of batch
-time (mapWithState's timeout); --progress reports the groups in the state,
-updated, removed and the memory held (stateOperators).
+time (mapWithState's timeout): the first batch whose time is DUR or more
+after the group's last update removes it. --progress reports the groups in
+the state, updated, removed and the memory held (stateOperators).
+
+Expired groups (--emit-expired, with --ttl): a group the TTL removes is
+written once more, in the batch that removes it and in either mode, after
+the batch's other groups, with the aggregates it had and the field expired
+true (mapWithState's timed-out state); every other record then carries
+expired false, so that a CSV or SQL sink sees one set of fields, and an
+upserting sink (ssink --mode update --key K) marks the key expired.
+
+Initial state (--initial FILE, with --running; updateStateByKey's and
+mapWithState's initial RDD): FILE holds JSON lines, each one group as
+sreduce writes it: the key fields and the aggregates' output fields, e.g.
+{"value": "a", "count": 1}. Other fields are ignored, so sreduce's own
+output (ssink --format json) reads back. Each line must give every key field
+and the output of every aggregate: --count an integer 0 or more, --sum a
+number or null, --min, --max, --first, --last the value (null: none yet for
+min and max; null as the first or last value for first and last),
+--collect the list. --avg is not read but rebuilt from --sum of its field
+over --count, which it needs beside it (the count then stands for the
+number of values averaged, which it is while the field is never null).
+--distinct cannot start from an initial state (the output is how many
+values, the state is which): an error at start-up. The file is read at
+start-up; a line that cannot be read or a key given twice stops sreduce
+naming the line. The initial groups count as updated by the first batch, at
+its time: --mode update writes them then, and --ttl counts from it. With
+--checkpoint the initial state applies only when there is no state to
+restore: a restart goes on from the saved state, whatever FILE holds then.
 
 Checkpoint: with --running and --checkpoint DIR the state after each batch is
 saved atomically in DIR/state/NAME (--name, default sreduce; give two
@@ -61,11 +88,14 @@ Examples:
   sbatch --format json -i 10s | sreduce -k user,page --count --sum bytes --avg ms=latency | ssink
   sbatch --format json | sreduce -k url --count --top 10 --by count | ssink
   sbatch -i 1s | sreduce -k value --count --running --mode update --ttl 1h --checkpoint ckpt | ssink
+  sbatch -i 1s | sreduce -k value --count --running --initial counts.jsonl --ttl 1h --emit-expired | ssink
   sbatch | sreduce --count | ssink    # records per batch, 0 for an empty batch`,
 	Flags: append(aggflags.Flags(),
 		&cli.BoolFlag{Name: "running", Usage: "keep the aggregates across batches (updateStateByKey)", Category: "Running state"},
 		&cli.StringFlag{Name: "mode", Value: "complete", Usage: "with --running, write every group at every batch (complete) or the groups the batch changed (update): `MODE`", Category: "Running state"},
 		&cli.DurationFlag{Name: "ttl", Usage: "with --running, forget a group not updated for `DUR` of batch time", Category: "Running state"},
+		&cli.BoolFlag{Name: "emit-expired", Usage: "with --ttl, write each group it forgets once more, with expired true (and expired false on the others)", Category: "Running state"},
+		&cli.StringFlag{Name: "initial", Usage: "with --running, start from the groups in `FILE` (JSON lines of key fields and aggregates), unless a checkpoint has a state", Category: "Running state"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "save the running state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Running state"},
 		&cli.StringFlag{Name: "name", Value: "sreduce", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Running state"},
 	),
@@ -85,6 +115,7 @@ func run(e *stage.Env) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	o.Notes = e.Stderr
 	r, err := reduce.New(o, e.Out, &e.Stats, e.Replaying)
 	if err != nil {
 		return err
@@ -108,8 +139,9 @@ func parseOptions(c *cli.Context, args []string) (reduce.Options, error) {
 	if err != nil {
 		return reduce.Options{}, err
 	}
-	o := reduce.Options{Agg: a.Cfg, Top: a.Top, By: a.By, SkipBad: a.SkipBad,
-		Checkpoint: c.String("checkpoint"), Name: c.String("name")}
+	o := reduce.Options{Agg: a.Cfg, Top: a.Top, By: a.By, SkipBad: a.SkipBad, Strict: a.Strict,
+		Checkpoint: c.String("checkpoint"), Name: c.String("name"),
+		EmitExpired: c.Bool("emit-expired"), Initial: c.String("initial")}
 	if len(o.Agg.Keys) == 0 && len(o.Agg.Aggs) == 0 {
 		return reduce.Options{}, stage.UsageError("nothing to compute: give a key (-k) or an aggregate (--count, --sum F, ...)")
 	}
@@ -125,8 +157,14 @@ func parseOptions(c *cli.Context, args []string) (reduce.Options, error) {
 		if o.TTL = c.Duration("ttl"); c.IsSet("ttl") && o.TTL <= 0 {
 			return reduce.Options{}, stage.UsageError("--ttl %v: want a positive duration", o.TTL)
 		}
+		if o.EmitExpired && !c.IsSet("ttl") {
+			return reduce.Options{}, stage.UsageError("--emit-expired writes the groups --ttl forgets: add --ttl DUR")
+		}
+		if c.IsSet("initial") && o.Initial == "" {
+			return reduce.Options{}, stage.UsageError("--initial needs a file name")
+		}
 	} else {
-		for _, f := range []string{"mode", "ttl"} {
+		for _, f := range []string{"mode", "ttl", "emit-expired", "initial"} {
 			if c.IsSet(f) {
 				return reduce.Options{}, stage.UsageError("--%s applies to running state: add --running", f)
 			}

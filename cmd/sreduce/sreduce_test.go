@@ -100,8 +100,14 @@ func TestAcceptanceRunning(t *testing.T) {
 // checkpoint gives the output of one uninterrupted run.
 func TestCheckpointRestart(t *testing.T) {
 	all := words(0, runningInput...)
+	initial := filepath.Join(t.TempDir(), "initial.jsonl")
+	if err := os.WriteFile(initial, []byte(`{"value":"a","count":5,"sum_n":5}`+"\n"+`{"value":"z","count":1,"sum_n":1}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"-k", "value", "--count", "--running"},
+		{"-k", "value", "--count", "--sum", "n", "--running", "--initial", initial, "--ttl", "2s", "--emit-expired"},
+		{"-k", "value", "--count", "--sum", "n", "--running", "--mode", "update", "--initial", initial, "--ttl", "2s", "--emit-expired"},
 		{"-k", "value", "--count", "--running", "--mode", "update"},
 		{"-k", "value", "--count", "--sum", "n", "--distinct", "value", "--collect", "value", "--first", "value", "--max", "value", "--running"},
 	} {
@@ -159,6 +165,51 @@ func TestCheckpointReplay(t *testing.T) {
 	// A stream starting again at batch 0 starts from an empty state.
 	if got := runReduce(t, all, a...); got != whole {
 		t.Errorf("from batch 0 again:\n%s\nwant\n%s", got, whole)
+	}
+}
+
+// With a checkpoint, the initial state is where a run starts that has no
+// state to restore: a replay from batch 0, before any commit, starts from it
+// again, and a run after a commit goes on from the saved state.
+func TestInitialCheckpoint(t *testing.T) {
+	all := words(0, "a", "b", "a")
+	initial := filepath.Join(t.TempDir(), "initial.jsonl")
+	if err := os.WriteFile(initial, []byte(`{"value":"a","count":5}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	args := []string{"-k", "value", "--count", "--running", "--initial", initial, "--checkpoint", dir}
+	want := `0@1000: {"value":"a","count":6}
+1@2000: {"value":"a","count":6} {"value":"b","count":1}
+2@3000: {"value":"a","count":7} {"value":"b","count":1}
+`
+	runReduce(t, all[:2], args...) // nothing committed: a crash before the sink's first commit
+	if got := runReduce(t, all, args...); got != want {
+		t.Errorf("replayed from batch 0:\n%s\nwant\n%s", got, want)
+	}
+	frametest.Commit(t, dir, 1)
+	if err := os.WriteFile(initial, []byte(`{"value":"z","count":9}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, w := runReduce(t, all[2:], args...), strings.SplitAfter(want, "\n")[2]; got != w {
+		t.Errorf("after the commit of batch 1:\n%s\nwant\n%s", got, w)
+	}
+}
+
+// --emit-expired: a group the TTL removes is written once more, after the
+// others (after the --top ones), with expired true; the others carry
+// expired false. a, last updated at 2000, expires at 4000.
+func TestEmitExpired(t *testing.T) {
+	in := words(0, "a b c", "a", "", "c", "")
+	got := runReduce(t, in, "-k", "value", "--count", "--running", "--ttl", "2s", "--emit-expired", "--top", "1")
+	want := `0@1000: {"value":"a","count":1,"expired":false}
+1@2000: {"value":"a","count":2,"expired":false}
+2@3000: {"value":"a","count":2,"expired":false} {"value":"b","count":1,"expired":true} {"value":"c","count":1,"expired":true}
+3@4000: {"value":"c","count":1,"expired":false} {"value":"a","count":2,"expired":true}
+4@5000: {"value":"c","count":1,"expired":false}
+`
+	if got != want {
+		t.Errorf("--top 1:\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -28,7 +28,7 @@ func TestBrokerUsage(t *testing.T) {
 		{[]string{"--nats", n, "--rows", "3"}, "ssink: error: --rows applies to --format console, not json"},
 		{[]string{"--amqp", a, "--create-stream", "S"}, "ssink: error: --create-stream applies to --nats"},
 		{[]string{"--nats", n, "--routing-key-field", "k"}, "ssink: error: --routing-key-field applies to --amqp"},
-		{[]string{"--format", "json", "--connect-timeout", "1s"}, "ssink: error: --connect-timeout applies to --nats or --amqp\n"},
+		{[]string{"--format", "json", "--connect-timeout", "1s"}, "ssink: error: --connect-timeout applies to --kafka, --nats or --amqp\n"},
 		{[]string{"--nats", n, "--connect-timeout", "-1s"}, "ssink: error: --connect-timeout -1s: want 0 or more"},
 		{[]string{"--nats", n, "--create-stream", ""}, "ssink: error: --create-stream needs a stream name"},
 		{[]string{"--amqp", "amqp://127.0.0.1:1/", "--routing-key-field", ""}, "ssink: error: --routing-key-field needs a field name"},

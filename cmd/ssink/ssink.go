@@ -154,9 +154,9 @@ dstream-batch-time (unix ms). The producer is idempotent, acks=all: at each
 batch end ssink waits until every message of the batch is acknowledged,
 and a message that fails stops ssink naming the batch (without
 --checkpoint, the messages of that batch acknowledged before stay in the
-topic). Brokers that do not answer are retried with backoff for 30 s: at
-the start, then ssink stops naming them; in a batch, 30 s without any
-acknowledgement fails the batch. With --checkpoint DIR each batch is one
+topic). Brokers that do not answer are retried with backoff: at the start
+for --connect-timeout (30s), then ssink stops naming them; in a batch, 30 s
+without any acknowledgement fails the batch. With --checkpoint DIR each batch is one
 Kafka transaction (transactional id dstream-sink-ID-TOPIC, ID the
 checkpoint's id), which also commits the batch id as the offset of
 partition 0 of TOPIC in the consumer group dstream-sink-ID. A restart
@@ -254,6 +254,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: flagFormat, Aliases: []string{"f"}, Value: codec.Formats[0].Name, Usage: "write records as `FORMAT`: " + codec.Names()},
 		&cli.IntFlag{Name: flagRows, Value: 20, Usage: "console: show at most `N` rows per batch"},
 		&cli.BoolFlag{Name: flagNoTruncate, Usage: "console: show cells whole (left-aligned) instead of cutting them at 20 characters"},
+		&cli.BoolFlag{Name: "skip-empty", Usage: "leave out the batches without records: no console table, file, command, request or transaction for them (they are still committed)"},
 		&cli.StringFlag{Name: flagBatchField, Usage: "add the batch time (unix ms, an integer) to each record as field `NAME` (replacing a field of that name)"},
 		&cli.StringFlag{Name: flagCheckpoint, Usage: "commit each batch written in `DIR`/commits, and skip the batches committed before (with sbatch --checkpoint DIR FILE...)"},
 	}
@@ -267,7 +268,7 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
 		&cli.StringFlag{Name: flagCreateStream, Usage: "--nats: create the JetStream stream `NAME` capturing the subject if no stream captures it", Category: "Brokers"},
 		&cli.StringFlag{Name: flagRoutingKeyField, Usage: "--amqp: take each message's routing key from field `F` (its value as text) instead of the URL's routing_key", Category: "Brokers"},
-		&cli.DurationFlag{Name: flagConnectTimeout, Value: sink.DefaultConnectTimeout, Usage: "--nats, --amqp: at start-up, try again for `DURATION` while the server cannot be reached, then fail (0: try once)", Category: "Brokers"},
+		&cli.DurationFlag{Name: flagConnectTimeout, Value: sink.DefaultConnectTimeout, Usage: "--kafka, --nats, --amqp: at start-up, try again for `DURATION` while the server cannot be reached, then fail (0: try once)", Category: "Brokers"},
 	)
 }
 
@@ -277,6 +278,7 @@ func flags() []cli.Flag {
 func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	o := sink.Options{
 		BatchField: ctx.String(flagBatchField),
+		SkipEmpty:  ctx.Bool("skip-empty"),
 		Checkpoint: ctx.String(flagCheckpoint),
 		Table:      ctx.String(flagTable),
 		Mode:       ctx.String(flagMode),

@@ -104,7 +104,7 @@ func TestEventTimeAgainstBruteForce(t *testing.T) {
 		slide := int64(1+rng.IntN(3)) * 1000
 		length := slide * int64(1+rng.IntN(3))
 		// Rising by about 0.5 s, each up to 2 s out of place.
-		events, bs := randomEvents(rng, 1+rng.IntN(60), 500, 2000)
+		events, bs := randomEvents(rng, 1+rng.IntN(60), 500, 2000, 1)
 		// Brute force: each window's count per key, by window start.
 		type wk struct {
 			start int64
@@ -142,11 +142,13 @@ type event struct {
 }
 
 // randomEvents makes n events of keys a, b and c, event i at i*step ms
-// plus up to disorder ms, in batches of 1 to 5 events, one a second.
-func randomEvents(rng *rand.Rand, n int, step, disorder int64) ([]event, []batch) {
+// plus up to disorder ms, rounded down to a multiple of grain ms, in
+// batches of 1 to 5 events, one a second.
+func randomEvents(rng *rand.Rand, n int, step, disorder, grain int64) ([]event, []batch) {
 	events := make([]event, n)
 	for i := range events {
-		events[i] = event{int64(i)*step + rng.Int64N(disorder), string(rune('a' + rng.IntN(3)))}
+		t := int64(i)*step + rng.Int64N(disorder)
+		events[i] = event{t - t%grain, string(rune('a' + rng.IntN(3)))}
 	}
 	var bs []batch
 	for i := 0; i < n; {

@@ -28,15 +28,19 @@ func TestRestart(t *testing.T) {
 		{byBatch, []string{"-l", "2s", "-s", "1s", "-k", "k", "--max", "v"}},
 		{byBatch, []string{"-l", "2s"}},
 		{byBatch, []string{"-l", "4s", "-s", "2s", "--count"}},
+		{byBatch, []string{"-l", "2s", "-s", "3s", "-k", "k", "--count", "--sum", "v"}},
+		{byBatch, []string{"-l", "1s", "-s", "3s"}},
+		{byBatch, []string{"-l", "3s", "-s", "2s", "-k", "k", "--max", "v"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-k", "k", "--count"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "5s", "-k", "k", "--count", "--mode", "update"}},
 		{byEvent, []string{"--time-field", "t", "-l", "10s", "-k", "k", "--count", "--collect", "t", "--mode", "complete"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"}},
 		{byEvent, []string{"--time-field", "t", "--session", "3s", "--count", "--mode", "update"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "10s", "--session-gap-expr", `k == "a" ? "5s" : k == "c" ? "0s" : "2s"`, "-k", "k", "--count", "--collect", "t"}},
 	} {
 		whole := swindow(t, c.bs, append(c.args, "--checkpoint", t.TempDir())...)
 		for k := range len(c.bs) - 1 {
-			dir := t.TempDir()
+			dir := sinkDir(t)
 			args := append(c.args, "--checkpoint", dir)
 			var o, e bytes.Buffer
 			if code := command.Run(append([]string{"swindow"}, args...), bytes.NewReader(frametest.Cut(t, frames(c.bs[:k+1]))), &o, &e); code != 1 {
@@ -49,7 +53,7 @@ func TestRestart(t *testing.T) {
 			}
 			// A run that ends its stream (its input read to the end) and a
 			// run that goes on from its checkpoint: the same.
-			dir = t.TempDir()
+			dir = sinkDir(t)
 			args = append(c.args, "--checkpoint", dir)
 			var o2, e2 bytes.Buffer
 			if code := command.Run(append([]string{"swindow"}, args...), bytes.NewReader(stream(t, c.bs[:k+1])), &o2, &e2); code != 0 {
@@ -62,6 +66,19 @@ func TestRestart(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sinkDir is a checkpoint directory where a sink with --checkpoint has
+// begun (DIR/commits exists, nothing committed yet): the stages then keep
+// every snapshot until the first commit, which may be of any batch they
+// passed on (a window of 3 s every 3 batches leaves two batches behind the
+// last).
+func sinkDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, checkpoint.CommitsDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // replayFrom commits the last batch of out, a run's output, in dir, as the

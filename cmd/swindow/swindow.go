@@ -39,8 +39,12 @@ collect each window is recomputed from its batches. Either way swindow holds
 the records of the batches a coming window still needs.
 
 Batches and windows (without --time-field): LENGTH and SLIDE are whole
-milliseconds, LENGTH a multiple of SLIDE; as in Spark, SLIDE should be a multiple of the batch
-interval (sbatch -i), so that every window ends with a batch of its own.
+milliseconds; as in Spark, both should be multiples of the batch interval
+(sbatch -i), so that every window ends with a batch of its own. A LENGTH
+shorter than the SLIDE leaves the batches between two windows out of both:
+-l 2s -s 3s over batches of 1 s writes at 3 s the batches of 2 and 3 s, at
+6 s those of 5 and 6 s, and the batches of 1 and 4 s are in none
+(WindowOperationsSuite's "non-overlapping window").
 A window leaves with the id of the last input batch it holds (the one whose
 time is T, or the last before T): ids rise, and a window whose end no batch
 came to mark is an error, since it would have no id of its own. Empty
@@ -53,7 +57,8 @@ are not. Watermarks pass through.
 Event time (--time-field F): windows of each record's own time instead of
 the batches' (Structured Streaming's groupBy(window(F, LENGTH, SLIDE), keys)
 with withWatermark(F, DELAY)). A record at time t counts in every window
-[start, start + LENGTH) that holds t, start a multiple of SLIDE; F is a
+[start, start + LENGTH) that holds t, start a multiple of SLIDE (at most
+LENGTH, as Spark's window() asks, so that every time is in one); F is a
 number of --time-unit (s or ms) since the epoch, an RFC 3339 string or a
 timestamp. The watermark is the latest event time seen, at the end of each
 batch, minus --watermark DUR (default 0); a window whose end it has reached
@@ -84,11 +89,21 @@ when the stream ends are not written but kept for the next run, which goes
 on from them (a checkpointed source goes on, as a file that grew).
 
 Session windows (--session GAP, with --time-field; no -l or -s): per key,
-an event opens [t, t + GAP), and windows that overlap merge, so a session
+an event opens [t, t + GAP), and windows that overlap or touch merge (as
+Spark's do: a session starting where another ends joins it), so a session
 runs from its first event to its last plus GAP (Structured Streaming's
 session_window). An event that joins two sessions merges them. A session
 is one group: its records are held until it is written, then folded into
 its aggregates (so any aggregate works, and --top does not apply).
+
+Dynamic gaps (--session-gap-expr EXPR instead of --session; Spark's
+session_window with a gap column): EXPR, in smap's expression language
+over the record's fields, gives each record's gap: a duration
+(duration("30s")), a string such as "30s" or "1m30s", or a number of
+--time-unit. The record opens [t, t + its gap), merged as above. A gap of
+zero or less, or null, leaves the record out, as Spark filters it: counted
+in --progress (numDroppedRows), and its time still moves the watermark.
+Any other value stops swindow naming the record (--skip-bad skips it).
 
 Examples:
   sbatch -i 1s < access.log | swindow -l 1m | ssink                  # tumbling: a batch a minute
@@ -96,11 +111,13 @@ Examples:
   sbatch -i 1s | smap --flat 'split(value, " ")' | swindow -l 30s -s 5s -k value --count --top 10 | ssink
   sbatch -i 1s | swindow -l 5m -s 1m --count | ssink                 # records per 5 minutes, every minute
   sbatch -i 1s --format json | swindow --time-field ts --watermark 30s -l 1m -k path --count | ssink
-  sbatch -i 1s --format json | swindow --time-field ts --watermark 1m --session 5m -k user --count --sum bytes | ssink`,
+  sbatch -i 1s --format json | swindow --time-field ts --watermark 1m --session 5m -k user --count --sum bytes | ssink
+  sbatch -i 1s --format json | swindow --time-field ts --watermark 1m --session-gap-expr 'plan == "pro" ? "30m" : "5m"' -k user --count | ssink`,
 	Flags: append([]cli.Flag{
 		&cli.DurationFlag{Name: "length", Aliases: []string{"l"}, Usage: "the window's length `DUR` (1m, 30s, ...): batches of batch time in (T - DUR, T]", Category: "Windows"},
 		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "start a window at every multiple of `DUR` (default: the length, a tumbling window)", Category: "Windows"},
-		&cli.DurationFlag{Name: "session", Usage: "session windows of event time instead: a key's events less than `GAP` apart make one window (with --time-field)", Category: "Windows"},
+		&cli.DurationFlag{Name: "session", Usage: "session windows of event time instead: a key's events at most `GAP` apart make one window (with --time-field)", Category: "Windows"},
+		&cli.StringFlag{Name: "session-gap-expr", Usage: "session windows whose gap each record gives: `EXPR` over its fields, a duration (\"30s\", duration(\"1m\"), or a number of --time-unit); a gap of 0 or less leaves the record out", Category: "Windows"},
 		&cli.StringFlag{Name: "time-field", Usage: "window the event time in `FIELD` of each record instead of the batch time", Category: "Event time"},
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
 		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: a window is final once the latest event time passes its end by `DUR`", Category: "Event time"},
@@ -117,6 +134,7 @@ func run(e *stage.Env) error {
 	if err != nil {
 		return err
 	}
+	o.Notes = e.Stderr
 	w, err := window.New(*o, e.Out, &e.Stats, e.Replaying)
 	if err != nil {
 		return err
@@ -140,14 +158,18 @@ func parseOptions(c *cli.Context, args []string) (*window.Options, error) {
 	o := &window.Options{Length: c.Duration("length"), Slide: c.Duration("slide"),
 		Checkpoint: c.String("checkpoint"), Name: c.String("name")}
 	switch {
-	case c.IsSet("session"):
+	case c.IsSet("session") || c.IsSet("session-gap-expr"):
+		opt := "--session"
+		if !c.IsSet("session") {
+			opt = "--session-gap-expr"
+		}
 		for _, f := range []string{"length", "slide", "top"} {
 			if c.IsSet(f) {
-				return nil, stage.UsageError("--%s does not go with --session: a session window is as long as its events make it, and is one group", f)
+				return nil, stage.UsageError("--%s does not go with %s: a session window is as long as its events make it, and is one group", f, opt)
 			}
 		}
 		if !c.IsSet("time-field") {
-			return nil, stage.UsageError("--session windows event time: add --time-field F")
+			return nil, stage.UsageError("%s windows event time: add --time-field F", opt)
 		}
 	case !c.IsSet("length"):
 		return nil, stage.UsageError("give the window's length: -l DUR (e.g. -l 1m), or --session GAP")
@@ -158,7 +180,7 @@ func parseOptions(c *cli.Context, args []string) (*window.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.Agg, o.Top, o.By, o.SkipBad = a.Cfg, a.Top, a.By, a.SkipBad
+	o.Agg, o.Top, o.By, o.SkipBad, o.Strict = a.Cfg, a.Top, a.By, a.SkipBad, a.Strict
 	if c.IsSet("checkpoint") && o.Checkpoint == "" {
 		return nil, stage.UsageError("--checkpoint needs a directory")
 	}
@@ -188,7 +210,7 @@ func parseEventOptions(c *cli.Context) (*window.EventOptions, error) {
 		return nil, stage.UsageError("--time-field needs a field name")
 	}
 	ev := &window.EventOptions{Field: field, Watermark: c.Duration("watermark"), Mode: window.Mode(c.String("mode")),
-		Late: c.String("late"), Session: c.Duration("session")}
+		Late: c.String("late"), Session: c.Duration("session"), SessionGap: c.String("session-gap-expr")}
 	var err error
 	if ev.Unit, err = codec.ParseTimeUnit(c.String("time-unit")); err != nil {
 		return nil, stage.UsageError("--time-unit: %v", err)
@@ -198,6 +220,9 @@ func parseEventOptions(c *cli.Context) (*window.EventOptions, error) {
 	}
 	if c.IsSet("session") && ev.Session == 0 {
 		return nil, stage.UsageError("--session 0s: want a positive whole number of milliseconds")
+	}
+	if c.IsSet("session-gap-expr") && ev.SessionGap == "" {
+		return nil, stage.UsageError("--session-gap-expr: the expression is empty")
 	}
 	return ev, nil
 }

@@ -128,8 +128,10 @@ func TestAgainstBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 40 {
 		nb := 1 + rng.IntN(12)
+		// Any length and slide: overlapping windows, tumbling ones, and
+		// windows shorter than the slide, which leave batches out.
 		slide := int64(1+rng.IntN(3)) * 1000
-		length := slide * int64(1+rng.IntN(4))
+		length := int64(1+rng.IntN(6)) * 1000
 		first := int64(1 + rng.IntN(5))
 		var bs []batch
 		for i := range nb {
@@ -152,13 +154,17 @@ func TestAgainstBruteForce(t *testing.T) {
 }
 
 // bruteForce writes the windows as swindow should: at each multiple of slide
-// from the first batch's on, up to the one holding the last batch, the
-// count and sum of v per k over the batches in (T-length, T], with the id of
-// the last batch at or before T.
+// from the first batch's on, up to the one holding the last batch (or, when
+// a window shorter than the slide leaves the last batch out, up to the one
+// before it), the count and sum of v per k over the batches in (T-length,
+// T], with the id of the last batch at or before T.
 func bruteForce(bs []batch, length, slide int64) string {
 	var sb strings.Builder
 	last := bs[len(bs)-1].time
 	for end := (bs[0].time + slide - 1) / slide * slide; ; end += slide { // the first multiple of slide at or after it
+		if end > last && last <= end-length {
+			return sb.String() // the last batch is in no window
+		}
 		var id uint64
 		count, sum := map[string]int{}, map[string]int{}
 		for _, b := range bs {
@@ -223,7 +229,11 @@ func TestErrors(t *testing.T) {
 		{[]string{"--count"}, nil, 2, "give the window's length"},
 		{[]string{"-l", "0s"}, nil, 2, "--length 0s: want a positive whole number of milliseconds"},
 		{[]string{"-l", "1500us"}, nil, 2, "--length 1.5ms: want a positive whole number"},
-		{[]string{"-l", "3s", "-s", "2s"}, nil, 2, "--length 3s is not a multiple of --slide 2s"},
+		{[]string{"-l", "2s", "-s", "3s", "--time-field", "t", "--count"}, nil, 2, "--slide 3s is longer than --length 2s: windows of event time must cover every time"},
+		{[]string{"--session", "1s", "--session-gap-expr", `"1s"`, "--time-field", "t", "--count"}, nil, 2, "--session and --session-gap-expr are two ways to give the gap: give one"},
+		{[]string{"--session-gap-expr", `"1s"`, "--count"}, nil, 2, "--session-gap-expr windows event time: add --time-field F"},
+		{[]string{"--session-gap-expr", `"1s"`, "-l", "1s", "--time-field", "t", "--count"}, nil, 2, "--length does not go with --session-gap-expr"},
+		{[]string{"--session-gap-expr", `1 +`, "--time-field", "t", "--count"}, nil, 2, "--session-gap-expr '1 +': unexpected token EOF"},
 		{[]string{"-l", "1s", "x"}, nil, 2, `unexpected argument "x"`},
 		{[]string{"-l", "1s", "--top", "2"}, nil, 2, "--top needs an aggregate"},
 		// Windows end at 2 s and 3 s between batch 0 (1 s, the end of the

@@ -6,6 +6,7 @@ package amqptest
 import (
 	"crypto/rand"
 	"fmt"
+	"github.com/dstream/dstream/internal/servertest"
 	"os"
 	"strings"
 	"testing"
@@ -32,11 +33,7 @@ const Start = "start it with scripts/services.sh, or: rabbitmq-server -detached"
 // in CI (CI=true), where it fails.
 func Unreachable(t testing.TB, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("RabbitMQ at %s: %v; %s", URL(), err, Start)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	servertest.Unavailable(t, fmt.Sprintf("RabbitMQ at %s: %v; %s", URL(), err, Start))
 }
 
 // Channel connects to the server of URL and opens a channel, both closed

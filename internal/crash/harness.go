@@ -340,9 +340,14 @@ func (h *harness) trial(v *variant, seed uint64) (*mismatch, error) {
 	return m, nil
 }
 
-// input writes in.jsonl for t and, for a variant that reads a broker, sets
-// the broker up with the same events.
+// input writes in.jsonl and the variant's files for t and, for a variant
+// that reads a broker, sets the broker up with the same events.
 func (h *harness) input(v *variant, t *trial) error {
+	for name, data := range v.files {
+		if err := os.WriteFile(filepath.Join(t.dir, name), []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
 	if err := writeInput(t, v); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dstream/dstream/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -15,7 +16,8 @@ import (
 // kafkaInput is the input of a Kafka variant: a kfake cluster of its own per
 // trial (3 brokers, a topic of 4 partitions), in this process, loaded with
 // the events of in.jsonl, each keyed by its k (so partitioned by the key's
-// hash). $KAFKA is its brokers' addresses. Across partitions the records
+// hash), and an empty topic out of 4 partitions for a Kafka sink. $KAFKA is
+// its brokers' addresses. Across partitions the records
 // come in another order each run, so the variant's output must not depend
 // on the order: the totals by key do not.
 type kafkaInput struct {
@@ -23,7 +25,7 @@ type kafkaInput struct {
 }
 
 func (k *kafkaInput) setup(t *trial) error {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "events"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "events", "out"))
 	if err != nil {
 		return fmt.Errorf("starting kfake: %w", err)
 	}
@@ -53,4 +55,27 @@ func (k *kafkaInput) teardown(t *trial) {
 		c.Close()
 		delete(k.clusters, t.name)
 	}
+}
+
+// kafkaTopic is the topic out of the trial's cluster, written by ssink
+// --kafka --checkpoint: what a read_committed consumer sees of it, a line
+// per message (partition, key, value), compared as a multiset, so that a
+// message written twice, or lost, shows. Not its batch: which records of
+// the 4 partitions make a batch of 50 differs from run to run.
+type kafkaTopic struct {
+	base
+}
+
+func (kafkaTopic) read(t *trial) (content, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	recs, err := kafkatest.Read(ctx, t.vars["KAFKA"], "out")
+	if err != nil {
+		return content{}, fmt.Errorf("reading topic out: %w", err)
+	}
+	var c content
+	for _, r := range recs {
+		c.lines = append(c.lines, fmt.Sprintf("out: %d|%s|%s", r.Partition, r.Key, r.Value))
+	}
+	return c, nil
 }

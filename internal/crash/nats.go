@@ -27,8 +27,8 @@ var natsVariant = &variant{
 	stages: []string{"sbatch --checkpoint ck --format json --once -n 50 --start earliest nats://$NATS/$STREAM",
 		"smap --filter v%7!=0",
 		runningCount,
-		"ssink --checkpoint ck --sqlite out.db --table t --mode update --key k"},
-	sink:   &sqliteSink{file: "out.db", table: "t", noTimes: true},
+		"ssink --checkpoint ck --postgres $PG --table t --mode update --key k"},
+	sink:   &postgresSink{table: "t", noTimes: true},
 	broker: natsInput{},
 }
 

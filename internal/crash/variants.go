@@ -24,6 +24,9 @@ type variant struct {
 	// set by the sink (the database URL).
 	stages []string
 	sink   sink
+	// files are written into the trial's directory before its first run,
+	// by name: inputs a stage reads besides the events (an initial state).
+	files map[string]string
 	// follow: a writer appends in.jsonl while the pipeline runs (sbatch
 	// --follow reads it as it grows), and a run ends, once the writer is
 	// done and sbatch has read the whole file, with SIGTERM to sbatch (its
@@ -110,6 +113,36 @@ var variants = []*variant{
 		sink: &sqliteSink{file: "out.db", table: "t"},
 	},
 	{
+		// An initial state (keys of the events, and x1, which no event
+		// updates) and keys expired by the 6 s gap, written once with
+		// expired true: a replay from batch 0 before any commit starts
+		// from the initial state again, a later one from the saved state.
+		name: "sreduce-initial-expired",
+		stages: []string{eventBatches,
+			"sreduce -k k --count --sum v --running --mode update --ttl 3s --emit-expired --initial initial.jsonl --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --mode update --key k --batch-field b"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+		files: map[string]string{"initial.jsonl": `{"k":"k01","count":100,"sum_v":5000}
+{"k":"k07","count":1,"sum_v":-1}
+{"k":"x1","count":3,"sum_v":30}
+`},
+	},
+	{
+		// A window shorter than its slide: the batches between windows
+		// are in none.
+		name: "swindow-batch-gaps",
+		stages: []string{eventBatches, "swindow -l 2s -s 3s -k k --count --sum v --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field w"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
+		// Sessions of a gap per key (--session-gap-expr), k05's none.
+		name: "swindow-session-gap",
+		stages: []string{eventBatches, `swindow --time-field ts --watermark 2s --session-gap-expr k<"k03"?"1500ms":k=="k05"?"0s":"700ms" -k k --count --sum v --checkpoint ck`,
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field b"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
 		name:   "files",
 		stages: []string{eventBatches, "sreduce -k k --count --sum v", "ssink --checkpoint ck --files out/p"},
 		sink:   &filesSink{dir: "out"},
@@ -133,6 +166,17 @@ var variants = []*variant{
 			"smap --filter v>=0 --select k,v", runningCount,
 			"ssink --checkpoint ck --postgres $PG --table t --mode update --key k"},
 		sink:   &postgresSink{table: "t", noTimes: true},
+		broker: &kafkaInput{},
+	},
+	{
+		// The round trip: Kafka to Kafka, each message keyed by k (on
+		// Java's partition for it), a transaction per batch; every message
+		// once in topic out for a read_committed consumer.
+		name: "kafka-roundtrip",
+		stages: []string{"sbatch --checkpoint ck --format json --once -n 50 --start earliest kafka://$KAFKA/events",
+			"smap --filter v%3!=0 --select k,v",
+			"ssink --checkpoint ck --kafka kafka://$KAFKA/out --key k"},
+		sink:   kafkaTopic{},
 		broker: &kafkaInput{},
 	},
 	{

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/dstream/dstream/internal/servertest"
 	"net"
 	"os"
 	"os/exec"
@@ -39,11 +40,7 @@ const Start = "start it with scripts/services.sh, or: start-stop-daemon --start 
 // in CI (CI=true), where it fails.
 func Unreachable(t testing.TB, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("NATS with JetStream at %s: %v; %s", URL(), err, Start)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	servertest.Unavailable(t, fmt.Sprintf("NATS with JetStream at %s: %v; %s", URL(), err, Start))
 }
 
 // JetStream connects to the server of URL, closed at the end of the

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"github.com/dstream/dstream/internal/servertest"
 	"os"
 	"strings"
 	"testing"
@@ -36,11 +37,7 @@ func Schema(t testing.TB) (string, *sql.DB) {
 		err = admin.Ping()
 	}
 	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s: %v", base, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		servertest.Unavailable(t, fmt.Sprintf("PostgreSQL at %s: %v (start it with scripts/services.sh)", base, err))
 	}
 	var b [4]byte
 	rand.Read(b[:])

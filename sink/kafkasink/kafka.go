@@ -45,7 +45,7 @@ var Kafka = sink.Destination{
 	Needs:         "a URL: kafka://HOST:PORT[,HOST:PORT...]/TOPIC",
 	Encodes:       true,
 	DefaultFormat: "json",
-	Takes:         []string{"key"},
+	Takes:         []string{"key", "connect-timeout"},
 	Open:          open,
 }
 
@@ -63,9 +63,18 @@ const (
 // and a message holds one.
 var messageFormats = map[string]bool{"json": true, "lines": true, "msgpack": false}
 
-// timeout bounds each wait on the brokers: the start-up (metadata, the
-// producer id, the committed batch), a batch's messages without any
-// acknowledgement, a transaction's end. The brokers are retried with
+// startTimeout bounds the start-up: --connect-timeout, or a second for
+// --connect-timeout 0 (a try, not a wait).
+func (p *producer) startTimeout() time.Duration {
+	if p.connect <= 0 {
+		return time.Second
+	}
+	return p.connect
+}
+
+// timeout bounds each wait on the brokers: a batch's messages without any
+// acknowledgement, a transaction's end; at the start-up (metadata, the
+// producer id, the committed batch) --connect-timeout does. The brokers are retried with
 // backoff meanwhile. A variable for the tests.
 var timeout = 30 * time.Second
 
@@ -94,12 +103,13 @@ const chunkSize = 64 << 10
 // dstream_commits table. Empty batches write nothing and record nothing:
 // replayed, they write nothing again.
 type producer struct {
-	url    string // --kafka, as given, for messages
-	seeds  []string
-	topic  string
-	key    string // --key: the field whose text is the message key; "" for none
-	format *codec.Format
-	trimNL bool // the format ends a record with a newline
+	connect time.Duration // --connect-timeout (0: try once, for a second)
+	url     string        // --kafka, as given, for messages
+	seeds   []string
+	topic   string
+	key     string // --key: the field whose text is the message key; "" for none
+	format  *codec.Format
+	trimNL  bool // the format ends a record with a newline
 
 	cl      *kgo.Client
 	adm     *kadm.Client
@@ -147,7 +157,7 @@ func open(o *sink.Options, f *codec.Format, _ *bufio.Writer) (sink.Writer, error
 	if err != nil {
 		return nil, stage.Hint(stage.UsageError("--kafka %q: %v", o.Target, err), "give --kafka kafka://HOST:PORT[,HOST:PORT...]/TOPIC")
 	}
-	p := &producer{url: o.Target, seeds: seeds, topic: topic, format: f, trimNL: trim}
+	p := &producer{url: o.Target, seeds: seeds, topic: topic, format: f, trimNL: trim, connect: o.ConnectTimeout}
 	if len(o.Keys) > 0 {
 		keys := stage.ParseList(o.Keys...)
 		switch len(keys) {
@@ -236,7 +246,7 @@ func (p *producer) Start(ckpt, dir string) error {
 		return fmt.Errorf("--kafka %s: %w", p.url, err)
 	}
 	p.adm = kadm.NewClient(p.cl)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), p.startTimeout())
 	defer cancel()
 	if err := p.checkTopic(ctx); err != nil {
 		p.Close()
@@ -282,7 +292,7 @@ func (p *producer) brokerError(what string, err error) error {
 	seeds := strings.Join(p.seeds, ",")
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) {
-		return stage.Hint(fmt.Errorf("--kafka %s: %s: no broker of %s could be reached (retried for up to %v): %w", p.url, what, seeds, timeout, err),
+		return stage.Hint(fmt.Errorf("--kafka %s: %s: no broker of %s could be reached (retried for up to %v): %w", p.url, what, seeds, p.startTimeout(), err),
 			"check that Kafka is up at %s and that the URL is right", seeds)
 	}
 	return fmt.Errorf("--kafka %s: %s: %w", p.url, what, err)

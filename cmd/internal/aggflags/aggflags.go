@@ -55,6 +55,7 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: "top", Usage: "write only the `N` groups with the largest --by aggregate", Category: "Aggregates"},
 		&cli.StringFlag{Name: "by", Usage: "the output field `NAME` of the aggregate that --top ranks by", Category: "Aggregates"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip records whose values cannot be aggregated, and count them in --progress", Category: "Aggregates"},
+		&cli.BoolFlag{Name: "strict", Usage: "a key or aggregated field that no record of a batch has is an error (by default a note on stderr, once per field)", Category: "Aggregates"},
 	}
 }
 
@@ -64,12 +65,14 @@ type Options struct {
 	Top     int // 0: every group
 	By      int // index in Cfg.Aggs that --top ranks by; -1 without --top
 	SkipBad bool
+	// Strict: a field that no record of a batch has is an error (--strict).
+	Strict bool
 }
 
 // Parse reads the flags of Flags; args is the raw command line (args[0]
 // the program), scanned for the order of the aggregate flags.
 func Parse(c *cli.Context, args []string) (*Options, error) {
-	o := &Options{By: -1, SkipBad: c.Bool("skip-bad")}
+	o := &Options{By: -1, SkipBad: c.Bool("skip-bad"), Strict: c.Bool("strict")}
 	o.Cfg.Keys = splitList(c.StringSlice("key"))
 	aggs, err := scanAggs(args, c)
 	if err != nil {
