@@ -10,6 +10,7 @@ package dedup
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,12 @@ type Options struct {
 	// SkipBad skips a record without a readable event time, counting it in
 	// stage.Stats.Skipped, instead of failing (--skip-bad).
 	SkipBad bool
+	// Strict makes a key field that no record of a batch has an error;
+	// else it is a note on Notes, once per field (a typo, most often,
+	// which would make every record's key null and drop all but one: see
+	// agg.FieldCheck).
+	Strict bool
+	Notes  io.Writer
 	// Checkpoint is the checkpoint directory where the keys are saved after
 	// each batch and restored from on a restart (--checkpoint); "" keeps
 	// them in memory only. Name is the state's name in it, state/Name
@@ -93,6 +100,7 @@ type Engine struct {
 	delay int64 // o.Watermark in ms
 	seen  *agg.KeySet
 	key   keyer
+	check *agg.FieldCheck
 	stats *stage.Stats
 
 	// The watermark: records at or before it are late. It is the latest
@@ -123,7 +131,7 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 		o.Unit = codec.Seconds
 	}
 	e := &Engine{out: out, o: o, delay: o.Watermark.Milliseconds(), seen: agg.NewKeySet(),
-		key: newKeyer(o.Keys), stats: stats, replaying: replaying}
+		key: newKeyer(o.Keys), check: agg.NewFieldCheck(agg.Config{Keys: o.Keys}), stats: stats, replaying: replaying}
 	if o.Checkpoint != "" {
 		var err error
 		if e.state, err = checkpoint.OpenState(o.Checkpoint, o.Name, o.Fingerprint(), "each set of keys and time field"); err != nil {
@@ -142,6 +150,7 @@ func (e *Engine) Begin(b stage.Batch) error {
 		}
 	}
 	e.nrec, e.added, e.dups, e.late = 0, 0, 0, 0
+	e.check.Begin()
 	return e.out.BeginBatch(b.ID, b.Time)
 }
 
@@ -150,6 +159,7 @@ func (e *Engine) Begin(b stage.Batch) error {
 func (e *Engine) Block(b stage.Batch, recs framing.Records) error {
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		e.nrec++
+		e.check.Observe(rec)
 		keep, err := e.add(rec)
 		if err != nil {
 			if e.o.SkipBad {
@@ -218,6 +228,9 @@ func (e *Engine) eventTime(rec []byte) (int64, error) {
 // sink commits a batch at its end, and a restart restores the state of the
 // last batch committed.
 func (e *Engine) End(b stage.Batch) error {
+	if err := agg.ReportMissing(e.check, b, e.o.Strict, e.o.Notes, "sdedup"); err != nil {
+		return err
+	}
 	moved := false
 	if e.haveMax && (!e.haveWM || e.maxT-e.delay > e.wm) {
 		e.wm, e.haveWM, moved = e.maxT-e.delay, true, true

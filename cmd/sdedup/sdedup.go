@@ -24,6 +24,9 @@ records are duplicates when they have the same fields with the same values,
 in any order. With -k F,G the key is the values of F and G together, as
 sreduce groups them (a missing field is null; 1, 1.0 and "1" are three
 values), and the record kept is the first of its key, other fields and all.
+A key field that no record of a batch has (a typo, most often: every key
+would be null, and all records but one dropped) is a note on stderr, once
+per field; --strict makes it an error.
 
 State: sdedup keeps every key it has seen. Without a watermark that state
 grows with the distinct keys, without bound: about 35 bytes per key beside
@@ -79,6 +82,7 @@ Examples:
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
 		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: the watermark is the latest event time minus `DUR`; records at or before it are dropped, and the keys it passes forgotten", Category: "Event time"},
 		&cli.BoolFlag{Name: "within-watermark", Usage: "keep a key until the watermark passes its first record's event time plus --watermark, whatever the keys (dropDuplicatesWithinWatermark)", Category: "Event time"},
+		&cli.BoolFlag{Name: "strict", Usage: "a key field that no record of a batch has is an error (by default a note on stderr, once per field)", Category: "Keys"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip records without a readable event time, and count them in --progress", Category: "Event time"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "save the keys seen after each batch in `DIR`/state/NAME and restore them on restart", Category: "Checkpoint"},
 		&cli.StringFlag{Name: "name", Value: "sdedup", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Checkpoint"},
@@ -97,6 +101,7 @@ func run(e *stage.Env) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	o.Notes = e.Stderr
 	d, err := dedup.New(o, e.Out, &e.Stats, e.Replaying)
 	if err != nil {
 		return err
@@ -113,7 +118,7 @@ func parseOptions(c *cli.Context) (dedup.Options, error) {
 		return dedup.Options{}, stage.UsageError("unexpected argument %q: sdedup reads frames from its input and takes flags only (-k F,G for keys)", c.Args().First())
 	}
 	o := dedup.Options{Keys: stage.ParseList(c.StringSlice("key")...), TimeField: c.String("time-field"),
-		Watermark: c.Duration("watermark"), WithinWatermark: c.Bool("within-watermark"), SkipBad: c.Bool("skip-bad"),
+		Watermark: c.Duration("watermark"), WithinWatermark: c.Bool("within-watermark"), SkipBad: c.Bool("skip-bad"), Strict: c.Bool("strict"),
 		Checkpoint: c.String("checkpoint"), Name: c.String("name")}
 	if c.IsSet("key") && len(o.Keys) == 0 {
 		return o, stage.UsageError("-k needs a field name")
