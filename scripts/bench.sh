@@ -112,7 +112,7 @@ fi
 go build -o "$bin/gen" ./scripts/gen
 go build -o "$bin/kfake" ./internal/kafkatest/kfake
 missing=()
-for c in sbatch smap sreduce swindow ssink; do
+for c in sbatch smap sreduce swindow sunion sdedup ssink; do
 	[[ -x $bin/$c ]] || missing+=("$c")
 done
 
@@ -333,6 +333,24 @@ peer 'without smap' 'sbatch --once | ssink --format tsv' cat
 # CPU time and peak RSS (the $TIMED process only). mawk as a yardstick.
 bench sreduce-distinct-keys "$KEYS" "$nkeys" '$TIMED sreduce -k value --count <"$DATA/keys.dstream" | ssink --format tsv' 'tail -n +2 | sort'
 peer mawk 'mawk '\''{c[$0]++} END{for(k in c) print k"\t"c[k]}'\'''
+
+# Deduplication: the first record of each word (10k distinct among the
+# tokens), and of each of 1 M distinct keys, from pre-framed files (the
+# $TIMED sdedup alone), against mawk's '!seen[$0]++'. Both keep the first
+# occurrences in order: compared as they come.
+bench sdedup-words "$TOKENS" "$wc_words" '$TIMED sdedup -k value <"$DATA/tokens.dstream" | ssink --format lines' cat
+peer mawk 'mawk '\''!seen[$0]++'\''' cat
+bench sdedup-distinct-keys "$KEYS" "$nkeys" '$TIMED sdedup -k value <"$DATA/keys.dstream" | ssink --format lines' cat
+peer mawk 'mawk '\''!seen[$0]++'\''' cat
+
+# A union of two streams, the tokens twice (one batch each): sunion passes
+# the first through and holds the second's batch (its peak RSS is that
+# batch). Against ssink reading the two framed files one after the other,
+# what the union adds; cat of the text as a yardstick. Records = both
+# streams'.
+bench sunion "$TOKENS" $((2 * wc_words)) '$TIMED sunion "$DATA/tokens.dstream" <"$DATA/tokens.dstream" | ssink --format lines' cat
+peer 'ssink of each, no sunion' 'ssink --format lines <"$DATA/tokens.dstream"; ssink --format lines <"$DATA/tokens.dstream"' cat
+peer cat 'cat "$IN" "$IN"' cat
 
 # A sliding window: counts per word over the last 10 s of event time, every
 # second, from batches of 1 s. Each event is in 10 windows; mawk counts it

@@ -23,8 +23,13 @@ import (
 // The output batch. Its time is T and its id is the id of the batch at T of
 // the lowest-numbered input that has one. A stage thereby writes only ids it
 // received (docs/design.md, "Invariants of the checkpoint protocol", 4).
-// Inputs with their own id sequences can make output ids repeat or fall:
-// a checkpointed pipeline with several replaying sources is not supported.
+// Inputs with their own id sequences can make output ids repeat or fall,
+// which only a sink with a checkpoint minds: so when an input announces a
+// checkpoint (its source replays), every input with a batch must announce
+// the same one, that is, come from the same source (tee), whose ids they
+// share; an input that does not is refused at its first batch, and so are
+// inputs announcing different checkpoints. Without any checkpoint, inputs
+// of independent sources are taken as they are.
 //
 // Watermarks. As Spark's default multiple-watermark policy ("min"): the
 // stage's watermark is the minimum of the latest watermarks of the inputs
@@ -90,6 +95,7 @@ type inState struct {
 	started bool  // a batch was seen
 	hasWM   bool
 	wm      int64
+	ck      string // the id of its Checkpoint frame, "" without
 }
 
 func (in *inState) pump(ready chan<- int, idx int, done <-chan struct{}) {
@@ -111,6 +117,13 @@ func (in *inState) pump(ready chan<- int, idx int, done <-chan struct{}) {
 	}
 }
 
+// unsharedCheckpoint is the error for input i, which has a batch without
+// the checkpoint that input from announced.
+func unsharedCheckpoint(st []inState, i, from int) error {
+	return Hint(st[i].errorf(i, "its batches do not come from the source of input %d (%s), which replays from a checkpoint: their batch ids would mix, and a sink's commits with them", from, st[from].Name),
+		"a stage over several streams takes streams of one replaying source (sbatch --checkpoint DIR ... | tee ...), or none that replays")
+}
+
 func (in *inState) errorf(idx int, format string, args ...any) error {
 	return fmt.Errorf("input %d (%s): "+format, append([]any{idx, in.Name}, args...)...)
 }
@@ -121,7 +134,8 @@ func (in *inState) errorf(idx int, format string, args ...any) error {
 // Errors name the input (index and name) and the batch. After each aligned
 // batch it reports progress. A Checkpoint frame is handled for each input as
 // Loop does, and passed on once; inputs announcing different checkpoints
-// are refused.
+// are refused, and so is an input with a batch and no checkpoint when
+// another announced one.
 //
 // On return the goroutines reading the inputs are released, except one
 // blocked in a read, which returns once its input is closed or ends.
@@ -191,6 +205,7 @@ func (e *Env) LoopInputs(ins []Input, h MultiHandler) error {
 			s.hasWM, s.wm = true, s.f.Time
 		case framing.KindCheckpoint:
 			id, dir := s.f.Checkpoint()
+			s.ck = id
 			switch {
 			case ckID == "":
 				if err := e.checkpointFrame(&s.f); err != nil {
@@ -242,8 +257,15 @@ func (e *Env) LoopInputs(ins []Input, h MultiHandler) error {
 			if a.Has[i] {
 				a.In[i] = s.last
 			}
+			if a.Has[i] && s.ck != ckID { // only "" can differ: see between
+				return unsharedCheckpoint(st, i, ckFrom)
+			}
 		}
 		e.Stats = Stats{Batch: a.Batch, Start: time.Now()}
+		if wmSent {
+			wm := wmOut
+			e.Stats.Watermark = &wm // the watermark the stage works under
+		}
 		if e.Out != nil {
 			written = e.Out.Written()
 		}

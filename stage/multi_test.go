@@ -304,6 +304,12 @@ func TestLoopInputsErrors(t *testing.T) {
 			"input 0 (left): batch 1 at time 2000 does not come after batch 0 at time 2000: batch times must rise", nil, 2},
 		{"another checkpoint", build(t, ck("a"), b(0, 1000)), build(t, ck("b"), b(0, 1000)),
 			"another than input", nil, 0},
+		{"a checkpoint on one input only", build(t, ck("a"), b(0, 1000)), build(t, b(0, 1000)),
+			"input 1 (right): its batches do not come from the source of input 0 (left), which replays from a checkpoint", nil, 0},
+		{"a checkpoint on the other input only", build(t, b(0, 1000)), build(t, ck("a"), b(0, 2000)),
+			"input 0 (left): its batches do not come from the source of input 1 (right)", nil, 0},
+		{"a checkpoint announced later", good, build(t, b(0, 1000, `{"r":0}`), ck("a"), b(1, 2000)),
+			"input 0 (left): its batches do not come from the source of input 1 (right)", nil, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

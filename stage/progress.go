@@ -29,6 +29,13 @@ type StateStats struct {
 	NumRowsUpdated  int64 `json:"numRowsUpdated"`
 	NumRowsRemoved  int64 `json:"numRowsRemoved"`
 	MemoryUsedBytes int64 `json:"memoryUsedBytes"`
+	// NumRowsDroppedByWatermark: the records the operator dropped as later
+	// than its watermark (omitted when none, and by operators that do not
+	// drop any).
+	NumRowsDroppedByWatermark int64 `json:"numRowsDroppedByWatermark,omitempty"`
+	// CustomMetrics are the operator's own figures, by Spark's names
+	// (sdedup: numDroppedDuplicateRows).
+	CustomMetrics map[string]int64 `json:"customMetrics,omitempty"`
 }
 
 // Reporter receives the progress of each batch a stage finishes: the
