@@ -82,6 +82,9 @@ func Usage(err error) error {
 // the exit code.
 func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var env *Env
+	// One command, not a command with subcommands: its flags are its
+	// OPTIONS, not urfave/cli's "GLOBAL OPTIONS".
+	cli.AppHelpTemplate = strings.NewReplacer("GLOBAL OPTIONS:", "OPTIONS:", "[global options]", "[options]").Replace(cli.AppHelpTemplate)
 	app := &cli.App{
 		Name:            c.Name,
 		Usage:           c.Usage,

@@ -179,7 +179,7 @@ Examples:
 
   sbatch --checkpoint ck -i 1s --format json 'amqp://guest:guest@127.0.0.1:5672/?queue=events' | ssink --checkpoint ck --sqlite events.db`,
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(codec.InputFormats, ", ")},
+		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(codec.InputFormats, ", ") + " (jsonl and ndjson are json; text is lines)"},
 		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
 		&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "cut a batch every `N` records (with -i: whichever first)"},
 		&cli.BoolFlag{Name: "once", Usage: "read everything available as one batch, then end"},

@@ -115,7 +115,7 @@ Examples:
   sbatch -i 1s --format json | swindow --time-field ts --watermark 1m --session-gap-expr 'plan == "pro" ? "30m" : "5m"' -k user --count | ssink`,
 	Flags: append([]cli.Flag{
 		&cli.DurationFlag{Name: "length", Aliases: []string{"l"}, Usage: "the window's length `DUR` (1m, 30s, ...): batches of batch time in (T - DUR, T]", Category: "Windows"},
-		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "start a window at every multiple of `DUR` (default: the length, a tumbling window)", Category: "Windows"},
+		&cli.DurationFlag{Name: "slide", Aliases: []string{"s"}, Usage: "start a window at every multiple of `DUR`", DefaultText: "the length, a tumbling window", Category: "Windows"},
 		&cli.DurationFlag{Name: "session", Usage: "session windows of event time instead: a key's events at most `GAP` apart make one window (with --time-field)", Category: "Windows"},
 		&cli.StringFlag{Name: "session-gap-expr", Usage: "session windows whose gap each record gives: `EXPR` over its fields, a duration (\"30s\", duration(\"1m\"), or a number of --time-unit); a gap of 0 or less leaves the record out", Category: "Windows"},
 		&cli.StringFlag{Name: "time-field", Usage: "window the event time in `FIELD` of each record instead of the batch time", Category: "Event time"},
