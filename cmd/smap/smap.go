@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"strings"
 
@@ -83,38 +82,50 @@ Examples:
   sbatch --format json x.jsonl | smap --exec 'jq -c "{n: .a}"' | ssink --format json
 `
 
-// helpText lists the helpers and the builtins, from the expr package's
-// tables, so that --help and the code cannot disagree.
+// helpText names the helpers and the builtins, from the expr package's
+// tables, so that --help and the code cannot disagree; what each does is
+// in docs/smap.md (its tables are checked against the same ones).
 func helpText() string {
 	var b strings.Builder
-	b.WriteString("\nFunctions added to expr's builtins:\n")
-	group := ""
+	b.WriteString("\nFunctions added to expr's builtins (what each does: docs/smap.md, Functions):\n")
+	var group string
+	var items []string
 	for _, h := range expr.Helpers {
 		if h.Group != group {
-			group = h.Group
-			fmt.Fprintf(&b, "  %s:\n", group)
+			if items != nil {
+				b.WriteString(wrap("  "+group+": ", items))
+			}
+			group, items = h.Group, nil
 		}
-		writeEntry(&b, h.Usage, h.Doc)
+		items = append(items, h.Usage)
 	}
-	b.WriteString("\nexpr's builtins used most (all: https://expr-lang.org/docs/language-definition):\n")
+	b.WriteString(wrap("  "+group+": ", items))
+	items = nil
 	for _, d := range expr.Builtins {
-		writeEntry(&b, d.Usage, d.Doc)
+		items = append(items, d.Usage)
 	}
+	b.WriteString("expr's builtins used most (all: https://expr-lang.org/docs/language-definition):\n")
+	b.WriteString(wrap("  ", items))
 	return b.String()
 }
 
-// writeEntry writes "    usage" and the doc wrapped below it.
-func writeEntry(b *strings.Builder, usage, doc string) {
-	fmt.Fprintf(b, "    %s\n", usage)
-	line := "       "
-	for _, w := range strings.Fields(doc) {
-		if len(line)+1+len(w) > 78 && len(line) > 7 {
-			b.WriteString(line + "\n")
-			line = "       "
+// wrap writes items after head, separated by "; ", in lines of at most 78
+// columns, an item never split, the lines after the first indented.
+func wrap(head string, items []string) string {
+	var b strings.Builder
+	line := head
+	for i, it := range items {
+		if i > 0 {
+			line += ";"
+			if len(line)+1+len(it) > 78 {
+				b.WriteString(line + "\n")
+				line = "     "
+			}
+			line += " "
 		}
-		line += " " + w
+		line += it
 	}
-	b.WriteString(line + "\n")
+	return b.String() + line + "\n"
 }
 
 func newCommand(ops []transform.Op, positional []string) *stage.Command {
