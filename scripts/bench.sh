@@ -388,6 +388,25 @@ if answers $AMQP && have sbatch ssink && command -v amqp-declare-queue >/dev/nul
 	bench amqp-round-trip "$AMQPMSGS" "$namqp" 'sbatch --once -n 1000 | ssink --amqp "amqp://guest:guest@$AMQP/?routing_key=$aq" && sbatch --once -n 1000 "amqp://guest:guest@$AMQP/?queue=$aq" | ssink --format lines' sort
 fi
 
+# Into databases: 3-field rows (id, name, score) appended to a table of
+# PostgreSQL (COPY) and SQLite, against psql's \copy and sqlite3's .import
+# of the same rows as CSV. Each run writes a table of its own, dropped after.
+nrows=$((nkeys))
+ROWS=$DATA/rows-$nrows.jsonl
+ROWSCSV=$DATA/rows-$nrows.csv
+[[ -s $ROWS ]] || awk -v n="$nrows" 'BEGIN{for (i = 0; i < n; i++) printf "{\"id\":%d,\"name\":\"user%d\",\"score\":%d.5}\n", i, i % 1000, i % 97}' >"$ROWS"
+[[ -s $ROWSCSV ]] || awk -v n="$nrows" 'BEGIN{for (i = 0; i < n; i++) printf "%d,user%d,%d.5\n", i, i % 1000, i % 97}' >"$ROWSCSV"
+PG=${DSTREAM_POSTGRES_URL:-postgres://127.0.0.1:5432/test}
+export PG ROWSCSV
+if command -v psql >/dev/null && psql -q "$PG" -c 'select 1' >/dev/null 2>&1; then
+	bench postgres-append "$ROWS" "$nrows" 't=bench_$RANDOM$RANDOM; sbatch --once --format json | ssink --postgres "$PG" --table $t; psql -q "$PG" -c "drop table $t"' cat
+	peer 'psql \copy' 't=bench_$RANDOM$RANDOM; psql -q "$PG" -c "create table $t (id bigint, name text, score float8)" -c "\\copy $t from $ROWSCSV csv" -c "drop table $t"' cat
+fi
+if command -v sqlite3 >/dev/null; then
+	bench sqlite-append "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t; rm -f $f*' cat
+	peer 'sqlite3 .import' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
+fi
+
 # Each stage of the word count alone, reading a pre-framed file and writing to
 # /dev/null: where the time goes. Records = words, as in wordcount.
 bench 'wc-stage sbatch' "$WORDS" "$wc_words" 'sbatch --once >/dev/null'

@@ -181,12 +181,12 @@ func TestPostgresTypes(t *testing.T) {
 		{"\x81\xa1u\xcf\xff\xff\xff\xff\xff\xff\xff\xff", `: field "u": 18446744073709551615: PostgreSQL integers have 64 bits with a sign`},
 		{"\x81\xa1e\xd4\x01\x00", `: field "e": a msgpack extension value has no PostgreSQL type`},
 		{"\x92\x01\x02", "record: record is not a msgpack map"},
-		{`{"u":"x"}`, `writing into table "bad3": `},
+		{`{"u":"x"}`, `writing records 1 to 2 into table "bad3" (COPY): `},
 		{"\x81\xa0\x01", `: field "": a PostgreSQL column needs a name`},
 	} {
 		table := fmt.Sprintf("bad%d", i)
 		_, errOut, code := run(stream(t, batch{0, t0, []string{`{"u":1,"e":2}`, tc.rec}}), "--postgres", u, "--table", table)
-		if code != 1 || !strings.Contains(errOut, "batch 0, record 2: ") || !strings.Contains(errOut, tc.want) {
+		if code != 1 || !strings.Contains(errOut, "batch 0") || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, %q; want %q", tc.rec, code, errOut, tc.want)
 		}
 		wantPg(t, db, `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '`+table+`'`, "0")
@@ -281,13 +281,13 @@ func TestPostgresRollback(t *testing.T) {
 	}
 
 	// A value PostgreSQL refuses (a NOT NULL column): the error names the
-	// database, the batch and the record.
+	// database, the batch and the records COPY took together.
 	if _, err := db.Exec(`CREATE TABLE strict (value TEXT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
 	_, errOut, code = run(stream(t, batch{0, t0, lines("a")}, batch{1, t0 + 1000, []string{`{"value":"b"}`, `{"value":null}`}}),
 		"--postgres", u, "--table", "strict")
-	if code != 1 || !strings.Contains(errOut, "ssink: error: batch 1, record 2: "+u+": writing into table \"strict\": ") ||
+	if code != 1 || !strings.Contains(errOut, "ssink: error: batch 1: "+u+": writing records 1 to 2 into table \"strict\" (COPY): ") ||
 		!strings.Contains(errOut, "not-null constraint") {
 		t.Errorf("NOT NULL: exit %d, %q", code, errOut)
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"net"
 	"net/url"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib" // and the database/sql driver "pgx"
 )
 
 // Postgres writes each batch into a table of the PostgreSQL database at a
@@ -51,6 +52,7 @@ var postgresDialect = dialect{
 	// refuse the numbers that come later, and a JSONB column a string.
 	textType: "text",
 	jsonType: "jsonb",
+	copy:     copyRows,
 	open:     openPostgres,
 	display:  postgresDisplay,
 }
@@ -128,4 +130,18 @@ func connectError(show string, err error) error {
 		}
 	}
 	return stage.Hint(err, "is a PostgreSQL server running and listening at %s? Check the URL's host and port", where)
+}
+
+// copyRows writes rows into the table's columns cols with COPY (pgx's
+// CopyFrom, the binary protocol) on conn, in the transaction open on it:
+// what psql's \copy does, instead of a statement and a round trip a row.
+func copyRows(ctx context.Context, conn *sql.Conn, table string, cols []string, rows [][]any) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("COPY needs a pgx connection, not %T", dc)
+		}
+		_, err := c.Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		return err
+	})
 }

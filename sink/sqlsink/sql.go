@@ -6,6 +6,7 @@
 package sqlsink
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -60,6 +61,12 @@ type dialect struct {
 	// convert a value to the column's type itself; "" for none.
 	textType, jsonType string
 
+	// copy, if not nil, writes rows into the table with the database's bulk
+	// protocol (PostgreSQL's COPY) on conn, in the transaction open on it:
+	// the append and complete modes buffer the batch's rows and write them
+	// so, copyChunk at a time.
+	copy func(ctx context.Context, conn *sql.Conn, table string, cols []string, rows [][]any) error
+
 	// open opens the database target (the flag's value) and checks it can
 	// be reached; its errors name the database and hint at a fix.
 	open func(target string) (*sql.DB, error)
@@ -111,6 +118,12 @@ type tableWriter struct {
 	last     uint64
 	lastTime int64
 	haveLast bool
+
+	// With the dialect's copy (append and complete modes): the one
+	// connection the batches' transactions run on, and the rows bound and
+	// not yet copied, by column.
+	conn *sql.Conn
+	rows [][]any
 
 	// The batch in hand.
 	tx       *sql.Tx
@@ -212,6 +225,14 @@ func (f *tableWriter) Start(ckpt, dir string) error {
 	// statements prepared on it serve every batch (SQLite has one writer
 	// at a time anyway).
 	f.db.SetMaxOpenConns(1)
+	if f.d.copy != nil {
+		// COPY runs on the connection itself (sql.Conn.Raw): the batches'
+		// transactions and every statement go through it, the pool's one.
+		if f.conn, err = f.db.Conn(context.Background()); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
 	if err := f.openCommits(); err != nil {
 		f.Close()
 		return err
@@ -237,11 +258,11 @@ func (f *tableWriter) openCommits() error {
 		return nil
 	}
 	create := `CREATE TABLE IF NOT EXISTS ` + commitsTable + ` (tbl TEXT PRIMARY KEY, batch_id ` + f.d.intType + `, batch_time ` + f.d.intType + `, ckpt TEXT)`
-	_, err := f.db.Exec(create)
+	_, err := f.q().ExecContext(context.Background(), create)
 	if err != nil {
 		// Why again: two sinks creating the table at once in PostgreSQL
 		// may both find it missing, and the second fail; it is there now.
-		_, err = f.db.Exec(create)
+		_, err = f.q().ExecContext(context.Background(), create)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: creating %s: %w", f.path, commitsTable, err)
@@ -251,12 +272,12 @@ func (f *tableWriter) openCommits() error {
 	f.params(&q, 1)
 	var id int64
 	var owner sql.NullString
-	err = f.db.QueryRow(q.String(), f.table).Scan(&id, &f.lastTime, &owner)
+	err = f.q().QueryRowContext(context.Background(), q.String(), f.table).Scan(&id, &f.lastTime, &owner)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) && strings.Contains(err.Error(), "ckpt") {
 		// A table of an earlier version, without the column: add it; its
 		// row is then the next checkpoint's to claim.
-		if _, err = f.db.Exec(`ALTER TABLE ` + commitsTable + ` ADD COLUMN ckpt TEXT`); err == nil {
-			err = f.db.QueryRow(q.String(), f.table).Scan(&id, &f.lastTime, &owner)
+		if _, err = f.q().ExecContext(context.Background(), `ALTER TABLE `+commitsTable+` ADD COLUMN ckpt TEXT`); err == nil {
+			err = f.q().QueryRowContext(context.Background(), q.String(), f.table).Scan(&id, &f.lastTime, &owner)
 		}
 	}
 	switch {
@@ -279,7 +300,7 @@ func (f *tableWriter) openCommits() error {
 	q.WriteString(`)
 		ON CONFLICT (tbl) DO UPDATE SET batch_id = excluded.batch_id, batch_time = excluded.batch_time, ckpt = excluded.ckpt
 		WHERE ` + commitsTable + `.ckpt = excluded.ckpt OR ` + commitsTable + `.ckpt IS NULL`)
-	if f.mark, err = f.db.Prepare(q.String()); err != nil {
+	if f.mark, err = f.q().PrepareContext(context.Background(), q.String()); err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
 	return nil
@@ -294,7 +315,7 @@ func (f *tableWriter) foreign() error {
 // load reads the table's columns, if it exists. In update mode it makes
 // sure of the key columns and their UNIQUE index, outside any batch.
 func (f *tableWriter) load() error {
-	rows, err := f.db.Query(f.d.columns, f.table)
+	rows, err := f.q().QueryContext(context.Background(), f.d.columns, f.table)
 	if err != nil {
 		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
 	}
@@ -314,7 +335,7 @@ func (f *tableWriter) load() error {
 	}
 	f.exists, f.loaded, f.stale = len(f.cols) > 0, true, true
 	if f.exists && f.mode == ModeUpdate {
-		if err := f.keyIndex(f.db); err != nil {
+		if err := f.keyIndex(f.q()); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
@@ -354,7 +375,7 @@ func (f *tableWriter) foldName(name []byte) []byte {
 
 // execer is a *sql.DB or a *sql.Tx.
 type execer interface {
-	Exec(query string, args ...any) (sql.Result, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // keyIndex adds the key columns the table lacks and creates the UNIQUE
@@ -381,7 +402,7 @@ func (f *tableWriter) keyIndex(x execer) error {
 		q.WriteString(quoteIdent(f.cols[c]))
 	}
 	q.WriteString(`)`)
-	if _, err := x.Exec(q.String()); err != nil {
+	if _, err := x.ExecContext(context.Background(), q.String()); err != nil {
 		return stage.Hint(fmt.Errorf("creating a UNIQUE index on %s of table %s: %w", strings.Join(f.keys, ", "), f.qtable, err),
 			"--mode %s keeps one row per key: a table with several rows of a key (written in another mode) needs another --table", ModeUpdate)
 	}
@@ -413,7 +434,7 @@ func (f *tableWriter) addColumn(x execer, name string, first []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := x.Exec(`ALTER TABLE ` + f.qtable + ` ADD COLUMN ` + def); err != nil {
+	if _, err := x.ExecContext(context.Background(), `ALTER TABLE `+f.qtable+` ADD COLUMN `+def); err != nil {
 		return fmt.Errorf("adding column %s to table %s: %w", quoteIdent(name), f.qtable, err)
 	}
 	f.addCol(name, typ)
@@ -560,16 +581,16 @@ func (f *tableWriter) prepare() error {
 	f.insert, f.update, f.del = nil, nil, nil
 	insert, update, del := f.statements()
 	var err error
-	if f.insert, err = f.db.Prepare(insert); err != nil {
+	if f.insert, err = f.q().PrepareContext(context.Background(), insert); err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
 	if update != "" {
-		if f.update, err = f.db.Prepare(update); err != nil {
+		if f.update, err = f.q().PrepareContext(context.Background(), update); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
 	if del != "" {
-		if f.del, err = f.db.Prepare(del); err != nil {
+		if f.del, err = f.q().PrepareContext(context.Background(), del); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
@@ -626,7 +647,7 @@ func (f *tableWriter) Begin(b stage.Batch) error {
 			return err
 		}
 	}
-	tx, err := f.db.Begin()
+	tx, err := f.q().BeginTx(context.Background(), nil)
 	if err != nil {
 		return f.batchError(b, "starting", err)
 	}
@@ -661,9 +682,28 @@ func (f *tableWriter) Record(rec []byte) error {
 		if ok {
 			break
 		}
+		// The rows bound so far go in with the columns they were bound
+		// to, before a column is added.
+		if err := f.copyRows(); err != nil {
+			return err
+		}
 		if err := f.extend(rec); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
+	}
+	if f.copying() {
+		row := slices.Clone(f.args)
+		for i, v := range row {
+			if b, ok := v.([]byte); ok {
+				row[i] = slices.Clone(b) // it points into the record
+			}
+		}
+		f.rows = append(f.rows, row)
+		f.n++
+		if len(f.rows) >= copyChunk {
+			return f.copyRows()
+		}
+		return nil
 	}
 	if f.txUpdate != nil && f.nullKey() {
 		res, err := f.txUpdate.Exec(f.args...)
@@ -683,6 +723,48 @@ func (f *tableWriter) Record(rec []byte) error {
 		return f.rowError(err)
 	}
 	f.n++
+	return nil
+}
+
+// querier is what the writer asks of the database: *sql.DB, or the one
+// *sql.Conn of a dialect that copies.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// q is where the writer's statements go.
+func (f *tableWriter) q() querier {
+	if f.conn != nil {
+		return f.conn
+	}
+	return f.db
+}
+
+// copying tells that the batch's rows go in by the dialect's bulk copy.
+func (f *tableWriter) copying() bool { return f.d.copy != nil && f.mode != ModeUpdate }
+
+// copyChunk bounds the rows buffered for one COPY: the memory a batch holds
+// besides what the database does.
+const copyChunk = 10000
+
+// copyRows writes the rows bound and not yet written.
+func (f *tableWriter) copyRows() error {
+	if len(f.rows) == 0 {
+		return nil
+	}
+	err := f.d.copy(context.Background(), f.conn, f.table, f.cols, f.rows)
+	first := f.n - uint64(len(f.rows)) + 1
+	clear(f.rows)
+	f.rows = f.rows[:0]
+	if err != nil {
+		// COPY takes the rows together: the error names their range (and
+		// PostgreSQL's own message says the line of the row it refused).
+		return fmt.Errorf("%s: writing records %d to %d into table %s (COPY): %w", f.path, first, f.n, f.qtable, err)
+	}
 	return nil
 }
 
@@ -803,6 +885,9 @@ func (f *tableWriter) End(b stage.Batch, _ uint64) error {
 	if f.skip {
 		return nil
 	}
+	if err := f.copyRows(); err != nil {
+		return fmt.Errorf("batch %d: %w", b.ID, err)
+	}
 	if f.idem {
 		res, err := f.tx.Stmt(f.mark).Exec(f.table, int64(b.ID), b.Time, f.ckpt)
 		if err != nil {
@@ -831,6 +916,8 @@ func (f *tableWriter) End(b stage.Batch, _ uint64) error {
 // (The error that ended it is the one to report; a failed rollback leaves
 // nothing either, as the database discards a transaction not committed.)
 func (f *tableWriter) Flush() error {
+	clear(f.rows)
+	f.rows = f.rows[:0]
 	if f.tx != nil {
 		f.tx.Rollback()
 		f.tx, f.loaded = nil, false // a rollback may undo CREATE and ALTER
@@ -848,6 +935,10 @@ func (f *tableWriter) Close() error {
 	}
 	f.Flush()
 	f.closeStmts(f.insert, f.update, f.del, f.mark)
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
+	}
 	err := f.db.Close()
 	f.db = nil
 	if err != nil {
