@@ -1,0 +1,124 @@
+package main
+
+import (
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream/join"
+	"github.com/dstream/dstream/stage"
+	"github.com/urfave/cli/v2"
+)
+
+var command = &stage.Command{
+	Name:      "sjoin",
+	Usage:     "join each record with the rows of a static table of the same key",
+	ArgsUsage: " ",
+	Input:     true,
+	Output:    true,
+	Description: `sjoin joins each record of its input (the left side) with the rows of the
+same key of a static table (Structured Streaming's stream-static join).
+
+Keys: --on F,G joins records whose fields F and G both equal the row's F
+and G. Values are equal as Spark SQL's = finds them after its implicit
+casts: numbers by value (1 = 1.0), and an integer written as text in its
+plain decimal form equals the integer ("42" = 42: a CSV cell and a JSON
+number); other strings compare as strings ("007" is not 7). A null or
+missing key field matches nothing.
+
+Joined records: the key fields (the left's values), then the left record's
+other fields, then the row's other fields; a row field whose name the left
+record has too is renamed with --right-prefix (default right_). Every match
+is a record: a key with three rows gives three. --how inner (the default)
+drops a record without a match; --how left keeps it once, with every
+column of the table null.
+
+The table (--table): a file, CSV or TSV with a header row (every value a
+string), JSON lines or msgpack, its format by its suffix or --table-format;
+sqlite:FILE:TABLE, a table of a SQLite database; or
+postgres://USER@HOST:PORT/DB?table=TABLE, one of a PostgreSQL database
+(schema.table works). It is read whole at start-up, where a table that
+cannot be read, or has no column of a key field, is an error; its rows are
+indexed by key in memory (about 30 bytes a row beside the rows' own bytes;
+see docs/sjoin.md).
+
+Reload: before each batch sjoin looks whether the table changed, and if it
+did reads it again; the batch is joined with the table as it is then. A
+file changed if its size, time or inode did (replace it whole, with mv,
+rather than rewrite it in place); a SQLite table if another connection
+committed to its database (PRAGMA data_version). PostgreSQL tells no such
+thing cheaply: its table is read again every --reload (default 1m).
+--reload DUR looks at most every DUR; --reload never reads the table once.
+A table that cannot be read again is noted on stderr, and the batches go
+on with the table read before.
+
+Examples:
+  sbatch --format json -i 1s | sjoin --table users.csv --on user_id | ssink
+  sbatch --format json | sjoin --table users.jsonl --on user_id --how left | ssink --format csv
+  sbatch --format json | sjoin --table sqlite:app.db:users --on id --right-prefix user_ | ssink
+  sbatch --format json | sjoin --table 'postgres://app@db/app?table=users' --on id --reload 5m | ssink`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "on", Usage: "join on the key fields `F[,F...]`", Category: "Join"},
+		&cli.StringFlag{Name: "how", Value: "inner", Usage: "`TYPE` of join: inner, or left (a record without a match comes out with nulls)", Category: "Join"},
+		&cli.StringFlag{Name: "right-prefix", Value: join.DefaultPrefix, Usage: "rename a right field whose name the left record has too to `PREFIX`NAME", Category: "Join"},
+		&cli.BoolFlag{Name: "skip-bad", Usage: "skip a record that cannot be joined, counted in --progress (numSkippedRows), instead of failing", Category: "Join"},
+		&cli.StringFlag{Name: "table", Usage: "join with the static table `TABLE`: FILE (.csv, .tsv, .json, .jsonl, .msgpack), sqlite:FILE:TABLE or postgres://...?table=TABLE", Category: "Static table"},
+		&cli.StringFlag{Name: "table-format", Usage: "the `FORMAT` of the table file: " + strings.Join(join.TableFormats, ", ") + " (default: by its suffix)", Category: "Static table"},
+		&cli.StringFlag{Name: "reload", Usage: "look for a change of the table at most every `DUR`, or never", DefaultText: "before every batch; 1m for PostgreSQL", Category: "Static table"},
+	},
+	Action: run,
+}
+
+func run(e *stage.Env) error {
+	c := e.Ctx
+	if c.NArg() > 0 {
+		return stage.UsageError("unexpected argument %q: sjoin reads frames from its input and takes flags only", c.Args().First())
+	}
+	o, err := parseOptions(c)
+	if err != nil {
+		return err
+	}
+	if !c.IsSet("table") {
+		return stage.UsageError("nothing to join with: give --table TABLE")
+	}
+	src, err := parseSource(c)
+	if err != nil {
+		return err
+	}
+	s, err := join.NewStatic(o, src, e.Out, &e.Stats, e.Stderr)
+	if err != nil {
+		src.Close()
+		return err
+	}
+	defer s.Close()
+	return e.Loop(s)
+}
+
+// parseOptions reads the options every join takes.
+func parseOptions(c *cli.Context) (join.Options, error) {
+	o := join.Options{On: stage.ParseList(c.String("on")), Prefix: c.String("right-prefix"), SkipBad: c.Bool("skip-bad")}
+	var err error
+	if o.How, err = join.ParseHow(c.String("how")); err != nil {
+		return o, err
+	}
+	return o, o.Validate()
+}
+
+// parseSource reads --table, --table-format and --reload.
+func parseSource(c *cli.Context) (*join.Source, error) {
+	src, err := join.ParseSource(c.String("table"), c.String("table-format"))
+	if err != nil {
+		return nil, err
+	}
+	switch r := c.String("reload"); r {
+	case "":
+	case "never":
+		src.Reload = -1
+	default:
+		d, err := time.ParseDuration(r)
+		if err != nil || d < 0 {
+			return nil, stage.UsageError("--reload %q: want a duration (30s, 5m) or never", r)
+		}
+		src.Reload = d
+	}
+	return src, nil
+}

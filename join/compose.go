@@ -1,0 +1,166 @@
+package join
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/dstream/dstream/record"
+)
+
+// A joined record is the key fields (in the order of --on), then the left
+// record's other fields in their order, then the right row's other fields
+// in theirs. A right field whose name the left record also has is renamed
+// with the prefix (--right-prefix, "right_" by default), again until the
+// name is free: Spark keeps both columns under one name, which a record,
+// a map, cannot.
+
+// probe is one left record taken apart: the values of its key fields and
+// the entries of its other fields.
+type probe struct {
+	rec    []byte
+	spans  []record.Span // per key field: its value, End 0 when missing
+	ranges []pairRange   // the other fields' entries, as runs of rec
+	n      int           // the other fields
+	clash  bool          // one of their names may be a non-key column of the right
+	f      record.Fields
+}
+
+// pairRange is a run of entries (name, value) of a record: rec[start:end].
+type pairRange struct{ start, end int32 }
+
+// parse takes rec apart. right, if not nil, is the table the record will
+// be joined with, whose non-key columns its fields may clash with.
+func (p *probe) parse(rec []byte, on []string, right *Table) error {
+	if len(rec) > 1<<31-1 {
+		return fmt.Errorf("record of %d bytes, above 2 GiB", len(rec))
+	}
+	p.rec, p.ranges, p.n, p.clash = rec, p.ranges[:0], 0, false
+	for j := range p.spans {
+		p.spans[j] = record.Span{}
+	}
+	_, prev, err := record.MapLen(rec)
+	if err != nil {
+		return err
+	}
+	p.f.Reset(rec)
+	for p.f.Next() {
+		name, end := p.f.Key(), p.f.End()
+		key := false
+		for j, k := range on {
+			if p.spans[j].End == 0 && string(name) == k {
+				p.spans[j] = record.Span{Start: int32(end - len(p.f.Value())), End: int32(end)}
+				key = true
+				break
+			}
+		}
+		if !key {
+			if k := len(p.ranges) - 1; k >= 0 && p.ranges[k].end == int32(prev) {
+				p.ranges[k].end = int32(end)
+			} else {
+				p.ranges = append(p.ranges, pairRange{int32(prev), int32(end)})
+			}
+			p.n++
+			if right != nil && !p.clash && right.mayBeColumn(name) {
+				_, p.clash = right.restIdx[string(name)]
+			}
+		}
+		prev = end
+	}
+	return p.f.Err()
+}
+
+// key appends the record's join key to dst; ok is false when a key field
+// is null or missing.
+func (p *probe) key(dst []byte) (key []byte, ok bool) {
+	for _, s := range p.spans {
+		var raw []byte
+		if s.End > 0 {
+			raw = p.rec[s.Start:s.End]
+		}
+		if dst, ok = appendKey(dst, raw); !ok {
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// composer writes joined records.
+type composer struct {
+	on     []string
+	onEnc  [][]byte // the key fields' names, as msgpack strings
+	prefix string
+
+	names []string // the left record's field names, when one clashes
+	f     record.Fields
+}
+
+func newComposer(on []string, prefix string) *composer {
+	c := &composer{on: on, prefix: prefix}
+	for _, k := range on {
+		c.onEnc = append(c.onEnc, record.AppendString(nil, k))
+	}
+	return c
+}
+
+// appendJoined appends to dst the record joining the left record p with a
+// row of right whose body (a msgpack map of its non-key fields) is body.
+func (c *composer) appendJoined(dst []byte, p *probe, right *Table, body []byte) []byte {
+	nr, hdr, err := record.MapLen(body)
+	if err != nil {
+		panic("join: corrupt row body") // built by Table
+	}
+	dst = record.AppendMapHeader(dst, len(c.on)+p.n+nr)
+	for j, s := range p.spans {
+		dst = append(dst, c.onEnc[j]...)
+		if s.End > 0 {
+			dst = append(dst, p.rec[s.Start:s.End]...)
+		} else {
+			dst = record.AppendNil(dst)
+		}
+	}
+	for _, r := range p.ranges {
+		dst = append(dst, p.rec[r.start:r.end]...)
+	}
+	if !p.clash {
+		return append(dst, body[hdr:]...)
+	}
+	return c.appendRenamed(dst, p, right, body)
+}
+
+// appendRenamed appends the entries of body, a right row, renaming those
+// whose name the left record p has too.
+func (c *composer) appendRenamed(dst []byte, p *probe, right *Table, body []byte) []byte {
+	// The names of the left's fields: a slow path, taken only when one of
+	// them is a column of the right's.
+	c.names = c.names[:0]
+	c.f.Reset(p.rec)
+	for c.f.Next() {
+		c.names = append(c.names, string(c.f.Key()))
+	}
+	c.f.Reset(body)
+	_, prev, _ := record.MapLen(body)
+	for c.f.Next() {
+		name, end := c.f.Key(), c.f.End()
+		if !slices.Contains(c.names, string(name)) {
+			dst = append(dst, body[prev:end]...)
+			prev = end
+			c.names = append(c.names, string(name))
+			continue
+		}
+		// Renamed to a name neither side has, nor a field renamed before.
+		out := c.prefix + string(name)
+		for slices.Contains(c.names, out) || hasKey(right, out) {
+			out = c.prefix + out
+		}
+		c.names = append(c.names, out)
+		dst = record.AppendString(dst, out)
+		dst = append(dst, c.f.Value()...)
+		prev = end
+	}
+	return dst
+}
+
+func hasKey(t *Table, name string) bool {
+	_, ok := t.colIdx[name]
+	return ok
+}

@@ -1,0 +1,435 @@
+package join
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math/bits"
+	"slices"
+
+	"github.com/dstream/dstream/record"
+)
+
+// Table is the rows of one side of a join, indexed by their join key: a
+// static table (sjoin --table) loaded once, or one batch of a stream. Rows
+// with the same key keep the order they were added in.
+//
+// Layout, chosen so that a lookup costs two cache misses and a table of
+// millions of rows little more than its bytes and nothing to the garbage
+// collector (no pointer in it):
+//
+//	data   a group per distinct key, in order of first appearance:
+//	       uvarint len(key), key (canonical values, see appendKey),
+//	       uvarint rows, then per row: with raw keys (a stream's batch)
+//	       uvarint len(raw), raw (the key fields' values as they came);
+//	       uvarint len(body), body (a msgpack map of the row's other fields)
+//	slots  open addressing, load at most 3/4: 0 empty, else the top 24
+//	       bits of the key's hash << 40 | offset of its group in data + 1
+//
+// So a row costs its fields' bytes and a length byte or two, and a distinct
+// key its bytes and 8 to 16 bytes of slots (TestTableMemory measures it).
+// Why not map[string][]int32: a Go map of 1M string keys costs about 45
+// bytes an entry, a slice header and a heap object per key, which the
+// collector scans at every cycle; and three cache misses a lookup.
+type Table struct {
+	data  []byte
+	slots []uint64
+	mask  uint64
+	seed  maphash.Seed
+	raw   bool // rows keep their raw key values
+
+	rows     int
+	keys     int // distinct keys
+	nullKeys int // rows whose key is null: they match nothing, and are not kept
+
+	// The columns: every field name of the rows in order of first
+	// appearance (the header of a CSV file, the columns of a SQL table),
+	// key fields included, and the non-key ones alone.
+	cols    []string
+	colIdx  map[string]int // of every column
+	rest    []string       // the non-key columns
+	restIdx map[string]int
+	// filter has a bit set for every non-key column's filterHash, so that
+	// a field of the other side that is not one costs no map lookup.
+	filter [4]uint64
+	// nullBody is the body of an absent row: every non-key column, null
+	// (the right side of a left outer join's unmatched row).
+	nullBody []byte
+}
+
+const (
+	offBits = 40 // a group's offset in a slot: data up to 1 TiB
+	offMask = 1<<offBits - 1
+)
+
+// builder adds rows to a Table, then indexes them. Rows are staged one
+// after another, [uvarint len(key)][key][the row as the group holds it],
+// and laid out in groups by finish.
+type builder struct {
+	t      *Table
+	on     []string
+	stage  []byte
+	rowOff []int64 // where each staged row starts
+	spans  []record.Span
+	f      record.Fields
+	kb     []byte
+}
+
+// newBuilder returns a builder of a table keyed by on; raw keeps each
+// row's key values as they came, for the rows written without a match.
+func newBuilder(on []string, raw bool) *builder {
+	return &builder{
+		t:     &Table{seed: maphash.MakeSeed(), colIdx: map[string]int{}, raw: raw},
+		on:    on,
+		spans: make([]record.Span, len(on)),
+	}
+}
+
+// addColumn notes a column of the table, as a header row or a SQL table
+// names it, before or without rows.
+func (b *builder) addColumn(name string) {
+	t := b.t
+	if _, ok := t.colIdx[name]; !ok {
+		t.colIdx[name] = len(t.cols)
+		t.cols = append(t.cols, name)
+	}
+}
+
+// add adds one row, a msgpack map. A row whose key is null is counted and
+// left out: it can match nothing.
+func (b *builder) add(rec []byte) error {
+	t := b.t
+	if err := record.Pick(rec, b.on, b.spans); err != nil {
+		return err
+	}
+	// The columns, and the count of the body's fields.
+	n := 0
+	b.f.Reset(rec)
+	for b.f.Next() {
+		if name := b.f.Key(); !t.known(name) {
+			b.addColumn(string(name))
+		}
+		if !b.isKey() {
+			n++
+		}
+	}
+	if err := b.f.Err(); err != nil {
+		return err
+	}
+	key, ok := b.key(rec)
+	if !ok {
+		t.nullKeys++
+		return nil
+	}
+	if len(b.rowOff) == 1<<31-1 {
+		return errors.New("more than 2^31 rows")
+	}
+	b.rowOff = append(b.rowOff, int64(len(b.stage)))
+	b.stage = binary.AppendUvarint(b.stage, uint64(len(key)))
+	b.stage = append(b.stage, key...)
+	if t.raw {
+		start := len(b.stage)
+		b.stage = append(b.stage, 0) // the length, below
+		for _, s := range b.spans {
+			b.stage = append(b.stage, rec[s.Start:s.End]...) // not null: the key is
+		}
+		b.stage = insertLen(b.stage, start)
+	}
+	start := len(b.stage)
+	b.stage = append(b.stage, 0)
+	b.stage = record.AppendMapHeader(b.stage, n)
+	_, prev, _ := record.MapLen(rec)
+	b.f.Reset(rec)
+	for b.f.Next() {
+		if !b.isKey() {
+			b.stage = append(b.stage, rec[prev:b.f.End()]...)
+		}
+		prev = b.f.End()
+	}
+	b.stage = insertLen(b.stage, start)
+	return nil
+}
+
+// insertLen replaces the byte at start, a placeholder, by the uvarint
+// length of what follows it.
+func insertLen(b []byte, start int) []byte {
+	n := uint64(len(b) - start - 1)
+	if n < 0x80 {
+		b[start] = byte(n)
+		return b
+	}
+	var l [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(l[:], n)
+	b = slices.Insert(b, start+1, l[1:k]...)
+	copy(b[start:], l[:k])
+	return b
+}
+
+// known reports whether name is a column already.
+func (t *Table) known(name []byte) bool {
+	// The columns of a row are most often those of the last, in order:
+	// no map lookup then. (A map lookup per field is half the load.)
+	_, ok := t.colIdx[string(name)]
+	return ok
+}
+
+// isKey reports whether the field in hand of b.f is the key field Pick
+// found (the first of its name).
+func (b *builder) isKey() bool {
+	end := int32(b.f.End())
+	for _, s := range b.spans {
+		if s.End == end {
+			return true
+		}
+	}
+	return false
+}
+
+// key is the row's key; ok is false if a key field is null or missing.
+func (b *builder) key(rec []byte) (key []byte, ok bool) {
+	b.kb = b.kb[:0]
+	for _, s := range b.spans {
+		var raw []byte
+		if s.End > 0 {
+			raw = rec[s.Start:s.End]
+		}
+		if b.kb, ok = appendKey(b.kb, raw); !ok {
+			return nil, false
+		}
+	}
+	return b.kb, true
+}
+
+// stagedKey is the key of staged row r, and where the rest of it starts.
+func (b *builder) stagedKey(r int32) ([]byte, int) {
+	off := int(b.rowOff[r])
+	l, k := binary.Uvarint(b.stage[off:])
+	start := off + k
+	return b.stage[start : start+int(l)], start + int(l)
+}
+
+// finish indexes the rows and returns the table; the builder is spent.
+func (b *builder) finish() *Table {
+	t := b.t
+	t.rest, t.restIdx = nil, map[string]int{}
+	for _, c := range t.cols {
+		if !slices.Contains(b.on, c) {
+			t.restIdx[c] = len(t.rest)
+			t.rest = append(t.rest, c)
+			h := filterHash([]byte(c))
+			t.filter[h>>6] |= 1 << (h & 63)
+		}
+	}
+	t.nullBody = record.AppendMapHeader(nil, len(t.rest))
+	for _, c := range t.rest {
+		t.nullBody = record.AppendNil(record.AppendString(t.nullBody, c))
+	}
+
+	n := len(b.rowOff)
+	t.rows = n
+	size := 1 << bits.Len(uint(max(8, n+n/3)))
+	t.slots = make([]uint64, size)
+	t.mask = uint64(size - 1)
+	// Chain the rows of each key, a slot holding its first row for now:
+	// backwards, each row put at the head of its key's list, so that the
+	// lists come out in the order of the rows.
+	next := make([]int32, n)
+	slotOf := make([]uint64, n) // of a key's first row: its slot
+	first := make([]bool, n)
+	rows := make([]int32, 0, 8)
+	for r := int32(n - 1); r >= 0; r-- {
+		key, _ := b.stagedKey(r)
+		h := maphash.Bytes(t.seed, key)
+		i, s := t.probe(h, func(s uint64) bool {
+			k, _ := b.stagedKey(int32(s&offMask) - 1)
+			return bytes.Equal(k, key)
+		})
+		next[r] = -1
+		if s != 0 {
+			next[r] = int32(s&offMask) - 1
+			first[next[r]] = false
+		} else {
+			t.keys++
+		}
+		t.slots[i] = h>>offBits<<offBits | uint64(r+1)
+		slotOf[r], first[r] = i, true
+	}
+	// Lay the groups out, in order of their first row, and point the
+	// slots at them.
+	data := make([]byte, 0, len(b.stage)+3*t.keys) // +the counts: enough
+	for r := range int32(n) {
+		if !first[r] {
+			continue // laid out with the first row of its key
+		}
+		key, _ := b.stagedKey(r)
+		off := len(data)
+		rows = rows[:0]
+		for q := r; q >= 0; q = next[q] {
+			rows = append(rows, q)
+		}
+		data = binary.AppendUvarint(data, uint64(len(key)))
+		data = append(data, key...)
+		data = binary.AppendUvarint(data, uint64(len(rows)))
+		for _, q := range rows {
+			_, rest := b.stagedKey(q)
+			end := len(b.stage)
+			if int(q)+1 < n {
+				end = int(b.rowOff[q+1])
+			}
+			data = append(data, b.stage[rest:end]...)
+		}
+		i := slotOf[r]
+		t.slots[i] = t.slots[i]&^offMask | uint64(off+1)
+	}
+	if cap(data)-len(data) > len(data)/16 { // many keys of several rows
+		data = slices.Clone(data)
+	}
+	t.data = data
+	b.t, b.stage, b.rowOff = nil, nil, nil
+	return t
+}
+
+// probe returns the slot of the key whose hash is h, as match recognises
+// its slot value among those of the same hash bits, and that value; or the
+// empty slot where the key would go, and 0.
+func (t *Table) probe(h uint64, match func(s uint64) bool) (uint64, uint64) {
+	fp := h >> offBits
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 || (s>>offBits == fp && match(s)) {
+			return i, s
+		}
+	}
+}
+
+// filterHash spreads a field name over the 256 bits of Table.filter.
+func filterHash(name []byte) uint8 {
+	if len(name) == 0 {
+		return 0
+	}
+	return uint8(len(name)*31) ^ name[0]*7 ^ name[len(name)-1]
+}
+
+// mayBeColumn reports whether name may be a non-key column; false is sure.
+func (t *Table) mayBeColumn(name []byte) bool {
+	h := filterHash(name)
+	return t.filter[h>>6]&(1<<(h&63)) != 0
+}
+
+// Group is the rows of one key: Next gives them in order.
+type Group struct {
+	b   []byte // the rows not yet given
+	n   int
+	raw bool
+	off int // the group's offset in the table's data: who it is
+}
+
+// Len is the number of rows not yet given.
+func (g *Group) Len() int { return g.n }
+
+// Next returns the next row: its key values as they came (with raw keys;
+// else nil) and its body, a msgpack map of its other fields.
+func (g *Group) Next() (raw, body []byte, ok bool) {
+	if g.n == 0 {
+		return nil, nil, false
+	}
+	g.n--
+	if g.raw {
+		l, k := binary.Uvarint(g.b)
+		raw, g.b = g.b[k:k+int(l)], g.b[k+int(l):]
+	}
+	l, k := binary.Uvarint(g.b)
+	body, g.b = g.b[k:k+int(l)], g.b[k+int(l):]
+	return raw, body, true
+}
+
+// group returns the group at offset off of data, and its key.
+func (t *Table) group(off int) (key []byte, g Group) {
+	l, k := binary.Uvarint(t.data[off:])
+	start := off + k
+	key = t.data[start : start+int(l)]
+	n, k2 := binary.Uvarint(t.data[start+int(l):])
+	return key, Group{b: t.data[start+int(l)+k2:], n: int(n), raw: t.raw, off: off}
+}
+
+// Lookup returns the rows of key: an empty Group if none.
+func (t *Table) Lookup(key []byte) Group { return t.lookup(key, t.hash(key)) }
+
+// hash is the hash of key.
+func (t *Table) hash(key []byte) uint64 { return maphash.Bytes(t.seed, key) }
+
+// touch reads the first slot of hash h, so that it is in the cache when
+// lookup comes to it: a batch of touches before a batch of lookups makes
+// the processor wait for many cache misses at once rather than one after
+// another.
+func (t *Table) touch(h uint64) uint64 { return t.slots[h&t.mask] }
+
+// touchGroup reads the first byte of the group that the first slot of h
+// with h's hash bits points to, for the same reason as touch.
+func (t *Table) touchGroup(h uint64) uint64 {
+	fp := h >> offBits
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0
+		}
+		if s>>offBits == fp {
+			return uint64(t.data[s&offMask-1])
+		}
+	}
+}
+
+// lookup is Lookup of key whose hash is h.
+func (t *Table) lookup(key []byte, h uint64) Group {
+	fp := h >> offBits
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			return Group{}
+		}
+		if s>>offBits == fp {
+			off := int(s&offMask) - 1
+			// The key is read inline: this is the hot path of a join.
+			l, k := binary.Uvarint(t.data[off:])
+			start := off + k
+			if int(l) == len(key) && bytes.Equal(t.data[start:start+int(l)], key) {
+				_, g := t.group(off)
+				return g
+			}
+		}
+	}
+}
+
+// Each calls fn with every key and its rows, in order of first appearance.
+func (t *Table) Each(fn func(key []byte, g Group)) {
+	for off := 0; off < len(t.data); {
+		key, g := t.group(off)
+		fn(key, g)
+		for g.n > 0 {
+			g.Next()
+		}
+		off = len(t.data) - len(g.b)
+	}
+}
+
+// Len is the number of rows kept: those with a key.
+func (t *Table) Len() int { return t.rows }
+
+// Keys is the number of distinct keys.
+func (t *Table) Keys() int { return t.keys }
+
+// NullKeys is the number of rows left out because a key field was null or
+// missing.
+func (t *Table) NullKeys() int { return t.nullKeys }
+
+// Columns are the table's field names, key fields included, in order of
+// first appearance.
+func (t *Table) Columns() []string { return t.cols }
+
+// MemoryUsed is the bytes the table holds.
+func (t *Table) MemoryUsed() int64 { return int64(cap(t.data) + 8*len(t.slots)) }
+
+// String describes the table's size, for notes.
+func (t *Table) String() string { return fmt.Sprintf("%d rows, %d keys", t.rows, t.keys) }
