@@ -230,6 +230,12 @@ func (s *Source) loadFile(b *builder) error {
 			n, unit := dec.Pos()
 			return fmt.Errorf("%s: %s %d: %w", s.path, unit, n, err)
 		}
+		if rows == 4096 && dec.Offset() > 0 {
+			// Foresee the rest from the start, so that the table is not
+			// copied over and over as it grows.
+			f := float64(fi.Size()) / float64(dec.Offset()) * 1.02
+			b.reserve(int(float64(rows)*f)-rows, int(float64(len(b.stage))*f)-len(b.stage))
+		}
 	}
 	if rows == 0 && (s.format == "csv" || s.format == "tsv") {
 		// A header without rows still names the columns.

@@ -72,10 +72,10 @@ export DATA LC_ALL=C
 export PATH="$bin:$PATH"
 
 if ((quick)); then
-	wc_lines=20000 nkeys=50000 lat_dur=1s lat_warm=300ms
+	wc_lines=20000 nkeys=50000 nclicks=200000 lat_dur=1s lat_warm=300ms
 	runs=${runs:-2}
 else
-	wc_lines=500000 nkeys=1000000 lat_dur=5s lat_warm=1s
+	wc_lines=500000 nkeys=1000000 nclicks=5000000 lat_dur=5s lat_warm=1s
 	runs=${runs:-5}
 fi
 wc_words=$((wc_lines * 10))
@@ -109,7 +109,7 @@ if ! go build -o "$bin/" ./cmd/... 2>/dev/null; then
 fi
 go build -o "$bin/gen" ./scripts/gen
 missing=()
-for c in sbatch smap sreduce swindow ssink; do
+for c in sbatch smap sreduce swindow sjoin ssink; do
 	[[ -x $bin/$c ]] || missing+=("$c")
 done
 
@@ -126,6 +126,17 @@ nevents=$((wc_words / 5))
 EVENTS=$DATA/events-$nevents.jsonl
 [[ -s $EVENTS ]] || { head -n "$nevents" "$TOKENS" | awk '{printf "{\"ts\":%.5f,\"value\":\"%s\"}\n", NR / 100000, $0}' >"$EVENTS.tmp" && mv "$EVENTS.tmp" "$EVENTS"; }
 
+# A static table of $nkeys users (id,name,plan; ids 0 to nkeys-1), and
+# $nclicks clicks (id,page) whose ids are drawn uniformly in [0, 1.1 nkeys):
+# a tenth match no user, and every lookup is a random access into the
+# table. join(1) needs the table sorted as text, which is done here, once.
+USERS=$DATA/users-$nkeys.csv
+CLICKS=$DATA/clicks-$nclicks-$nkeys.csv
+export USERS
+[[ -s $USERS ]] || { log "generating $USERS"; awk -v n="$nkeys" 'BEGIN{print "id,name,plan"; for (i = 0; i < n; i++) printf "%d,user-%07d,%s\n", i, i, (i % 2 ? "pro" : "free")}' >"$USERS.tmp" && mv "$USERS.tmp" "$USERS"; }
+[[ -s $CLICKS ]] || { log "generating $CLICKS"; awk -v n="$nclicks" -v k="$nkeys" 'BEGIN{srand(7); print "id,page"; for (i = 0; i < n; i++) printf "%d,/p/%d\n", int(rand() * k * 1.1), i % 1000}' >"$CLICKS.tmp" && mv "$CLICKS.tmp" "$CLICKS"; }
+[[ -s $USERS.sorted ]] || { tail -n +2 "$USERS" | sort -t, -k1,1 >"$USERS.sorted.tmp" && mv "$USERS.sorted.tmp" "$USERS.sorted"; }
+
 # Framed inputs for running one stage alone. Made afresh by each run, since
 # they come from the stages just built.
 have() { local s; for s in "$@"; do [[ -x $bin/$s ]] || return 1; done; }
@@ -135,6 +146,7 @@ if have sbatch; then
 	# The records smap --flat 'split(value, " ")' makes, without smap.
 	sbatch --once <"$TOKENS" >"$DATA/tokens.dstream"
 	have sreduce && sreduce -k value --count <"$DATA/tokens.dstream" >"$DATA/counts.dstream"
+	sbatch --once --format csv <"$CLICKS" >"$DATA/clicks.dstream"
 fi
 
 # --- the runner -------------------------------------------------------------
@@ -307,6 +319,18 @@ peer mawk 'mawk '\''{c[$0]++} END{for(k in c) print k"\t"c[k]}'\'''
 bench swindow-sliding "$EVENTS" "$nevents" 'sbatch --format json --time-field ts -i 1s | swindow -l 10s -s 1s -k value --count | ssink --format tsv --batch-field window' 'tail -n +2 | sort'
 peer mawk 'mawk -F'\''"'\'' '\''{b = int(substr($3, 2)) + 1; for (T = b; T < b + 10; T++) c[T "\t" $6]++; if (b > m) m = b} END{for (k in c) {split(k, a, "\t"); if (a[1] <= m) print a[2] "\t" c[k] "\t" a[1] * 1000}}'\''' sort
 
+# Stream-static join: each click joined with its user, from a table of
+# $nkeys rows (sjoin --table, Structured Streaming's stream-static join),
+# against mawk's hash join and coreutils' join, which needs both inputs
+# sorted (the clicks are sorted in its pipeline; the table was sorted
+# once, beforehand). Records = clicks. Then sjoin alone, from the clicks
+# pre-framed, output to /dev/null: its throughput, the table's loading
+# included, and its peak RSS.
+bench sjoin-static "$CLICKS" "$nclicks" 'sbatch --once --format csv | sjoin --table "$USERS" --on id | ssink --format csv' 'tail -n +2 | sort'
+peer mawk 'mawk -F, '\''NR == FNR { if (FNR > 1) u[$1] = $2 "," $3; next } FNR > 1 && ($1 in u) { print $0 "," u[$1] }'\'' "$USERS" -'
+peer 'sort|join' 'tail -n +2 | sort -t, -k1,1 | join -t, - "$USERS.sorted"'
+bench 'sjoin-static alone' "$CLICKS" "$nclicks" '$TIMED sjoin --table "$USERS" --on id <"$DATA/clicks.dstream" >/dev/null'
+
 # Each stage of the word count alone, reading a pre-framed file and writing to
 # /dev/null: where the time goes. Records = words, as in wordcount.
 bench 'wc-stage sbatch' "$WORDS" "$wc_words" 'sbatch --once >/dev/null'
@@ -326,7 +350,7 @@ report() {
 	load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 	printf '`%s` on %s, commit %s, %d runs per case (median), %s cores, load average at the end %s\n' \
 		"$cmdline" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git describe --always --dirty 2>/dev/null || echo '(no git)')" "$runs" "$(nproc)" "$load"
-	printf '\nInputs: %d lines of 10 words (%d words, Zipf over 10k words); %d distinct keys\n\n' "$wc_lines" "$wc_words" "$nkeys"
+	printf '\nInputs: %d lines of 10 words (%d words, Zipf over 10k words); %d distinct keys; a table of %d users and %d clicks\n\n' "$wc_lines" "$wc_words" "$nkeys" "$nkeys" "$nclicks"
 	echo '| case | tool | median wall s | records/s | CPU s | peak RSS MB | dstream speed-up (this time ÷ dstream time) |'
 	echo '|---|---|---:|---:|---:|---:|---:|'
 	printf '%s\n' "${rows[@]}"
