@@ -70,6 +70,10 @@ const (
 type builder struct {
 	t      *Table
 	on     []string
+	// keepNull makes a null key a key like any other (cogroup groups the
+	// records whose key is null together, as a groupBy does), instead of
+	// leaving its row out.
+	keepNull bool
 	stage  []byte
 	rowOff []int64 // where each staged row starts
 	spans  []record.Span
@@ -135,7 +139,11 @@ func (b *builder) add(rec []byte) error {
 		start := len(b.stage)
 		b.stage = append(b.stage, 0) // the length, below
 		for _, s := range b.spans {
-			b.stage = append(b.stage, rec[s.Start:s.End]...) // not null: the key is
+			if s.End == 0 {
+				b.stage = record.AppendNil(b.stage) // missing, with keepNull
+				continue
+			}
+			b.stage = append(b.stage, rec[s.Start:s.End]...)
 		}
 		b.stage = insertLen(b.stage, start)
 	}
@@ -216,7 +224,10 @@ func (b *builder) key(rec []byte) (key []byte, ok bool) {
 			raw = rec[s.Start:s.End]
 		}
 		if b.kb, ok = appendKey(b.kb, raw); !ok {
-			return nil, false
+			if !b.keepNull {
+				return nil, false
+			}
+			b.kb = record.AppendNil(b.kb)
 		}
 	}
 	return b.kb, true

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/join"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -11,12 +15,14 @@ import (
 
 var command = &stage.Command{
 	Name:      "sjoin",
-	Usage:     "join each record with the rows of a static table of the same key",
+	Usage:     "join each record with the rows of a static table, or with the records of another stream, of the same key",
 	ArgsUsage: " ",
 	Input:     true,
 	Output:    true,
 	Description: `sjoin joins each record of its input (the left side) with the rows of the
-same key of a static table (Structured Streaming's stream-static join).
+same key of a static table (--table: Structured Streaming's stream-static
+join), or with the records of the same key in the batch of the same time of
+another stream (--right: DStream's join family and cogroup).
 
 Keys: --on F,G joins records whose fields F and G both equal the row's F
 and G. Values are equal as Spark SQL's = finds them after its implicit
@@ -26,11 +32,12 @@ number); other strings compare as strings ("007" is not 7). A null or
 missing key field matches nothing.
 
 Joined records: the key fields (the left's values), then the left record's
-other fields, then the row's other fields; a row field whose name the left
-record has too is renamed with --right-prefix (default right_). Every match
-is a record: a key with three rows gives three. --how inner (the default)
-drops a record without a match; --how left keeps it once, with every
-column of the table null.
+other fields, then the right's other fields; a right field whose name the
+left record has too is renamed with --right-prefix (default right_). Every
+match is a record: a key with three rows gives three. --how inner (the
+default) drops a record without a match; --how left keeps it once, with
+every column of the right null (right and full do the same for the right
+stream's records).
 
 The table (--table): a file, CSV or TSV with a header row (every value a
 string), JSON lines or msgpack, its format by its suffix or --table-format;
@@ -51,19 +58,39 @@ thing cheaply: its table is read again every --reload (default 1m).
 A table that cannot be read again is noted on stderr, and the batches go
 on with the table read before.
 
+Two streams, batch by batch (--right STREAM): the batch of the input and
+the batch of STREAM at the same batch time are joined (DStream's join,
+leftOuterJoin, rightOuterJoin, fullOuterJoin: --how inner, left, right,
+full); a side without a batch at a time counts as empty there. STREAM is a
+file or FIFO of frames (--right <(sbatch ... | smap ...) in bash), or a
+socket endpoint (tcp-listen://, unix-listen://, tcp://, unix://). Both
+streams must be cut at one interval: the same sbatch -i, or --time-field
+with the same -i (sbatch --once or -n batches get the wall clock's time,
+which the other side's seldom shares); with swindow in front of each side
+it is a windowed join. Sides whose batches come at different intervals are
+an error naming both. A record without a match comes out with the fields
+the other side's records had so far, null. --cogroup writes each key of
+either batch once instead: the key fields, then "left" and "right", the
+lists of each side's records of the key (their other fields). The output
+watermark is the lower of the two sides'.
+
 Examples:
   sbatch --format json -i 1s | sjoin --table users.csv --on user_id | ssink
   sbatch --format json | sjoin --table users.jsonl --on user_id --how left | ssink --format csv
   sbatch --format json | sjoin --table sqlite:app.db:users --on id --right-prefix user_ | ssink
-  sbatch --format json | sjoin --table 'postgres://app@db/app?table=users' --on id --reload 5m | ssink`,
+  sbatch --format json | sjoin --table 'postgres://app@db/app?table=users' --on id --reload 5m | ssink
+  sbatch -i 1s --format json orders.jsonl | sjoin --right <(sbatch -i 1s --format json payments.jsonl) --on order_id --how left | ssink
+  sbatch -i 1s --format json | sjoin --right tcp-listen://:9000 --on user --cogroup | ssink`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "on", Usage: "join on the key fields `F[,F...]`", Category: "Join"},
-		&cli.StringFlag{Name: "how", Value: "inner", Usage: "`TYPE` of join: inner, or left (a record without a match comes out with nulls)", Category: "Join"},
+		&cli.StringFlag{Name: "how", Value: "inner", Usage: "`TYPE` of join: inner, left, right or full (the records of a side without a match come out too, the other side's fields null); a static table takes inner or left", Category: "Join"},
 		&cli.StringFlag{Name: "right-prefix", Value: join.DefaultPrefix, Usage: "rename a right field whose name the left record has too to `PREFIX`NAME", Category: "Join"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip a record that cannot be joined, counted in --progress (numSkippedRows), instead of failing", Category: "Join"},
 		&cli.StringFlag{Name: "table", Usage: "join with the static table `TABLE`: FILE (.csv, .tsv, .json, .jsonl, .msgpack), sqlite:FILE:TABLE or postgres://...?table=TABLE", Category: "Static table"},
 		&cli.StringFlag{Name: "table-format", Usage: "the `FORMAT` of the table file: " + strings.Join(join.TableFormats, ", ") + " (default: by its suffix)", Category: "Static table"},
 		&cli.StringFlag{Name: "reload", Usage: "look for a change of the table at most every `DUR`, or never", DefaultText: "before every batch; 1m for PostgreSQL", Category: "Static table"},
+		&cli.StringFlag{Name: "right", Usage: "join with the batches of the same time of the stream `STREAM`: a file or FIFO of frames, tcp-listen://HOST:PORT or unix-listen:///PATH (tcp:// and unix:// connect)", Category: "Two streams"},
+		&cli.BoolFlag{Name: "cogroup", Usage: "instead of joining, write each key once with the lists of each side's records (left, right)", Category: "Two streams"},
 	},
 	Action: run,
 }
@@ -77,8 +104,18 @@ func run(e *stage.Env) error {
 	if err != nil {
 		return err
 	}
-	if !c.IsSet("table") {
-		return stage.UsageError("nothing to join with: give --table TABLE")
+	switch {
+	case c.IsSet("table") && c.IsSet("right"):
+		return stage.UsageError("--table and --right: join with a static table or with a stream, not both")
+	case c.IsSet("right"):
+		return runStreams(e, o)
+	case !c.IsSet("table"):
+		return stage.UsageError("nothing to join with: give --table TABLE (a static table) or --right STREAM (a stream)")
+	}
+	for _, f := range streamFlags {
+		if c.IsSet(f) {
+			return stage.UsageError("--%s applies to a join of two streams (--right), not to --table", f)
+		}
 	}
 	src, err := parseSource(c)
 	if err != nil {
@@ -91,6 +128,52 @@ func run(e *stage.Env) error {
 	}
 	defer s.Close()
 	return e.Loop(s)
+}
+
+// streamFlags apply to a join of two streams only.
+var streamFlags = []string{"cogroup"}
+
+// tableFlags apply to a static table only.
+var tableFlags = []string{"table-format", "reload"}
+
+// runStreams joins the input with the stream --right, batch by batch.
+func runStreams(e *stage.Env, o join.Options) error {
+	c := e.Ctx
+	for _, f := range tableFlags {
+		if c.IsSet(f) {
+			return stage.UsageError("--%s applies to a static table (--table), not to --right", f)
+		}
+	}
+	cogroup := c.Bool("cogroup")
+	if cogroup && c.IsSet("how") {
+		return stage.UsageError("--how and --cogroup: a cogroup keeps every key of both sides, and has no type of join")
+	}
+	spec := c.String("right")
+	h, err := join.NewBatch(o, cogroup, spec, e.Out, &e.Stats)
+	if err != nil {
+		return err
+	}
+	r, err := openRight(spec)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return e.LoopInputs([]stage.Input{{Name: "left", R: e.In}, {Name: "right " + spec, R: framing.NewReader(r)}}, h)
+}
+
+// openRight opens --right: a socket endpoint, or a file or FIFO of frames.
+func openRight(spec string) (io.ReadCloser, error) {
+	switch {
+	case spec == "" || spec == "-":
+		return nil, stage.UsageError("--right %q: the left stream is stdin (or --in); name the right one: a file or FIFO of frames, or %s", spec, "tcp-listen://HOST:PORT or unix-listen:///PATH")
+	case stage.IsSocket(spec):
+		return stage.OpenSocket(spec)
+	}
+	f, err := os.Open(spec)
+	if err != nil {
+		return nil, stage.Hint(fmt.Errorf("--right: %w", err), "--right names a file or FIFO of frames (--right <(sbatch ... | smap ...)), or a socket endpoint")
+	}
+	return f, nil
 }
 
 // parseOptions reads the options every join takes.
