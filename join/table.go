@@ -68,17 +68,17 @@ const (
 // after another, each as a group of one row: [uvarint len(key)][key][1][the
 // row]; when keys repeat, finish lays them out anew in groups of a key.
 type builder struct {
-	t      *Table
-	on     []string
+	t  *Table
+	on []string
 	// keepNull makes a null key a key like any other (cogroup groups the
 	// records whose key is null together, as a groupBy does), instead of
 	// leaving its row out.
 	keepNull bool
-	stage  []byte
-	rowOff []int64 // where each staged row starts
-	spans  []record.Span
-	f      record.Fields
-	kb     []byte
+	stage    []byte
+	rowOff   []int64 // where each staged row starts
+	spans    []record.Span
+	f        record.Fields
+	kb       []byte
 }
 
 // newBuilder returns a builder of a table keyed by on; raw keeps each
