@@ -213,7 +213,7 @@ func (b *Batch) writeJoin(rt *Table) error {
 	}
 	recs := framing.NewRecords(b.left, b.nleft)
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-		if err := b.p.parse(rec, b.o.On, rt); err != nil {
+		if err := b.p.parse(rec, b.o.On, &rt.rest); err != nil {
 			return err // checked in Block
 		}
 		b.f.Reset(rec)
@@ -227,7 +227,7 @@ func (b *Batch) writeJoin(rt *Table) error {
 		}
 		if g.Len() == 0 {
 			if b.o.How.keepsLeft() {
-				if err := b.write(b.c.appendJoined(b.buf[:0], &b.p, rt, rt.nullBody)); err != nil {
+				if err := b.write(b.c.appendJoined(b.buf[:0], &b.p, &rt.rest, rt.rest.null())); err != nil {
 					return err
 				}
 			}
@@ -237,7 +237,7 @@ func (b *Batch) writeJoin(rt *Table) error {
 			matched[g.off] = true
 		}
 		for _, body, ok := g.Next(); ok; _, body, ok = g.Next() {
-			if err := b.write(b.c.appendJoined(b.buf[:0], &b.p, rt, body)); err != nil {
+			if err := b.write(b.c.appendJoined(b.buf[:0], &b.p, &rt.rest, body)); err != nil {
 				return err
 			}
 		}
@@ -274,10 +274,10 @@ func (b *Batch) writeRightOnly(rt *Table, raw, body []byte) error {
 			b.rb2.Raw(c, []byte{0xc0})
 		}
 	}
-	if err := b.p.parse(b.rb2.Bytes(), b.o.On, rt); err != nil {
+	if err := b.p.parse(b.rb2.Bytes(), b.o.On, &rt.rest); err != nil {
 		return err
 	}
-	return b.write(b.c.appendJoined(b.buf[:0], &b.p, rt, body))
+	return b.write(b.c.appendJoined(b.buf[:0], &b.p, &rt.rest, body))
 }
 
 func contains(list []string, s string) bool {

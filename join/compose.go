@@ -28,9 +28,9 @@ type probe struct {
 // pairRange is a run of entries (name, value) of a record: rec[start:end].
 type pairRange struct{ start, end int32 }
 
-// parse takes rec apart. right, if not nil, is the table the record will
-// be joined with, whose non-key columns its fields may clash with.
-func (p *probe) parse(rec []byte, on []string, right *Table) error {
+// parse takes rec apart. right, if not nil, is the non-key columns of the
+// side the record will be joined with, which its fields may clash with.
+func (p *probe) parse(rec []byte, on []string, right *colset) error {
 	if len(rec) > 1<<31-1 {
 		return fmt.Errorf("record of %d bytes, above 2 GiB", len(rec))
 	}
@@ -60,8 +60,8 @@ func (p *probe) parse(rec []byte, on []string, right *Table) error {
 				p.ranges = append(p.ranges, pairRange{int32(prev), int32(end)})
 			}
 			p.n++
-			if right != nil && !p.clash && right.mayBeColumn(name) {
-				_, p.clash = right.restIdx[string(name)]
+			if right != nil && !p.clash {
+				p.clash = right.has(name)
 			}
 		}
 		prev = end
@@ -103,8 +103,9 @@ func newComposer(on []string, prefix string) *composer {
 }
 
 // appendJoined appends to dst the record joining the left record p with a
-// row of right whose body (a msgpack map of its non-key fields) is body.
-func (c *composer) appendJoined(dst []byte, p *probe, right *Table, body []byte) []byte {
+// right record whose body (a msgpack map of its non-key fields) is body;
+// right is the right side's non-key columns, which p was parsed with.
+func (c *composer) appendJoined(dst []byte, p *probe, right *colset, body []byte) []byte {
 	nr, hdr, err := record.MapLen(body)
 	if err != nil {
 		panic("join: corrupt row body") // built by Table
@@ -129,7 +130,7 @@ func (c *composer) appendJoined(dst []byte, p *probe, right *Table, body []byte)
 
 // appendRenamed appends the entries of body, a right row, renaming those
 // whose name the left record p has too.
-func (c *composer) appendRenamed(dst []byte, p *probe, right *Table, body []byte) []byte {
+func (c *composer) appendRenamed(dst []byte, p *probe, right *colset, body []byte) []byte {
 	// The names of the left's fields: a slow path, taken only when one of
 	// them is a column of the right's.
 	c.names = c.names[:0]
@@ -149,7 +150,7 @@ func (c *composer) appendRenamed(dst []byte, p *probe, right *Table, body []byte
 		}
 		// Renamed to a name neither side has, nor a field renamed before.
 		out := c.prefix + string(name)
-		for slices.Contains(c.names, out) || hasKey(right, out) {
+		for slices.Contains(c.names, out) || right.has([]byte(out)) || slices.Contains(c.on, out) {
 			out = c.prefix + out
 		}
 		c.names = append(c.names, out)
@@ -160,7 +161,64 @@ func (c *composer) appendRenamed(dst []byte, p *probe, right *Table, body []byte
 	return dst
 }
 
-func hasKey(t *Table, name string) bool {
-	_, ok := t.colIdx[name]
+// colset is the non-key field names of one side, in order of first
+// appearance: what a field of the other side may clash with, and the
+// fields of an absent record of the side (nulls).
+type colset struct {
+	names []string
+	idx   map[string]int
+	// filter has a bit set for every name's filterHash, so that a field of
+	// the other side that is not one costs no map lookup.
+	filter   [4]uint64
+	nullBody []byte // every name, null; nil when a name came since
+}
+
+// add adds name if it is new.
+func (c *colset) add(name []byte) {
+	if _, ok := c.idx[string(name)]; ok {
+		return
+	}
+	if c.idx == nil {
+		c.idx = map[string]int{}
+	}
+	c.idx[string(name)] = len(c.names)
+	c.names = append(c.names, string(name))
+	h := filterHash(name)
+	c.filter[h>>6] |= 1 << (h & 63)
+	c.nullBody = nil
+}
+
+// has reports whether name is one of the names.
+func (c *colset) has(name []byte) bool {
+	h := filterHash(name)
+	if c.filter[h>>6]&(1<<(h&63)) == 0 {
+		return false
+	}
+	_, ok := c.idx[string(name)]
 	return ok
+}
+
+// null is the body of an absent record: a map of every name, null.
+func (c *colset) null() []byte {
+	if c.nullBody == nil {
+		c.nullBody = record.AppendMapHeader(make([]byte, 0, 16*len(c.names)+5), len(c.names))
+		for _, n := range c.names {
+			c.nullBody = record.AppendNil(record.AppendString(c.nullBody, n))
+		}
+	}
+	return c.nullBody
+}
+
+// reset forgets every name.
+func (c *colset) reset() {
+	c.names, c.filter, c.nullBody = c.names[:0], [4]uint64{}, nil
+	clear(c.idx)
+}
+
+// filterHash spreads a field name over the 256 bits of colset.filter.
+func filterHash(name []byte) uint8 {
+	if len(name) == 0 {
+		return 0
+	}
+	return uint8(len(name)*31) ^ name[0]*7 ^ name[len(name)-1]
 }

@@ -138,7 +138,7 @@ func TestTable(t *testing.T) {
 	if got := strings.Join(tab.Columns(), ","); got != "id,a,b" {
 		t.Errorf("columns %s", got)
 	}
-	js, _, _ := record.AppendJSON(nil, tab.nullBody)
+	js, _, _ := record.AppendJSON(nil, tab.rest.null())
 	if string(js) != `{"a":null,"b":null}` {
 		t.Errorf("null body %s", js)
 	}

@@ -124,7 +124,7 @@ func (s *Static) Block(b stage.Batch, recs framing.Records) error {
 			rec, _ := recs.Next()
 			s.nrec++
 			a.bad, a.null = false, false
-			if err := a.p.parse(rec, s.o.On, t); err != nil {
+			if err := a.p.parse(rec, s.o.On, &t.rest); err != nil {
 				if !s.o.SkipBad {
 					return agg.BadRecord(where(b, s.nrec), rec, err)
 				}
@@ -168,7 +168,7 @@ func (s *Static) Block(b stage.Batch, recs framing.Records) error {
 			matched := false
 			if !a.null {
 				for _, body, ok := a.g.Next(); ok; _, body, ok = a.g.Next() {
-					s.buf = s.c.appendJoined(s.buf[:0], &a.p, t, body)
+					s.buf = s.c.appendJoined(s.buf[:0], &a.p, &t.rest, body)
 					if err := s.out.WriteRecord(s.buf); err != nil {
 						return err
 					}
@@ -176,7 +176,7 @@ func (s *Static) Block(b stage.Batch, recs framing.Records) error {
 				}
 			}
 			if !matched && s.o.How == Left {
-				s.buf = s.c.appendJoined(s.buf[:0], &a.p, t, t.nullBody)
+				s.buf = s.c.appendJoined(s.buf[:0], &a.p, &t.rest, t.rest.null())
 				if err := s.out.WriteRecord(s.buf); err != nil {
 					return err
 				}

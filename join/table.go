@@ -47,16 +47,9 @@ type Table struct {
 	// The columns: every field name of the rows in order of first
 	// appearance (the header of a CSV file, the columns of a SQL table),
 	// key fields included, and the non-key ones alone.
-	cols    []string
-	colIdx  map[string]int // of every column
-	rest    []string       // the non-key columns
-	restIdx map[string]int
-	// filter has a bit set for every non-key column's filterHash, so that
-	// a field of the other side that is not one costs no map lookup.
-	filter [4]uint64
-	// nullBody is the body of an absent row: every non-key column, null
-	// (the right side of a left outer join's unmatched row).
-	nullBody []byte
+	cols   []string
+	colIdx map[string]int // of every column
+	rest   colset
 }
 
 const (
@@ -245,18 +238,10 @@ func (b *builder) stagedKey(r int32) ([]byte, int) {
 // finish indexes the rows and returns the table; the builder is spent.
 func (b *builder) finish() *Table {
 	t := b.t
-	t.rest, t.restIdx = nil, map[string]int{}
 	for _, c := range t.cols {
 		if !slices.Contains(b.on, c) {
-			t.restIdx[c] = len(t.rest)
-			t.rest = append(t.rest, c)
-			h := filterHash([]byte(c))
-			t.filter[h>>6] |= 1 << (h & 63)
+			t.rest.add([]byte(c))
 		}
-	}
-	t.nullBody = record.AppendMapHeader(nil, len(t.rest))
-	for _, c := range t.rest {
-		t.nullBody = record.AppendNil(record.AppendString(t.nullBody, c))
 	}
 
 	n := len(b.rowOff)
@@ -347,20 +332,6 @@ func (t *Table) probe(h uint64, match func(s uint64) bool) (uint64, uint64) {
 			return i, s
 		}
 	}
-}
-
-// filterHash spreads a field name over the 256 bits of Table.filter.
-func filterHash(name []byte) uint8 {
-	if len(name) == 0 {
-		return 0
-	}
-	return uint8(len(name)*31) ^ name[0]*7 ^ name[len(name)-1]
-}
-
-// mayBeColumn reports whether name may be a non-key column; false is sure.
-func (t *Table) mayBeColumn(name []byte) bool {
-	h := filterHash(name)
-	return t.filter[h>>6]&(1<<(h&63)) != 0
 }
 
 // Group is the rows of one key: Next gives them in order.

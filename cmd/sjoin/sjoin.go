@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/join"
 	"github.com/dstream/dstream/stage"
@@ -91,6 +93,13 @@ Examples:
 		&cli.StringFlag{Name: "reload", Usage: "look for a change of the table at most every `DUR`, or never", DefaultText: "before every batch; 1m for PostgreSQL", Category: "Static table"},
 		&cli.StringFlag{Name: "right", Usage: "join with the batches of the same time of the stream `STREAM`: a file or FIFO of frames, tcp-listen://HOST:PORT or unix-listen:///PATH (tcp:// and unix:// connect)", Category: "Two streams"},
 		&cli.BoolFlag{Name: "cogroup", Usage: "instead of joining, write each key once with the lists of each side's records (left, right)", Category: "Two streams"},
+		&cli.StringFlag{Name: "mode", Value: "batch", Usage: "join two streams batch by batch (batch), or keep each side's records across batches and join over event time (stream): `MODE`", Category: "Two streams"},
+		&cli.StringFlag{Name: "time-field", Usage: "with --mode stream, the event time of each record is in `FIELD`", Category: "Event time (--mode stream)"},
+		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time (--mode stream)"},
+		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: records at or before the lower of the two sides' latest event times minus `DUR` are dropped, and so are the state's rows no later record can match", Category: "Event time (--mode stream)"},
+		&cli.DurationFlag{Name: "within", Usage: "a time-range condition: records match only when their event times are at most `DUR` apart", Category: "Event time (--mode stream)"},
+		&cli.StringFlag{Name: "checkpoint", Usage: "with --mode stream, save both sides' state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Event time (--mode stream)"},
+		&cli.StringFlag{Name: "name", Value: "sjoin", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Event time (--mode stream)"},
 	},
 	Action: run,
 }
@@ -112,7 +121,7 @@ func run(e *stage.Env) error {
 	case !c.IsSet("table"):
 		return stage.UsageError("nothing to join with: give --table TABLE (a static table) or --right STREAM (a stream)")
 	}
-	for _, f := range streamFlags {
+	for _, f := range append(streamFlags, eventFlags...) {
 		if c.IsSet(f) {
 			return stage.UsageError("--%s applies to a join of two streams (--right), not to --table", f)
 		}
@@ -131,7 +140,10 @@ func run(e *stage.Env) error {
 }
 
 // streamFlags apply to a join of two streams only.
-var streamFlags = []string{"cogroup"}
+var streamFlags = []string{"cogroup", "mode"}
+
+// eventFlags apply to --mode stream only.
+var eventFlags = []string{"time-field", "time-unit", "watermark", "within", "checkpoint", "name"}
 
 // tableFlags apply to a static table only.
 var tableFlags = []string{"table-format", "reload"}
@@ -149,16 +161,71 @@ func runStreams(e *stage.Env, o join.Options) error {
 		return stage.UsageError("--how and --cogroup: a cogroup keeps every key of both sides, and has no type of join")
 	}
 	spec := c.String("right")
-	h, err := join.NewBatch(o, cogroup, spec, e.Out, &e.Stats)
-	if err != nil {
-		return err
+	var h stage.MultiHandler
+	var finish func() error
+	switch m := c.String("mode"); m {
+	case "batch":
+		for _, f := range eventFlags {
+			if c.IsSet(f) {
+				return stage.UsageError("--%s applies to a join over event time: add --mode stream", f)
+			}
+		}
+		b, err := join.NewBatch(o, cogroup, spec, e.Out, &e.Stats)
+		if err != nil {
+			return err
+		}
+		h = b
+	case "stream":
+		if cogroup {
+			return stage.UsageError("--cogroup groups the batches of one time: it has no --mode stream")
+		}
+		so, err := parseStreamOptions(c)
+		if err != nil {
+			return err
+		}
+		s, err := join.NewStream(o, so, e.Out, &e.Stats, e.Replaying)
+		if err != nil {
+			return err
+		}
+		if err := e.UseCheckpoint(so.Checkpoint, "sjoin --mode stream keeps both sides' records across batches, and a restart must restore them"); err != nil {
+			return err
+		}
+		h, finish = s, s.Finish
+	default:
+		return stage.UsageError("--mode %q: want batch or stream", m)
 	}
 	r, err := openRight(spec)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	return e.LoopInputs([]stage.Input{{Name: "left", R: e.In}, {Name: "right " + spec, R: framing.NewReader(r)}}, h)
+	if err := e.LoopInputs([]stage.Input{{Name: "left", R: e.In}, {Name: "right " + spec, R: framing.NewReader(r)}}, h); err != nil {
+		return err
+	}
+	if finish != nil && !e.Stop.Now() {
+		return finish()
+	}
+	return nil
+}
+
+// parseStreamOptions reads the options of --mode stream.
+func parseStreamOptions(c *cli.Context) (join.StreamOptions, error) {
+	so := join.StreamOptions{TimeField: c.String("time-field"), Watermark: c.Duration("watermark"), HasWatermark: c.IsSet("watermark"),
+		Within: c.Duration("within"), HasWithin: c.IsSet("within"), Checkpoint: c.String("checkpoint"), Name: c.String("name")}
+	if c.IsSet("time-field") && so.TimeField == "" {
+		return so, stage.UsageError("--time-field needs a field name")
+	}
+	var err error
+	if so.Unit, err = codec.ParseTimeUnit(c.String("time-unit")); err != nil {
+		return so, stage.UsageError("--time-unit: %v", err)
+	}
+	if c.IsSet("checkpoint") && so.Checkpoint == "" {
+		return so, stage.UsageError("--checkpoint needs a directory")
+	}
+	if err := checkpoint.ValidName(so.Name); err != nil {
+		return so, stage.UsageError("--name: %v", err)
+	}
+	return so, nil
 }
 
 // openRight opens --right: a socket endpoint, or a file or FIFO of frames.
