@@ -33,6 +33,7 @@ type side struct {
 	seq     uint64 // arrivals so far: each row's order
 
 	cols  colset // the non-key fields its records had so far
+	shape []byte // the field names of its last record
 	maxT  int64  // the latest event time seen
 	seenT bool
 	on    int // key fields

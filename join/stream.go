@@ -2,6 +2,7 @@ package join
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -93,6 +94,7 @@ type Stream struct {
 	kb    []byte
 	body  []byte
 	syn   []byte
+	shape []byte
 	buf   []byte
 	spans []record.Span
 }
@@ -263,10 +265,21 @@ func (s *Stream) parse(p *probe, i int, rec []byte) (int64, error) {
 		return 0, err
 	}
 	me := s.sides[i]
+	// The side's columns: most records have the fields of the one before,
+	// in the same order, which a comparison of their names tells without
+	// a map lookup per field.
+	s.shape = s.shape[:0]
 	s.f.Reset(rec)
 	for s.f.Next() {
-		if !isKeyAt(p, int32(s.f.End())) {
-			me.cols.add(s.f.Key())
+		s.shape = append(append(s.shape, byte(len(s.f.Key()))), s.f.Key()...)
+	}
+	if !bytes.Equal(s.shape, me.shape) {
+		me.shape = append(me.shape[:0], s.shape...)
+		s.f.Reset(rec)
+		for s.f.Next() {
+			if !isKeyAt(p, int32(s.f.End())) {
+				me.cols.add(s.f.Key())
+			}
 		}
 	}
 	if s.so.TimeField == "" {

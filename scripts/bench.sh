@@ -72,10 +72,10 @@ export DATA LC_ALL=C
 export PATH="$bin:$PATH"
 
 if ((quick)); then
-	wc_lines=20000 nkeys=50000 nclicks=200000 lat_dur=1s lat_warm=300ms
+	wc_lines=20000 nkeys=50000 nclicks=200000 njoin=50000 lat_dur=1s lat_warm=300ms
 	runs=${runs:-2}
 else
-	wc_lines=500000 nkeys=1000000 nclicks=5000000 lat_dur=5s lat_warm=1s
+	wc_lines=500000 nkeys=1000000 nclicks=5000000 njoin=1000000 lat_dur=5s lat_warm=1s
 	runs=${runs:-5}
 fi
 wc_words=$((wc_lines * 10))
@@ -137,6 +137,15 @@ export USERS
 [[ -s $CLICKS ]] || { log "generating $CLICKS"; awk -v n="$nclicks" -v k="$nkeys" 'BEGIN{srand(7); print "id,page"; for (i = 0; i < n; i++) printf "%d,/p/%d\n", int(rand() * k * 1.1), i % 1000}' >"$CLICKS.tmp" && mv "$CLICKS.tmp" "$CLICKS"; }
 [[ -s $USERS.sorted ]] || { tail -n +2 "$USERS" | sort -t, -k1,1 >"$USERS.sorted.tmp" && mv "$USERS.sorted.tmp" "$USERS.sorted"; }
 
+# Two streams of $njoin events each, {"user": U, "ts": SECONDS, "l" or "r":
+# ID}: users among 100k, times 6 ms apart with up to 5 s of disorder (100
+# minutes of event time for a million), for a join over event time.
+for s in l r; do
+	f=$DATA/events-$s-$njoin.jsonl
+	[[ -s $f ]] || { log "generating $f"; awk -v n="$njoin" -v side=$s -v seed=$([[ $s == l ]] && echo 1 || echo 2) 'BEGIN{srand(seed); for (i = 0; i < n; i++) printf "{\"user\":%d,\"ts\":%.3f,\"%s\":\"%s-%d\"}\n", int(rand() * 100000), i * 0.006 + rand() * 5, side, side, i}' >"$f.tmp" && mv "$f.tmp" "$f"; }
+done
+JOINL=$DATA/events-l-$njoin.jsonl
+
 # Framed inputs for running one stage alone. Made afresh by each run, since
 # they come from the stages just built.
 have() { local s; for s in "$@"; do [[ -x $bin/$s ]] || return 1; done; }
@@ -147,6 +156,7 @@ if have sbatch; then
 	sbatch --once <"$TOKENS" >"$DATA/tokens.dstream"
 	have sreduce && sreduce -k value --count <"$DATA/tokens.dstream" >"$DATA/counts.dstream"
 	sbatch --once --format csv <"$CLICKS" >"$DATA/clicks.dstream"
+	for s in l r; do sbatch --format json --time-field ts -i 6s "$DATA/events-$s-$njoin.jsonl" >"$DATA/events-$s.dstream"; done
 fi
 
 # --- the runner -------------------------------------------------------------
@@ -330,6 +340,13 @@ bench sjoin-static "$CLICKS" "$nclicks" 'sbatch --once --format csv | sjoin --ta
 peer mawk 'mawk -F, '\''NR == FNR { if (FNR > 1) u[$1] = $2 "," $3; next } FNR > 1 && ($1 in u) { print $0 "," u[$1] }'\'' "$USERS" -'
 peer 'sort|join' 'tail -n +2 | sort -t, -k1,1 | join -t, - "$USERS.sorted"'
 bench 'sjoin-static alone' "$CLICKS" "$nclicks" '$TIMED sjoin --table "$USERS" --on id <"$DATA/clicks.dstream" >/dev/null'
+
+# A join of two streams over event time: $njoin events a side, pre-framed
+# in batches of 6 s of event time, a watermark of 10 minutes and a range of
+# 1 minute, full outer (sjoin --mode stream, Structured Streaming's
+# stream-stream join). Records = both sides' events. Its peak RSS is the
+# bounded state's (about 110k rows a side for a million).
+bench 'sjoin-stream alone' "$JOINL" "$((2 * njoin))" '$TIMED sjoin --mode stream --right "$DATA/events-r.dstream" --on user --time-field ts --watermark 10m --within 1m --how full <"$DATA/events-l.dstream" >/dev/null'
 
 # Each stage of the word count alone, reading a pre-framed file and writing to
 # /dev/null: where the time goes. Records = words, as in wordcount.

@@ -17,14 +17,15 @@ import (
 
 var command = &stage.Command{
 	Name:      "sjoin",
-	Usage:     "join each record with the rows of a static table, or with the records of another stream, of the same key",
+	Usage:     "join each record with the rows of a static table, or with the records of another stream (batch by batch or over event time), of the same key",
 	ArgsUsage: " ",
 	Input:     true,
 	Output:    true,
 	Description: `sjoin joins each record of its input (the left side) with the rows of the
 same key of a static table (--table: Structured Streaming's stream-static
 join), or with the records of the same key in the batch of the same time of
-another stream (--right: DStream's join family and cogroup).
+another stream (--right: DStream's join family and cogroup), or with the
+records of another stream over event time (--right --mode stream).
 
 Keys: --on F,G joins records whose fields F and G both equal the row's F
 and G. Values are equal as Spark SQL's = finds them after its implicit
@@ -76,13 +77,35 @@ either batch once instead: the key fields, then "left" and "right", the
 lists of each side's records of the key (their other fields). The output
 watermark is the lower of the two sides'.
 
+Two streams over event time (--right STREAM --mode stream: Structured
+Streaming's stream-stream join): each side keeps its records across
+batches, and each new record is joined with the other side's; in a batch
+the left's records come first, each joined with the right's of the batches
+before, then the right's, joined with all the left's. --time-field F (in
+--time-unit s or ms, an RFC 3339 string or a timestamp) and --watermark DUR:
+the watermark is the lower of the two sides' latest event times minus DUR,
+moved at each batch's end; a record at or before it is late, dropped and
+counted. --within DUR: records match only when their times are at most DUR
+apart, and a row leaves the state once its time plus DUR is at or before
+the watermark; with the time field among --on (a window smap computed) a
+row leaves once its time is. Without either the state keeps every record
+of both streams. --how left, right or full need --watermark and --within
+(or the time field among --on): a record comes out with the other side's
+fields null when it leaves the state unmatched; at the end of both streams
+(without --checkpoint) the unmatched rows still held come out in one more
+batch. --checkpoint DIR saves both sides' state after each batch in
+DIR/state/NAME (--name, default sjoin) and restores it on restart, as
+sreduce --running does; the right stream is not replayed by the checkpoint.
+
 Examples:
   sbatch --format json -i 1s | sjoin --table users.csv --on user_id | ssink
   sbatch --format json | sjoin --table users.jsonl --on user_id --how left | ssink --format csv
   sbatch --format json | sjoin --table sqlite:app.db:users --on id --right-prefix user_ | ssink
   sbatch --format json | sjoin --table 'postgres://app@db/app?table=users' --on id --reload 5m | ssink
   sbatch -i 1s --format json orders.jsonl | sjoin --right <(sbatch -i 1s --format json payments.jsonl) --on order_id --how left | ssink
-  sbatch -i 1s --format json | sjoin --right tcp-listen://:9000 --on user --cogroup | ssink`,
+  sbatch -i 1s --format json | sjoin --right tcp-listen://:9000 --on user --cogroup | ssink
+  sbatch -i 1s --format json clicks.jsonl | sjoin --mode stream --right <(sbatch -i 1s --format json impressions.jsonl) \
+      --on ad --time-field ts --watermark 10m --within 1h --how left | ssink`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "on", Usage: "join on the key fields `F[,F...]`", Category: "Join"},
 		&cli.StringFlag{Name: "how", Value: "inner", Usage: "`TYPE` of join: inner, left, right or full (the records of a side without a match come out too, the other side's fields null); a static table takes inner or left", Category: "Join"},
@@ -91,7 +114,7 @@ Examples:
 		&cli.StringFlag{Name: "table", Usage: "join with the static table `TABLE`: FILE (.csv, .tsv, .json, .jsonl, .msgpack), sqlite:FILE:TABLE or postgres://...?table=TABLE", Category: "Static table"},
 		&cli.StringFlag{Name: "table-format", Usage: "the `FORMAT` of the table file: " + strings.Join(join.TableFormats, ", ") + " (default: by its suffix)", Category: "Static table"},
 		&cli.StringFlag{Name: "reload", Usage: "look for a change of the table at most every `DUR`, or never", DefaultText: "before every batch; 1m for PostgreSQL", Category: "Static table"},
-		&cli.StringFlag{Name: "right", Usage: "join with the batches of the same time of the stream `STREAM`: a file or FIFO of frames, tcp-listen://HOST:PORT or unix-listen:///PATH (tcp:// and unix:// connect)", Category: "Two streams"},
+		&cli.StringFlag{Name: "right", Usage: "join with the stream `STREAM`, batch by batch (or over event time with --mode stream): a file or FIFO of frames, tcp-listen://HOST:PORT or unix-listen:///PATH (tcp:// and unix:// connect)", Category: "Two streams"},
 		&cli.BoolFlag{Name: "cogroup", Usage: "instead of joining, write each key once with the lists of each side's records (left, right)", Category: "Two streams"},
 		&cli.StringFlag{Name: "mode", Value: "batch", Usage: "join two streams batch by batch (batch), or keep each side's records across batches and join over event time (stream): `MODE`", Category: "Two streams"},
 		&cli.StringFlag{Name: "time-field", Usage: "with --mode stream, the event time of each record is in `FIELD`", Category: "Event time (--mode stream)"},
