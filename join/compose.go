@@ -23,6 +23,11 @@ type probe struct {
 	n      int           // the other fields
 	clash  bool          // one of their names may be a non-key column of the right
 	f      record.Fields
+
+	// With wantShape, parse puts the record's field names in shape, each
+	// after its length: records alike in shape have the same fields.
+	wantShape bool
+	shape     []byte
 }
 
 // pairRange is a run of entries (name, value) of a record: rec[start:end].
@@ -45,6 +50,9 @@ func (p *probe) parse(rec []byte, on []string, right *colset) error {
 	p.f.Reset(rec)
 	for p.f.Next() {
 		name, end := p.f.Key(), p.f.End()
+		if p.wantShape {
+			p.shape = append(append(p.shape, byte(len(name))), name...)
+		}
 		key := false
 		for j, k := range on {
 			if p.spans[j].End == 0 && string(name) == k {

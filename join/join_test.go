@@ -496,3 +496,27 @@ func TestPostgres(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A table that failed to load is not read again before it changes.
+func TestSourceBadNotReread(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.csv")
+	writeFile(t, path, "id,a\n1,x\n")
+	src, _ := ParseSource(path, "")
+	if _, err := src.Load([]string{"id"}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, "id,a\n1,x,y\n")
+	if ch, err := src.Changed(); !ch || err != nil {
+		t.Fatalf("changed %v, %v: want true", ch, err)
+	}
+	if _, err := src.Load([]string{"id"}); err == nil {
+		t.Fatal("a bad row loaded")
+	}
+	if ch, _ := src.Changed(); ch {
+		t.Error("the same bad file: changed again")
+	}
+	writeFile(t, path, "id,a\n1,x\n2,y\n")
+	if ch, _ := src.Changed(); !ch {
+		t.Error("fixed: not changed")
+	}
+}

@@ -46,10 +46,13 @@ type Source struct {
 	// negative duration never.
 	Reload time.Duration
 
-	db       *sql.DB
-	conn     *sql.Conn // SQLite: the connection whose data_version tells changes
-	fi       os.FileInfo
-	dataVer  int64
+	db      *sql.DB
+	conn    *sql.Conn // SQLite: the connection whose data_version tells changes
+	fi      os.FileInfo
+	dataVer int64
+	// The file as it was at the last load, if it failed: no use reading it
+	// again before it changes once more.
+	badFI    os.FileInfo
 	loaded   time.Time
 	lastLook time.Time
 }
@@ -208,6 +211,7 @@ func (s *Source) loadFile(b *builder) error {
 	if err != nil {
 		return err
 	}
+	s.badFI = fi // until it loads
 	if fi.IsDir() {
 		return fmt.Errorf("%s is a directory, not a table file", s.path)
 	}
@@ -257,9 +261,10 @@ func (s *Source) loadFile(b *builder) error {
 		return err
 	}
 	if changed(fi, after) {
+		s.badFI = nil // read it again at the next look: it may be whole then
 		return fmt.Errorf("%s changed while it was read", s.path)
 	}
-	s.fi = fi
+	s.fi, s.badFI = fi, nil
 	return nil
 }
 
@@ -339,6 +344,8 @@ func (s *Source) loadSQL(b *builder, on []string) error {
 		if err := s.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
+		// Taken before the reading, whether it succeeds or not: the next
+		// look reads again only after another commit.
 		s.dataVer = v
 		rows, err = s.conn.QueryContext(ctx, q)
 	} else {
@@ -423,6 +430,9 @@ func (s *Source) Changed() (bool, error) {
 		fi, err := os.Stat(s.path)
 		if err != nil {
 			return false, err
+		}
+		if s.badFI != nil && !changed(s.badFI, fi) {
+			return false, nil // as it was when it failed
 		}
 		return changed(s.fi, fi), nil
 	case kindSQLite:

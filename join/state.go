@@ -25,7 +25,9 @@ import (
 type side struct {
 	rows    []srow
 	free    []int32
-	index   map[string][2]int32 // key -> first and last row
+	index   map[string]int32 // key -> its entry in ends
+	ends    [][2]int32       // per key: its first and last row
+	freeK   []int32          // entries of ends free for reuse
 	heap    []int32
 	arena   []byte
 	garbage int
@@ -55,7 +57,7 @@ type srow struct {
 // srowSize is the bytes of an srow, for MemoryUsed.
 const srowSize = 48
 
-func newSide(on int) *side { return &side{on: on, index: map[string][2]int32{}} }
+func newSide(on int) *side { return &side{on: on, index: map[string]int32{}} }
 
 // rawKeys and body are the parts of row r's bytes.
 func (s *side) rawKeys(r int32) []byte {
@@ -90,12 +92,23 @@ func (s *side) add(key []byte, t int64, matched bool, raw, body []byte) (int32, 
 	s.arena = append(append(s.arena, raw...), body...)
 	s.live++
 	if key != nil {
-		if ends, ok := s.index[string(key)]; ok {
-			s.rows[ends[1]].next = r
-			s.rows[r].prev = ends[1]
-			s.index[string(key)] = [2]int32{ends[0], r}
+		// A lookup with string(key) allocates nothing; only a new key's
+		// entry in the map copies the key.
+		if k, ok := s.index[string(key)]; ok {
+			e := &s.ends[k]
+			s.rows[e[1]].next = r
+			s.rows[r].prev = e[1]
+			e[1] = r
 		} else {
-			s.index[string(key)] = [2]int32{r, r}
+			var k int32
+			if n := len(s.freeK); n > 0 {
+				k, s.freeK = s.freeK[n-1], s.freeK[:n-1]
+				s.ends[k] = [2]int32{r, r}
+			} else {
+				k = int32(len(s.ends))
+				s.ends = append(s.ends, [2]int32{r, r})
+			}
+			s.index[string(key)] = k
 		}
 	}
 	s.push(r)
@@ -104,8 +117,8 @@ func (s *side) add(key []byte, t int64, matched bool, raw, body []byte) (int32, 
 
 // first returns the first row of key, or -1; rows[r].next the others.
 func (s *side) first(key []byte) int32 {
-	if ends, ok := s.index[string(key)]; ok {
-		return ends[0]
+	if k, ok := s.index[string(key)]; ok {
+		return s.ends[k][0]
 	}
 	return -1
 }
@@ -127,22 +140,22 @@ func (s *side) remove(r int32) {
 	w := &s.rows[r]
 	if !w.nokey {
 		key := s.keyOf(r)
-		ends := s.index[string(key)]
-		switch {
-		case w.prev < 0 && w.next < 0:
+		k := s.index[string(key)]
+		e := &s.ends[k]
+		if w.prev < 0 && w.next < 0 {
 			delete(s.index, string(key))
-		default:
+			s.freeK = append(s.freeK, k)
+		} else {
 			if w.prev >= 0 {
 				s.rows[w.prev].next = w.next
 			} else {
-				ends[0] = w.next
+				e[0] = w.next
 			}
 			if w.next >= 0 {
 				s.rows[w.next].prev = w.prev
 			} else {
-				ends[1] = w.prev
+				e[1] = w.prev
 			}
-			s.index[string(key)] = ends
 		}
 	}
 	s.garbage += int(w.n)
@@ -230,9 +243,9 @@ func (s *side) pop() int32 {
 
 // memory estimates the bytes the side holds.
 func (s *side) memory() int64 {
-	// A map entry of a short key: the key's string header and bytes, the
-	// two ends, the map's own overhead; about 64 bytes.
-	return int64(cap(s.arena) + srowSize*cap(s.rows) + 4*(cap(s.heap)+cap(s.free)) + 64*len(s.index))
+	// A map entry of a short key: the key's string header and bytes, its
+	// entry, the map's own overhead; about 56 bytes.
+	return int64(cap(s.arena) + srowSize*cap(s.rows) + 4*(cap(s.heap)+cap(s.free)+cap(s.freeK)) + 8*cap(s.ends) + 56*len(s.index))
 }
 
 // valueLen is the length of the msgpack value at the start of raw, which

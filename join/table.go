@@ -69,18 +69,20 @@ type builder struct {
 	keepNull bool
 	stage    []byte
 	rowOff   []int64 // where each staged row starts
-	spans    []record.Span
+	p        probe
+	shape    []byte // the field names of the last row
 	f        record.Fields
 	kb       []byte
+	sink     uint64 // what touches read, so that they are not left out
 }
 
 // newBuilder returns a builder of a table keyed by on; raw keeps each
 // row's key values as they came, for the rows written without a match.
 func newBuilder(on []string, raw bool) *builder {
 	return &builder{
-		t:     &Table{seed: maphash.MakeSeed(), colIdx: map[string]int{}, raw: raw},
-		on:    on,
-		spans: make([]record.Span, len(on)),
+		t:  &Table{seed: maphash.MakeSeed(), colIdx: map[string]int{}, raw: raw},
+		on: on,
+		p:  probe{spans: make([]record.Span, len(on)), wantShape: true},
 	}
 }
 
@@ -97,23 +99,21 @@ func (b *builder) addColumn(name string) {
 // add adds one row, a msgpack map. A row whose key is null is counted and
 // left out: it can match nothing.
 func (b *builder) add(rec []byte) error {
-	t := b.t
-	if err := record.Pick(rec, b.on, b.spans); err != nil {
+	t, p := b.t, &b.p
+	p.shape = p.shape[:0]
+	if err := p.parse(rec, b.on, nil); err != nil {
 		return err
 	}
-	// The columns, and the count of the body's fields.
-	n := 0
-	b.f.Reset(rec)
-	for b.f.Next() {
-		if name := b.f.Key(); !t.known(name) {
-			b.addColumn(string(name))
+	// The columns: most rows have the fields of the one before, in the same
+	// order, which their names tell without a map lookup per field.
+	if !bytes.Equal(p.shape, b.shape) {
+		b.shape = append(b.shape[:0], p.shape...)
+		b.f.Reset(rec)
+		for b.f.Next() {
+			if name := b.f.Key(); !t.known(name) {
+				b.addColumn(string(name))
+			}
 		}
-		if !b.isKey() {
-			n++
-		}
-	}
-	if err := b.f.Err(); err != nil {
-		return err
 	}
 	key, ok := b.key(rec)
 	if !ok {
@@ -131,7 +131,7 @@ func (b *builder) add(rec []byte) error {
 	if t.raw {
 		start := len(b.stage)
 		b.stage = append(b.stage, 0) // the length, below
-		for _, s := range b.spans {
+		for _, s := range p.spans {
 			if s.End == 0 {
 				b.stage = record.AppendNil(b.stage) // missing, with keepNull
 				continue
@@ -142,14 +142,9 @@ func (b *builder) add(rec []byte) error {
 	}
 	start := len(b.stage)
 	b.stage = append(b.stage, 0)
-	b.stage = record.AppendMapHeader(b.stage, n)
-	_, prev, _ := record.MapLen(rec)
-	b.f.Reset(rec)
-	for b.f.Next() {
-		if !b.isKey() {
-			b.stage = append(b.stage, rec[prev:b.f.End()]...)
-		}
-		prev = b.f.End()
+	b.stage = record.AppendMapHeader(b.stage, p.n)
+	for _, r := range p.ranges {
+		b.stage = append(b.stage, rec[r.start:r.end]...)
 	}
 	b.stage = insertLen(b.stage, start)
 	return nil
@@ -196,22 +191,10 @@ func (t *Table) known(name []byte) bool {
 	return ok
 }
 
-// isKey reports whether the field in hand of b.f is the key field Pick
-// found (the first of its name).
-func (b *builder) isKey() bool {
-	end := int32(b.f.End())
-	for _, s := range b.spans {
-		if s.End == end {
-			return true
-		}
-	}
-	return false
-}
-
 // key is the row's key; ok is false if a key field is null or missing.
 func (b *builder) key(rec []byte) (key []byte, ok bool) {
 	b.kb = b.kb[:0]
-	for _, s := range b.spans {
+	for _, s := range b.p.spans {
 		var raw []byte
 		if s.End > 0 {
 			raw = rec[s.Start:s.End]
@@ -256,22 +239,38 @@ func (b *builder) finish() *Table {
 	slotOf := make([]uint64, n) // of a key's first row: its slot
 	first := make([]bool, n)
 	rows := make([]int32, 0, 8)
-	for r := int32(n - 1); r >= 0; r-- {
-		key, _ := b.stagedKey(r)
-		h := maphash.Bytes(t.seed, key)
-		i, s := t.probe(h, func(s uint64) bool {
-			k, _ := b.stagedKey(int32(s&offMask) - 1)
-			return bytes.Equal(k, key)
-		})
-		next[r] = -1
-		if s != 0 {
-			next[r] = int32(s&offMask) - 1
-			first[next[r]] = false
-		} else {
-			t.keys++
+	// A chunk of rows at a time: their hashes, then their slots touched in
+	// a tight loop so that the cache misses overlap (as Static.Block does),
+	// then the chaining.
+	var hs [64]uint64
+	for hi := int32(n - 1); hi >= 0; hi -= int32(len(hs)) {
+		lo := max(hi-int32(len(hs))+1, 0)
+		for r := hi; r >= lo; r-- {
+			key, _ := b.stagedKey(r)
+			hs[hi-r] = maphash.Bytes(t.seed, key)
 		}
-		t.slots[i] = h>>offBits<<offBits | uint64(r+1)
-		slotOf[r], first[r] = i, true
+		var sink uint64
+		for j := range hi - lo + 1 {
+			sink ^= t.touch(hs[j])
+		}
+		b.sink ^= sink
+		for r := hi; r >= lo; r-- {
+			key, _ := b.stagedKey(r)
+			h := hs[hi-r]
+			i, s := t.probe(h, func(s uint64) bool {
+				k, _ := b.stagedKey(int32(s&offMask) - 1)
+				return bytes.Equal(k, key)
+			})
+			next[r] = -1
+			if s != 0 {
+				next[r] = int32(s&offMask) - 1
+				first[next[r]] = false
+			} else {
+				t.keys++
+			}
+			t.slots[i] = h>>offBits<<offBits | uint64(r+1)
+			slotOf[r], first[r] = i, true
+		}
 	}
 	if t.keys == n {
 		// Every key once (a lookup table): the staged rows are the groups.
