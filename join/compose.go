@@ -1,6 +1,7 @@
 package join
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -25,7 +26,7 @@ type probe struct {
 	f      record.Fields
 
 	// With wantShape, parse puts the record's field names in shape, each
-	// after its length: records alike in shape have the same fields.
+	// after its length (a uvarint): records alike in shape have the same fields.
 	wantShape bool
 	shape     []byte
 }
@@ -51,7 +52,7 @@ func (p *probe) parse(rec []byte, on []string, right *colset) error {
 	for p.f.Next() {
 		name, end := p.f.Key(), p.f.End()
 		if p.wantShape {
-			p.shape = append(append(p.shape, byte(len(name))), name...)
+			p.shape = append(binary.AppendUvarint(p.shape, uint64(len(name))), name...)
 		}
 		key := false
 		for j, k := range on {

@@ -325,6 +325,9 @@ func (s *side) load(d *decoder) error {
 		if d.err != nil {
 			break
 		}
+		if err := s.checkRow(raw, body); err != nil {
+			return err
+		}
 		var key []byte
 		if flags&2 == 0 {
 			key = append([]byte(nil), s.keyOfRaw(raw)...)
@@ -337,6 +340,31 @@ func (s *side) load(d *decoder) error {
 	}
 	s.seq = seq
 	return d.err
+}
+
+// checkRow checks a row read from a snapshot: as many key values as key
+// fields, and a body that is a map, so that nothing later trips on them.
+func (s *side) checkRow(raw, body []byte) error {
+	for range s.on {
+		n, err := record.Skip(raw)
+		if err != nil {
+			return fmt.Errorf("join state: a row's key values: %w", err)
+		}
+		raw = raw[n:]
+	}
+	if len(raw) > 0 {
+		return errors.New("join state: a row with more key values than key fields")
+	}
+	if n, err := record.Skip(body); err != nil || n != len(body) || record.KindOf(body) != record.KindMap {
+		return errors.New("join state: a row's fields are not a map")
+	}
+	var f record.Fields
+	for f.Reset(body); f.Next(); {
+	}
+	if err := f.Err(); err != nil {
+		return fmt.Errorf("join state: a row's fields: %w", err)
+	}
+	return nil
 }
 
 // keyOfRaw is the canonical key of the key values raw.

@@ -271,7 +271,7 @@ func (s *Stream) parse(p *probe, i int, rec []byte) (int64, error) {
 	s.shape = s.shape[:0]
 	s.f.Reset(rec)
 	for s.f.Next() {
-		s.shape = append(append(s.shape, byte(len(s.f.Key()))), s.f.Key()...)
+		s.shape = append(binary.AppendUvarint(s.shape, uint64(len(s.f.Key()))), s.f.Key()...)
 	}
 	if !bytes.Equal(s.shape, me.shape) {
 		me.shape = append(me.shape[:0], s.shape...)

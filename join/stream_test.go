@@ -146,3 +146,51 @@ func TestStreamStateBounded(t *testing.T) {
 		}
 	}
 }
+
+// FuzzStreamState loads arbitrary snapshots: an error or a state, never a
+// panic, and a state that saves back to what it loaded from.
+func FuzzStreamState(f *testing.F) {
+	s, err := NewStream(Options{On: []string{"k"}, How: Full, Prefix: DefaultPrefix},
+		StreamOptions{TimeField: "t", Unit: codec.Seconds, Watermark: time.Second, HasWatermark: true, Within: time.Second, HasWithin: true},
+		framing.NewWriter(io.Discard), nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := &stage.Aligned{Batch: stage.Batch{ID: 0, Time: 1000}, In: make([]stage.Batch, 2), Has: []bool{true, true}}
+	s.Begin(a)
+	var l, r []byte
+	for _, js := range []string{`{"k":1,"t":5,"a":"x"}`, `{"k":null,"t":6}`, `{"k":"2","t":7,"b":[1,2]}`} {
+		rec, _ := record.AppendJSONObject(nil, []byte(js))
+		l = framing.AppendRecord(l, rec)
+		r = framing.AppendRecord(r, rec)
+	}
+	s.Block(a, 0, framing.NewRecords(l, 3))
+	s.Block(a, 1, framing.NewRecords(r, 3))
+	s.End(a)
+	var snap bytes.Buffer
+	if err := s.save(&snap); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(snap.Bytes())
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s2, _ := NewStream(Options{On: []string{"k"}, How: Full, Prefix: DefaultPrefix},
+			StreamOptions{TimeField: "t", Unit: codec.Seconds, Watermark: time.Second, HasWatermark: true, Within: time.Second, HasWithin: true},
+			framing.NewWriter(io.Discard), nil, nil)
+		if err := s2.load(data); err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := s2.save(&out); err != nil {
+			t.Fatal(err)
+		}
+		// Every row can be written out and evicted.
+		s2.out.BeginBatch(1, 2000)
+		for i := range 2 {
+			if _, err := s2.evict(i, 1<<62); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s2.out.EndBatch()
+	})
+}

@@ -185,8 +185,6 @@ func insertLen(b []byte, start int) []byte {
 
 // known reports whether name is a column already.
 func (t *Table) known(name []byte) bool {
-	// The columns of a row are most often those of the last, in order:
-	// no map lookup then. (A map lookup per field is half the load.)
 	_, ok := t.colIdx[string(name)]
 	return ok
 }
