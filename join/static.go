@@ -20,7 +20,8 @@ import (
 // The table is loaded when Static is made, and before each batch, if its
 // source says it changed (Source.Changed), loaded again: a batch is joined
 // with the table as it was at the batch's start. A table that cannot be
-// loaded again is noted on Notes and the one loaded before is kept.
+// loaded again is noted (on stderr, in sjoin) and the one loaded before is
+// kept.
 type Static struct {
 	out   *framing.Writer
 	o     Options

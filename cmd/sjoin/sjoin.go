@@ -48,7 +48,7 @@ sqlite:FILE:TABLE, a table of a SQLite database; or
 postgres://USER@HOST:PORT/DB?table=TABLE, one of a PostgreSQL database
 (schema.table works). It is read whole at start-up, where a table that
 cannot be read, or has no column of a key field, is an error; its rows are
-indexed by key in memory (about 30 bytes a row beside the rows' own bytes;
+indexed by key in memory (about 20 bytes a row beside the rows' own bytes;
 see docs/sjoin.md).
 
 Reload: before each batch sjoin looks whether the table changed, and if it
