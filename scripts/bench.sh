@@ -72,11 +72,11 @@ export DATA LC_ALL=C
 export PATH="$bin:$PATH"
 
 if ((quick)); then
-	wc_lines=20000 nkeys=50000 lat_dur=1s lat_warm=300ms
+	wc_lines=20000 nkeys=50000 nclicks=200000 njoin=50000 lat_dur=1s lat_warm=300ms
 	nmsgs=20000 namqp=2000
 	runs=${runs:-2}
 else
-	wc_lines=500000 nkeys=1000000 lat_dur=5s lat_warm=1s
+	wc_lines=500000 nkeys=1000000 nclicks=5000000 njoin=1000000 lat_dur=5s lat_warm=1s
 	nmsgs=1000000 namqp=20000
 	runs=${runs:-5}
 fi
@@ -112,7 +112,7 @@ fi
 go build -o "$bin/gen" ./scripts/gen
 go build -o "$bin/kfake" ./internal/kafkatest/kfake
 missing=()
-for c in sbatch smap sreduce swindow sunion sdedup ssink; do
+for c in sbatch smap sreduce swindow sunion sdedup sjoin ssink; do
 	[[ -x $bin/$c ]] || missing+=("$c")
 done
 
@@ -159,6 +159,25 @@ cleanup() {
 	return 0
 }
 trap cleanup EXIT
+# A static table of $nkeys users (id,name,plan; ids 0 to nkeys-1), and
+# $nclicks clicks (id,page) whose ids are drawn uniformly in [0, 1.1 nkeys):
+# a tenth match no user, and every lookup is a random access into the
+# table. join(1) needs the table sorted as text, which is done here, once.
+USERS=$DATA/users-$nkeys.csv
+CLICKS=$DATA/clicks-$nclicks-$nkeys.csv
+export USERS
+[[ -s $USERS ]] || { log "generating $USERS"; awk -v n="$nkeys" 'BEGIN{print "id,name,plan"; for (i = 0; i < n; i++) printf "%d,user-%07d,%s\n", i, i, (i % 2 ? "pro" : "free")}' >"$USERS.tmp" && mv "$USERS.tmp" "$USERS"; }
+[[ -s $CLICKS ]] || { log "generating $CLICKS"; awk -v n="$nclicks" -v k="$nkeys" 'BEGIN{srand(7); print "id,page"; for (i = 0; i < n; i++) printf "%d,/p/%d\n", int(rand() * k * 1.1), i % 1000}' >"$CLICKS.tmp" && mv "$CLICKS.tmp" "$CLICKS"; }
+[[ -s $USERS.sorted ]] || { tail -n +2 "$USERS" | sort -t, -k1,1 >"$USERS.sorted.tmp" && mv "$USERS.sorted.tmp" "$USERS.sorted"; }
+
+# Two streams of $njoin events each, {"user": U, "ts": SECONDS, "l" or "r":
+# ID}: users among 100k, times 6 ms apart with up to 5 s of disorder (100
+# minutes of event time for a million), for a join over event time.
+for s in l r; do
+	f=$DATA/events-$s-$njoin.jsonl
+	[[ -s $f ]] || { log "generating $f"; awk -v n="$njoin" -v side=$s -v seed=$([[ $s == l ]] && echo 1 || echo 2) 'BEGIN{srand(seed); for (i = 0; i < n; i++) printf "{\"user\":%d,\"ts\":%.3f,\"%s\":\"%s-%d\"}\n", int(rand() * 100000), i * 0.006 + rand() * 5, side, side, i}' >"$f.tmp" && mv "$f.tmp" "$f"; }
+done
+JOINL=$DATA/events-l-$njoin.jsonl
 
 # Framed inputs for running one stage alone. Made afresh by each run, since
 # they come from the stages just built.
@@ -169,6 +188,8 @@ if have sbatch; then
 	# The records smap --flat 'split(value, " ")' makes, without smap.
 	sbatch --once <"$TOKENS" >"$DATA/tokens.dstream"
 	have sreduce && sreduce -k value --count <"$DATA/tokens.dstream" >"$DATA/counts.dstream"
+	sbatch --once --format csv <"$CLICKS" >"$DATA/clicks.dstream"
+	for s in l r; do sbatch --format json --time-field ts -i 6s "$DATA/events-$s-$njoin.jsonl" >"$DATA/events-$s.dstream"; done
 fi
 
 # --- the runner -------------------------------------------------------------
@@ -406,6 +427,24 @@ if command -v sqlite3 >/dev/null; then
 	bench sqlite-append "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t; rm -f $f*' cat
 	peer 'sqlite3 .import' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 fi
+# Stream-static join: each click joined with its user, from a table of
+# $nkeys rows (sjoin --table, Structured Streaming's stream-static join),
+# against mawk's hash join and coreutils' join, which needs both inputs
+# sorted (the clicks are sorted in its pipeline; the table was sorted
+# once, beforehand). Records = clicks. Then sjoin alone, from the clicks
+# pre-framed, output to /dev/null: its throughput, the table's loading
+# included, and its peak RSS.
+bench sjoin-static "$CLICKS" "$nclicks" 'sbatch --once --format csv | sjoin --table "$USERS" --on id | ssink --format csv' 'tail -n +2 | sort'
+peer mawk 'mawk -F, '\''NR == FNR { if (FNR > 1) u[$1] = $2 "," $3; next } FNR > 1 && ($1 in u) { print $0 "," u[$1] }'\'' "$USERS" -'
+peer 'sort|join' 'tail -n +2 | sort -t, -k1,1 | join -t, - "$USERS.sorted"'
+bench 'sjoin-static alone' "$CLICKS" "$nclicks" '$TIMED sjoin --table "$USERS" --on id <"$DATA/clicks.dstream" >/dev/null'
+
+# A join of two streams over event time: $njoin events a side, pre-framed
+# in batches of 6 s of event time, a watermark of 10 minutes and a range of
+# 1 minute, full outer (sjoin --mode stream, Structured Streaming's
+# stream-stream join). Records = both sides' events. Its peak RSS is the
+# bounded state's (about 110k rows a side for a million).
+bench 'sjoin-stream alone' "$JOINL" "$((2 * njoin))" '$TIMED sjoin --mode stream --right "$DATA/events-r.dstream" --on user --time-field ts --watermark 10m --within 1m --how full <"$DATA/events-l.dstream" >/dev/null'
 
 # Each stage of the word count alone, reading a pre-framed file and writing to
 # /dev/null: where the time goes. Records = words, as in wordcount.
@@ -426,7 +465,7 @@ report() {
 	load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 	printf '`%s` on %s, commit %s, %d runs per case (median), %s cores, load average at the end %s\n' \
 		"$cmdline" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git describe --always --dirty 2>/dev/null || echo '(no git)')" "$runs" "$(nproc)" "$load"
-	printf '\nInputs: %d lines of 10 words (%d words, Zipf over 10k words); %d distinct keys\n\n' "$wc_lines" "$wc_words" "$nkeys"
+	printf '\nInputs: %d lines of 10 words (%d words, Zipf over 10k words); %d distinct keys; a table of %d users and %d clicks\n\n' "$wc_lines" "$wc_words" "$nkeys" "$nkeys" "$nclicks"
 	echo '| case | tool | median wall s | records/s | CPU s | peak RSS MB | dstream speed-up (this time ÷ dstream time) |'
 	echo '|---|---|---:|---:|---:|---:|---:|'
 	printf '%s\n' "${rows[@]}"

@@ -167,7 +167,7 @@ func newHarness(o Options, out io.Writer) (*harness, error) {
 			h.faults = true
 		}
 	}
-	for _, s := range []string{"sbatch", "smap", "sreduce", "swindow", "sunion", "sdedup", "ssink"} {
+	for _, s := range []string{"sbatch", "smap", "sreduce", "swindow", "sunion", "sdedup", "sjoin", "ssink"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, s)); err != nil {
 			return nil, fmt.Errorf("the stages are not built in %s: %w", o.Bin, err)
 		}
