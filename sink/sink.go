@@ -66,6 +66,14 @@ type Options struct {
 	// destination that waits for its server gives up.
 	Stop <-chan struct{}
 
+	// Charts are the charts of --serve's page (--chart KIND:OPTIONS), as
+	// given or split at commas (the pieces after the first of a chart are
+	// joined back);
+	// Keep is the batches it keeps for a page opened late (--keep; 0 is
+	// servesink.DefaultKeep).
+	Charts []string
+	Keep   int
+
 	// BatchField, if not "", is a field set to the batch time (unix ms)
 	// in each record (--batch-field).
 	BatchField string

@@ -10,6 +10,7 @@ import (
 	"github.com/dstream/dstream/sink/amqpsink"
 	"github.com/dstream/dstream/sink/kafkasink"
 	"github.com/dstream/dstream/sink/natssink"
+	"github.com/dstream/dstream/sink/servesink"
 	"github.com/dstream/dstream/sink/sqlsink"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -29,12 +30,15 @@ const (
 	flagCreateStream    = "create-stream"
 	flagRoutingKeyField = "routing-key-field"
 	flagConnectTimeout  = "connect-timeout"
+
+	flagChart = "chart"
+	flagKeep  = "keep"
 )
 
 // destinations are the outputs of ssink besides stdout, each picked by a
 // flag of its own, which they declare with the options they take. A new
 // destination is a file (in sink/ or a package of its own) and a line here.
-var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres, &kafkasink.Kafka, &natssink.NATS, &amqpsink.AMQP}
+var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres, &kafkasink.Kafka, &natssink.NATS, &amqpsink.AMQP, &servesink.Serve}
 
 var command = &stage.Command{
 	Name:  "ssink",
@@ -267,6 +271,8 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
 		&cli.StringFlag{Name: flagCreateStream, Usage: "--nats: create the JetStream stream `NAME` capturing the subject if no stream captures it", Category: "Brokers"},
 		&cli.StringFlag{Name: flagRoutingKeyField, Usage: "--amqp: take each message's routing key from field `F` (its value as text) instead of the URL's routing_key", Category: "Brokers"},
+		&cli.StringSliceFlag{Name: flagChart, Usage: "--serve: draw a chart `KIND:OPTIONS` (repeatable): line:x=batch,y=FIELD (the sum of FIELD per batch, over the kept batches) or bar:key=FIELD,y=FIELD[,top=N] (the latest batch's top N records by y, default 20); title=TEXT names either", Category: "Dashboard"},
+		&cli.IntFlag{Name: flagKeep, Value: servesink.DefaultKeep, Usage: "--serve: keep the last `N` batches for a page opened late and for /batches", Category: "Dashboard"},
 		&cli.DurationFlag{Name: flagConnectTimeout, Value: sink.DefaultConnectTimeout, Usage: "--kafka, --nats, --amqp: at start-up, try again for `DURATION` while the server cannot be reached, then fail (0: try once)", Category: "Brokers"},
 	)
 }
@@ -285,6 +291,9 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 		CreateStream:    ctx.String(flagCreateStream),
 		RoutingKeyField: ctx.String(flagRoutingKeyField),
 		ConnectTimeout:  ctx.Duration(flagConnectTimeout),
+
+		Charts: ctx.StringSlice(flagChart),
+		Keep:   ctx.Int(flagKeep),
 
 		Codec:  codec.Options{Rows: ctx.Int(flagRows), Truncate: codec.CellWidth},
 		Stdout: stdout,
