@@ -27,7 +27,7 @@ function timeText(ms) {
 
 function shortTime(ms) {
   const d = new Date(ms);
-  return pad(d.getHours(), 2) + ":" + pad(d.getMinutes(), 2) + ":" + pad(d.getSeconds(), 2);
+  return pad(d.getUTCHours(), 2) + ":" + pad(d.getUTCMinutes(), 2) + ":" + pad(d.getUTCSeconds(), 2);
 }
 
 // cellText is a value's cell as show() prints it: NULL, strings as they
