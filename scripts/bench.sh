@@ -320,6 +320,16 @@ peer 'tr|sort|uniq -c' 'tr " " "\n" | sort | uniq -c' 'awk '\''{print $2"\t"$1}'
 command -v datamash >/dev/null && peer 'tr|datamash' 'tr " " "\n" | datamash -s -g 1 count 1'
 command -v mlr >/dev/null && peer mlr 'mlr --inidx --ifs tab --otsv nest --evar " " -f 1 then count -g 1' 'tail -n +2 | sort'
 
+# The cost of ssink --serve, the live page: the word count ending in --serve
+# with two charts (a line over batches, the top 20 words) against the same
+# ending in ssink --format tsv to /dev/null (the "peer"); neither writes to
+# stdout. Then the page of every word (5 M records, the charts' work on
+# each) against the tsv of every word. Records = words.
+bench wordcount-serve "$WORDS" "$wc_words" "${wc_dstream% --format tsv}"' --serve 127.0.0.1:0 --chart line:x=batch,y=count --chart bar:key=value,y=count,top=20 2>/dev/null' cat
+peer 'ssink --format tsv' "$wc_dstream"' >/dev/null' cat
+bench serve-every-word "$TOKENS" "$wc_words" 'sbatch -n 100000 | ssink --serve 127.0.0.1:0 --chart line:x=batch,y=n --chart bar:key=value,y=n 2>/dev/null' cat
+peer 'ssink --format tsv' 'sbatch -n 100000 | ssink --format tsv >/dev/null' cat
+
 # The cost of one more stage: the same small records (the words, one a line)
 # through smap, against no smap at all (the "peer"). --filter true measures
 # what any stage costs (read, check and pass on the frames); --filter
