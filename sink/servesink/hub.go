@@ -226,7 +226,7 @@ func (h *hub) appendBatch(dst []byte, ev event) []byte {
 }
 
 // appendEvent appends one Server-Sent Event; data has no newline (it is
-// compact JSON or a number).
+// compact JSON or a number, or empty).
 func appendEvent(dst []byte, id, name string, data []byte) []byte {
 	if id != "" {
 		dst = append(dst, "id: "...)
@@ -235,7 +235,10 @@ func appendEvent(dst []byte, id, name string, data []byte) []byte {
 	}
 	dst = append(dst, "event: "...)
 	dst = append(dst, name...)
-	dst = append(dst, "\ndata: "...)
-	dst = append(dst, data...)
+	dst = append(dst, "\ndata:"...)
+	if len(data) > 0 {
+		dst = append(dst, ' ')
+		dst = append(dst, data...)
+	}
 	return append(dst, "\n\n"...)
 }

@@ -198,7 +198,7 @@ func TestEvents(t *testing.T) {
 	// At the end of the input each stream ends with "end".
 	w.Close()
 	for _, s := range []*sse{s, s2} {
-		if got := s.next(t); got != "event: end\ndata: " {
+		if got := s.next(t); got != "event: end\ndata:" {
 			t.Errorf("after Close: %q, want the end event", got)
 		}
 		if _, err := s.r.ReadByte(); err != io.EOF {
