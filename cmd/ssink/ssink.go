@@ -209,8 +209,8 @@ its password.
 
 Dashboard (--serve HOST:PORT, e.g. 127.0.0.1:8080): a web page at
 http://HOST:PORT/ that shows the stream as it flows: the latest batch as a
-table in the console layout (its first 20 records, then "only showing top
-20 rows") and the charts of --chart, updated as each batch ends, pushed to
+table in the console layout (its first 20 records, fewer past 256 KiB of
+them, then "only showing top N rows") and the charts of --chart, updated as each batch ends, pushed to
 the page (Server-Sent Events), in several browsers at once. --chart
 line:x=batch,y=FIELD plots the sum of FIELD over each batch's records
 across the kept batches; --chart bar:key=FIELD,y=FIELD,top=N the latest

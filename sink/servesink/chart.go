@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -21,6 +22,9 @@ const (
 	// field y, labelled by field key.
 	Bar = "bar"
 )
+
+// maxKey bounds the label of a bar, in bytes: a longer key is cut.
+const maxKey = 200
 
 // defaultTop is the bars of a bar chart without top=N; maxTop bounds it.
 const (
@@ -176,6 +180,13 @@ func (p *plot) add(rec []byte, seq uint64) error {
 	} else {
 		p.txt = record.FormatText(p.txt[:0], kraw)
 		key = p.txt
+	}
+	if len(key) > maxKey {
+		n := maxKey
+		for n > 0 && !utf8.RuneStart(key[n]) { // no rune cut in two
+			n--
+		}
+		key = key[:n]
 	}
 	b := bar{key: string(key), y: y, seq: seq}
 	if len(p.top) < p.c.Top {

@@ -49,6 +49,10 @@ const DefaultKeep = 100
 // Spark's console sink shows 20.
 const TableRows = 20
 
+// maxRowBytes bounds the JSON of a batch's rows: a batch of large records
+// shows fewer rows, so that the history of --keep batches stays small.
+const maxRowBytes = 256 << 10
+
 //go:embed web
 var web embed.FS
 
@@ -158,6 +162,7 @@ func (w *writer) Begin(stage.Batch) error {
 func (w *writer) Record(rec []byte) error {
 	w.n++
 	if w.nrows < TableRows {
+		n := len(w.rows)
 		if w.nrows > 0 {
 			w.rows = append(w.rows, ',')
 		}
@@ -166,6 +171,9 @@ func (w *writer) Record(rec []byte) error {
 			return err
 		}
 		w.nrows++
+		if len(w.rows) > maxRowBytes { // this row and those after it stay out
+			w.rows, w.nrows = w.rows[:n], TableRows
+		}
 	}
 	for i := range w.plots {
 		if err := w.plots[i].add(rec, w.n); err != nil {

@@ -279,6 +279,35 @@ func TestTableRows(t *testing.T) {
 	}
 }
 
+// TestLargeRecords: a batch of large records keeps fewer rows (at most
+// maxRowBytes of JSON), and a long key is cut at a rune's start.
+func TestLargeRecords(t *testing.T) {
+	w := serve(t, 1, "bar:key=value,y=count,top=1")
+	big := strings.Repeat("é", 100<<10) // 200 KiB
+	write(t, w, 0, word(big, 1), word(big, 2), word("x", 3))
+	var b struct {
+		Records int
+		Rows    []map[string]any
+		Charts  []plotJSON
+	}
+	if err := json.Unmarshal(w.hub.since(0, 0)[0].data, &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Records != 3 || len(b.Rows) != 1 || b.Rows[0]["count"] != 1.0 {
+		t.Errorf("records %d, rows %d; want 3 records, the first row only", b.Records, len(b.Rows))
+	}
+	if got := b.Charts[0].Bars[0]; got.Key != "x" {
+		t.Errorf("top bar %q, want x", got.Key)
+	}
+	write(t, w, 1, word("a"+big, 1))
+	if err := json.Unmarshal(w.hub.since(0, 0)[0].data, &b); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Charts[0].Bars[0].Key; got != "a"+strings.Repeat("é", (maxKey-1)/2) {
+		t.Errorf("a long key cut to %d bytes %q..., want %d", len(got), got[:10], maxKey-1)
+	}
+}
+
 // TestStalledClient: a client that stops reading /events holds up
 // neither the sink nor the other clients; when it reads again it gets the
 // kept batches, after a "lost" event for those it missed.
