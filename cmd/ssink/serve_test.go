@@ -1,15 +1,21 @@
-package servesink
+package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/servertest"
 )
 
@@ -37,13 +43,69 @@ func screenshots(t *testing.T) string {
 	return t.TempDir()
 }
 
-// TestBrowser drives headless chromium against the page: it loads, shows
-// the first batch, and shows a later batch's numbers, in the table and the
-// charts, without a reload.
-func TestBrowser(t *testing.T) {
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeBrowser runs ssink --serve and drives headless chromium against
+// its page: the page loads, shows the first batch, and shows a later
+// batch's numbers, in the table and the charts, without a reload; at the
+// end of the input it says so.
+func TestServeBrowser(t *testing.T) {
 	path := chromium(t)
-	w := serve(t, 100, "line:x=batch,y=count,title=words per batch", "bar:key=value,y=count,top=5,title=top words")
-	write(t, w, 0, word("spark", 3), word("stream", 5), word("shell", 1))
+
+	// ssink in process, its input a pipe the test writes batches into.
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	stderr := &syncBuffer{}
+	exit := make(chan int, 1)
+	go func() {
+		exit <- command.Run([]string{"ssink", "--serve", "127.0.0.1:0",
+			"--chart", "line:x=batch,y=count,title=words per batch",
+			"--chart", "bar:key=value,y=count,top=5,title=top words"}, pr, io.Discard, stderr)
+	}()
+	in := framing.NewWriter(pw)
+	write := func(id uint64, recs ...string) {
+		t.Helper()
+		if err := in.BeginBatch(id, t0+int64(id)*1000); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if err := in.WriteRecord(msgpackOf(t, r)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := in.EndBatch(); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0, `{"value":"spark","count":3}`, `{"value":"stream","count":5}`, `{"value":"shell","count":1}`)
+	serving := regexp.MustCompile(`serving the stream at (http://\S+)`)
+	var url string
+	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(10 * time.Millisecond) {
+		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("ssink --serve does not say where it serves: stderr %q", stderr)
+		}
+	}
 
 	actx, cancel := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
@@ -75,9 +137,8 @@ func TestBrowser(t *testing.T) {
 		}
 		return s
 	}
-	// The first call starts the browser, and its context lives as long as
-	// the browser: the test's deadline bounds it.
-	url := "http://" + w.Addr().String() + "/"
+	// The first call starts the browser, whose life is that call's
+	// context's: the polls' timeouts bound the waits.
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(url),
 		until(`document.getElementById("batch-title").textContent.includes("Batch: 0 (2023-11-14T22:13:20.000Z)")`),
@@ -94,7 +155,7 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
-	write(t, w, 1, word("stream", 4242), word("shell", 17))
+	write(1, `{"value":"stream","count":4242}`, `{"value":"shell","count":17}`)
 	if err := chromedp.Do(ctx, until(`document.getElementById("batch-title").textContent.includes("Batch: 1 (")`)); err != nil {
 		t.Fatalf("waiting for the second batch: %v", err)
 	}
@@ -120,7 +181,7 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(header, "value") || !strings.Contains(header, "count") {
 		t.Errorf("table header %q: want value and count", header)
 	}
-	if len(lineData) != 2 || lineData[0] != 9 || lineData[1] != 4259 {
+	if fmt.Sprint(lineData) != "[9 4259]" {
 		t.Errorf("line chart %v, want [9 4259]", lineData)
 	}
 	if strings.Join(bars, " ") != "stream shell" {
@@ -131,4 +192,21 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", file)
+
+	// The end of the input: ssink exits, the page says so.
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("ssink --serve: exit %d, stderr %q", code, stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ssink --serve did not exit at the end of its input")
+	}
+	if err := chromedp.Do(ctx, until(`document.getElementById("status").textContent === "input ended"`)); err != nil {
+		t.Errorf("the page at the end of the input: %v", err)
+	}
 }
