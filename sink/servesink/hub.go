@@ -15,7 +15,7 @@ import (
 
 // writeTimeout bounds one write to a client of /events: a client that
 // takes no data for that long is dropped.
-var writeTimeout = 30 * time.Second
+const writeTimeout = 30 * time.Second
 
 // An event is one batch as sent: its sequence number in this run (the
 // event id's second part) and its JSON.
