@@ -131,7 +131,7 @@ func (w *writer) Start(string, string) error {
 	w.hub = newHub(w.charts, w.keep)
 	w.srv = &http.Server{Handler: w.hub.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go w.srv.Serve(ln)
-	fmt.Fprintf(w.notes, "ssink: serving the stream at http://%s/\n", ln.Addr())
+	fmt.Fprintf(w.notes, "ssink: note: serving the stream at http://%s/\n", ln.Addr())
 	return nil
 }
 
