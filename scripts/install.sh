@@ -4,7 +4,9 @@
 # sqlite3 to read back what ssink --sqlite writes, which the script tests
 # pipe through; strace, with which the crash matrix, scripts/crash, makes an
 # fsync or a rename fail; kcat, the Kafka client the benchmarks produce and
-# consume with; amqp-tools' amqp-publish and amqp-consume for RabbitMQ).
+# consume with; amqp-tools' amqp-publish and amqp-consume for RabbitMQ;
+# chromium, the headless browser the tests of ssink --serve's page drive,
+# and curl, with which a script test reads that page's event stream).
 # Safe to run again: it only installs what is missing. The servers the
 # tests talk to are started by scripts/services.sh.
 set -euo pipefail
@@ -16,9 +18,9 @@ if ! command -v go >/dev/null; then
 fi
 # A command each, and the Debian package that has it.
 declare -A package=([jq]=jq [python3]=python3 [sqlite3]=sqlite3 [strace]=strace
-	[kcat]=kcat [amqp-publish]=amqp-tools)
+	[kcat]=kcat [amqp-publish]=amqp-tools [chromium]=chromium [curl]=curl)
 missing=()
-for tool in jq python3 sqlite3 strace kcat amqp-publish; do
+for tool in jq python3 sqlite3 strace kcat amqp-publish chromium curl; do
 	command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
 done
 if ((${#missing[@]})); then

@@ -2,8 +2,9 @@
 // the engine of ssink. A Sink is the stage.Handler; where its batches go is
 // a Destination (stdout, a file per batch, a command per batch, an HTTP
 // request per batch here, SQL databases in sink/sqlsink, a message per
-// record into brokers in sink/kafkasink, sink/natssink and sink/amqpsink),
-// and in which format, an encoder of package codec.
+// record into brokers in sink/kafkasink, sink/natssink and sink/amqpsink,
+// a live web page in sink/servesink), and in which format, an encoder of
+// package codec.
 //
 // Each destination is a file of its own that declares, as data, the flag
 // that picks it and the options it takes (Destination); ssink checks its
@@ -70,6 +71,13 @@ type Options struct {
 	// file, command, request or transaction for them (--skip-empty). They
 	// are committed as any other.
 	SkipEmpty bool
+	// Charts are the charts of --serve's page (--chart KIND:OPTIONS), as
+	// given or split at commas (the pieces after the first of a chart are
+	// joined back);
+	// Keep is the batches it keeps for a page opened late (--keep; 0 is
+	// servesink.DefaultKeep).
+	Charts []string
+	Keep   int
 
 	// BatchField, if not "", is a field set to the batch time (unix ms)
 	// in each record (--batch-field).

@@ -10,6 +10,7 @@ import (
 	"github.com/dstream/dstream/sink/amqpsink"
 	"github.com/dstream/dstream/sink/kafkasink"
 	"github.com/dstream/dstream/sink/natssink"
+	"github.com/dstream/dstream/sink/servesink"
 	"github.com/dstream/dstream/sink/sqlsink"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -29,16 +30,19 @@ const (
 	flagCreateStream    = "create-stream"
 	flagRoutingKeyField = "routing-key-field"
 	flagConnectTimeout  = "connect-timeout"
+
+	flagChart = "chart"
+	flagKeep  = "keep"
 )
 
 // destinations are the outputs of ssink besides stdout, each picked by a
 // flag of its own, which they declare with the options they take. A new
 // destination is a file (in sink/ or a package of its own) and a line here.
-var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres, &kafkasink.Kafka, &natssink.NATS, &amqpsink.AMQP}
+var destinations = []*sink.Destination{&sink.Files, &sink.Command, &sink.HTTP, &sqlsink.SQLite, &sqlsink.Postgres, &kafkasink.Kafka, &natssink.NATS, &amqpsink.AMQP, &servesink.Serve}
 
 var command = &stage.Command{
 	Name:  "ssink",
-	Usage: "write the records of a dstream stream to stdout, files, commands, HTTP, SQLite, PostgreSQL, Kafka, NATS JetStream or RabbitMQ",
+	Usage: "write the records of a dstream stream to stdout, files, commands, HTTP, SQLite, PostgreSQL, Kafka, NATS JetStream or RabbitMQ, or show them on a web page",
 	Description: `ssink reads the framed stream of another stage and writes its records out.
 
 Formats (--format):
@@ -203,6 +207,28 @@ errors at start-up. A batch that fails part way leaves the records
 published before the failure with the broker. Messages name the URL without
 its password.
 
+Dashboard (--serve HOST:PORT, e.g. 127.0.0.1:8080): a web page at
+http://HOST:PORT/ that shows the stream as it flows: the latest batch as a
+table in the console layout (its first 20 records, fewer past 256 KiB of
+them, then "only showing top N rows") and the charts of --chart, updated as each batch ends, pushed to
+the page (Server-Sent Events), in several browsers at once. --chart
+line:x=batch,y=FIELD plots the sum of FIELD over each batch's records
+across the kept batches; --chart bar:key=FIELD,y=FIELD,top=N the latest
+batch's N records (default 20) with the greatest y, labelled by key; a
+record without a number in y plots nothing. The last --keep batches (100)
+are served to a page opened late. The same data for scripts: /batches (the
+kept batches as JSON, ?last=N the last N) and /events (the event stream:
+an event "batch" per batch, with the id RUN-SEQ that Last-Event-ID takes
+to resume; "lost" with the count of batches this client missed because it
+read too slowly; "end" at the end of the input). ssink never waits for a
+browser: a client that stops reading misses batches, the pipeline does not
+slow. The page's URL is noted on stderr (port 0 picks a free one); at the
+end of the input ssink exits and the page says so. With --checkpoint, a
+batch is committed once it is in the kept history: a restart shows the
+batches after the last commit, in a new history (a page open across the
+restart starts again); a crash between the two shows that batch again. A
+viewer sees each batch of a run at most once: it is a live view.
+
 The console header reads "Batch: ID (TIME)", e.g.
 "Batch: 0 (2023-11-14T22:13:20.000Z)"; "sed 's/ (.*)$//'" leaves Spark's
 "Batch: 0".
@@ -221,6 +247,7 @@ Examples:
   sbatch --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --postgres postgres://127.0.0.1:5432/test --mode complete
   sbatch --checkpoint ck --format json -i 1s events.jsonl | ssink --checkpoint ck --kafka kafka://127.0.0.1:9092/events --key user
   sbatch --checkpoint ck -i 1s app.log | ssink --checkpoint ck --nats nats://127.0.0.1:4222/logs --create-stream LOGS
+  sbatch -i 1s app.log | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink --serve 127.0.0.1:8080 --chart line:x=batch,y=count --chart bar:key=value,y=count,top=20
   sbatch --format json -i 1s events.jsonl | ssink --amqp 'amqp://guest:guest@127.0.0.1:5672/?exchange=events' --routing-key-field type`,
 	Flags: flags(),
 	Input: true,
@@ -268,6 +295,8 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
 		&cli.StringFlag{Name: flagCreateStream, Usage: "--nats: create the JetStream stream `NAME` capturing the subject if no stream captures it", Category: "Brokers"},
 		&cli.StringFlag{Name: flagRoutingKeyField, Usage: "--amqp: take each message's routing key from field `F` (its value as text) instead of the URL's routing_key", Category: "Brokers"},
+		&cli.StringSliceFlag{Name: flagChart, Usage: "--serve: draw a chart `KIND:OPTIONS` (repeatable): line:x=batch,y=FIELD (the sum of FIELD per batch, over the kept batches) or bar:key=FIELD,y=FIELD[,top=N] (the latest batch's top N records by y, default 20); title=TEXT names either", Category: "Dashboard"},
+		&cli.IntFlag{Name: flagKeep, Value: servesink.DefaultKeep, Usage: "--serve: keep the last `N` batches for a page opened late and for /batches", Category: "Dashboard"},
 		&cli.DurationFlag{Name: flagConnectTimeout, Value: sink.DefaultConnectTimeout, Usage: "--kafka, --nats, --amqp: at start-up, try again for `DURATION` while the server cannot be reached, then fail (0: try once)", Category: "Brokers"},
 	)
 }
@@ -288,6 +317,9 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 		RoutingKeyField: ctx.String(flagRoutingKeyField),
 		ConnectTimeout:  ctx.Duration(flagConnectTimeout),
 
+		Charts: ctx.StringSlice(flagChart),
+		Keep:   ctx.Int(flagKeep),
+
 		Codec:  codec.Options{Rows: ctx.Int(flagRows), Truncate: codec.CellWidth},
 		Stdout: stdout,
 		Stderr: stderr,
@@ -306,6 +338,9 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	}
 	if o.ConnectTimeout < 0 {
 		return o, stage.UsageError("--%s %v: want 0 or more", flagConnectTimeout, o.ConnectTimeout)
+	}
+	if ctx.IsSet(flagKeep) && o.Keep < 1 { // 0 is servesink's default
+		return o, stage.UsageError("--%s %d: want 1 or more batches", flagKeep, o.Keep)
 	}
 	if ctx.Bool(flagNoTruncate) {
 		o.Codec.Truncate = 0
