@@ -83,26 +83,42 @@ type progressLine struct {
 	DurationMs             map[string]int64  `json:"durationMs"`
 	StateOperators         []StateStats      `json:"stateOperators,omitempty"`
 	EventTime              map[string]string `json:"eventTime,omitempty"`
+	// Pid tells apart the copies of a stage whose lines reach one
+	// collector (sdash).
+	Pid int `json:"pid"`
 }
+
+var pid = os.Getpid()
 
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
-// openProgress opens the --progress file (- for stderr) as the stage's
-// first reporter.
-func openProgress(name, path string, stderr io.Writer) (*Progress, io.Closer, error) {
-	p := &Progress{name: name}
+// openProgress opens the --progress destination as a reporter of p: a
+// file, - for stderr, or a collector at tcp://HOST:PORT or unix:///PATH.
+func openProgress(p *Progress, path string, stderr io.Writer) (io.Closer, error) {
 	if path == "-" {
 		p.Add(NewJSONLines(stderr))
-		return p, nopCloser{}, nil
+		return nopCloser{}, nil
+	}
+	if IsSocket(path) {
+		e, err := parseEndpoint(path)
+		if err != nil {
+			return nil, UsageError("--progress: %v", err)
+		}
+		if e.listen {
+			return nil, UsageError("--progress %s: a stage sends its progress to a collector: want tcp://HOST:PORT or unix:///PATH (where sdash --listen listens)", path)
+		}
+		c := newProgressConn(p.name, e, stderr)
+		p.Add(NewJSONLines(c))
+		return c, nil
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--progress: %w", err)
+		return nil, fmt.Errorf("--progress: %w", err)
 	}
 	p.Add(NewJSONLines(f))
-	return p, f, nil
+	return f, nil
 }
 
 // Report writes the line for one finished batch of the stage name.
@@ -120,6 +136,7 @@ func (p *JSONLines) Report(name string, s *Stats) {
 		NumLateRows:    s.Late,
 		NumDroppedRows: s.Dropped,
 		DurationMs:     map[string]int64{"triggerExecution": d.Milliseconds()},
+		Pid:            pid,
 	}
 	if d > 0 {
 		l.ProcessedRowsPerSecond = float64(s.InputRows) / d.Seconds()

@@ -1,0 +1,230 @@
+package stage
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dstream/dstream/framing"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitLines waits until the file at path holds n lines, and returns them.
+func waitLines(t *testing.T, path string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(b) > 0 && len(lines) >= n {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d progress lines of %d:\n%s", len(lines), n, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestMetricsEqualProgress: a scrape of --metrics, parsed with
+// Prometheus's own text parser, holds the totals of the --progress lines.
+func TestMetricsEqualProgress(t *testing.T) {
+	addr := freeAddr(t)
+	path := filepath.Join(t.TempDir(), "p.jsonl")
+	s := stream(t, 3, 0, 5, 40)
+	r, w := osPipe(t)
+	done := make(chan int)
+	var errb bytes.Buffer
+	go func() {
+		done <- copyStage().Run([]string{"copy", "--metrics", addr, "--progress", path}, r, io.Discard, &errb)
+	}()
+	// All but the end of the stream: the stage is still running when
+	// scraped.
+	w.Write(s[:len(s)-framing.FrameHeaderLen])
+	lines := waitLines(t, path, 4)
+
+	var in, out float64
+	for _, l := range lines {
+		var p struct{ NumInputRows, NumOutputRows float64 }
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Fatal(err)
+		}
+		in, out = in+p.NumInputRows, out+p.NumOutputRows
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := func(name string) float64 {
+		t.Helper()
+		f := fams[name]
+		if f == nil || len(f.Metric) != 1 {
+			t.Fatalf("no single %s in the scrape", name)
+		}
+		m := f.Metric[0]
+		if lp := m.GetLabel(); len(lp) != 1 || lp[0].GetName() != "stage" || lp[0].GetValue() != "copy" {
+			t.Errorf("%s labels %v, want stage=copy", name, lp)
+		}
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+		return m.GetCounter().GetValue()
+	}
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		{"dstream_records_in_total", in},
+		{"dstream_records_out_total", out},
+		{"dstream_batches_total", float64(len(lines))},
+		{"dstream_batch_duration_seconds", float64(len(lines))},
+		{"dstream_errors_total", 0},
+	} {
+		if got := counter(c.name); got != c.want {
+			t.Errorf("%s = %v, want %v (the --progress total)", c.name, got, c.want)
+		}
+	}
+	if in != 48 {
+		t.Errorf("progress counts %v records in, want 48", in)
+	}
+	w.Write(s[len(s)-framing.FrameHeaderLen:])
+	w.Close()
+	if code := <-done; code != 0 {
+		t.Fatal(errb.String())
+	}
+	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		t.Error("the metrics endpoint outlives the stage")
+	}
+}
+
+func TestMetricsBadAddress(t *testing.T) {
+	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(t, 1)), "--metrics", "nope")
+	if code != ExitUsage || !strings.Contains(stderr, "--metrics") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+// TestProgressToCollector: --progress unix:///PATH sends the lines, each
+// with the stage's name and pid, to a listening collector.
+func TestProgressToCollector(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan []string)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(got)
+			return
+		}
+		var lines []string
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		got <- lines
+	}()
+	code, _, stderr := runCmd(copyStage(), bytes.NewReader(stream(t, 2, 0, 1)), "--progress", "unix://"+sock)
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var lines []string
+	select {
+	case lines = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stage's end did not close the connection")
+	}
+	if len(lines) != 3 {
+		t.Fatalf("collector got %d lines: %q", len(lines), lines)
+	}
+	for i, l := range lines {
+		var p struct {
+			Name    string
+			Pid     int
+			BatchID int
+		}
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Name != "copy" || p.Pid != os.Getpid() || p.BatchID != i {
+			t.Errorf("line %d: %s", i, l)
+		}
+	}
+}
+
+// TestProgressCollectorAway: a collector that is not there, or that stops
+// reading, neither fails nor slows the stage; one note says so.
+func TestProgressCollectorAway(t *testing.T) {
+	counts := make([]int, 3000) // more lines than a socket buffers
+	in := stream(t, counts...)
+	t.Run("down", func(t *testing.T) {
+		start := time.Now()
+		code, out, stderr := runCmd(copyStage(), bytes.NewReader(in), "--progress", "tcp://"+freeAddr(t))
+		if code != 0 || out != string(in) {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if strings.Count(stderr, "note:") != 1 || !strings.Contains(stderr, "copy: note: --progress tcp://") {
+			t.Errorf("stderr: %s", stderr)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("took %v", d)
+		}
+	})
+	t.Run("stops reading", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err == nil {
+				defer c.Close()
+				time.Sleep(10 * time.Second) // never reads
+			}
+		}()
+		start := time.Now()
+		code, out, stderr := runCmd(copyStage(), bytes.NewReader(in), "--progress", "tcp://"+l.Addr().String())
+		if code != 0 || out != string(in) {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("took %v", d)
+		}
+	})
+	t.Run("listening endpoint", func(t *testing.T) {
+		code, _, stderr := runCmd(copyStage(), bytes.NewReader(in), "--progress", "tcp-listen://127.0.0.1:0")
+		if code != ExitUsage {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	})
+}
