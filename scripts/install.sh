@@ -4,7 +4,8 @@
 # sqlite3 to read back what ssink --sqlite writes, which the script tests
 # pipe through; strace, with which the crash matrix, scripts/crash, makes an
 # fsync or a rename fail; kcat, the Kafka client the benchmarks produce and
-# consume with; amqp-tools' amqp-publish and amqp-consume for RabbitMQ).
+# consume with; amqp-tools' amqp-publish and amqp-consume for RabbitMQ;
+# tmux, the terminal in which a script test reads sdash's screen).
 # Safe to run again: it only installs what is missing. The servers the
 # tests talk to are started by scripts/services.sh.
 set -euo pipefail
@@ -16,9 +17,9 @@ if ! command -v go >/dev/null; then
 fi
 # A command each, and the Debian package that has it.
 declare -A package=([jq]=jq [python3]=python3 [sqlite3]=sqlite3 [strace]=strace
-	[kcat]=kcat [amqp-publish]=amqp-tools)
+	[kcat]=kcat [amqp-publish]=amqp-tools [tmux]=tmux)
 missing=()
-for tool in jq python3 sqlite3 strace kcat amqp-publish; do
+for tool in jq python3 sqlite3 strace kcat amqp-publish tmux; do
 	command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
 done
 if ((${#missing[@]})); then

@@ -34,6 +34,10 @@ func commonFlags(c *Command) []cli.Flag {
 			&cli.StringFlag{Name: flagCompress, Value: "none", Usage: "compress record frames with `METHOD`: none, s2 or zstd (for sockets between machines and files; pipes are faster without)", Category: "Input and output"},
 		)
 	}
+	if !c.Input && !c.Output {
+		// A command without frames (sdash) has no batches to report.
+		return fs
+	}
 	fs = append(fs, &cli.StringFlag{Name: flagMetrics, Usage: "serve Prometheus metrics (dstream_records_in_total{stage=...}, dstream_batch_duration_seconds, ...) at http://`HOST:PORT`/metrics", Category: "Monitoring"})
 	fs = append(fs, &cli.StringFlag{Name: flagProgress, Usage: "write one JSON line per batch (Spark's StreamingQueryProgress fields, the stage's name and pid) to `DEST`: a file, - for stderr, or a collector (sdash --listen) at tcp://HOST:PORT or unix:///PATH, which may be down: lines are dropped meanwhile, never the stage's data", Category: "Monitoring"})
 	return fs
