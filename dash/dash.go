@@ -239,4 +239,3 @@ func (d *Dash) Snapshot(history bool) Snapshot {
 	}
 	return s
 }
-
