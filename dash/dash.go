@@ -33,6 +33,7 @@ type Line struct {
 		NumRowsTotal int64 `json:"numRowsTotal"`
 	} `json:"stateOperators"`
 	EventTime map[string]time.Time `json:"eventTime"`
+	Source    bool                 `json:"source"`
 }
 
 // Window is the span of recent batches the rates and the busy share are
@@ -68,6 +69,7 @@ type Row struct {
 	ProcRate   float64   `json:"processingRate"` // records/s while busy, over Window
 	BatchMs    float64   `json:"batchMs"`        // mean batch duration over Window
 	Busy       float64   `json:"busy"`           // share of the time spent in batches, over Window
+	Source     bool      `json:"source"`         // sbatch: its batches last while it waits for input, so Busy says nothing
 	DelayMs    int64     `json:"delayMs"`        // last batch: its end minus its batch time
 	StateRows  *int64    `json:"stateRows,omitempty"`
 	Watermark  time.Time `json:"watermark,omitzero"`
@@ -128,6 +130,7 @@ func (d *Dash) Add(l *Line) {
 	r.Dropped += l.NumDroppedRows
 	r.DelayMs = max(0, end.UnixMilli()-l.BatchTime)
 	r.LastSeen = now
+	r.Source = l.Source
 	if len(l.StateOperators) > 0 {
 		n := l.StateOperators[0].NumRowsTotal
 		r.StateRows = &n
@@ -199,9 +202,10 @@ type Snapshot struct {
 }
 
 // Snapshot copies the rows, in the order the stages began their first
-// batch (the pipeline's order, as a batch goes down it), marking the bottleneck: the
-// stage busiest over the last Window, the one the others wait for. With
-// history, each row's points too.
+// batch (the pipeline's order, as a batch goes down it), marking the
+// bottleneck: the stage busiest over the last Window, the one the others
+// wait for. A source is none: its batch lasts while it waits for input,
+// and with -i it is busy all the time. With history, each row's points too.
 func (d *Dash) Snapshot(history bool) Snapshot {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -221,7 +225,7 @@ func (d *Dash) Snapshot(history bool) Snapshot {
 	})
 	busiest := -1
 	for i, r := range rows {
-		if r.Busy > 0 && (busiest < 0 || r.Busy > rows[busiest].Busy) {
+		if !r.Source && r.Busy > 0 && (busiest < 0 || r.Busy > rows[busiest].Busy) {
 			busiest = i
 		}
 	}

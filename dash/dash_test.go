@@ -22,7 +22,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func line(name string, pid int, id uint64, offset, dur time.Duration, in uint64) []byte {
 	start := t0.Add(time.Duration(id)*time.Second + offset)
 	b, _ := json.Marshal(map[string]any{
-		"name": name, "pid": pid, "batchId": id, "batchTime": t0.Add(time.Duration(id+1) * time.Second).UnixMilli(),
+		"source": name == "sbatch", "name": name, "pid": pid, "batchId": id, "batchTime": t0.Add(time.Duration(id+1) * time.Second).UnixMilli(),
 		"timestamp": start.Format("2006-01-02T15:04:05.000Z"), "numInputRows": in, "numOutputRows": in,
 		"numSkippedRows": id % 2, "durationMs": map[string]int64{"triggerExecution": dur.Milliseconds()},
 	})
@@ -35,7 +35,9 @@ func line(name string, pid int, id uint64, offset, dur time.Duration, in uint64)
 func TestRowsAndBottleneck(t *testing.T) {
 	d := New("test")
 	for id := range uint64(5) {
-		d.Feed(line("sbatch", 1, id, 0, 10*time.Millisecond, 100))
+		// sbatch -i 1s: its batches last the whole second, waiting for
+		// input; no bottleneck for that.
+		d.Feed(line("sbatch", 1, id, 0, 1000*time.Millisecond, 100))
 		d.Feed(line("smap", 2, id, 10*time.Millisecond, 800*time.Millisecond, 100))
 		d.Feed(line("ssink", 3, id, 1300*time.Millisecond, 5*time.Millisecond, 100))
 	}

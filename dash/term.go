@@ -35,12 +35,16 @@ func Table(w io.Writer, s Snapshot, ansi bool) {
 		if !r.Watermark.IsZero() {
 			wm = r.Watermark.UTC().Format("15:04:05")
 		}
+		busy := fmt.Sprintf("%.0f%%", 100*r.Busy)
+		if r.Source {
+			busy = "-"
+		}
 		name := r.Key
 		if r.Bottleneck {
 			name = "*" + name
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.0f%%\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t\n",
-			name, r.LastBatch, rate(r.InputRate), rate(r.ProcRate), ms(r.BatchMs), 100*r.Busy,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t\n",
+			name, r.LastBatch, rate(r.InputRate), rate(r.ProcRate), ms(r.BatchMs), busy,
 			ms(float64(r.DelayMs)), r.RecordsIn, r.RecordsOut, state, wm, r.Errors, ago(s.Time.Sub(r.LastSeen)))
 	}
 	tw.Flush()

@@ -320,6 +320,13 @@ peer 'tr|sort|uniq -c' 'tr " " "\n" | sort | uniq -c' 'awk '\''{print $2"\t"$1}'
 command -v datamash >/dev/null && peer 'tr|datamash' 'tr " " "\n" | datamash -s -g 1 count 1'
 command -v mlr >/dev/null && peer mlr 'mlr --inidx --ifs tab --otsv nest --evar " " -f 1 then count -g 1' 'tail -n +2 | sort'
 
+# The cost of monitoring (issue 13: under 5%): the word count with
+# --metrics on every stage (a Prometheus endpoint each, on a free port),
+# against the same without.
+m='--metrics 127.0.0.1:0'
+bench wordcount-metrics "$WORDS" "$wc_words" "sbatch --once $m | smap $m --flat 'split(value, \" \")' | sreduce $m -k value --count | ssink $m --format tsv" 'tail -n +2 | sort'
+peer 'without --metrics' "$wc_dstream" 'tail -n +2 | sort'
+
 # The cost of one more stage: the same small records (the words, one a line)
 # through smap, against no smap at all (the "peer"). --filter true measures
 # what any stage costs (read, check and pass on the frames); --filter
@@ -406,6 +413,10 @@ report() {
 		# The target is the pass-through's; an expression's cost is shown beside it.
 		awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN{o = (1 - b / a) * 100; printf "%s: the smap stage costs %.1f%% of the throughput of sbatch | ssink", c, o; if (c == "stage-overhead") printf " (target < 10%%: %s)", (o < 10 ? "met" : "MISSED"); print ""}'
 	done
+	a=${med["wordcount-metrics|dstream"]:-} b=${med["wordcount-metrics|without --metrics"]:-}
+	if [[ -n $a && -n $b ]]; then
+		awk -v a="$a" -v b="$b" 'BEGIN{o = (a / b - 1) * 100; printf "wordcount-metrics: --metrics on every stage adds %.1f%% to the word count'"'"'s time (target < 5%%: %s)\n", o, (o < 5 ? "met" : "MISSED")}'
+	fi
 	if ((${#missing[@]})); then printf '\nnot built (cases skipped): %s\n' "${missing[*]}"; fi
 }
 report | tee "$out/results.md"

@@ -228,3 +228,15 @@ func TestProgressCollectorAway(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkMetricsReport: what --metrics adds to each batch.
+func BenchmarkMetricsReport(b *testing.B) {
+	m := NewMetrics("bench")
+	wm := int64(1000)
+	s := &Stats{Batch: Batch{ID: 1, Time: 1000}, Start: time.Now(), InputRows: 1000, OutputRows: 900,
+		State: &StateStats{NumRowsTotal: 10}, Watermark: &wm}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Report("bench", s)
+	}
+}

@@ -20,6 +20,9 @@ type Stats struct {
 	Dropped    uint64 // records a stage's own rule leaves out (swindow: no session gap)
 	State      *StateStats
 	Watermark  *int64 // event-time watermark, unix ms
+	// Source: the stage is the pipeline's source, whose batch lasts while
+	// it waits for input (a whole interval with -i): no measure of work.
+	Source bool
 }
 
 // StateStats describe a stateful operator's state after a batch, as Spark's
@@ -85,7 +88,8 @@ type progressLine struct {
 	EventTime              map[string]string `json:"eventTime,omitempty"`
 	// Pid tells apart the copies of a stage whose lines reach one
 	// collector (sdash).
-	Pid int `json:"pid"`
+	Pid    int  `json:"pid"`
+	Source bool `json:"source,omitempty"`
 }
 
 var pid = os.Getpid()
@@ -137,6 +141,7 @@ func (p *JSONLines) Report(name string, s *Stats) {
 		NumDroppedRows: s.Dropped,
 		DurationMs:     map[string]int64{"triggerExecution": d.Milliseconds()},
 		Pid:            pid,
+		Source:         s.Source,
 	}
 	if d > 0 {
 		l.ProcessedRowsPerSecond = float64(s.InputRows) / d.Seconds()
