@@ -26,7 +26,7 @@ const (
 func Table(w io.Writer, s Snapshot, ansi bool) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tBATCH\tIN/S\tPROC/S\tBATCH\tBUSY\tDELAY\tRECORDS IN\tOUT\tSTATE\tWATERMARK\tERRORS\tSEEN\t")
+	fmt.Fprintln(tw, "STAGE\tBATCH\tIN/S\tPROC/S\tBATCH\tBUSY\tDELAY\tRECORDS IN\tOUT\tSTATE\tWATERMARK\tERRORS\tSEEN")
 	for _, r := range s.Rows {
 		state, wm := "-", "-"
 		if r.StateRows != nil {
@@ -43,7 +43,7 @@ func Table(w io.Writer, s Snapshot, ansi bool) {
 		if r.Bottleneck {
 			name = "*" + name
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\t%s\n",
 			name, r.LastBatch, rate(r.InputRate), rate(r.ProcRate), ms(r.BatchMs), busy,
 			ms(float64(r.DelayMs)), r.RecordsIn, r.RecordsOut, state, wm, r.Errors, ago(s.Time.Sub(r.LastSeen)))
 	}
@@ -84,7 +84,11 @@ func Table(w io.Writer, s Snapshot, ansi bool) {
 		line("waiting for progress lines (stages run with --progress pointing here)", "")
 	}
 	if s.BadLines > 0 {
-		line(fmt.Sprintf("%d lines were no progress lines", s.BadLines), "")
+		if s.BadLines == 1 {
+			line("1 line was no progress line", "")
+		} else {
+			line(fmt.Sprintf("%d lines were no progress lines", s.BadLines), "")
+		}
 	}
 	io.WriteString(w, out.String())
 }
