@@ -30,7 +30,8 @@ and shows a row per stage (per process: NAME[PID]), redrawn in place every
   BATCH       mean batch duration, over the last 10s
   BUSY        share of the time the stage spends in batches: the stage
               nearest 100% is the bottleneck (marked *, in reverse video):
-              the others wait for it
+              the others wait for it. Not of the source (-): its batch
+              lasts while it waits for input
   DELAY       when the stage finished its last batch, after the batch's time
               (end of its interval): how far behind the clock it runs
   RECORDS IN, OUT, STATE (rows in a stateful stage's state), WATERMARK
