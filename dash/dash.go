@@ -34,6 +34,7 @@ type Line struct {
 	} `json:"stateOperators"`
 	EventTime map[string]time.Time `json:"eventTime"`
 	Source    bool                 `json:"source"`
+	Error     string               `json:"error"` // the last line of a stage that failed
 }
 
 // Window is the span of recent batches the rates and the busy share are
@@ -74,6 +75,7 @@ type Row struct {
 	StateRows  *int64    `json:"stateRows,omitempty"`
 	Watermark  time.Time `json:"watermark,omitzero"`
 	LastSeen   time.Time `json:"lastSeen"`
+	Failed     string    `json:"failed,omitempty"` // the error that ended the stage
 	Bottleneck bool      `json:"bottleneck"`
 
 	first  time.Time // start of its first batch: the order of the rows
@@ -119,6 +121,11 @@ func (d *Dash) Add(l *Line) {
 		r = &Row{Key: key, Name: l.Name, Pid: l.Pid, first: l.Timestamp}
 		d.rows[key] = r
 	}
+	r.LastSeen = now
+	if l.Error != "" {
+		r.Failed = l.Error
+		return
+	}
 	dur := l.DurationMs["triggerExecution"]
 	end := l.Timestamp.Add(time.Duration(dur) * time.Millisecond)
 	r.Batches++
@@ -129,7 +136,6 @@ func (d *Dash) Add(l *Line) {
 	r.Late += l.NumLateRows
 	r.Dropped += l.NumDroppedRows
 	r.DelayMs = max(0, end.UnixMilli()-l.BatchTime)
-	r.LastSeen = now
 	r.Source = l.Source
 	if len(l.StateOperators) > 0 {
 		n := l.StateOperators[0].NumRowsTotal
@@ -225,7 +231,7 @@ func (d *Dash) Snapshot(history bool) Snapshot {
 	})
 	busiest := -1
 	for i, r := range rows {
-		if !r.Source && r.Busy > 0 && (busiest < 0 || r.Busy > rows[busiest].Busy) {
+		if !r.Source && r.Failed == "" && r.Busy > 0 && (busiest < 0 || r.Busy > rows[busiest].Busy) {
 			busiest = i
 		}
 	}

@@ -41,6 +41,7 @@ func TestRowsAndBottleneck(t *testing.T) {
 		d.Feed(line("smap", 2, id, 10*time.Millisecond, 800*time.Millisecond, 100))
 		d.Feed(line("ssink", 3, id, 1300*time.Millisecond, 5*time.Millisecond, 100))
 	}
+	d.Feed([]byte(`{"name":"smap","pid":9,"timestamp":"2026-01-02T03:04:20.000Z","error":"batch 7: boom"}`))
 	d.Feed([]byte("not json"))
 	d.Feed([]byte(`{"no":"name"}`))
 	s := d.Snapshot(true)
@@ -48,7 +49,7 @@ func TestRowsAndBottleneck(t *testing.T) {
 	for _, r := range s.Rows {
 		keys = append(keys, r.Key)
 	}
-	if got := strings.Join(keys, " "); got != "sbatch[1] smap[2] ssink[3]" {
+	if got := strings.Join(keys, " "); got != "sbatch[1] smap[2] ssink[3] smap[9]" {
 		t.Fatalf("rows %s", got)
 	}
 	if s.Bottleneck != "smap[2]" || !s.Rows[1].Bottleneck || s.Rows[0].Bottleneck {
@@ -70,6 +71,9 @@ func TestRowsAndBottleneck(t *testing.T) {
 	}
 	var b strings.Builder
 	Table(&b, s, false)
+	if s.Rows[3].Failed != "batch 7: boom" || s.Rows[3].Batches != 0 || !strings.Contains(b.String(), "smap[9] failed: batch 7: boom") {
+		t.Errorf("failed stage %+v, table:\n%s", s.Rows[3], b.String())
+	}
 	if !strings.Contains(b.String(), "*smap[2]") || !strings.Contains(b.String(), "bottleneck: smap[2], busy 80% of the time, 800ms a batch") {
 		t.Errorf("table:\n%s", b.String())
 	}

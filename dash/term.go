@@ -74,6 +74,11 @@ func Table(w io.Writer, s Snapshot, ansi bool) {
 		line(l, style)
 	}
 	line("", "")
+	for _, r := range s.Rows {
+		if r.Failed != "" {
+			line(fmt.Sprintf("%s failed: %s", r.Key, r.Failed), "")
+		}
+	}
 	if s.Bottleneck != "" {
 		for _, r := range s.Rows {
 			if r.Bottleneck {

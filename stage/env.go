@@ -149,6 +149,9 @@ func (e *Env) run(action func(*Env) error) error {
 	if err == nil && e.Out != nil {
 		err = e.Out.Close()
 	}
+	if err != nil && !IsClosedPipe(err) {
+		e.Progress.ReportError(err)
+	}
 	return err
 }
 

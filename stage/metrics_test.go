@@ -240,3 +240,20 @@ func BenchmarkMetricsReport(b *testing.B) {
 		m.Report("bench", s)
 	}
 }
+
+// TestProgressError: a failing stage's last progress line says why.
+func TestProgressError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.jsonl")
+	code, _, _ := runCmd(copyStage(), bytes.NewReader(stream(t, 1)), "--progress", path, "--fail")
+	if code != ExitFailure {
+		t.Fatalf("exit %d", code)
+	}
+	lines := waitLines(t, path, 1)
+	var l struct {
+		Name, Error string
+		Pid         int
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &l); err != nil || l.Name != "copy" || l.Error != "asked to fail" || l.Pid != os.Getpid() {
+		t.Errorf("last line %s (%v)", lines[len(lines)-1], err)
+	}
+}

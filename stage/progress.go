@@ -41,6 +41,11 @@ type Reporter interface {
 	Report(stage string, s *Stats)
 }
 
+// An ErrorReporter also hears of the error that ends a failing stage.
+type ErrorReporter interface {
+	ReportError(stage string, err error)
+}
+
 // Progress hands each finished batch's Stats to the stage's reporters. A
 // nil Progress, or one without reporters, does nothing.
 type Progress struct {
@@ -61,8 +66,22 @@ func (p *Progress) Report(s *Stats) {
 	}
 }
 
+// ReportError hands the error that ends the stage to the reporters that
+// take it.
+func (p *Progress) ReportError(err error) {
+	if p == nil {
+		return
+	}
+	for _, r := range p.reporters {
+		if er, ok := r.(ErrorReporter); ok {
+			er.ReportError(p.name, err)
+		}
+	}
+}
+
 // JSONLines is a Reporter writing one JSON line per batch, with the fields
-// of Spark's StreamingQueryProgress that apply to one stage (--progress).
+// of Spark's StreamingQueryProgress that apply to one stage (--progress),
+// and a last line with the error if the stage fails.
 type JSONLines struct {
 	w         *bufio.Writer
 	lastStart time.Time
@@ -123,6 +142,19 @@ func openProgress(p *Progress, path string, stderr io.Writer) (io.Closer, error)
 	}
 	p.Add(NewJSONLines(f))
 	return f, nil
+}
+
+// ReportError writes the last line of a failing stage: its name, pid, the
+// time and the error, so that a collector (sdash) shows how it ended.
+func (p *JSONLines) ReportError(name string, err error) {
+	b, _ := json.Marshal(struct {
+		Name      string `json:"name"`
+		Pid       int    `json:"pid"`
+		Timestamp string `json:"timestamp"`
+		Error     string `json:"error"`
+	}{name, pid, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), err.Error()})
+	p.w.Write(append(b, '\n'))
+	p.w.Flush()
 }
 
 // Report writes the line for one finished batch of the stage name.
