@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,8 +132,11 @@ func serveMetrics(m *Metrics, addr string) (io.Closer, error) {
 		return nil, UsageError("--%s %q: want HOST:PORT: %v", flagMetrics, addr, err)
 	}
 	l, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, Hint(fmt.Errorf("--%s: %w", flagMetrics, err), "another process listens on %s: pick another port (port 0: any free one)", addr)
+	}
 	if err != nil {
-		return nil, Hint(fmt.Errorf("--%s: %w", flagMetrics, err), "another process listens on %s: pick another port", addr)
+		return nil, fmt.Errorf("--%s: %w", flagMetrics, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())

@@ -200,7 +200,9 @@ func TestProgressCollectorAway(t *testing.T) {
 		}
 	})
 	t.Run("stops reading", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		// A unix socket buffers less than loopback TCP: the lines fill
+		// it, then the queue, and are dropped.
+		l, err := net.Listen("unix", filepath.Join(t.TempDir(), "p.sock"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,12 +215,23 @@ func TestProgressCollectorAway(t *testing.T) {
 			}
 		}()
 		start := time.Now()
-		code, out, stderr := runCmd(copyStage(), bytes.NewReader(in), "--progress", "tcp://"+l.Addr().String())
+		code, out, stderr := runCmd(copyStage(), bytes.NewReader(in), "--progress", "unix://"+l.Addr().String())
 		if code != 0 || out != string(in) {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("took %v", d)
+		}
+	})
+	t.Run("port taken", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		code, _, stderr := runCmd(copyStage(), bytes.NewReader(in), "--metrics", l.Addr().String())
+		if code != ExitFailure || !strings.Contains(stderr, "copy: hint: another process listens on") {
+			t.Fatalf("exit %d: %s", code, stderr)
 		}
 	})
 	t.Run("listening endpoint", func(t *testing.T) {
