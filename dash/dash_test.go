@@ -70,9 +70,16 @@ func TestRowsAndBottleneck(t *testing.T) {
 		t.Errorf("bad lines %d, points %d", s.BadLines, len(s.Points["smap[2]"]))
 	}
 	var b strings.Builder
-	Table(&b, s, false)
+	Table(&b, s, false, 0)
 	if s.Rows[3].Failed != "batch 7: boom" || s.Rows[3].Batches != 0 || !strings.Contains(b.String(), "smap[9] failed: batch 7: boom") {
 		t.Errorf("failed stage %+v, table:\n%s", s.Rows[3], b.String())
+	}
+	var narrow strings.Builder
+	Table(&narrow, s, false, 20)
+	for _, l := range strings.Split(narrow.String(), "\n") {
+		if len(l) > 20 {
+			t.Errorf("line longer than 20: %q", l)
+		}
 	}
 	if !strings.Contains(b.String(), "*smap[2]") || !strings.Contains(b.String(), "bottleneck: smap[2], busy 80% of the time, 800ms a batch") {
 		t.Errorf("table:\n%s", b.String())

@@ -22,8 +22,10 @@ const (
 )
 
 // Table writes the snapshot as a table, a row per stage: plain text, or
-// with ansi, with the header in bold and the bottleneck in reverse video.
-func Table(w io.Writer, s Snapshot, ansi bool) {
+// with ansi, with the header in bold and the bottleneck in reverse video,
+// each line cut at width characters (0: no limit), so that none wraps and
+// spoils the drawing in place.
+func Table(w io.Writer, s Snapshot, ansi bool, width int) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STAGE\tBATCH\tIN/S\tPROC/S\tBATCH\tBUSY\tDELAY\tRECORDS IN\tOUT\tSTATE\tWATERMARK\tERRORS\tSEEN")
@@ -52,6 +54,9 @@ func Table(w io.Writer, s Snapshot, ansi bool) {
 	title := fmt.Sprintf("sdash  %s  %d stages  %s", s.Source, len(s.Rows), s.Time.Format("15:04:05"))
 	var out strings.Builder
 	line := func(l, style string) {
+		if r := []rune(l); width > 0 && len(r) > width {
+			l = string(r[:width])
+		}
 		if ansi && style != "" {
 			l = style + l + ansiReset
 		}
@@ -100,8 +105,9 @@ func Table(w io.Writer, s Snapshot, ansi bool) {
 
 // Live redraws the table on the terminal w every refresh until stop is
 // closed, in place: the cursor goes home and each line is written over the
-// last drawing's.
-func Live(w io.Writer, d *Dash, refresh time.Duration, stop <-chan struct{}) {
+// last drawing's. width tells the terminal's width at each drawing (0:
+// unknown).
+func Live(w io.Writer, d *Dash, width func() int, refresh time.Duration, stop <-chan struct{}) {
 	io.WriteString(w, ansiHide+"\x1b[2J")
 	defer io.WriteString(w, ansiShow)
 	t := time.NewTicker(refresh)
@@ -109,7 +115,7 @@ func Live(w io.Writer, d *Dash, refresh time.Duration, stop <-chan struct{}) {
 	for {
 		var b strings.Builder
 		b.WriteString(ansiHome)
-		Table(&b, d.Snapshot(false), true)
+		Table(&b, d.Snapshot(false), true, width())
 		b.WriteString(ansiEraseBelow)
 		io.WriteString(w, b.String())
 		select {

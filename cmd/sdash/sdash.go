@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/dstream/dstream/dash"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 )
 
 var command = &stage.Command{
@@ -119,7 +121,7 @@ func run(e *stage.Env) error {
 		if first != nil {
 			return first
 		}
-		dash.Table(e.Stdout, d.Snapshot(false), false)
+		dash.Table(e.Stdout, d.Snapshot(false), false, 0)
 		return nil
 	}
 	if serve != "" {
@@ -135,7 +137,14 @@ func run(e *stage.Env) error {
 	go func() {
 		defer close(done)
 		if stage.IsTerminal(e.Stdout) {
-			dash.Live(e.Stdout, d, refresh, ctx.Done())
+			width := func() int {
+				w, _, err := term.GetSize(int(e.Stdout.(*os.File).Fd()))
+				if err != nil {
+					return 0
+				}
+				return w
+			}
+			dash.Live(e.Stdout, d, width, refresh, ctx.Done())
 			return
 		}
 		t := time.NewTicker(refresh)
@@ -145,7 +154,7 @@ func run(e *stage.Env) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				dash.Table(e.Stdout, d.Snapshot(false), false)
+				dash.Table(e.Stdout, d.Snapshot(false), false, 0)
 				fmt.Fprintln(e.Stdout)
 			}
 		}
