@@ -270,3 +270,68 @@ func TestProgressError(t *testing.T) {
 		t.Errorf("last line %s (%v)", lines[len(lines)-1], err)
 	}
 }
+
+// TestProgressCollectorComesBack: a collector that starts after the stage
+// (or restarts) gets the lines from then on: the stage dials again, with
+// a backoff, and notes the first failure once.
+func TestProgressCollectorComesBack(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	r, w := osPipe(t)
+	done := make(chan int)
+	var errb bytes.Buffer
+	go func() {
+		done <- copyStage().Run([]string{"copy", "--progress", "unix://" + sock}, r, io.Discard, &errb)
+	}()
+	// 400 empty batches, without the end of the stream, sent in 400 parts
+	// (which cut the frames anywhere: the stage reads on where it was).
+	s := stream(t, make([]int, 400)...)
+	end := s[len(s)-framing.FrameHeaderLen:]
+	s = s[:len(s)-framing.FrameHeaderLen]
+	per := len(s) / 400
+	send := func(from, to int) {
+		w.Write(s[from*per : to*per])
+	}
+	send(0, 10) // nobody listens yet
+	time.Sleep(50 * time.Millisecond)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1000)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			got <- sc.Text()
+		}
+	}()
+	deadline := time.After(10 * time.Second)
+	for i := 10; ; i++ {
+		if i < 400 {
+			send(i, i+1)
+		}
+		select {
+		case l := <-got:
+			if !strings.Contains(l, `"name":"copy"`) {
+				t.Errorf("line %s", l)
+			}
+			w.Write(s[min(i+1, 400)*per:])
+			w.Write(end)
+			w.Close()
+			if code := <-done; code != 0 {
+				t.Fatal(errb.String())
+			}
+			if n := strings.Count(errb.String(), "note:"); n != 1 {
+				t.Errorf("%d notes: %s", n, errb.String())
+			}
+			return
+		case <-deadline:
+			t.Fatal("no line reached the collector that came late")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
