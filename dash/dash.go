@@ -178,8 +178,9 @@ func (r *Row) rates(l *Line) {
 		r.InputRate = float64(in) / (float64(span) / 1000)
 		r.Busy = min(1, float64(busy-first.DurationMs)/float64(span))
 	} else {
-		// One batch so far: it arrived at once.
-		r.InputRate = l.ProcessedRowsPerSecond
+		// One batch so far: no rate of arrival yet (its processing rate
+		// would be a spike on the chart).
+		r.InputRate = 0
 		r.Busy = 0
 		if last.DurationMs > 0 {
 			r.Busy = 1
