@@ -174,3 +174,23 @@ func TestHandler(t *testing.T) {
 		t.Errorf("snapshot %+v", s)
 	}
 }
+
+// FuzzFeed: no line, however broken, stops the collector or breaks a
+// snapshot.
+func FuzzFeed(f *testing.F) {
+	f.Add(line("smap", 1, 0, 0, time.Millisecond, 3))
+	f.Add([]byte(`{"name":"smap","pid":9,"error":"boom"}`))
+	f.Add([]byte(`{"name":"x","durationMs":{"triggerExecution":-5},"stateOperators":[{}]}`))
+	f.Add([]byte("not json"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := New("fuzz")
+		d.Feed(b)
+		d.Feed(b)
+		s := d.Snapshot(true)
+		var out strings.Builder
+		Table(&out, s, true, 40)
+		if _, err := json.Marshal(s); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
