@@ -165,10 +165,10 @@ func (r *Row) rates(l *Line) {
 	}
 	first := r.points[i]
 	n := 0
-	for _, p := range r.points[i:] {
+	for j, p := range r.points[i:] {
 		busy += p.DurationMs
 		n++
-		if p != first {
+		if j > 0 { // the first batch arrived before the span began
 			in += p.In
 		}
 	}
@@ -232,7 +232,11 @@ func (d *Dash) Snapshot(history bool) Snapshot {
 	})
 	busiest := -1
 	for i, r := range rows {
-		if !r.Source && r.Failed == "" && r.Busy > 0 && (busiest < 0 || r.Busy > rows[busiest].Busy) {
+		if r.Source || r.Failed != "" || r.Busy <= 0 {
+			continue
+		}
+		// Ties (one batch each, as with sbatch --once): the slower.
+		if b := rows[max(busiest, 0)]; busiest < 0 || r.Busy > b.Busy || r.Busy == b.Busy && r.BatchMs > b.BatchMs {
 			busiest = i
 		}
 	}

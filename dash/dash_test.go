@@ -194,3 +194,16 @@ func FuzzFeed(f *testing.F) {
 		}
 	})
 }
+
+// TestBottleneckOneBatch: with one batch each (sbatch --once), every stage
+// was busy all along: the slowest is the bottleneck.
+func TestBottleneckOneBatch(t *testing.T) {
+	d := New("test")
+	d.Feed(line("sbatch", 1, 0, 0, 900*time.Millisecond, 1000))
+	d.Feed(line("smap", 2, 0, 0, 100*time.Millisecond, 1000))
+	d.Feed(line("sreduce", 3, 0, 0, 500*time.Millisecond, 1000))
+	d.Feed(line("ssink", 4, 0, 0, 200*time.Millisecond, 10))
+	if s := d.Snapshot(false); s.Bottleneck != "sreduce[3]" {
+		t.Errorf("bottleneck %q, want sreduce[3]", s.Bottleneck)
+	}
+}
