@@ -22,7 +22,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the expected output of testdata/*.ct from what the commands print")
 
 // stages are the binaries the script tests run.
-var stages = []string{"sbatch", "smap", "sreduce", "swindow", "sunion", "sdedup", "sjoin", "ssink"}
+var stages = []string{"sbatch", "smap", "sreduce", "swindow", "sunion", "sdedup", "sjoin", "ssink", "sdash"}
 
 // tools are commands the scripts run beside the stages, built onto PATH
 // with them: kfake serves a Kafka cluster (internal/kafkatest).

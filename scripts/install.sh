@@ -6,7 +6,8 @@
 # fsync or a rename fail; kcat, the Kafka client the benchmarks produce and
 # consume with; amqp-tools' amqp-publish and amqp-consume for RabbitMQ;
 # chromium, the headless browser the tests of ssink --serve's page drive,
-# and curl, with which a script test reads that page's event stream).
+# and curl, with which a script test reads that page's event stream; tmux,
+# the terminal in which a script test reads sdash's screen).
 # Safe to run again: it only installs what is missing. The servers the
 # tests talk to are started by scripts/services.sh.
 set -euo pipefail
@@ -18,9 +19,9 @@ if ! command -v go >/dev/null; then
 fi
 # A command each, and the Debian package that has it.
 declare -A package=([jq]=jq [python3]=python3 [sqlite3]=sqlite3 [strace]=strace
-	[kcat]=kcat [amqp-publish]=amqp-tools [chromium]=chromium [curl]=curl)
+	[kcat]=kcat [amqp-publish]=amqp-tools [chromium]=chromium [curl]=curl [tmux]=tmux)
 missing=()
-for tool in jq python3 sqlite3 strace kcat amqp-publish chromium curl; do
+for tool in jq python3 sqlite3 strace kcat amqp-publish chromium curl tmux; do
 	command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
 done
 if ((${#missing[@]})); then

@@ -87,7 +87,7 @@ func nowMs() int64 { return time.Now().UnixMilli() }
 // is given at the cut).
 func (b *batcher) begin(t int64) error {
 	b.open = true
-	b.stats = stage.Stats{Batch: stage.Batch{ID: b.id, Time: t}, Start: time.Now()}
+	b.stats = stage.Stats{Batch: stage.Batch{ID: b.id, Time: t}, Start: time.Now(), Source: true}
 	if b.buffered {
 		b.pend, b.pendN = b.pend[:0], 0
 		return nil

@@ -86,6 +86,9 @@ func (f flushReader) Read(b []byte) (int, error) {
 
 func (p *producer) flush() {
 	if c := p.cur; c != nil && (c.n > 0 || c.skipped > 0 || c.done || c.replayEnd) {
+		if m := p.o.Meter; m != nil {
+			m.Records.Add(int64(c.n))
+		}
 		p.out <- c
 		p.cur = nil
 	}
@@ -129,7 +132,11 @@ func (p *producer) decodeAll() error {
 			err = p.feed(&s)
 			s.Feed.Close()
 		} else {
-			dec, err = codec.NewDecoderAt(p.o.Format, flushReader{s.R, p}, s.Name, s.Start, s.At)
+			var r io.Reader = s.R
+			if m := p.o.Meter; m != nil {
+				r = meterReader{r, m}
+			}
+			dec, err = codec.NewDecoderAt(p.o.Format, flushReader{r, p}, s.Name, s.Start, s.At)
 			if err == nil {
 				err = p.decode(dec, s.Name)
 			}

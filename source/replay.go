@@ -32,7 +32,7 @@ func (b *batcher) resume() (stopped bool, err error) {
 // replayBatch writes batch e again: the records the producer decodes from
 // its ranges, up to the chunk that ends it.
 func (b *batcher) replayBatch(e stage.Batch) error {
-	b.stats = stage.Stats{Batch: e, Start: time.Now()}
+	b.stats = stage.Stats{Batch: e, Start: time.Now(), Source: true}
 	if err := b.w.BeginBatch(e.ID, e.Time); err != nil {
 		return err
 	}

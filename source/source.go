@@ -22,6 +22,7 @@ package source
 
 import (
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/codec"
@@ -100,6 +101,29 @@ type Options struct {
 	// ServerTimeout is how long a broker may stay unreachable, at the start
 	// or later, before sbatch fails naming it.
 	ServerTimeout time.Duration
+
+	// Meter, if set, counts the bytes read and the records decoded, as
+	// they go (sbatch's progress bar).
+	Meter *Meter
+}
+
+// Meter counts what the producer has read so far. Its counters may be read
+// at any time, from any goroutine.
+type Meter struct {
+	Bytes   atomic.Int64 // of the inputs read as bytes (not a broker's messages)
+	Records atomic.Int64 // decoded, bad records skipped left out
+}
+
+// meterReader counts the bytes read from r.
+type meterReader struct {
+	r io.Reader
+	m *Meter
+}
+
+func (c meterReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.m.Bytes.Add(int64(n))
+	return n, err
 }
 
 // Input is one stream of bytes to decode: a file, stdin, a connection, a

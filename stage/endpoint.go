@@ -277,3 +277,10 @@ func WithBatch(err error, b Batch) error {
 	}
 	return err
 }
+
+// IsTerminal reports whether w is a terminal: the live views (sdash's
+// table, a progress bar) draw only there.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}

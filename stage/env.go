@@ -34,7 +34,12 @@ func commonFlags(c *Command) []cli.Flag {
 			&cli.StringFlag{Name: flagCompress, Value: "none", Usage: "compress record frames with `METHOD`: none, s2 or zstd (for sockets between machines and files; pipes are faster without)", Category: "Input and output"},
 		)
 	}
-	fs = append(fs, &cli.StringFlag{Name: flagProgress, Usage: "write one JSON line per batch (Spark's StreamingQueryProgress fields) to `FILE`, - for stderr", Category: "Monitoring"})
+	if !c.Input && !c.Output {
+		// A command without frames (sdash) has no batches to report.
+		return fs
+	}
+	fs = append(fs, &cli.StringFlag{Name: flagMetrics, Usage: "serve Prometheus metrics (dstream_records_in_total{stage=...}, dstream_batch_duration_seconds, ...) at http://`HOST:PORT`/metrics", Category: "Monitoring"})
+	fs = append(fs, &cli.StringFlag{Name: flagProgress, Usage: "write one JSON line per batch (Spark's StreamingQueryProgress fields, the stage's name and pid) to `DEST`: a file, - for stderr, or a collector (sdash --listen) at tcp://HOST:PORT or unix:///PATH, which may be down: lines are dropped meanwhile, never the stage's data", Category: "Monitoring"})
 	return fs
 }
 
@@ -51,7 +56,7 @@ type Env struct {
 	In       *framing.Reader // framed input, when the Command has Input
 	Out      *framing.Writer // framed output, when the Command has Output
 	Stop     *Stopper
-	Progress *Progress // nil without --progress
+	Progress *Progress // nil without --progress and --metrics
 	// Stats of the batch in hand, reported to --progress at its end. Loop
 	// resets it at each BatchBegin; a stage adds what it knows.
 	Stats Stats
@@ -65,11 +70,24 @@ type Env struct {
 func newEnv(c *Command, ctx *cli.Context, stdin io.Reader, stdout, stderr io.Writer) (*Env, error) {
 	e := &Env{Name: c.Name, Ctx: ctx, Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	if p := ctx.String(flagProgress); p != "" {
-		pr, cl, err := openProgress(c.Name, p, stderr)
+		e.Progress = &Progress{name: c.Name}
+		cl, err := openProgress(e.Progress, p, stderr)
 		if err != nil {
 			return nil, err
 		}
-		e.Progress = pr
+		e.closers = append(e.closers, cl)
+	}
+	if addr := ctx.String(flagMetrics); addr != "" {
+		if e.Progress == nil {
+			e.Progress = &Progress{name: c.Name}
+		}
+		m := NewMetrics(c.Name)
+		cl, err := serveMetrics(m, addr)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.Progress.Add(m)
 		e.closers = append(e.closers, cl)
 	}
 	var timeout time.Duration
@@ -130,6 +148,9 @@ func (e *Env) run(action func(*Env) error) error {
 	err := action(e)
 	if err == nil && e.Out != nil {
 		err = e.Out.Close()
+	}
+	if err != nil && !IsClosedPipe(err) {
+		e.Progress.ReportError(err)
 	}
 	return err
 }

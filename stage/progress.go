@@ -20,6 +20,9 @@ type Stats struct {
 	Dropped    uint64 // records a stage's own rule leaves out (swindow: no session gap)
 	State      *StateStats
 	Watermark  *int64 // event-time watermark, unix ms
+	// Source: the stage is the pipeline's source, whose batch lasts while
+	// it waits for input (a whole interval with -i): no measure of work.
+	Source bool
 }
 
 // StateStats describe a stateful operator's state after a batch, as Spark's
@@ -45,6 +48,11 @@ type Reporter interface {
 	Report(stage string, s *Stats)
 }
 
+// An ErrorReporter also hears of the error that ends a failing stage.
+type ErrorReporter interface {
+	ReportError(stage string, err error)
+}
+
 // Progress hands each finished batch's Stats to the stage's reporters. A
 // nil Progress, or one without reporters, does nothing.
 type Progress struct {
@@ -65,8 +73,22 @@ func (p *Progress) Report(s *Stats) {
 	}
 }
 
+// ReportError hands the error that ends the stage to the reporters that
+// take it.
+func (p *Progress) ReportError(err error) {
+	if p == nil {
+		return
+	}
+	for _, r := range p.reporters {
+		if er, ok := r.(ErrorReporter); ok {
+			er.ReportError(p.name, err)
+		}
+	}
+}
+
 // JSONLines is a Reporter writing one JSON line per batch, with the fields
-// of Spark's StreamingQueryProgress that apply to one stage (--progress).
+// of Spark's StreamingQueryProgress that apply to one stage (--progress),
+// and a last line with the error if the stage fails.
 type JSONLines struct {
 	w         *bufio.Writer
 	lastStart time.Time
@@ -90,26 +112,56 @@ type progressLine struct {
 	DurationMs             map[string]int64  `json:"durationMs"`
 	StateOperators         []StateStats      `json:"stateOperators,omitempty"`
 	EventTime              map[string]string `json:"eventTime,omitempty"`
+	// Pid tells apart the copies of a stage whose lines reach one
+	// collector (sdash).
+	Pid    int  `json:"pid"`
+	Source bool `json:"source,omitempty"`
 }
+
+var pid = os.Getpid()
 
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
-// openProgress opens the --progress file (- for stderr) as the stage's
-// first reporter.
-func openProgress(name, path string, stderr io.Writer) (*Progress, io.Closer, error) {
-	p := &Progress{name: name}
+// openProgress opens the --progress destination as a reporter of p: a
+// file, - for stderr, or a collector at tcp://HOST:PORT or unix:///PATH.
+func openProgress(p *Progress, path string, stderr io.Writer) (io.Closer, error) {
 	if path == "-" {
 		p.Add(NewJSONLines(stderr))
-		return p, nopCloser{}, nil
+		return nopCloser{}, nil
+	}
+	if IsSocket(path) {
+		e, err := parseEndpoint(path)
+		if err != nil {
+			return nil, UsageError("--progress: %v", err)
+		}
+		if e.listen {
+			return nil, UsageError("--progress %s: a stage sends its progress to a collector: want tcp://HOST:PORT or unix:///PATH (where sdash --listen listens)", path)
+		}
+		c := newProgressConn(p.name, e, stderr)
+		p.Add(NewJSONLines(c))
+		return c, nil
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--progress: %w", err)
+		return nil, fmt.Errorf("--progress: %w", err)
 	}
 	p.Add(NewJSONLines(f))
-	return p, f, nil
+	return f, nil
+}
+
+// ReportError writes the last line of a failing stage: its name, pid, the
+// time and the error, so that a collector (sdash) shows how it ended.
+func (p *JSONLines) ReportError(name string, err error) {
+	b, _ := json.Marshal(struct {
+		Name      string `json:"name"`
+		Pid       int    `json:"pid"`
+		Timestamp string `json:"timestamp"`
+		Error     string `json:"error"`
+	}{name, pid, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), err.Error()})
+	p.w.Write(append(b, '\n'))
+	p.w.Flush()
 }
 
 // Report writes the line for one finished batch of the stage name.
@@ -127,6 +179,8 @@ func (p *JSONLines) Report(name string, s *Stats) {
 		NumLateRows:    s.Late,
 		NumDroppedRows: s.Dropped,
 		DurationMs:     map[string]int64{"triggerExecution": d.Milliseconds()},
+		Pid:            pid,
+		Source:         s.Source,
 	}
 	if d > 0 {
 		l.ProcessedRowsPerSecond = float64(s.InputRows) / d.Seconds()

@@ -197,6 +197,7 @@ Examples:
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments, --watch or a broker); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 		&cli.StringFlag{Name: "group", Aliases: []string{"durable"}, Category: "Brokers", Usage: "the consumer's `NAME` in the broker, whose record of progress follows the batches (the sink's commits, with --checkpoint): kafka://, the consumer group (without --checkpoint the copies of sbatch in it share the partitions); nats://, the durable pull consumer, made if missing (without --checkpoint sbatch reads it, and acks each message once its batch has left)"},
 		&cli.StringFlag{Name: "subject", Category: "Brokers", Usage: "nats://: read only the messages of the stream whose subject matches `SUBJECT` (wildcards * and >)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar on stderr (shown when stderr is a terminal and the inputs are files)"},
 		&cli.StringFlag{Name: "start", Category: "Brokers", Value: "latest", Usage: "where a new group or checkpoint starts reading: `earliest|latest`"},
 		&cli.StringFlag{Name: "meta-field", Category: "Brokers", Usage: "--format json or msgpack: add the message's metadata (kafka://: key, topic, partition, offset, timestamp, headers; nats://: subject, sequence, timestamp, headers; amqp://: message_id, exchange, routing_key, redelivered, timestamp, headers) as fields named `PREFIX`NAME"},
 		&cli.IntFlag{Name: "max-rate", Category: "Brokers", Usage: "read at most `N` records per second"},
@@ -361,5 +362,6 @@ func run(e *stage.Env) error {
 	if err != nil {
 		return err
 	}
+	defer startBar(e, &o)()
 	return source.Run(e, o)
 }
