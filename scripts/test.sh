@@ -54,6 +54,11 @@ fuzz_all() {
 	done
 }
 
+# The browser tests' screenshots of ssink --serve's and sdash's pages, kept
+# for a look after the run (CI keeps them as artifacts; git ignores them).
+export DSTREAM_SCREENSHOTS=${DSTREAM_SCREENSHOTS:-$PWD/test-artifacts/screenshots}
+mkdir -p "$DSTREAM_SCREENSHOTS"
+
 t0=$SECONDS
 step "install (tools, Go modules)" scripts/install.sh
 step "services (PostgreSQL, NATS, RabbitMQ on loopback)" scripts/services.sh
