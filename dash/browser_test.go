@@ -1,12 +1,8 @@
 package dash
 
 import (
-	"context"
-	"github.com/dstream/dstream/internal/servertest"
+	"github.com/dstream/dstream/internal/browsertest"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +15,7 @@ import (
 // screenshot goes to $DSTREAM_SCREENSHOTS (kept as a CI artifact), else to
 // the test's temporary directory.
 func TestBrowser(t *testing.T) {
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		servertest.Unavailable(t, "no chromium for the browser test: install it with scripts/install.sh (or apt-get install chromium)")
-	}
+	ctx := browsertest.Browser(t, 1400, 800)
 	d := New("test")
 	feed := func(from, to uint64) {
 		for id := from; id < to; id++ {
@@ -35,24 +28,7 @@ func TestBrowser(t *testing.T) {
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 800),
-	)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	until := func(cond string) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(20*time.Second))
-	}
+	until := browsertest.Until
 	row := func(key string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("stage-`+key+`").textContent`))
@@ -94,15 +70,5 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := os.Getenv("DSTREAM_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "sdash-serve.png")
-	if err := os.WriteFile(file, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", file)
+	t.Logf("screenshot: %s", browsertest.Screenshot(t, "sdash-serve.png", png))
 }

@@ -2,12 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,32 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/dstream/dstream/framing"
-	"github.com/dstream/dstream/internal/servertest"
+	"github.com/dstream/dstream/internal/browsertest"
 )
-
-// chromium returns the path of Debian's chromium, or skips the test (fails
-// it in CI) without one.
-func chromium(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		servertest.Unavailable(t, "no chromium for the browser test: install it with scripts/install.sh (or apt-get install chromium)")
-	}
-	return path
-}
-
-// screenshots is where the browser tests write their screenshots:
-// $DSTREAM_SCREENSHOTS (kept as CI artifacts), or the test's temporary
-// directory.
-func screenshots(t *testing.T) string {
-	if dir := os.Getenv("DSTREAM_SCREENSHOTS"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	return t.TempDir()
-}
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.
 type syncBuffer struct {
@@ -66,7 +38,7 @@ func (s *syncBuffer) String() string {
 // batch's numbers, in the table and the charts, without a reload; at the
 // end of the input it says so.
 func TestServeBrowser(t *testing.T) {
-	path := chromium(t)
+	ctx := browsertest.Browser(t, 1200, 800)
 
 	// ssink in process, its input a pipe the test writes batches into.
 	pr, pw := io.Pipe()
@@ -107,28 +79,7 @@ func TestServeBrowser(t *testing.T) {
 		}
 	}
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 800),
-	)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-
-	// until waits for a JavaScript condition to hold on the page.
-	until := func(cond string) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(20*time.Second))
-	}
+	until := browsertest.Until
 	text := func(css string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
@@ -187,11 +138,7 @@ func TestServeBrowser(t *testing.T) {
 	if strings.Join(bars, " ") != "stream shell" {
 		t.Errorf("bar chart labels %q, want stream shell", bars)
 	}
-	file := filepath.Join(screenshots(t), "ssink-serve.png")
-	if err := os.WriteFile(file, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", file)
+	t.Logf("screenshot: %s", browsertest.Screenshot(t, "ssink-serve.png", png))
 
 	// The end of the input: ssink exits, the page says so.
 	if err := in.Close(); err != nil {
