@@ -440,6 +440,8 @@ export PG ROWSCSV
 if command -v psql >/dev/null && psql -q "$PG" -c 'select 1' >/dev/null 2>&1; then
 	bench postgres-append "$ROWS" "$nrows" 't=bench_$RANDOM$RANDOM; sbatch --once --format json | ssink --postgres "$PG" --table $t; psql -q "$PG" -c "drop table $t"' cat
 	peer 'psql \copy' 't=bench_$RANDOM$RANDOM; psql -q "$PG" -c "create table $t (id bigint, name text, score float8)" -c "\\copy $t from $ROWSCSV csv" -c "drop table $t"' cat
+	bench postgres-upsert "$ROWS" "$nrows" 't=bench_$RANDOM$RANDOM; sbatch --once --format json | ssink --postgres "$PG" --table $t --mode update --key id; psql -q "$PG" -c "drop table $t"' cat
+	peer 'psql \copy (primary key)' 't=bench_$RANDOM$RANDOM; psql -q "$PG" -c "create table $t (id bigint primary key, name text, score float8)" -c "\\copy $t from $ROWSCSV csv" -c "drop table $t"' cat
 fi
 if command -v sqlite3 >/dev/null; then
 	bench sqlite-append "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t; rm -f $f*' cat

@@ -115,6 +115,12 @@ func TestPostgresUpdate(t *testing.T) {
 	wantPg(t, db, `SELECT * FROM records ORDER BY k1 NULLS FIRST, k2`,
 		"NULL|1|8", "a|1|2", "a|2|7", "b|1|1", "c|3|1")
 
+	// A key twice in one batch: the last record wins, as row by row (the
+	// rows of a batch go in by COPY and one upsert).
+	runOK(t, stream(t, batch{0, t0, []string{`{"k1":"d","k2":1,"n":1}`, `{"k1":"d","k2":1,"n":9}`, `{"k1":"d","k2":1,"n":4}`}}),
+		"--postgres", u, "--mode", "update", "--key", "k1,k2")
+	wantPg(t, db, `SELECT n FROM records WHERE k1 = 'd'`, "4")
+
 	// Keys only: nothing to update, and no row twice; a key field that no
 	// record has yet is a TEXT column.
 	runOK(t, stream(t, batch{0, t0, []string{`{"k":"a"}`, `{"k":"a"}`, `{}`, `{}`}}), "--postgres", u, "--table", "keys", "--mode", "update", "-k", "k,j")

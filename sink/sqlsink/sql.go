@@ -691,7 +691,9 @@ func (f *tableWriter) Record(rec []byte) error {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
-	if f.copying() {
+	if f.copying() && !(f.mode == ModeUpdate && f.nullKey()) {
+		// (A row with a null key takes the statement path below: COPY's
+		// upsert, ON CONFLICT, never matches a null.)
 		row := slices.Clone(f.args)
 		for i, v := range row {
 			if b, ok := v.([]byte); ok {
@@ -745,18 +747,61 @@ func (f *tableWriter) q() querier {
 }
 
 // copying tells that the batch's rows go in by the dialect's bulk copy.
-func (f *tableWriter) copying() bool { return f.d.copy != nil && f.mode != ModeUpdate }
+func (f *tableWriter) copying() bool { return f.d.copy != nil }
 
 // copyChunk bounds the rows buffered for one COPY: the memory a batch holds
 // besides what the database does.
 const copyChunk = 10000
+
+// upsertTable is the temporary table update mode copies a chunk of rows
+// into, to upsert them from in one statement.
+const upsertTable = "dstream_upsert"
+
+// upsertRows writes the rows in hand in update mode: COPY into a temporary
+// table of the target's columns (dropped with the transaction), then one
+// INSERT ... SELECT ... ON CONFLICT DO UPDATE of the last row of each key
+// (the rows of a chunk may repeat a key: the last one wins, as row by row).
+func (f *tableWriter) upsertRows() error {
+	ctx := context.Background()
+	create := `DROP TABLE IF EXISTS pg_temp.` + upsertTable + `; CREATE TEMP TABLE ` + upsertTable +
+		` (LIKE ` + f.qtable + `, dstream_ord BIGSERIAL) ON COMMIT DROP`
+	if _, err := f.tx.ExecContext(ctx, create); err != nil {
+		return err
+	}
+	if err := f.d.copy(ctx, f.conn, upsertTable, f.cols, f.rows); err != nil {
+		return err
+	}
+	var cols, keys, set []string
+	for c, name := range f.cols {
+		q := quoteIdent(name)
+		cols = append(cols, q)
+		if slices.Contains(f.keyCols, c) {
+			keys = append(keys, q)
+		} else {
+			set = append(set, q+" = EXCLUDED."+q)
+		}
+	}
+	conflict := "DO NOTHING"
+	if len(set) > 0 {
+		conflict = "DO UPDATE SET " + strings.Join(set, ", ")
+	}
+	k := strings.Join(keys, ", ")
+	_, err := f.tx.ExecContext(ctx, `INSERT INTO `+f.qtable+` (`+strings.Join(cols, ", ")+`) SELECT DISTINCT ON (`+k+`) `+
+		strings.Join(cols, ", ")+` FROM `+upsertTable+` ORDER BY `+k+`, dstream_ord DESC ON CONFLICT (`+k+`) `+conflict)
+	return err
+}
 
 // copyRows writes the rows bound and not yet written.
 func (f *tableWriter) copyRows() error {
 	if len(f.rows) == 0 {
 		return nil
 	}
-	err := f.d.copy(context.Background(), f.conn, f.table, f.cols, f.rows)
+	var err error
+	if f.mode == ModeUpdate {
+		err = f.upsertRows()
+	} else {
+		err = f.d.copy(context.Background(), f.conn, f.table, f.cols, f.rows)
+	}
 	first := f.n - uint64(len(f.rows)) + 1
 	clear(f.rows)
 	f.rows = f.rows[:0]
