@@ -17,15 +17,17 @@ import (
 )
 
 const (
-	flagFormat     = "format"
-	flagRows       = "rows"
-	flagNoTruncate = "no-truncate"
-	flagBatchField = "batch-field"
-	flagCheckpoint = "checkpoint"
-	flagSuffix     = "suffix"
-	flagTable      = "table"
-	flagMode       = "mode"
-	flagKey        = "key"
+	flagFormat        = "format"
+	flagRows          = "rows"
+	flagNoTruncate    = "no-truncate"
+	flagBatchField    = "batch-field"
+	flagCheckpoint    = "checkpoint"
+	flagSuffix        = "suffix"
+	flagRoll          = "roll"
+	flagCompressFiles = "compress-files"
+	flagTable         = "table"
+	flagMode          = "mode"
+	flagKey           = "key"
 
 	flagCreateStream    = "create-stream"
 	flagRoutingKeyField = "routing-key-field"
@@ -266,6 +268,9 @@ Examples:
 			return err
 		}
 		err = e.Loop(s)
+		if err == nil {
+			err = s.Finish() // the last file of --roll
+		}
 		// What was accepted before an error is written out.
 		if cerr := s.Close(); err == nil {
 			err = cerr
@@ -290,6 +295,8 @@ func flags() []cli.Flag {
 	}
 	return append(fs,
 		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
+		&cli.IntFlag{Name: flagRoll, Value: 1, Usage: "--files: write `N` batches to each file, named after its first batch's time (the last file, at the end of the input, may have fewer); with --checkpoint the batches are committed when their file is renamed into place", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagCompressFiles, Usage: "--files: compress each file with `ALGO`, gzip or zstd, adding .gz or .zst to its suffix", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
 		&cli.StringFlag{Name: flagMode, Value: sqlsink.ModeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
 		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
@@ -383,6 +390,10 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	o.Suffix = f.Suffix
 	if ctx.IsSet(flagSuffix) {
 		o.Suffix = ctx.String(flagSuffix)
+	}
+	o.Roll, o.CompressFiles = ctx.Int(flagRoll), ctx.String(flagCompressFiles)
+	if o.Roll < 1 {
+		return o, stage.UsageError("--%s %d: want 1 or more batches per file", flagRoll, o.Roll)
 	}
 	return o, checkpointSet(ctx, o)
 }
