@@ -95,7 +95,12 @@ under a temporary name, synced and renamed: a file appears whole or not at
 all, and a batch written again (after a restart) replaces it with the same.
 The temporary files a run killed in the middle of a batch leaves behind
 (.PREFIX-TIME.SUFFIX.tmp-N) are removed by the next run at its first batch.
---suffix names the suffix (default from the format).
+--suffix names the suffix (default from the format). --roll N writes N
+batches to each file, PREFIX-FIRSTTIME.SUFFIX named after its first batch,
+renamed into place at its last (the last file, at the end of the input,
+holds what is left); with --checkpoint the batches of a file are committed
+only then, and a crash in the middle of a file replays it from its first
+batch. --compress-files gzip|zstd compresses the files (suffix .gz, .zst).
 
 Commands (--exec CMD, Spark's foreachBatch): sh -c CMD runs for each batch
 with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and
