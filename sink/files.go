@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/codec"
@@ -18,7 +22,8 @@ import (
 // Files writes each batch to a file of its own, PREFIX-TIME.SUFFIX (TIME
 // the batch time in unix ms, as Spark's saveAsTextFiles names its output),
 // written under a temporary name, synced and renamed: a file appears whole
-// or not at all.
+// or not at all. With Options.Roll N, a file holds N batches and TIME is
+// its first batch's; with Options.CompressFiles it is compressed.
 var Files = Destination{
 	Flag:          "files",
 	Usage:         "write each batch to a file of its own, `PREFIX`-TIME.SUFFIX (TIME the batch time in unix ms), in --format (default json), atomically",
@@ -26,16 +31,33 @@ var Files = Destination{
 	Needs:         "a PREFIX (a path, whose directory must exist)",
 	Encodes:       true,
 	DefaultFormat: "json", // records for a program or a file, not a table for eyes
-	Takes:         []string{"suffix"},
+	Takes:         []string{"suffix", "roll", "compress-files"},
 	Open:          openFiles,
 }
 
+// compressions are the values of --compress-files: the suffix each adds.
+var compressions = map[string]string{"gzip": "gz", "zstd": "zst"}
+
 func openFiles(o *Options, f *codec.Format, _ *bufio.Writer) (Writer, error) {
+	if o.Roll < 0 {
+		return nil, stage.UsageError("--roll %d: want 1 or more batches per file", o.Roll)
+	}
+	suffix := o.Suffix
+	if o.CompressFiles != "" {
+		z, ok := compressions[o.CompressFiles]
+		if !ok {
+			return nil, stage.UsageError("unknown --compress-files %q: want gzip or zstd", o.CompressFiles)
+		}
+		if suffix != "" {
+			suffix += "."
+		}
+		suffix += z
+	}
 	if dir := filepath.Dir(o.Target); !isDir(dir) {
 		return nil, stage.Hint(fmt.Errorf("--files %s: %s is not a directory", o.Target, dir),
 			"the files are PREFIX-TIME.SUFFIX: create the directory of PREFIX first")
 	}
-	out := &fileOutput{prefix: o.Target, suffix: o.Suffix}
+	out := &fileOutput{prefix: o.Target, suffix: suffix, compress: o.CompressFiles}
 	return newPerBatch(o, f, out.open), nil
 }
 
@@ -47,6 +69,7 @@ func isDir(path string) bool {
 // fileOutput makes the files of --files PREFIX.
 type fileOutput struct {
 	prefix, suffix string
+	compress       string // Options.CompressFiles
 	swept          bool
 }
 
@@ -63,7 +86,7 @@ func (o *fileOutput) open(b stage.Batch) (target, error) {
 			return nil, err
 		}
 	}
-	return openFile(o.prefix, o.suffix, b)
+	return openFile(o.prefix, o.suffix, o.compress, b)
 }
 
 // removeLeftovers removes the temporary files of openFile in the directory
@@ -100,10 +123,13 @@ func removeLeftovers(prefix, suffix string) error {
 // after a restart, replaces it with the same).
 type fileTarget struct {
 	f    *os.File
+	z    io.WriteCloser // the compressor writing to f, or nil
 	name string
 }
 
-func openFile(prefix, suffix string, b stage.Batch) (target, error) {
+// openFile opens the file of batch b (the first of the file with --roll),
+// compressed by compress ("gzip", "zstd" or "").
+func openFile(prefix, suffix, compress string, b stage.Batch) (target, error) {
 	name := prefix + "-" + strconv.FormatInt(b.Time, 10)
 	if suffix != "" {
 		name += "." + suffix
@@ -112,13 +138,34 @@ func openFile(prefix, suffix string, b stage.Batch) (target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileTarget{f: f, name: name}, nil
+	t := &fileTarget{f: f, name: name}
+	switch compress {
+	case "gzip":
+		t.z = gzip.NewWriter(f)
+	case "zstd":
+		if t.z, err = zstd.NewWriter(f); err != nil {
+			t.abort()
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
-func (t *fileTarget) Write(p []byte) (int, error) { return t.f.Write(p) }
+func (t *fileTarget) Write(p []byte) (int, error) {
+	if t.z != nil {
+		return t.z.Write(p)
+	}
+	return t.f.Write(p)
+}
 
 func (t *fileTarget) commit() error {
-	err := t.f.Sync()
+	var err error
+	if t.z != nil {
+		err = t.z.Close() // the compressed stream's end
+	}
+	if err == nil {
+		err = t.f.Sync()
+	}
 	if cerr := t.f.Close(); err == nil {
 		err = cerr
 	}
@@ -136,6 +183,9 @@ func (t *fileTarget) commit() error {
 }
 
 func (t *fileTarget) abort() {
+	if t.z != nil {
+		t.z.Close() // frees a zstd encoder's goroutines
+	}
 	t.f.Close()
 	os.Remove(t.f.Name())
 }

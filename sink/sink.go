@@ -43,6 +43,13 @@ type Options struct {
 	// Suffix is the suffix of the file names of Files (--suffix), without
 	// the dot; "" for none. (ssink gives it the format's Suffix by default.)
 	Suffix string
+	// Roll is the number of batches of each file of Files (--roll); 0 or
+	// 1 is a file per batch. A file of several batches is out, and its
+	// batches committed, at its last batch (or at the end of the input).
+	Roll int
+	// CompressFiles compresses the files of Files (--compress-files):
+	// "gzip" or "zstd", adding .gz or .zst to the suffix; "" for none.
+	CompressFiles string
 
 	// Table is the table of a database (--table), Mode its output mode
 	// (--mode): append, complete or update. Keys are the fields that
@@ -110,6 +117,16 @@ type Writer interface {
 	// batch's file, command, request or transaction is the whole batch
 	// or nothing).
 	Flush() error
+}
+
+// A holder is a Writer that may keep batches that ended in hand, out only
+// later: --files --roll renames a file of several batches into place at
+// its last. The sink commits no batch while Held, so that a commit (which
+// is "up to") covers only batches that are out; Finish, at the end of a
+// well-formed input, puts out what is held.
+type holder interface {
+	Held() bool
+	Finish() error
 }
 
 // A Starter is a Writer that creates or connects to its destination only
@@ -186,6 +203,7 @@ type Sink struct {
 
 	commits *checkpoint.Committer // with a checkpoint, or nil
 	skip    bool                  // the batch in hand was committed before
+	held    bool                  // the batch s.batch ended, out but not committed (holder)
 
 	skipEmpty bool // Options.SkipEmpty
 	pending   bool // the batch in hand is begun at the destination with its first record
@@ -310,10 +328,36 @@ func (s *Sink) End(b stage.Batch) error {
 	if err := s.out.Flush(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
 	}
+	if h, ok := s.w.(holder); ok && h.Held() {
+		// Not out yet (--roll): committed with the batch that puts it out.
+		s.held = true
+		return nil
+	}
+	s.held = false
 	if s.commits != nil {
 		// Flushed is out, for stdout: the commit point. (For a database
-		// the batch's transaction is committed.)
+		// the batch's transaction is committed; for --roll the file of the
+		// batches since the last commit is renamed into place.)
 		return s.commits.Commit(b.ID, b.Time)
+	}
+	return nil
+}
+
+// Finish, at the end of a well-formed input, puts out what the
+// destination holds (the last file of --roll) and commits the last batch.
+// Not after an error: the batches held are thrown away by Close, and
+// replayed after the last commit.
+func (s *Sink) Finish() error {
+	h, ok := s.w.(holder)
+	if !ok || !s.held {
+		return nil
+	}
+	if err := h.Finish(); err != nil {
+		return err
+	}
+	s.held = false
+	if s.commits != nil {
+		return s.commits.Commit(s.batch.ID, s.batch.Time)
 	}
 	return nil
 }

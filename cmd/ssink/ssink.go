@@ -17,15 +17,17 @@ import (
 )
 
 const (
-	flagFormat     = "format"
-	flagRows       = "rows"
-	flagNoTruncate = "no-truncate"
-	flagBatchField = "batch-field"
-	flagCheckpoint = "checkpoint"
-	flagSuffix     = "suffix"
-	flagTable      = "table"
-	flagMode       = "mode"
-	flagKey        = "key"
+	flagFormat        = "format"
+	flagRows          = "rows"
+	flagNoTruncate    = "no-truncate"
+	flagBatchField    = "batch-field"
+	flagCheckpoint    = "checkpoint"
+	flagSuffix        = "suffix"
+	flagRoll          = "roll"
+	flagCompressFiles = "compress-files"
+	flagTable         = "table"
+	flagMode          = "mode"
+	flagKey           = "key"
 
 	flagCreateStream    = "create-stream"
 	flagRoutingKeyField = "routing-key-field"
@@ -93,7 +95,12 @@ under a temporary name, synced and renamed: a file appears whole or not at
 all, and a batch written again (after a restart) replaces it with the same.
 The temporary files a run killed in the middle of a batch leaves behind
 (.PREFIX-TIME.SUFFIX.tmp-N) are removed by the next run at its first batch.
---suffix names the suffix (default from the format).
+--suffix names the suffix (default from the format). --roll N writes N
+batches to each file, PREFIX-FIRSTTIME.SUFFIX named after its first batch,
+renamed into place at its last (the last file, at the end of the input,
+holds what is left); with --checkpoint the batches of a file are committed
+only then, and a crash in the middle of a file replays it from its first
+batch. --compress-files gzip|zstd compresses the files (suffix .gz, .zst).
 
 Commands (--exec CMD, Spark's foreachBatch): sh -c CMD runs for each batch
 with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and
@@ -266,6 +273,9 @@ Examples:
 			return err
 		}
 		err = e.Loop(s)
+		if err == nil {
+			err = s.Finish() // the last file of --roll
+		}
 		// What was accepted before an error is written out.
 		if cerr := s.Close(); err == nil {
 			err = cerr
@@ -290,6 +300,8 @@ func flags() []cli.Flag {
 	}
 	return append(fs,
 		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
+		&cli.IntFlag{Name: flagRoll, Value: 1, Usage: "--files: write `N` batches to each file, named after its first batch's time (the last file, at the end of the input, may have fewer); with --checkpoint the batches are committed when their file is renamed into place", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagCompressFiles, Usage: "--files: compress each file with `ALGO`, gzip or zstd, adding .gz or .zst to its suffix", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
 		&cli.StringFlag{Name: flagMode, Value: sqlsink.ModeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
 		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
@@ -383,6 +395,10 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	o.Suffix = f.Suffix
 	if ctx.IsSet(flagSuffix) {
 		o.Suffix = ctx.String(flagSuffix)
+	}
+	o.Roll, o.CompressFiles = ctx.Int(flagRoll), ctx.String(flagCompressFiles)
+	if o.Roll < 1 {
+		return o, stage.UsageError("--%s %d: want 1 or more batches per file", flagRoll, o.Roll)
 	}
 	return o, checkpointSet(ctx, o)
 }

@@ -148,6 +148,13 @@ var variants = []*variant{
 		sink:   &filesSink{dir: "out"},
 	},
 	{
+		// --roll: 3 batches to a file, committed when it is renamed into
+		// place; a crash in the middle of a file replays its batches.
+		name:   "files-roll",
+		stages: []string{eventBatches, "sreduce -k k --count --sum v", "ssink --checkpoint ck --files out/p --roll 3"},
+		sink:   &filesSink{dir: "out"},
+	},
+	{
 		name:   "postgres",
 		stages: []string{eventBatches, "sreduce -k k --count --sum v", "ssink --checkpoint ck --postgres $PG --table t --batch-field b"},
 		sink:   &postgresSink{table: "t"},
