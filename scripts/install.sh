@@ -19,9 +19,9 @@ if ! command -v go >/dev/null; then
 fi
 # A command each, and the Debian package that has it.
 declare -A package=([jq]=jq [python3]=python3 [sqlite3]=sqlite3 [strace]=strace
-	[kcat]=kcat [amqp-publish]=amqp-tools [chromium]=chromium [curl]=curl [tmux]=tmux)
+	[kcat]=kcat [amqp-publish]=amqp-tools [chromium]=chromium [curl]=curl [tmux]=tmux [zstd]=zstd)
 missing=()
-for tool in jq python3 sqlite3 strace kcat amqp-publish chromium curl tmux; do
+for tool in jq python3 sqlite3 strace kcat amqp-publish chromium curl tmux zstd; do
 	command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
 done
 if ((${#missing[@]})); then
