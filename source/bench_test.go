@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/stage"
@@ -60,3 +61,17 @@ func (nopTracker) Replay() []stage.Batch                   { return nil }
 func (nopTracker) Resume() (Position, uint64, int64, bool) { return Position{}, 0, 0, false }
 func (nopTracker) Reached(Position, bool)                  {}
 func (nopTracker) Write(uint64, int64, Position) error     { return nil }
+
+// BenchmarkContinuous runs sbatch -i 0 over a file-like input: a batch at
+// every hand-over of the producer (about one per 64 KiB chunk here).
+func BenchmarkContinuous(b *testing.B) {
+	lines := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog 0123456789\n"), 100_000)
+	b.SetBytes(int64(len(lines)))
+	b.ReportAllocs()
+	for b.Loop() {
+		e := &stage.Env{Name: "sbatch", Stdin: bytes.NewReader(lines), Out: framing.NewWriter(io.Discard)}
+		if err := Run(e, Options{Format: "lines", Continuous: true, Idle: time.Second}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

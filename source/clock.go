@@ -55,6 +55,8 @@ func (b *batcher) run() error {
 	switch {
 	case b.o.TimeField != "":
 		err = b.runEventTime()
+	case b.o.Continuous:
+		err = b.runContinuous()
 	case b.o.Once && b.o.Count == 0:
 		err = b.runOnce()
 	case b.o.Count > 0 && !b.o.IntervalSet:
@@ -312,6 +314,61 @@ func (b *batcher) runInterval() error {
 			}
 			return b.end(next)
 		}
+	}
+}
+
+// runContinuous cuts a batch at every hand-over of the producer (-i 0): a
+// batch holds the chunk that came and those waiting behind it, and leaves at
+// once. The producer hands its chunk over before every read from the input
+// that may block, so a record waits for no later one. An empty batch leaves
+// after o.Idle without records, so that time passes downstream. Batch times
+// are the time of the cut, rising strictly: two cuts in one millisecond
+// take the next (as -n does), so above 1,000 batches a second they run
+// ahead of the clock.
+func (b *batcher) runContinuous() error {
+	idle := time.NewTimer(b.o.Idle)
+	defer idle.Stop()
+	stop := b.e.Stop.RequestedC()
+	// cut writes a batch of c (nil: none) and of the chunks waiting behind
+	// it; end tells the input ended.
+	cut := func(c *chunk) (end bool, err error) {
+		if err := b.begin(max(nowMs(), b.lastTime+1)); err != nil {
+			return false, err
+		}
+		for c != nil {
+			if err := b.add(c.block, c.n); err != nil {
+				return false, err
+			}
+			b.recycle(c)
+			if c.eof || c.err != nil {
+				return true, b.finish(c, 0)
+			}
+			select {
+			case c = <-b.chunks:
+			default:
+				c = nil
+			}
+		}
+		return false, b.end(0)
+	}
+	for {
+		var c *chunk
+		select {
+		case c = <-b.chunks:
+			if (c.eof || c.err != nil) && c.n == 0 && c.skipped == 0 {
+				// The end of the input, nothing read since the last batch.
+				b.recycle(c)
+				return c.err
+			}
+		case <-idle.C:
+		case <-stop:
+			_, err := cut(nil)
+			return err
+		}
+		if end, err := cut(c); end || err != nil {
+			return err
+		}
+		idle.Reset(b.o.Idle)
 	}
 }
 

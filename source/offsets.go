@@ -73,6 +73,8 @@ func fingerprint(o *Options, files []string) string {
 	switch {
 	case o.TimeField != "":
 		trig = append(trig, fmt.Sprintf("time-field=%q unit=%dms interval=%dms", o.TimeField, o.Unit, o.Interval))
+	case o.Continuous:
+		trig = append(trig, "continuous")
 	case o.Once && o.Count == 0:
 		trig = append(trig, "once")
 	default:

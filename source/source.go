@@ -48,6 +48,13 @@ type Options struct {
 	IntervalSet bool
 	// Count cuts a batch every Count records (0: not by count).
 	Count int
+	// Continuous cuts a batch at every hand-over of the records read so far
+	// (sbatch -i 0): the batch leaves as soon as the producer has them,
+	// with the chunks that wait at the cut. While the input is idle an
+	// empty batch leaves every Idle, so that time passes downstream. Not
+	// with Count, Once or TimeField.
+	Continuous bool
+	Idle       time.Duration
 	// Once reads everything available as one batch, then ends; with Count
 	// or TimeField, what is available now is cut by them (AvailableNow).
 	Once bool

@@ -60,6 +60,16 @@ Triggers (when a batch is cut):
   -i DUR      processing time: a batch every DUR of wall-clock time, aligned to
               the unix epoch; its batch time is the end of its interval. While
               the input is idle, empty batches go on (windows count on them).
+  -i 0        continuous: a batch as soon as records are read, holding all
+              that were read by then (what a read from the input gave, with
+              what waits behind it), so a line leaves within the pipes' own
+              latency. While the input is idle an empty batch leaves every
+              --continuous-idle DUR (100ms). Its batch time is the time of
+              the cut, rising strictly: two cuts in one millisecond take the
+              next one, so above 1,000 batches a second the times run ahead
+              of the clock. The cost: many small batches, each with its
+              per-batch output downstream (sreduce counts per batch). Not
+              with -n, --once, --time-field or --max-files.
   -n N        a batch every N records; with -i, whichever comes first. A batch
               cut by count takes the time it was cut as its batch time.
   --once      everything available as ONE batch, then end of stream. Its batch
@@ -180,7 +190,8 @@ Examples:
   sbatch --checkpoint ck -i 1s --format json 'amqp://guest:guest@127.0.0.1:5672/?queue=events' | ssink --checkpoint ck --sqlite events.db`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "lines", Usage: "input `FORMAT`: " + strings.Join(codec.InputFormats, ", ") + " (jsonl and ndjson are json; text is lines)"},
-		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field)"},
+		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "cut a batch every `DUR` (processing time; the event-time interval with --time-field); 0: continuous, a batch as soon as records are read"},
+		&cli.DurationFlag{Name: "continuous-idle", Value: 100 * time.Millisecond, Usage: "with -i 0, an empty batch after `DUR` without records, so that time passes downstream"},
 		&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "cut a batch every `N` records (with -i: whichever first)"},
 		&cli.BoolFlag{Name: "once", Usage: "read everything available as one batch, then end"},
 		&cli.StringFlag{Name: "time-field", Usage: "cut batches by the event time in `FIELD` instead of the wall clock"},
@@ -260,11 +271,18 @@ func options(c *cli.Context) (source.Options, error) {
 			}
 		}
 	}
-	iv := c.Duration("interval")
-	if iv < time.Millisecond || iv%time.Millisecond != 0 {
-		return o, stage.UsageError("--interval %v: want a whole number of milliseconds, at least 1ms", iv)
+	switch iv := c.Duration("interval"); {
+	case iv == 0:
+		if err := continuous(c, &o); err != nil {
+			return o, err
+		}
+	case c.IsSet("continuous-idle"):
+		return o, stage.UsageError("--continuous-idle goes with -i 0, the continuous trigger")
+	case iv < time.Millisecond || iv%time.Millisecond != 0:
+		return o, stage.UsageError("--interval %v: want a whole number of milliseconds, at least 1ms (or 0: continuous)", iv)
+	default:
+		o.Interval = iv.Milliseconds()
 	}
-	o.Interval = iv.Milliseconds()
 	if c.IsSet("count") && o.Count <= 0 {
 		return o, stage.Hint(stage.UsageError("--count %d: want 1 or more records per batch", o.Count),
 			"-n N cuts a batch every N records; to cut batches by time only, leave -n out and give -i DUR")
@@ -309,6 +327,19 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.UsageError("--subject needs a subject")
 	}
 	return o, nil
+}
+
+// continuous checks the flags of -i 0, the continuous trigger.
+func continuous(c *cli.Context, o *source.Options) error {
+	o.Continuous, o.Idle = true, c.Duration("continuous-idle")
+	switch {
+	case o.Idle < time.Millisecond:
+		return stage.UsageError("--continuous-idle %v: want at least 1ms", o.Idle)
+	case c.IsSet("count"), c.Bool("once"), c.IsSet("time-field"), c.IsSet("max-files"):
+		return stage.Hint(stage.UsageError("-i 0 cuts a batch at every read: it does not go with -n, --once, --time-field or --max-files"),
+			"give -i DUR for batches of DUR, or leave -i 0 for a batch as soon as records come")
+	}
+	return nil
 }
 
 // watchOptions reads the flags of a watched directory.
