@@ -1,7 +1,6 @@
 package dedup
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -39,23 +39,6 @@ func events(n int) [][]byte {
 	return recs
 }
 
-// blocks frames records as a Writer cuts them.
-func blocks(recs [][]byte) []framing.Frame {
-	var fs []framing.Frame
-	var b []byte
-	n := 0
-	for i, r := range recs {
-		b = binary.AppendUvarint(b, uint64(len(r)))
-		b = append(b, r...)
-		n++
-		if len(b) >= framing.BlockSize || i == len(recs)-1 {
-			fs = append(fs, framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: b})
-			b, n = nil, 0
-		}
-	}
-	return fs
-}
-
 // benchDedup passes the events through sdedup with o in batches of 10,000
 // records (10 s of event time), b.N records in all, and reports the records
 // per second and the bytes per key the state holds at the end.
@@ -64,7 +47,7 @@ func benchDedup(b *testing.B, o Options) {
 	recs := events(b.N)
 	var batches [][]framing.Frame
 	for i := 0; i < b.N; i += batch {
-		batches = append(batches, blocks(recs[i:min(i+batch, b.N)]))
+		batches = append(batches, frametest.Blocks(recs[i:min(i+batch, b.N)]))
 	}
 	e, err := New(o, framing.NewWriter(io.Discard), nil, nil)
 	if err != nil {

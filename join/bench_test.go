@@ -2,7 +2,6 @@ package join
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/benchutil"
+	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -52,23 +52,6 @@ func clicks(n, keys int) [][]byte {
 		recs[i] = record.AppendInt(record.AppendString(b, "ms"), int64(i%5000))
 	}
 	return recs
-}
-
-// blocks frames records as a Writer cuts them.
-func blocks(recs [][]byte) []framing.Frame {
-	var fs []framing.Frame
-	var b []byte
-	n := 0
-	for i, r := range recs {
-		b = binary.AppendUvarint(b, uint64(len(r)))
-		b = append(b, r...)
-		n++
-		if len(b) >= framing.BlockSize || i == len(recs)-1 {
-			fs = append(fs, framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: b})
-			b, n = nil, 0
-		}
-	}
-	return fs
 }
 
 var users1M string // the CSV of 1M users, made once per test binary
@@ -117,7 +100,7 @@ func BenchmarkStaticJoin(b *testing.B) {
 				b.Fatal(err)
 			}
 			const perBatch = 100_000
-			fs := blocks(clicks(perBatch, c.keys))
+			fs := frametest.Blocks(clicks(perBatch, c.keys))
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := benchutil.CPUTime()

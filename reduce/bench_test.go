@@ -1,7 +1,6 @@
 package reduce
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,24 +19,6 @@ import (
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
-
-// blocks frames records as a Writer cuts them: blocks of about
-// framing.BlockSize bytes.
-func blocks(recs [][]byte) []framing.Frame {
-	var fs []framing.Frame
-	var b []byte
-	n := 0
-	for i, r := range recs {
-		b = binary.AppendUvarint(b, uint64(len(r)))
-		b = append(b, r...)
-		n++
-		if len(b) >= framing.BlockSize || i == len(recs)-1 {
-			fs = append(fs, framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: b})
-			b, n = nil, 0
-		}
-	}
-	return fs
-}
 
 // zipfWords returns n {"value": word} records over a vocabulary of vocab
 // words of 2 to 9 letters, drawn with a Zipf distribution as words in text.
@@ -94,7 +75,7 @@ func BenchmarkWordCount(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			const perBatch = 100_000
 			recs := zipfWords(perBatch, 10_000)
-			fs := blocks(recs)
+			fs := frametest.Blocks(recs)
 			size := 0
 			for _, f := range fs {
 				size += len(f.Payload)
@@ -152,7 +133,7 @@ func TestMemoryMillionKeys(t *testing.T) {
 				m = record.AppendString(m, "n")
 				recs[i] = record.AppendInt(m, int64(k))
 			}
-			for _, f := range blocks(recs) {
+			for _, f := range frametest.Blocks(recs) {
 				if err := r.Block(b, f.Records()); err != nil {
 					t.Fatal(err)
 				}

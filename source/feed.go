@@ -115,10 +115,12 @@ func messageRecord(dst []byte, m *Message, o *Options, meta *Meta, name string) 
 	if err != nil {
 		return dst[:start], err
 	}
-	body := len(dst) - start - hdr
-	tmp := append([]byte(nil), dst[start+hdr:]...)
-	dst = append(dst[:start], 0xdf, 0, 0, 0, 0) // map32, set below
-	dst = append(dst, tmp[:body]...)
+	// The header becomes a map32 (5 bytes): the body moves right in
+	// place, with no copy aside.
+	end := len(dst)
+	dst = append(dst, make([]byte, 5-hdr)...)
+	copy(dst[start+5:], dst[start+hdr:end])
+	dst[start] = 0xdf
 	dst, fields = appendMeta(dst, m, meta, prefix, fields)
 	dst[start+1], dst[start+2], dst[start+3], dst[start+4] = byte(fields>>24), byte(fields>>16), byte(fields>>8), byte(fields)
 	return dst, nil

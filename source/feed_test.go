@@ -90,16 +90,27 @@ func FuzzMessageRecord(f *testing.F) {
 }
 
 // BenchmarkMessageRecord makes records of 100-byte values, as the Kafka
-// source does for each message.
+// source does for each message: a line, and a JSON object with the
+// metadata under a prefix.
 func BenchmarkMessageRecord(b *testing.B) {
-	m := testMessage
-	m.Value = []byte(strings.Repeat("x", 100))
-	o := &Options{Format: "lines"}
-	var rec []byte
-	b.SetBytes(int64(len(m.Value)))
-	b.ReportAllocs()
-	for b.Loop() {
-		rec, _ = messageRecord(rec[:0], &m, o, &kafkaMeta, "bench")
+	for _, c := range []struct {
+		name  string
+		value string
+		o     Options
+	}{
+		{"lines", strings.Repeat("x", 100), Options{Format: "lines"}},
+		{"json-meta", `{"user":"u1","page":"/a/b/c","n":3,"text":"` + strings.Repeat("y", 50) + `"}`, Options{Format: "json", MetaField: "kafka_"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			m := testMessage
+			m.Value = []byte(c.value)
+			var rec []byte
+			b.SetBytes(int64(len(m.Value)))
+			b.ReportAllocs()
+			for b.Loop() {
+				rec, _ = messageRecord(rec[:0], &m, &c.o, &kafkaMeta, "bench")
+			}
+		})
 	}
 }
 

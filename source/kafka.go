@@ -413,7 +413,8 @@ type kafkaFeed struct {
 	starts []checkpoint.Range
 	idle   int // polls in a row that brought nothing, with once
 	group  bool
-	owned  *owned // the group's partitions, when group
+	owned  *owned   // the group's partitions, when group
+	hdrs   []Header // the headers of the messages of the last Fetch
 }
 
 // pollWait is how long one poll waits for records before it looks at a
@@ -458,6 +459,7 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 		return dst, ferr
 	}
 	n := len(dst)
+	f.hdrs = f.hdrs[:0]
 	fs.EachRecord(func(r *kgo.Record) {
 		key := tp{r.Topic, r.Partition}
 		if f.once {
@@ -478,8 +480,14 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 			f.index[key] = i
 		}
 		m := Message{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp, Pos: Position{i, r.Offset + 1}}
-		for _, h := range r.Headers {
-			m.Headers = append(m.Headers, Header{h.Key, h.Value})
+		if len(r.Headers) > 0 {
+			// One buffer for the headers of the fetch's messages, not a
+			// slice each (a message is valid until the next Fetch).
+			from := len(f.hdrs)
+			for _, h := range r.Headers {
+				f.hdrs = append(f.hdrs, Header{h.Key, h.Value})
+			}
+			m.Headers = f.hdrs[from:len(f.hdrs):len(f.hdrs)]
 		}
 		dst = append(dst, m)
 	})

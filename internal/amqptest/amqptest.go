@@ -4,14 +4,11 @@
 package amqptest
 
 import (
-	"crypto/rand"
 	"fmt"
 	"github.com/dstream/dstream/internal/servertest"
 	"os"
-	"strings"
 	"testing"
 	"time"
-	"unicode"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -55,17 +52,7 @@ func Channel(t testing.TB) *amqp.Channel {
 
 // Name is a name for the test's exchange and queue, unique to the run:
 // the test's name in letters, digits, - and _, and a random suffix.
-func Name(t testing.TB) string {
-	var b [4]byte
-	rand.Read(b[:])
-	name := strings.Map(func(r rune) rune {
-		if r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' {
-			return '_'
-		}
-		return r
-	}, t.Name())
-	return fmt.Sprintf("dstream_%.40s_%x", name, b)
-}
+func Name(t testing.TB) string { return servertest.Name(t) }
 
 // Exchange declares a direct exchange and a durable queue, both named
 // Name, the queue bound to the exchange with the routing key keys (the

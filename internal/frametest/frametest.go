@@ -146,3 +146,21 @@ func Commit(tb testing.TB, dir string, id uint64) {
 		tb.Fatal(err)
 	}
 }
+
+// Blocks frames records as a framing.Writer cuts them: Records frames of
+// about framing.BlockSize bytes, for benchmarks that hand a stage its
+// blocks directly.
+func Blocks(recs [][]byte) []framing.Frame {
+	var fs []framing.Frame
+	var b []byte
+	n := 0
+	for i, r := range recs {
+		b = framing.AppendRecord(b, r)
+		n++
+		if len(b) >= framing.BlockSize || i == len(recs)-1 {
+			fs = append(fs, framing.Frame{Kind: framing.KindRecords, Count: uint64(n), Payload: b})
+			b, n = nil, 0
+		}
+	}
+	return fs
+}

@@ -5,7 +5,6 @@ package natstest
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"github.com/dstream/dstream/internal/servertest"
 	"net"
@@ -13,11 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,17 +64,7 @@ func JetStream(t testing.TB) jetstream.JetStream {
 
 // Name is a name for the test's stream and subject, unique to the run:
 // the test's name in letters, digits, - and _, and a random suffix.
-func Name(t testing.TB) string {
-	var b [4]byte
-	rand.Read(b[:])
-	name := strings.Map(func(r rune) rune {
-		if r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' {
-			return '_'
-		}
-		return r
-	}, t.Name())
-	return fmt.Sprintf("dstream_%.40s_%x", name, b)
-}
+func Name(t testing.TB) string { return servertest.Name(t) }
 
 // Stream creates a stream for the test that captures the subject of the
 // same name, and returns that name; the stream is deleted at the end of

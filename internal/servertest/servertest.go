@@ -5,8 +5,12 @@
 package servertest
 
 import (
+	"crypto/rand"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
+	"unicode"
 )
 
 // Unavailable skips the test with msg, or fails it in CI.
@@ -16,4 +20,19 @@ func Unavailable(t testing.TB, msg string) {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
+}
+
+// Name is a name of the test's own on a shared server (a stream, a queue,
+// a schema): the test's name in letters, digits, - and _, and a random
+// suffix, unique to the run.
+func Name(t testing.TB) string {
+	var b [4]byte
+	rand.Read(b[:])
+	name := strings.Map(func(r rune) rune {
+		if r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' {
+			return '_'
+		}
+		return r
+	}, t.Name())
+	return fmt.Sprintf("dstream_%.40s_%x", name, b)
 }
