@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dstream/dstream/record"
 )
@@ -72,7 +73,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // WriteFile writes data to path atomically: see WriteAtomic.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	return WriteAtomic(path, perm, func(w io.Writer) error {
+	return writeAtomic(path, perm, true, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -83,6 +84,18 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // and the directory synced so that the rename itself survives a crash. If
 // write or anything else fails, path is left as it was.
 func WriteAtomic(path string, perm os.FileMode, write func(w io.Writer) error) error {
+	return writeAtomic(path, perm, true, write)
+}
+
+// writers are WriteAtomic's buffers: one of 256 KiB per write would cost
+// more than writing a commit file does.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+
+// writeAtomic is WriteAtomic; without sync it neither syncs the file nor
+// the directory: the file is still replaced whole or not at all when the
+// process dies (kill -9), but a crash of the machine may lose it (or, on
+// a file system that does not order its writes, leave it empty).
+func writeAtomic(path string, perm os.FileMode, sync bool, write func(w io.Writer) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -92,15 +105,18 @@ func WriteAtomic(path string, perm os.FileMode, write func(w io.Writer) error) e
 		return err
 	}
 	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(f)
 	err = write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
+	bw.Reset(nil)
+	writers.Put(bw)
 	if err == nil {
 		err = f.Chmod(perm)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -112,6 +128,9 @@ func WriteAtomic(path string, perm os.FileMode, write func(w io.Writer) error) e
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	return SyncDir(dir)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,13 +97,21 @@ func (l *Log) Exists() bool {
 // Path is the file of entry id.
 func (l *Log) Path(id uint64) string { return filepath.Join(l.dir, strconv.FormatUint(id, 10)) }
 
-// Write writes entry id, v as JSON, atomically.
-func (l *Log) Write(id uint64, v any) error {
+// Write writes entry id, v as JSON, atomically and durably.
+func (l *Log) Write(id uint64, v any) error { return l.write(id, v, true) }
+
+// write is Write; without sync, the entry is replaced whole or not at all
+// if the process dies, but not synced (writeAtomic).
+func (l *Log) write(id uint64, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := WriteFile(l.Path(id), append(b, '\n'), 0o644); err != nil {
+	err = writeAtomic(l.Path(id), 0o644, sync, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("checkpoint: writing %s: %w", l.Path(id), err)
 	}
 	return nil
@@ -180,6 +189,16 @@ type Committer struct {
 	log  *Log
 	last uint64 // the last commit, if any
 	any  bool
+
+	// Copy is set by a sink whose destination keeps its own record of the
+	// last batch it committed, in the batch's own transaction (the SQL
+	// sinks' dstream_commits row, the Kafka sink's transactional marker),
+	// and skips a replayed batch by it. The commit file is then a copy,
+	// for the source and the stateful stages, written atomically but not
+	// synced: a process that dies leaves it whole or absent, and if a crash
+	// of the machine loses it, the source replays that batch and the
+	// destination skips it. This saves two fsyncs a batch (docs/guarantees.md).
+	Copy bool
 }
 
 // KeepCommits is how many commits before the last one Commit leaves behind.
@@ -233,7 +252,7 @@ func (c *Committer) Done(id uint64, t int64) (bool, error) {
 // Commit writes DIR/commits/id, and now and then removes the commits more
 // than KeepCommits before it.
 func (c *Committer) Commit(id uint64, t int64) error {
-	if err := c.log.Write(id, Commit{BatchID: id, BatchTime: t}); err != nil {
+	if err := c.log.write(id, Commit{BatchID: id, BatchTime: t}, !c.Copy); err != nil {
 		return err
 	}
 	if !c.any || id > c.last {

@@ -140,11 +140,18 @@ func TestStoreKeepsUncommitted(t *testing.T) {
 }
 
 func TestCommitter(t *testing.T) {
+	t.Run("synced", func(t *testing.T) { testCommitter(t, false) })
+	// A copy of a destination's own record is the same files, unsynced.
+	t.Run("copy", func(t *testing.T) { testCommitter(t, true) })
+}
+
+func testCommitter(t *testing.T, copy bool) {
 	root := t.TempDir()
 	c, err := OpenCommitter(root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.Copy = copy
 	if !ReadLog(root, CommitsDir).Exists() {
 		t.Fatal("OpenCommitter made no commits directory")
 	}
@@ -159,6 +166,12 @@ func TestCommitter(t *testing.T) {
 	// Purged every 16 batches: at 128, those below 28 went.
 	if ids, _ := ReadLog(root, CommitsDir).List(); ids[0] != 28 || len(ids) != 102 {
 		t.Errorf("after 130 commits: %d from %d", len(ids), ids[0])
+	}
+	if b, err := os.ReadFile(filepath.Join(root, CommitsDir, "129")); string(b) != `{"batchId":129,"batchTime":129000}`+"\n" {
+		t.Errorf("commits/129: %q, %v", b, err)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(root, CommitsDir, tmpPrefix+"*")); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
 	}
 	c, err = OpenCommitter(root)
 	if err != nil {

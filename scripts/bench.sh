@@ -447,6 +447,25 @@ if command -v sqlite3 >/dev/null; then
 	bench sqlite-append "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t; rm -f $f*' cat
 	peer 'sqlite3 .import' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 fi
+# The cost of the checkpoint (issue 14: under 10%): the same pipeline with
+# --checkpoint on every stage, against without (a new directory and
+# database each run). The word count at -i 1s into SQLite (its running
+# counts, update mode); 500 batches of 10k records appended to SQLite
+# (records = tokens); and, the hardest case, 500 batches through sreduce
+# --running to stdout, where every stage makes its checkpoint files durable
+# each batch and sreduce writes its whole state.
+if command -v sqlite3 >/dev/null; then
+	ck_wc='d=$(mktemp -d); sbatch -i 1s $CK "$IN" | smap --flat '\''split(value, " ")'\'' | sreduce -k value --count --running $CK | ssink $CK --sqlite $d/db --table t --mode update --key value; sqlite3 -separator "	" $d/db "select value, count from t"; rm -rf $d'
+	bench 'checkpoint -i 1s, sqlite' "$WORDS" "$wc_words" "${ck_wc//\$CK/--checkpoint \$d/ck}"
+	peer 'without --checkpoint' "${ck_wc//\$CK/}"
+	ck_500='d=$(mktemp -d); sbatch -n 10000 $CK "$IN" | ssink $CK --sqlite $d/db --table t; sqlite3 $d/db "select count(*) from t"; rm -rf $d'
+	bench 'checkpoint 500 batches, sqlite' "$TOKENS" "$wc_words" "${ck_500//\$CK/--checkpoint \$d/ck}"
+	peer 'without --checkpoint' "${ck_500//\$CK/}"
+fi
+ck_run='d=$(mktemp -d); sbatch -n 10000 $CK "$IN" | sreduce -k value --count --running $CK | ssink $CK --format tsv | wc -l; rm -rf $d'
+bench 'checkpoint 500 batches, sreduce --running' "$TOKENS" "$wc_words" "${ck_run//\$CK/--checkpoint \$d/ck}"
+peer 'without --checkpoint' "${ck_run//\$CK/}"
+
 # Stream-static join: each click joined with its user, from a table of
 # $nkeys rows (sjoin --table, Structured Streaming's stream-static join),
 # against mawk's hash join and coreutils' join, which needs both inputs

@@ -137,6 +137,14 @@ type Starter interface {
 	Start(ckpt, dir string) error
 }
 
+// A commitKeeper is a Writer whose destination keeps its own record of the
+// last batch committed, in the batch's own transaction, and skips a
+// replayed batch by it (KeepsCommits, once started): the checkpoint's
+// commit file is then a copy, not synced (checkpoint.Committer.Copy).
+type commitKeeper interface {
+	KeepsCommits() bool
+}
+
 // rowCounter is a Writer that writes other than a row per record: the SQL
 // sink writes nothing of a batch that its table has already.
 type rowCounter interface {
@@ -252,6 +260,9 @@ func New(o Options) (*Sink, error) {
 		if err := st.Start(ckpt, o.Checkpoint); err != nil {
 			return nil, err
 		}
+	}
+	if k, ok := s.w.(commitKeeper); ok && s.commits != nil {
+		s.commits.Copy = k.KeepsCommits()
 	}
 	return s, nil
 }

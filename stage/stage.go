@@ -119,7 +119,9 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 			return ExitOK
 		}
 	}
+	stop := startProfile(c.Name)
 	err := app.Run(args)
+	stop()
 	return c.report(err, stderr)
 }
 
