@@ -231,6 +231,25 @@ func (w *windower) loadState(b []byte) error {
 	w.started, w.wrote, w.pending = started, wrote, pending
 	w.next, w.lastID, w.lastTime, w.lastOut, w.lastEnd = next, lastID, lastTime, lastOut, lastEnd
 	w.held = hs
+	if w.span != nil {
+		// The slices, folded again from the batches.
+		w.span.reset()
+		if w.sl != nil {
+			w.slices.put(w.sl)
+			w.sl = nil
+		}
+		for _, h := range hs {
+			if err := w.toSlice(h.time); err != nil {
+				return fmt.Errorf("%w: batch %d: %v", ErrState, h.id, err)
+			}
+			recs := recordsOf(h)
+			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+				if err := w.sl.Add(rec); err != nil {
+					return fmt.Errorf("%w: batch %d: %v", ErrState, h.id, err)
+				}
+			}
+		}
+	}
 	if w.inc {
 		w.t.Reset()
 		for _, h := range hs {

@@ -279,10 +279,18 @@ type windower struct {
 	o     *options
 	stats *stage.Stats
 
-	t     *agg.Table    // the groups of the window in hand (reduce)
-	inc   bool          // every aggregate is invertible: t is kept up to date
-	probe *agg.Table    // not inc: records are checked here as they come
-	held  []*held       // oldest first
+	t    *agg.Table // the groups of the window in hand (reduce)
+	inc  bool       // every aggregate is invertible: t is kept up to date
+	held []*held    // oldest first
+	// Not inc: the windows are assembled from slices of gcd(length,
+	// slide), each batch's records folded into its slice, sl, as they come;
+	// the slices of the coming window are in span (assemble.go).
+	sl       *agg.Table
+	slEnd    int64 // sl holds the batches of time in (slEnd - g, slEnd]
+	g        int64
+	span     span
+	slices   *tablePool
+	lastRows int // groups of the last window written
 	ck    *checkpointer // --checkpoint, or nil
 	cur   *held         // the batch in hand
 	skip  bool          // the batch in hand is in no window (a length shorter than the slide)
@@ -310,9 +318,9 @@ func newWindower(out *framing.Writer, o *options) (*windower, error) {
 		}
 		w.t, w.inc = t, o.agg.Cfg.Invertible()
 		if !w.inc {
-			if w.probe, err = agg.New(o.agg.Cfg); err != nil {
-				return nil, stage.Usage(err)
-			}
+			w.g = gcd(o.length, o.slide)
+			w.span = newSpan(o.agg.Cfg)
+			w.slices = &tablePool{cfg: o.agg.Cfg}
 		}
 	}
 	return w, nil
@@ -353,9 +361,35 @@ func (w *windower) Begin(b stage.Batch) error {
 	w.skip = b.Time <= w.next-w.o.length
 	w.cur = w.newHeld(b)
 	w.nrec = 0
-	if w.probe != nil {
-		w.probe.Reset()
+	if w.span != nil && !w.skip {
+		if err := w.toSlice(b.Time); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// toSlice makes sl the slice of batch time t, pushing the one before into
+// the span: its batches are all in.
+func (w *windower) toSlice(t int64) error {
+	end := ceilTo(t, w.g)
+	if w.sl != nil && w.slEnd != end {
+		if err := w.seal(); err != nil {
+			return err
+		}
+	}
+	if w.sl == nil {
+		w.sl, w.slEnd = w.slices.get(), end
+	}
+	return nil
+}
+
+// seal pushes sl into the span.
+func (w *windower) seal() error {
+	if err := w.span.push(w.slEnd, w.sl); err != nil {
+		return err
+	}
+	w.sl = nil
 	return nil
 }
 
@@ -384,7 +418,7 @@ func (w *windower) Block(b stage.Batch, recs framing.Records) error {
 	}
 	t := w.t
 	if !w.inc {
-		t = w.probe
+		t = w.sl
 	}
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		w.nrec++
@@ -422,7 +456,11 @@ func (w *windower) End(b stage.Batch) error {
 		open = true
 	}
 	if w.t != nil {
-		w.stats.State = &stage.StateStats{NumRowsTotal: int64(w.t.Len()), MemoryUsedBytes: w.memory()}
+		rows := w.t.Len()
+		if !w.inc {
+			rows = w.lastRows
+		}
+		w.stats.State = &stage.StateStats{NumRowsTotal: int64(rows), MemoryUsedBytes: w.memory()}
 	}
 	if w.ck != nil {
 		if err := w.ck.end(b); err != nil {
@@ -442,6 +480,12 @@ func (w *windower) memory() int64 {
 	}
 	if w.t != nil {
 		n += w.t.MemoryUsed()
+	}
+	if w.span != nil {
+		n += w.span.memory()
+		if w.sl != nil {
+			n += w.sl.MemoryUsed()
+		}
 	}
 	return n
 }
@@ -507,17 +551,11 @@ func (w *windower) writeRecords() error {
 func (w *windower) writeGroups(end int64) error {
 	t := w.t
 	if !w.inc {
-		t.Reset()
-		for _, h := range w.held {
-			recs := recordsOf(h)
-			i := 0
-			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-				i++
-				if err := t.Add(rec); err != nil {
-					return agg.BadRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
-				}
-			}
+		var err error
+		if t, err = w.assemble(end); err != nil {
+			return fmt.Errorf("the window ending %s: %w", fmtTime(end), err)
 		}
+		w.lastRows = t.Len()
 	}
 	gs := append(w.gs[:0], t.Sorted()...)
 	if len(gs) == 0 && len(w.o.agg.Cfg.Keys) == 0 && w.o.agg.Cfg.HasCount() {
@@ -534,6 +572,29 @@ func (w *windower) writeGroups(end int64) error {
 		}
 	}
 	return nil
+}
+
+// assemble is the groups of the window ending at end, from its slices:
+// the slice in hand pushed if the window holds it, the slices before the
+// window popped.
+func (w *windower) assemble(end int64) (*agg.Table, error) {
+	if w.sl != nil && w.slEnd <= end {
+		if err := w.seal(); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		first, ok := w.span.first()
+		if !ok || first > end-w.o.length {
+			break
+		}
+		t, err := w.span.pop()
+		if err != nil {
+			return nil, err
+		}
+		w.slices.put(t)
+	}
+	return w.span.result()
 }
 
 // release lets go of the held batches of time at or before cutoff, which no
