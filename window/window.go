@@ -290,14 +290,14 @@ type windower struct {
 	g        int64
 	span     span
 	slices   *tablePool
-	lastRows int // groups of the last window written
-	ck    *checkpointer // --checkpoint, or nil
-	cur   *held         // the batch in hand
-	skip  bool          // the batch in hand is in no window (a length shorter than the slide)
-	spare []*held       // held batches to reuse
-	nrec  int           // records of the batch in hand so far
-	gs    []int32
-	buf   []byte
+	lastRows int           // groups of the last window written
+	ck       *checkpointer // --checkpoint, or nil
+	cur      *held         // the batch in hand
+	skip     bool          // the batch in hand is in no window (a length shorter than the slide)
+	spare    []*held       // held batches to reuse
+	nrec     int           // records of the batch in hand so far
+	gs       []int32
+	buf      []byte
 
 	started  bool
 	next     int64  // end of the next window to write
