@@ -95,9 +95,12 @@ func newEventWindower(out *framing.Writer, o *options) (*eventWindower, error) {
 	}
 	w := &eventWindower{out: out, o: o, stats: new(stage.Stats)}
 	w.isFinal = w.final
-	if o.ev.sessions() {
+	switch {
+	case o.ev.sessions():
 		w.st = newSessions(o)
-	} else {
+	case sliceable(o):
+		w.st = newSlicedWindows(o, w.firstOpen)
+	default:
 		w.st = newFixedWindows(o)
 	}
 	if o.ev.late != "" {
@@ -186,6 +189,15 @@ func (w *eventWindower) add(b stage.Batch, rec []byte) error {
 // complete mode no window is: every one is written at every batch.
 func (w *eventWindower) final(end int64) bool {
 	return w.haveWM && end <= w.wm && w.o.ev.mode != Complete
+}
+
+// firstOpen is the start of the first fixed window that is not final,
+// false when none is final (no watermark yet, or complete mode).
+func (w *eventWindower) firstOpen() (int64, bool) {
+	if !w.haveWM || w.o.ev.mode == Complete {
+		return 0, false
+	}
+	return floorTo(w.wm-w.o.length, w.o.slide) + w.o.slide, true
 }
 
 func (w *eventWindower) eventTime(rec []byte) (int64, error) {

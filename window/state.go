@@ -35,16 +35,22 @@ import (
 //	event time:
 //	  started, watermark set, max set          bool
 //	  watermark, max event time, last id, last time  int, int, uint, int
-//	  fixed windows  int, then per window: start (int), its groups (bin:
+//	  fixed windows, sliced (sliced.go: not in update mode, and without
+//	                 first, last and collect):
+//	                 windows set (bool), first open window (int), slices
+//	                 (int), then per slice: start (int), its groups (bin:
 //	                 an agg snapshot)
+//	  other fixed windows  int, then per window: start (int), its groups
+//	                 (bin: an agg snapshot)
 //	  sessions       int, then per session, by key then start: key (bin:
 //	                 agg.Table.Key), start, end (int), records (int), the
 //	                 records (bin)
 
 // stateVersion is the first value of a saved state, and part of the
 // fingerprint, so that a state of another layout is refused, not misread.
-// Version 1 was a layout of uvarints of its own.
-const stateVersion = 2
+// Version 1 was a layout of uvarints of its own; version 2 kept a table per
+// fixed window of event time where version 3 keeps one per slice.
+const stateVersion = 3
 
 // ErrState is a saved state that cannot be read.
 var ErrState = errors.New("window: damaged state")

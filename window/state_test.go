@@ -74,7 +74,7 @@ func TestLoadStateVersion(t *testing.T) {
 	if s[0] != stateVersion {
 		t.Fatalf("state %x: want version %d first", s, stateVersion)
 	}
-	for _, v := range []byte{1, 3} {
+	for _, v := range []byte{1, 2, 4} {
 		old := append([]byte{v}, s[1:]...)
 		w2, _ := newWindower(framing.NewWriter(io.Discard), o)
 		err := w2.loadState(old)
