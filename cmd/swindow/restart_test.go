@@ -33,6 +33,11 @@ func TestRestart(t *testing.T) {
 		{byBatch, []string{"-l", "3s", "-s", "2s", "-k", "k", "--max", "v"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-k", "k", "--count"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "5s", "-k", "k", "--count", "--mode", "update"}},
+		// Sliced: a span kept from batch to batch, subtracting and Two-Stacks.
+		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "2s", "-k", "k", "--count", "--distinct", "t"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "12s", "-l", "9s", "-s", "3s", "-k", "k", "--max", "t", "--count"}},
+		{byEvent, []string{"--time-field", "t", "-l", "6s", "-s", "2s", "-k", "k", "--min", "t", "--mode", "complete"}},
+		{byBatch, []string{"-l", "4s", "-s", "2s", "-k", "k", "--max", "v", "--count"}},
 		{byEvent, []string{"--time-field", "t", "-l", "10s", "-k", "k", "--count", "--collect", "t", "--mode", "complete"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"}},
 		{byEvent, []string{"--time-field", "t", "--session", "3s", "--count", "--mode", "update"}},
