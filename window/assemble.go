@@ -35,7 +35,8 @@ type span interface {
 	// which the caller has just added it.
 	added(start int64, rec []byte) error
 	// result is the combine of the slices held, the span's own table,
-	// valid until the span changes. A group with no record may be in it.
+	// valid until the span changes. Groups with no record may be in it:
+	// leave them out (agg.Table.Rows).
 	result() (*agg.Table, error)
 	len() int
 	reset()
@@ -224,7 +225,14 @@ func (s *twoStacks) result() (*agg.Table, error) {
 	case len(s.back) == 0:
 		return s.front[n-1].agg, nil
 	}
-	s.res.Reset()
+	// Zeroed rather than emptied, while it holds not much more than the
+	// groups coming in: its groups keep their order, so that only new keys
+	// are sorted when the window is written (agg.Table.Sorted).
+	if s.res.Len() > 2*(s.front[n-1].agg.Len()+s.backAgg.Len())+1024 {
+		s.res.Reset()
+	} else {
+		s.res.Zero()
+	}
 	if err := s.res.Merge(s.front[n-1].agg); err != nil {
 		return nil, err
 	}

@@ -32,6 +32,14 @@ type slicedWindows struct {
 	tables map[int64]*agg.Table // slices by start
 	starts []int64              // of tables, sorted
 	pool   *tablePool
+	// The figures of size, kept as slices change rather than summed over
+	// every slice at every batch: a window of an hour sliding every
+	// second holds 3,600 of them.
+	dirty  []int64         // slices the batch in hand changed
+	isDirt map[int64]bool  // of dirty
+	mems   map[int64]int64 // each slice's memory when last counted
+	groups int             // in all slices
+	mem    int64           // sum of mems
 
 	// from is the start of the first window that is not final: the windows
 	// before it were written when they became final, if they had a record,
@@ -69,6 +77,7 @@ func sliceable(o *options) bool {
 func newSlicedWindows(o *options, open func() (int64, bool)) *slicedWindows {
 	g := gcd(o.length, o.slide)
 	return &slicedWindows{o: o, g: g, tables: map[int64]*agg.Table{}, pool: &tablePool{cfg: o.agg.Cfg},
+		isDirt: map[int64]bool{}, mems: map[int64]int64{},
 		open: open, span: newSpan(o.agg.Cfg), singleSlot: g == o.length}
 }
 
@@ -84,8 +93,14 @@ func (f *slicedWindows) add(rec []byte, t, _ int64, final func(int64) bool) (boo
 		i, _ := slices.BinarySearch(f.starts, s)
 		f.starts = slices.Insert(f.starts, i, s)
 	}
+	n := tb.Len()
 	if err := tb.Add(rec); err != nil {
 		return false, err
+	}
+	f.groups += tb.Len() - n
+	if !f.isDirt[s] {
+		f.isDirt[s] = true
+		f.dirty = append(f.dirty, s)
 	}
 	if f.spanSet && s >= f.spanLo && s < f.spanHi {
 		if !ok {
@@ -99,9 +114,13 @@ func (f *slicedWindows) add(rec []byte, t, _ int64, final func(int64) bool) (boo
 }
 
 func (f *slicedWindows) newBatch() {
-	for _, t := range f.tables {
-		t.ClearTouched()
+	for _, s := range f.dirty {
+		if t, ok := f.tables[s]; ok {
+			t.ClearTouched()
+		}
 	}
+	f.dirty = f.dirty[:0]
+	clear(f.isDirt)
 }
 
 // nextWindow is the first window at or after start (a multiple of the
@@ -246,6 +265,9 @@ func (f *slicedWindows) evict(final func(int64) bool) int {
 		}
 		t := f.tables[s]
 		removed += t.Len()
+		f.groups -= t.Len()
+		f.mem -= f.mems[s]
+		delete(f.mems, s)
 		delete(f.tables, s)
 		f.pool.put(t)
 		n++
@@ -255,12 +277,17 @@ func (f *slicedWindows) evict(final func(int64) bool) int {
 }
 
 func (f *slicedWindows) size() (groups, changed int, mem int64) {
-	for _, t := range f.tables {
-		groups += t.Len()
+	for _, s := range f.dirty {
+		t, ok := f.tables[s]
+		if !ok {
+			continue // evicted
+		}
 		changed += len(t.Touched())
-		mem += t.MemoryUsed()
+		m := t.MemoryUsed()
+		f.mem += m - f.mems[s]
+		f.mems[s] = m
 	}
-	return groups, changed, mem + f.span.memory()
+	return f.groups, changed, f.mem + f.span.memory()
 }
 
 func (f *slicedWindows) lastEnd() (int64, bool) {
@@ -311,6 +338,15 @@ func (f *slicedWindows) load(d *dec) error {
 		return d.err
 	}
 	f.tables, f.starts, f.from, f.fromSet = tables, starts, from, fromSet
+	f.groups, f.mem = 0, 0
+	clear(f.mems)
+	for s, t := range tables {
+		f.groups += t.Len()
+		f.mems[s] = t.MemoryUsed()
+		f.mem += f.mems[s]
+	}
+	f.dirty = f.dirty[:0]
+	clear(f.isDirt)
 	f.span.reset()
 	f.spanSet = false
 	return nil

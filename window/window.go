@@ -9,6 +9,7 @@ package window
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/dstream/dstream/agg"
@@ -555,9 +556,13 @@ func (w *windower) writeGroups(end int64) error {
 		if t, err = w.assemble(end); err != nil {
 			return fmt.Errorf("the window ending %s: %w", fmtTime(end), err)
 		}
-		w.lastRows = t.Len()
 	}
 	gs := append(w.gs[:0], t.Sorted()...)
+	if !w.inc {
+		// A table assembled from slices may hold groups with no record.
+		gs = slices.DeleteFunc(gs, func(g int32) bool { return t.Rows(g) == 0 })
+		w.lastRows = len(gs)
+	}
 	if len(gs) == 0 && len(w.o.agg.Cfg.Keys) == 0 && w.o.agg.Cfg.HasCount() {
 		gs = append(gs, t.Group(nil)) // DStream.count of an empty window is 0
 	}
