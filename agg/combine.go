@@ -151,19 +151,28 @@ func (c *valueCol) merge(src column, gmap []int32) error {
 		if g < 0 || s.k[sg] == 0 {
 			continue
 		}
-		if c.kind == First && c.k[g] != 0 {
+		switch {
+		case c.kind == First && c.k[g] != 0:
 			continue
+		case (c.kind == Min || c.kind == Max) && c.k[g] != 0:
+			// src's scratch: c's holds c's value.
+			s.scratch = s.appendValue(s.scratch[:0], int32(sg))
+			c.scratch = c.appendValue(c.scratch[:0], g)
+			d := CompareValues(s.scratch, c.scratch)
+			if (c.kind == Min && d >= 0) || (c.kind == Max && d <= 0) {
+				continue
+			}
 		}
-		// src's scratch: add compares with c's own in c.scratch.
-		v := s.appendValue(s.scratch[:0], int32(sg))
-		s.scratch = v
-		if c.kind == Min || c.kind == Max {
-			c.add(g, v)
-		} else {
-			c.set(g, v)
-		}
+		c.take(g, s, int32(sg))
 	}
 	return nil
+}
+
+// take sets group g's value to group sg's of s, sharing its string: no
+// copy, no allocation.
+func (c *valueCol) take(g int32, s *valueCol, sg int32) {
+	c.bytes += int64(len(s.str[sg]) - len(c.str[g]))
+	c.k[g], c.num[g], c.str[g] = s.k[sg], s.num[sg], s.str[sg]
 }
 
 func (c *valueCol) unmerge(column, []int32) {}
