@@ -18,14 +18,14 @@ import (
 // that assembles them lasts from batch to batch: it holds the slices from
 // the start of the next window to write (from) up to the end of the last
 // written (to), and a record folded into one of them is folded into the
-// span too. In complete mode every window is written at every batch,
-// assembled by a span made afresh, at a cost in proportion to what is
-// written.
+// span too. In complete mode every window is written at every batch, and
+// in update mode every window the batch changed (those holding a slice it
+// changed), assembled by a span made afresh, at a cost in proportion to
+// what is written.
 //
-// Update mode, and the aggregates whose value depends on the order in
-// which records arrive (first, last, collect: a window's slices come in
-// order of event time, not of arrival), keep a table per window
-// (fixedWindows).
+// The aggregates whose value depends on the order in which records arrive
+// (first, last, collect: a window's slices come in order of event time,
+// not of arrival) keep a table per window (fixedWindows).
 type slicedWindows struct {
 	o      *options
 	g      int64                // slice width
@@ -58,13 +58,15 @@ type slicedWindows struct {
 	gs         []int32
 	rec, buf   []byte
 	singleSlot bool // length = slide: a window is one slice
+
+	// update mode's scratch
+	touched map[string]int // keys the batch changed in the window in hand: how many of its slices
+	ds      []int64        // the slices the batch changed, sorted
+	ws      []int64        // the windows holding them
 }
 
 // sliceable reports whether the windows of o can be sliced.
 func sliceable(o *options) bool {
-	if o.ev.mode == Update {
-		return false
-	}
 	for _, a := range o.agg.Cfg.Aggs {
 		switch a.Kind {
 		case agg.First, agg.Last, agg.Collect:
@@ -174,7 +176,10 @@ func (f *slicedWindows) window(start int64) (*agg.Table, error) {
 // mode the windows now final, from the first not final before; in complete
 // mode (and at the end of the stream) every window. changed is for update
 // mode, which is not sliced.
-func (f *slicedWindows) write(out *framing.Writer, pick func(int64, bool) bool, _ bool) error {
+func (f *slicedWindows) write(out *framing.Writer, pick func(int64, bool) bool, changed bool) error {
+	if changed {
+		return f.writeChanged(out)
+	}
 	if len(f.starts) == 0 {
 		return f.moveOn()
 	}
@@ -203,6 +208,71 @@ func (f *slicedWindows) write(out *framing.Writer, pick func(int64, bool) bool, 
 	}
 	if f.o.ev.mode == Complete {
 		f.spanSet = false
+	}
+	return f.moveOn()
+}
+
+// writeChanged writes update mode's batch: of each window holding a slice
+// the batch changed (and not final before it), the groups of the keys the
+// batch brought to those of its slices.
+func (f *slicedWindows) writeChanged(out *framing.Writer) error {
+	f.spanSet = false // made afresh, as in complete mode
+	defer func() { f.spanSet = false }()
+	f.ds = append(f.ds[:0], f.dirty...)
+	slices.Sort(f.ds)
+	f.ws = f.ws[:0]
+	for _, s := range f.ds {
+		lo := floorTo(s-f.o.length, f.o.slide) + f.o.slide // the first window holding s
+		if f.fromSet {
+			lo = max(lo, f.from)
+		}
+		if n := len(f.ws); n > 0 {
+			lo = max(lo, f.ws[n-1]+f.o.slide)
+		}
+		for w := lo; w <= floorTo(s, f.o.slide); w += f.o.slide {
+			f.ws = append(f.ws, w)
+		}
+	}
+	if f.touched == nil {
+		f.touched = map[string]int{}
+	}
+	clear(f.touched)
+	i, j := 0, 0 // f.ds[i:j] are the changed slices of the window in hand
+	for _, start := range f.ws {
+		end := start + f.o.length
+		for ; j < len(f.ds) && f.ds[j] < end; j++ {
+			if t := f.tables[f.ds[j]]; t != nil {
+				for _, g := range t.Touched() {
+					f.touched[string(t.Key(g))]++
+				}
+			}
+		}
+		for ; i < j && f.ds[i] < start; i++ {
+			if t := f.tables[f.ds[i]]; t != nil {
+				for _, g := range t.Touched() {
+					k := string(t.Key(g))
+					if f.touched[k]--; f.touched[k] == 0 {
+						delete(f.touched, k)
+					}
+				}
+			}
+		}
+		t, err := f.window(start)
+		if err != nil {
+			return fmt.Errorf("the window starting %s: %w", fmtTime(start), err)
+		}
+		if t == nil {
+			continue
+		}
+		gs := f.gs[:0]
+		for k := range f.touched {
+			gs = append(gs, t.Group([]byte(k)))
+		}
+		t.SortByKey(gs)
+		f.gs = gs
+		if err := f.writeGroups(out, start, t, gs); err != nil {
+			return err
+		}
 	}
 	return f.moveOn()
 }
@@ -237,11 +307,16 @@ func (f *slicedWindows) moveOn() error {
 }
 
 func (f *slicedWindows) writeWindow(out *framing.Writer, start int64, t *agg.Table) error {
-	gs := append(f.gs[:0], t.Sorted()...)
+	f.gs = append(f.gs[:0], t.Sorted()...)
+	return f.writeGroups(out, start, t, f.gs)
+}
+
+// writeGroups writes groups gs of t, the window starting at start, or the
+// --top of them.
+func (f *slicedWindows) writeGroups(out *framing.Writer, start int64, t *agg.Table, gs []int32) error {
 	if f.o.agg.Top > 0 {
 		gs = t.Top(gs, f.o.agg.Top, f.o.agg.By)
 	}
-	f.gs = gs
 	for _, g := range gs {
 		if t.Rows(g) == 0 {
 			continue // a group a span keeps with no record

@@ -86,9 +86,12 @@ func recount(t *testing.T, cfg agg.Config, recs []string) *agg.Table {
 }
 
 // render appends tb's groups as swindow writes them, " JSON" each, with
-// window fields first when start < end.
-func render(t *testing.T, sb *strings.Builder, tb *agg.Table, start, end int64) {
+// window fields first when start < end; only the groups of keys, if not nil.
+func render(t *testing.T, sb *strings.Builder, tb *agg.Table, start, end int64, keys map[string]bool) {
 	for _, g := range tb.Sorted() {
+		if keys != nil && !keys[string(tb.Key(g))] {
+			continue
+		}
 		rec := tb.AppendRecord(nil, g)
 		if start < end {
 			n, hdr, _ := record.MapLen(rec)
@@ -146,7 +149,7 @@ func TestBatchTimeAgainstRecount(t *testing.T) {
 				tb.Group(nil)
 			}
 			fmt.Fprintf(&sb, "%d@%d:", id, end)
-			render(t, &sb, tb, 0, 0)
+			render(t, &sb, tb, 0, 0, nil)
 			sb.WriteString("\n")
 			if end >= last {
 				break
@@ -160,7 +163,7 @@ func TestBatchTimeAgainstRecount(t *testing.T) {
 }
 
 // TestEventTimeAgainstRecount: windows of event time, with a watermark
-// that leaves some records late, in append and complete mode.
+// that leaves some records late, in each output mode.
 func TestEventTimeAgainstRecount(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	for round := range 200 {
@@ -168,7 +171,7 @@ func TestEventTimeAgainstRecount(t *testing.T) {
 		slide := int64(1+rng.IntN(3)) * 1000
 		length := slide + int64(rng.IntN(7))*500 // gcd(length, slide) of 500 ms to the slide
 		delay := int64(rng.IntN(4)) * 500
-		mode := []string{"append", "complete"}[rng.IntN(2)]
+		mode := []string{"append", "complete", "update"}[rng.IntN(3)]
 		// Rising by 300 ms, each up to 4 s out of place: some late.
 		var bs []batch
 		n := 1 + rng.IntN(60)
@@ -197,7 +200,8 @@ func TestEventTimeAgainstRecount(t *testing.T) {
 // late if all are; the watermark moves at the end of each batch to the
 // latest event time less the delay; append mode writes each window once,
 // when final (and those left at the end of the stream), complete mode
-// every window at every batch.
+// every window at every batch, update mode the groups of the keys each
+// batch brought to a window.
 func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay int64, mode string) string {
 	type win struct {
 		start int64
@@ -208,6 +212,11 @@ func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay
 	haveWM, haveMax := false, false
 	final := func(end int64) bool { return mode != "complete" && haveWM && end <= wm }
 	var sb strings.Builder
+	touched := map[int64]map[string]bool{} // update mode: the keys the batch brought to each window
+	keyOf := func(r string) string {
+		tb := recount(t, cfg, []string{r})
+		return string(tb.Key(tb.Sorted()[0]))
+	}
 	writeWins := func(pick func(end int64) bool) {
 		var starts []int64
 		for s := range wins {
@@ -217,7 +226,13 @@ func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay
 		}
 		slices.Sort(starts)
 		for _, s := range starts {
-			render(t, &sb, recount(t, cfg, wins[s].recs), s, s+length)
+			var keys map[string]bool
+			if mode == "update" {
+				if keys = touched[s]; keys == nil {
+					continue
+				}
+			}
+			render(t, &sb, recount(t, cfg, wins[s].recs), s, s+length, keys)
 		}
 	}
 	for _, b := range bs {
@@ -236,6 +251,10 @@ func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay
 					wins[s] = &win{start: s}
 				}
 				wins[s].recs = append(wins[s].recs, r)
+				if touched[s] == nil {
+					touched[s] = map[string]bool{}
+				}
+				touched[s][keyOf(r)] = true
 			}
 			if !haveMax || tm > maxT {
 				maxT, haveMax = tm, true
@@ -245,9 +264,17 @@ func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay
 			wm, haveWM = maxT-delay, true
 		}
 		fmt.Fprintf(&sb, "%d@%d:", b.id, b.time)
-		if mode == "complete" {
+		switch mode {
+		case "complete":
 			writeWins(func(int64) bool { return true })
-		} else {
+		case "update":
+			writeWins(func(int64) bool { return true })
+			for s := range wins {
+				if final(s + length) {
+					delete(wins, s)
+				}
+			}
+		default:
 			writeWins(final)
 			for s := range wins {
 				if final(s + length) {
@@ -256,6 +283,7 @@ func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay
 			}
 		}
 		sb.WriteString("\n")
+		clear(touched)
 	}
 	if mode == "append" && len(wins) > 0 {
 		last := bs[len(bs)-1]
