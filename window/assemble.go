@@ -39,7 +39,12 @@ type span interface {
 	// leave them out (agg.Table.Rows).
 	result() (*agg.Table, error)
 	len() int
+	// each calls f with every slice held, oldest first.
+	each(f func(start int64, t *agg.Table))
+	// rows is about the groups of result: a bound, cheap to take.
+	rows() int
 	reset()
+	// memory is of the span's own tables, not of the slices it holds.
 	memory() int64
 }
 
@@ -129,7 +134,14 @@ func (s *subtractor) first() (int64, bool) {
 func (s *subtractor) added(_ int64, rec []byte) error { return s.r.Add(rec) }
 func (s *subtractor) result() (*agg.Table, error)     { return s.r, nil }
 func (s *subtractor) len() int                        { return len(s.q) - s.head }
+func (s *subtractor) rows() int                       { return s.r.Len() }
 func (s *subtractor) memory() int64                   { return s.r.MemoryUsed() }
+
+func (s *subtractor) each(f func(int64, *agg.Table)) {
+	for _, x := range s.q[s.head:] {
+		f(x.start, x.t)
+	}
+}
 
 func (s *subtractor) reset() {
 	clear(s.q)
@@ -243,6 +255,23 @@ func (s *twoStacks) result() (*agg.Table, error) {
 }
 
 func (s *twoStacks) len() int { return len(s.front) + len(s.back) }
+
+func (s *twoStacks) rows() int {
+	n := s.backAgg.Len()
+	if k := len(s.front); k > 0 {
+		n += s.front[k-1].agg.Len()
+	}
+	return n
+}
+
+func (s *twoStacks) each(f func(int64, *agg.Table)) {
+	for i := len(s.front) - 1; i >= 0; i-- {
+		f(s.front[i].start, s.front[i].t)
+	}
+	for _, x := range s.back {
+		f(x.start, x.t)
+	}
+}
 
 func (s *twoStacks) reset() {
 	for _, f := range s.front {
