@@ -30,16 +30,16 @@ countByValueAndWindow). A keyless --count of an empty window is 0.
 
 ` + aggflags.Help + `
 
-Cost: with count, sum, avg and distinct only (invertible aggregates) a
-window is kept up to date incrementally, the entering batch added and the
-leaving batch subtracted (reduceByKeyAndWindow with an inverse function), so
-a slide costs the records that enter and leave, not the window's length;
-groups whose count falls to zero are dropped. With min, max, first, last or
-collect each batch is folded into a slice of gcd(LENGTH, SLIDE) as it comes,
-and a window is assembled from its slices by Two-Stacks, each slice combined
-a constant number of times: a slide costs about the same whatever the
-length. Either way swindow holds the records of the batches a coming window
-still needs.
+Cost: with keys or aggregates each batch is folded into the groups of a
+slice of gcd(LENGTH, SLIDE) as it comes, and a window is assembled from its
+slices: with count, sum, avg and distinct only (invertible aggregates) kept
+up to date, the entering slice added and the leaving one subtracted
+(reduceByKeyAndWindow with an inverse function), groups whose count falls
+to zero dropped; with min, max, first, last or collect by Two-Stacks, each
+slice combined a constant number of times. A slide costs about the same
+whatever the length, and swindow holds the slices' groups, not the
+records. Without keys or aggregates it holds the records of the batches a
+coming window still needs.
 
 Batches and windows (without --time-field): LENGTH and SLIDE are whole
 milliseconds; as in Spark, both should be multiples of the batch interval
