@@ -263,8 +263,9 @@ func (e *Engine) Finish() error { return e.w.finish() }
 // Close closes the --late file.
 func (e *Engine) Close() error { return e.closer() }
 
-// held is an input batch that a coming window still needs: its records as
-// in a Records frame, (uvarint length, msgpack)*.
+// held is an input batch that a coming window of records (no keys, no
+// aggregates) still needs: its records as in a Records frame, (uvarint
+// length, msgpack)*.
 type held struct {
 	id   uint64
 	time int64
