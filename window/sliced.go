@@ -314,13 +314,12 @@ func (f *slicedWindows) writeWindow(out *framing.Writer, start int64, t *agg.Tab
 // writeGroups writes groups gs of t, the window starting at start, or the
 // --top of them.
 func (f *slicedWindows) writeGroups(out *framing.Writer, start int64, t *agg.Table, gs []int32) error {
+	// A span may keep groups with no record: not written, nor ranked.
+	gs = slices.DeleteFunc(gs, func(g int32) bool { return t.Rows(g) == 0 })
 	if f.o.agg.Top > 0 {
 		gs = t.Top(gs, f.o.agg.Top, f.o.agg.By)
 	}
 	for _, g := range gs {
-		if t.Rows(g) == 0 {
-			continue // a group a span keeps with no record
-		}
 		f.rec = t.AppendRecord(f.rec[:0], g)
 		f.buf = windowRecord(f.buf[:0], start, start+f.o.length, f.rec)
 		if err := out.WriteRecord(f.buf); err != nil {

@@ -85,13 +85,30 @@ func recount(t *testing.T, cfg agg.Config, recs []string) *agg.Table {
 	return tb
 }
 
+// randomTop is --top N --by NAME, one time in four: top is N, or 0, and by
+// the index of NAME in cfg.Aggs.
+func randomTop(rng *rand.Rand, cfg agg.Config) (top, by int, args []string) {
+	if rng.IntN(4) > 0 {
+		return 0, 0, nil
+	}
+	top, by = 1+rng.IntN(2), rng.IntN(len(cfg.Aggs))
+	return top, by, []string{"--top", fmt.Sprint(top), "--by", cfg.Aggs[by].Name}
+}
+
 // render appends tb's groups as swindow writes them, " JSON" each, with
-// window fields first when start < end; only the groups of keys, if not nil.
-func render(t *testing.T, sb *strings.Builder, tb *agg.Table, start, end int64, keys map[string]bool) {
+// window fields first when start < end; only the groups of keys, if not
+// nil, and of those the top ranked by aggregate by, if top > 0.
+func render(t *testing.T, sb *strings.Builder, tb *agg.Table, start, end int64, keys map[string]bool, top, by int) {
+	var gs []int32
 	for _, g := range tb.Sorted() {
-		if keys != nil && !keys[string(tb.Key(g))] {
-			continue
+		if keys == nil || keys[string(tb.Key(g))] {
+			gs = append(gs, g)
 		}
+	}
+	if top > 0 {
+		gs = tb.Top(gs, top, by)
+	}
+	for _, g := range gs {
 		rec := tb.AppendRecord(nil, g)
 		if start < end {
 			n, hdr, _ := record.MapLen(rec)
@@ -116,6 +133,8 @@ func TestBatchTimeAgainstRecount(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for round := range 150 {
 		cfg, aggArgs, numeric := randomConfig(t, rng)
+		top, by, topArgs := randomTop(rng, cfg)
+		aggArgs = append(aggArgs, topArgs...)
 		slide := int64(1+rng.IntN(4)) * 500
 		length := int64(1+rng.IntN(10)) * 500
 		first := int64(1 + rng.IntN(8))
@@ -149,7 +168,7 @@ func TestBatchTimeAgainstRecount(t *testing.T) {
 				tb.Group(nil)
 			}
 			fmt.Fprintf(&sb, "%d@%d:", id, end)
-			render(t, &sb, tb, 0, 0, nil)
+			render(t, &sb, tb, 0, 0, nil, top, by)
 			sb.WriteString("\n")
 			if end >= last {
 				break
@@ -168,6 +187,8 @@ func TestEventTimeAgainstRecount(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	for round := range 200 {
 		cfg, aggArgs, numeric := randomConfig(t, rng)
+		top, by, topArgs := randomTop(rng, cfg)
+		aggArgs = append(aggArgs, topArgs...)
 		slide := int64(1+rng.IntN(3)) * 1000
 		length := slide + int64(rng.IntN(7))*500 // gcd(length, slide) of 500 ms to the slide
 		delay := int64(rng.IntN(4)) * 500
@@ -185,7 +206,7 @@ func TestEventTimeAgainstRecount(t *testing.T) {
 			bs = append(bs, batch{uint64(len(bs)), int64(len(bs)+1) * 1000, recs})
 			i += m
 		}
-		want := eventRecount(t, bs, cfg, length, slide, delay, mode)
+		want := eventRecount(t, bs, cfg, length, slide, delay, mode, top, by)
 		args := append([]string{"--time-field", "t", "--time-unit", "ms", "--watermark", fmt.Sprintf("%dms", delay),
 			"-l", fmt.Sprintf("%dms", length), "-s", fmt.Sprintf("%dms", slide), "--mode", mode}, aggArgs...)
 		if got := swindow(t, bs, args...); got != want {
@@ -202,7 +223,7 @@ func TestEventTimeAgainstRecount(t *testing.T) {
 // when final (and those left at the end of the stream), complete mode
 // every window at every batch, update mode the groups of the keys each
 // batch brought to a window.
-func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay int64, mode string) string {
+func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay int64, mode string, top, by int) string {
 	type win struct {
 		start int64
 		recs  []string
@@ -232,7 +253,7 @@ func eventRecount(t *testing.T, bs []batch, cfg agg.Config, length, slide, delay
 					continue
 				}
 			}
-			render(t, &sb, recount(t, cfg, wins[s].recs), s, s+length, keys)
+			render(t, &sb, recount(t, cfg, wins[s].recs), s, s+length, keys, top, by)
 		}
 	}
 	for _, b := range bs {
