@@ -257,7 +257,7 @@ func (w *eventWindower) End(b stage.Batch) error {
 		err = w.st.write(w.out, func(int64, bool) bool { return true }, false)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%v: %w", b, err)
 	}
 	removed := w.st.evict(w.isFinal)
 	w.report(removed)

@@ -105,11 +105,12 @@ func (f *slicedWindows) add(rec []byte, t, _ int64, final func(int64) bool) (boo
 		f.dirty = append(f.dirty, s)
 	}
 	if f.spanSet && s >= f.spanLo && s < f.spanHi {
-		if !ok {
-			// A slice the span does not have: made again when next used.
+		// A slice the span does not have, or a record the span could not
+		// take (an integer sum overflowing in a window: the record is in
+		// its slice, and assembling the window reports it): the span is
+		// made again when next used.
+		if !ok || f.span.added(s, rec) != nil {
 			f.newInSpan = true
-		} else if err := f.span.added(s, rec); err != nil {
-			return false, fmt.Errorf("window starting %s: %w", fmtTime(floorTo(s, f.o.slide)), err)
 		}
 	}
 	return true, nil

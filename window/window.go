@@ -547,7 +547,8 @@ func (w *windower) writeRecords() error {
 func (w *windower) writeGroups(end int64) error {
 	t, err := w.assemble(end)
 	if err != nil {
-		return fmt.Errorf("the window ending %s: %w", fmtTime(end), err)
+		// Written with the id of the last batch in: name it.
+		return fmt.Errorf("batch %d: the window ending %s: %w", w.lastID, fmtTime(end), err)
 	}
 	gs := append(w.gs[:0], t.Sorted()...)
 	// A table assembled from slices may hold groups with no record.
