@@ -405,11 +405,11 @@ peer mawk 'mawk -F'\''"'\'' '\''{b = int(substr($3, 2)) + 1; for (T = b; T < b +
 # should cost at most 1.5x as much (a ratio of 0.67 or more in the table).
 # $nwin events over 200 s of event time (10k a second, 100 keys),
 # {"ts": SECONDS, "value": KEY}, in 1 s batches. Batch time with --count
-# (each batch added once and subtracted once) and with --max (windows
-# assembled from slices by Two-Stacks, where each window was recounted from
-# its batches), and event time with --count (each event folded into its
-# slice once, where it went into each of its 60 windows). The outputs
-# differ (other windows): nothing is compared.
+# (slices merged into a running table and out of it) and with --max
+# (slices combined by Two-Stacks, where each window was recounted from its
+# batches), and event time with --count (each event folded into its slice
+# once, where it went into each of its 60 windows). The outputs differ
+# (other windows): nothing is compared.
 WINEV=$DATA/win-events-$nwin.jsonl
 [[ -s $WINEV ]] || { log "generating $WINEV"; awk -v n="$nwin" 'BEGIN{srand(14); for (i = 0; i < n; i++) printf "{\"ts\":%.5f,\"value\":\"k%d\"}\n", i * 200 / n, int(rand() * rand() * 100)}' >"$WINEV.tmp" && mv "$WINEV.tmp" "$WINEV"; }
 bench swindow-batch-count-60s "$WINEV" "$nwin" 'sbatch --format json --time-field ts -i 1s | swindow -l 60s -s 1s -k value --count | ssink --format tsv' true
