@@ -1,8 +1,9 @@
 // Package agg keeps grouped aggregation state: records are folded into
 // groups by the values of key fields, and each group carries aggregates
 // (count, sum, min, max, avg, first, last, distinct count, collect). sreduce
-// uses it per batch and across batches; swindow adds entering and subtracts
-// leaving records where the aggregates are invertible.
+// uses it per batch and across batches; swindow keeps a Table per slice of
+// time and combines them into windows (Merge, and Unmerge where the
+// aggregates are invertible).
 //
 // A Table is built for speed and memory: a record is read in place (only
 // its key and aggregated fields, with record.Fields), its group key is the

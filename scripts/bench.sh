@@ -73,10 +73,12 @@ export PATH="$bin:$PATH"
 
 if ((quick)); then
 	wc_lines=20000 nkeys=50000 nclicks=200000 njoin=50000 lat_dur=1s lat_warm=300ms
+	nwin=200000 nhour=500000
 	nmsgs=20000 namqp=2000
 	runs=${runs:-2}
 else
 	wc_lines=500000 nkeys=1000000 nclicks=5000000 njoin=1000000 lat_dur=5s lat_warm=1s
+	nwin=2000000 nhour=10000000
 	nmsgs=1000000 namqp=20000
 	runs=${runs:-5}
 fi
@@ -397,6 +399,33 @@ peer cat 'cat "$IN" "$IN"' cat
 # events.
 bench swindow-sliding "$EVENTS" "$nevents" 'sbatch --format json --time-field ts -i 1s | swindow -l 10s -s 1s -k value --count | ssink --format tsv --batch-field window' 'tail -n +2 | sort'
 peer mawk 'mawk -F'\''"'\'' '\''{b = int(substr($3, 2)) + 1; for (T = b; T < b + 10; T++) c[T "\t" $6]++; if (b > m) m = b} END{for (k in c) {split(k, a, "\t"); if (a[1] <= m) print a[2] "\t" c[k] "\t" a[1] * 1000}}'\''' sort
+
+# Window length (issue 14): the same input windowed 60 s and 2 s long, both
+# sliding every second; the 2 s window is the peer, and the 60 s case
+# should cost at most 1.5x as much (a ratio of 0.67 or more in the table).
+# $nwin events over 200 s of event time (10k a second, 100 keys),
+# {"ts": SECONDS, "value": KEY}, in 1 s batches. Batch time with --count
+# (slices merged into a running table and out of it) and with --max
+# (slices combined by Two-Stacks, where each window was recounted from its
+# batches), and event time with --count (each event folded into its slice
+# once, where it went into each of its 60 windows). The outputs differ
+# (other windows): nothing is compared.
+WINEV=$DATA/win-events-$nwin.jsonl
+[[ -s $WINEV ]] || { log "generating $WINEV"; awk -v n="$nwin" 'BEGIN{srand(14); for (i = 0; i < n; i++) printf "{\"ts\":%.5f,\"value\":\"k%d\"}\n", i * 200 / n, int(rand() * rand() * 100)}' >"$WINEV.tmp" && mv "$WINEV.tmp" "$WINEV"; }
+bench swindow-batch-count-60s "$WINEV" "$nwin" 'sbatch --format json --time-field ts -i 1s | swindow -l 60s -s 1s -k value --count | ssink --format tsv' true
+peer 'window 2s' 'sbatch --format json --time-field ts -i 1s | swindow -l 2s -s 1s -k value --count | ssink --format tsv' true
+bench swindow-batch-max-60s "$WINEV" "$nwin" 'sbatch --format json --time-field ts -i 1s | swindow -l 60s -s 1s -k value --count --max ts | ssink --format tsv' true
+peer 'window 2s' 'sbatch --format json --time-field ts -i 1s | swindow -l 2s -s 1s -k value --count --max ts | ssink --format tsv' true
+bench swindow-event-count-60s "$WINEV" "$nwin" 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 60s -s 1s -k value --count | ssink --format tsv' true
+peer 'window 2s' 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 2s -s 1s -k value --count | ssink --format tsv' true
+
+# A keyless count over event-time windows of 1 h sliding every second
+# (3,600 slices a window), against tumbling windows of 1 s, on $nhour
+# events over 2 h of event time: at most 2x (a ratio of 0.5 or more).
+HOUREV=$DATA/hour-events-$nhour.jsonl
+[[ -s $HOUREV ]] || { log "generating $HOUREV"; awk -v n="$nhour" 'BEGIN{for (i = 0; i < n; i++) printf "{\"ts\":%.4f}\n", i * 7200 / n}' >"$HOUREV.tmp" && mv "$HOUREV.tmp" "$HOUREV"; }
+bench swindow-event-sliding-1h "$HOUREV" "$nhour" 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 1h -s 1s --count | ssink --format tsv' true
+peer 'tumbling 1s' 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 1s --count | ssink --format tsv' true
 
 # Brokers: records/s in and out, 100-byte values. Kafka against kcat (on the
 # same kfake topic): in, sbatch reads topic kin (--once: up to its end) into

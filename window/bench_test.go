@@ -20,7 +20,10 @@ import (
 // words), one a second, through a window of 10 s sliding every second
 // with the keys and aggregates of c, the output framed and thrown away. A slide adds one batch and
 // subtracts (or, not invertible, recomputes) the window's.
-func benchWindow(b *testing.B, c agg.Config) {
+func benchWindow(b *testing.B, c agg.Config) { benchWindowOf(b, c, 10_000) }
+
+// benchWindowOf is benchWindow with windows of length ms.
+func benchWindowOf(b *testing.B, c agg.Config, length int64) {
 	const perBatch, words = 10_000, 1_000
 	rng := rand.New(rand.NewPCG(1, 2))
 	z := rand.NewZipf(rng, 1.1, 1, words-1)
@@ -33,7 +36,7 @@ func benchWindow(b *testing.B, c agg.Config) {
 		}
 		blocks = append(blocks, blk)
 	}
-	w, err := newWindower(framing.NewWriter(io.Discard), checked(b, sliding(10_000, 1000, c)))
+	w, err := newWindower(framing.NewWriter(io.Discard), checked(b, sliding(length, 1000, c)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,6 +57,20 @@ func BenchmarkSlideCountMax(b *testing.B) {
 	benchWindow(b, reduce(b, []string{"value"}, "count", "max:value"))
 }
 func BenchmarkSlideRecords(b *testing.B) { benchWindow(b, agg.Config{}) }
+
+// BenchmarkSlideLength: windows of 2 s and of 60 s sliding every second,
+// with an invertible count and with max (Two-Stacks over slices): the cost
+// of a slide should not grow with the length.
+func BenchmarkSlideLength(b *testing.B) {
+	for _, length := range []int64{2000, 60_000} {
+		b.Run(fmt.Sprintf("count/%ds", length/1000), func(b *testing.B) {
+			benchWindowOf(b, reduce(b, []string{"value"}, "count"), length)
+		})
+		b.Run(fmt.Sprintf("max/%ds", length/1000), func(b *testing.B) {
+			benchWindowOf(b, reduce(b, []string{"value"}, "max:value"), length)
+		})
+	}
+}
 
 // benchEvents feeds batches of 10,000 events (one a millisecond of event
 // time, Zipf over 1,000 users) through event-time windows of o and ev. The
@@ -102,6 +119,19 @@ func BenchmarkEventTumbling(b *testing.B) {
 func BenchmarkEventSliding(b *testing.B) {
 	benchEvents(b, sliding(10_000, 5000, reduce(b, []string{"user"}, "count")), EventOptions{Watermark: 2 * time.Second})
 }
+
+// BenchmarkEventLength: event-time windows of 2 s and of 60 s sliding
+// every second (slices of 1 s), counting and with max.
+func BenchmarkEventLength(b *testing.B) {
+	for _, length := range []int64{2000, 60_000} {
+		for _, aggs := range [][]string{{"count"}, {"max:t"}} {
+			b.Run(fmt.Sprintf("%s/%ds", aggs[0][:3], length/1000), func(b *testing.B) {
+				benchEvents(b, sliding(length, 1000, reduce(b, []string{"user"}, aggs...)), EventOptions{Watermark: 2 * time.Second})
+			})
+		}
+	}
+}
+
 func BenchmarkEventSessions(b *testing.B) {
 	benchEvents(b, Options{Agg: reduce(b, []string{"user"}, "count")}, EventOptions{Watermark: 2 * time.Second, Session: 500 * time.Millisecond})
 }
@@ -169,3 +199,41 @@ func BenchmarkStateEvent(b *testing.B) {
 func BenchmarkStateSessions(b *testing.B) {
 	benchState(b, events(Options{Agg: reduce(b, []string{"user"}, "count")}, codec.Milliseconds, EventOptions{Watermark: time.Hour, Session: time.Millisecond}))
 }
+
+// benchSpan pushes a slice of 1,000 keys and pops the oldest, holding 60,
+// and takes the result, as a window of 60 slices moves on by one.
+func benchSpan(b *testing.B, c agg.Config) {
+	sl, err := agg.New(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		rec := record.AppendMapHeader(nil, 1)
+		rec = record.AppendString(rec, "user")
+		rec = record.AppendString(rec, fmt.Sprintf("u%d", i))
+		if err := sl.Add(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sp := newSpan(c)
+	for range 60 {
+		if err := sp.push(0, sl); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := sp.pop(); err != nil {
+			b.Fatal(err)
+		}
+		if err := sp.push(0, sl); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sp.result(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSpanSubtractor(b *testing.B) { benchSpan(b, reduce(b, []string{"user"}, "count")) }
+func BenchmarkSpanTwoStacks(b *testing.B)  { benchSpan(b, reduce(b, []string{"user"}, "max:user")) }

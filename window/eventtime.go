@@ -95,9 +95,12 @@ func newEventWindower(out *framing.Writer, o *options) (*eventWindower, error) {
 	}
 	w := &eventWindower{out: out, o: o, stats: new(stage.Stats)}
 	w.isFinal = w.final
-	if o.ev.sessions() {
+	switch {
+	case o.ev.sessions():
 		w.st = newSessions(o)
-	} else {
+	case sliceable(o):
+		w.st = newSlicedWindows(o, w.firstOpen)
+	default:
 		w.st = newFixedWindows(o)
 	}
 	if o.ev.late != "" {
@@ -188,6 +191,15 @@ func (w *eventWindower) final(end int64) bool {
 	return w.haveWM && end <= w.wm && w.o.ev.mode != Complete
 }
 
+// firstOpen is the start of the first fixed window that is not final,
+// false when none is final (no watermark yet, or complete mode).
+func (w *eventWindower) firstOpen() (int64, bool) {
+	if !w.haveWM || w.o.ev.mode == Complete {
+		return 0, false
+	}
+	return floorTo(w.wm-w.o.length, w.o.slide) + w.o.slide, true
+}
+
 func (w *eventWindower) eventTime(rec []byte) (int64, error) {
 	raw, ok, err := record.Get(rec, w.o.ev.field)
 	if err != nil {
@@ -245,7 +257,7 @@ func (w *eventWindower) End(b stage.Batch) error {
 		err = w.st.write(w.out, func(int64, bool) bool { return true }, false)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%v: %w", b, err)
 	}
 	removed := w.st.evict(w.isFinal)
 	w.report(removed)

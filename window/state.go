@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/dstream/dstream/agg"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
@@ -18,9 +19,9 @@ import (
 // source replays the batches after the last commit with the same ids and
 // times, writes the windows an uninterrupted run would have.
 //
-// Batch time: the batches a coming window still needs, and where the
-// windows stand; the groups are not saved but folded again from those
-// batches. Event time: each window's groups (agg snapshots), the watermark
+// Batch time: where the windows stand, and without keys or aggregates the
+// batches a coming window still needs, with them the slices (a table of
+// groups each) that a coming window still needs. Event time: each window's groups (agg snapshots), the watermark
 // and the latest event time.
 //
 // A state is a sequence of msgpack values, as agg's snapshots are (written
@@ -30,21 +31,33 @@ import (
 //	batch time:
 //	  started, wrote, pending                  bool
 //	  next, last id, last time, last out, last end   int, uint, int, uint, int
-//	  held batches  int, then per batch: id (uint), time (int), records
-//	                (int), the records (bin: as in a Records frame)
+//	  without keys or aggregates:
+//	    held batches  int, then per batch: id (uint), time (int), records
+//	                  (int), the records (bin: as in a Records frame)
+//	  with keys or aggregates:
+//	    slices      int, then per slice, oldest first: end (int), its
+//	                groups (bin: an agg snapshot)
+//	    slice in hand  bool, then if true: end (int), its groups (bin)
 //	event time:
 //	  started, watermark set, max set          bool
 //	  watermark, max event time, last id, last time  int, int, uint, int
-//	  fixed windows  int, then per window: start (int), its groups (bin:
+//	  fixed windows, sliced (sliced.go: not in update mode, and without
+//	                 first, last and collect):
+//	                 windows set (bool), first open window (int), slices
+//	                 (int), then per slice: start (int), its groups (bin:
 //	                 an agg snapshot)
+//	  other fixed windows  int, then per window: start (int), its groups
+//	                 (bin: an agg snapshot)
 //	  sessions       int, then per session, by key then start: key (bin:
 //	                 agg.Table.Key), start, end (int), records (int), the
 //	                 records (bin)
 
 // stateVersion is the first value of a saved state, and part of the
 // fingerprint, so that a state of another layout is refused, not misread.
-// Version 1 was a layout of uvarints of its own.
-const stateVersion = 2
+// Version 1 was a layout of uvarints of its own; version 2 held the
+// records of the batches of batch time, and a table per fixed window of
+// event time, where version 3 keeps a table per slice.
+const stateVersion = 3
 
 // ErrState is a saved state that cannot be read.
 var ErrState = errors.New("window: damaged state")
@@ -199,49 +212,96 @@ func (w *windower) saveState() []byte {
 	e.int(w.lastTime)
 	e.uint(w.lastOut)
 	e.int(w.lastEnd)
-	e.int(int64(len(w.held)))
-	for _, h := range w.held {
-		e.uint(h.id)
-		e.int(h.time)
-		e.int(int64(h.n))
-		e.bin(h.recs)
+	if !w.o.reduce {
+		e.int(int64(len(w.held)))
+		for _, h := range w.held {
+			e.uint(h.id)
+			e.int(h.time)
+			e.int(int64(h.n))
+			e.bin(h.recs)
+		}
+		return e.b
+	}
+	var snap []byte
+	e.int(int64(w.span.len()))
+	w.span.each(func(end int64, t *agg.Table) {
+		snap = t.AppendSnapshot(snap[:0])
+		e.int(end)
+		e.bin(snap)
+	})
+	e.bool(w.sl != nil)
+	if w.sl != nil {
+		e.int(w.slEnd)
+		e.bin(w.sl.AppendSnapshot(snap[:0]))
 	}
 	return e.b
 }
 
-// loadState restores a state saveState wrote: the held batches, and the
-// groups folded again from them.
+// loadState restores a state saveState wrote: the held batches, or the
+// slices.
 func (w *windower) loadState(b []byte) error {
 	d := &dec{b: b}
 	d.version()
 	started, wrote, pending := d.bool("started"), d.bool("wrote"), d.bool("pending")
 	next, lastID, lastTime, lastOut, lastEnd := d.int("next"), d.uint("last id"), d.int("last time"), d.uint("last out"), d.int("last end")
-	var hs []*held
-	for range d.count("held batches", 4) {
-		h := &held{id: d.uint("batch id"), time: d.int("batch time")}
-		h.recs, h.n = d.records("batch")
-		if d.err != nil {
-			break
+	if !w.o.reduce {
+		var hs []*held
+		for range d.count("held batches", 4) {
+			h := &held{id: d.uint("batch id"), time: d.int("batch time")}
+			h.recs, h.n = d.records("batch")
+			if d.err != nil {
+				break
+			}
+			hs = append(hs, h)
 		}
-		hs = append(hs, h)
-	}
-	if err := d.end(); err != nil {
-		return err
+		if err := d.end(); err != nil {
+			return err
+		}
+		w.held = hs
+	} else {
+		var ends []int64
+		var ts []*agg.Table
+		n := d.count("slices", 2)
+		for i := range n + 1 {
+			if i == n && !d.bool("slice in hand") {
+				break
+			}
+			end, snap := d.int("slice end"), d.bin("slice")
+			if d.err != nil {
+				break
+			}
+			if end%w.g != 0 || len(ends) > 0 && end <= ends[len(ends)-1] {
+				d.fail("slices out of order")
+				break
+			}
+			t := w.slices.get()
+			if err := t.LoadSnapshot(snap); err != nil {
+				return fmt.Errorf("%w: the slice ending %s: %v", ErrState, fmtTime(end), err)
+			}
+			ends, ts = append(ends, end), append(ts, t)
+		}
+		if err := d.end(); err != nil {
+			return err
+		}
+		w.span.reset()
+		w.slMem = 0
+		if w.sl != nil {
+			w.slices.put(w.sl)
+			w.sl = nil
+		}
+		for i, t := range ts {
+			if i == n {
+				w.sl, w.slEnd = t, ends[i]
+				break
+			}
+			if err := w.span.push(ends[i], t); err != nil {
+				return fmt.Errorf("%w: the slice ending %s: %v", ErrState, fmtTime(ends[i]), err)
+			}
+			w.slMem += t.MemoryUsed()
+		}
 	}
 	w.started, w.wrote, w.pending = started, wrote, pending
 	w.next, w.lastID, w.lastTime, w.lastOut, w.lastEnd = next, lastID, lastTime, lastOut, lastEnd
-	w.held = hs
-	if w.inc {
-		w.t.Reset()
-		for _, h := range hs {
-			recs := recordsOf(h)
-			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-				if err := w.t.Add(rec); err != nil {
-					return fmt.Errorf("%w: batch %d: %v", ErrState, h.id, err)
-				}
-			}
-		}
-	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ package window
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/dstream/dstream/agg"
@@ -262,8 +263,9 @@ func (e *Engine) Finish() error { return e.w.finish() }
 // Close closes the --late file.
 func (e *Engine) Close() error { return e.closer() }
 
-// held is an input batch that a coming window still needs: its records as
-// in a Records frame, (uvarint length, msgpack)*.
+// held is an input batch that a coming window of records (no keys, no
+// aggregates) still needs: its records as in a Records frame, (uvarint
+// length, msgpack)*.
 type held struct {
 	id   uint64
 	time int64
@@ -279,17 +281,26 @@ type windower struct {
 	o     *options
 	stats *stage.Stats
 
-	t     *agg.Table    // the groups of the window in hand (reduce)
-	inc   bool          // every aggregate is invertible: t is kept up to date
-	probe *agg.Table    // not inc: records are checked here as they come
-	held  []*held       // oldest first
-	ck    *checkpointer // --checkpoint, or nil
-	cur   *held         // the batch in hand
-	skip  bool          // the batch in hand is in no window (a length shorter than the slide)
-	spare []*held       // held batches to reuse
-	nrec  int           // records of the batch in hand so far
-	gs    []int32
-	buf   []byte
+	held []*held // without keys or aggregates: the batches, oldest first
+	// With keys or aggregates, the windows are assembled from slices of
+	// gcd(length, slide): each batch's records are folded into its slice,
+	// sl, as they come, and the slices of the coming window are in span
+	// (assemble.go), which subtracts the leaving slice from a running
+	// table when the aggregates are invertible and uses Two-Stacks when
+	// not. No record is held.
+	sl     *agg.Table
+	slEnd  int64 // sl holds the batches of time in (slEnd - g, slEnd]
+	g      int64
+	span   span
+	slices *tablePool
+	slMem  int64         // of the slices in span (sealed: they do not change)
+	ck     *checkpointer // --checkpoint, or nil
+	cur    *held         // the batch in hand, without keys or aggregates
+	skip   bool          // the batch in hand is in no window (a length shorter than the slide)
+	spare  []*held       // held batches to reuse
+	nrec   int           // records of the batch in hand so far
+	gs     []int32
+	buf    []byte
 
 	started  bool
 	next     int64  // end of the next window to write
@@ -304,16 +315,12 @@ type windower struct {
 func newWindower(out *framing.Writer, o *options) (*windower, error) {
 	w := &windower{out: out, o: o, stats: new(stage.Stats)}
 	if o.reduce {
-		t, err := agg.New(o.agg.Cfg)
-		if err != nil {
+		if _, err := agg.New(o.agg.Cfg); err != nil {
 			return nil, stage.Usage(err)
 		}
-		w.t, w.inc = t, o.agg.Cfg.Invertible()
-		if !w.inc {
-			if w.probe, err = agg.New(o.agg.Cfg); err != nil {
-				return nil, stage.Usage(err)
-			}
-		}
+		w.g = gcd(o.length, o.slide)
+		w.span = newSpan(o.agg.Cfg)
+		w.slices = &tablePool{cfg: o.agg.Cfg}
 	}
 	return w, nil
 }
@@ -351,11 +358,40 @@ func (w *windower) Begin(b stage.Batch) error {
 	// one window and the start of the next are in neither: window(2s, 3s)
 	// holds the batches of 2 and 3 s, then of 5 and 6 s, never of 4 s.
 	w.skip = b.Time <= w.next-w.o.length
-	w.cur = w.newHeld(b)
 	w.nrec = 0
-	if w.probe != nil {
-		w.probe.Reset()
+	switch {
+	case !w.o.reduce:
+		w.cur = w.newHeld(b)
+	case !w.skip:
+		if err := w.toSlice(b.Time); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// toSlice makes sl the slice of batch time t, pushing the one before into
+// the span: its batches are all in.
+func (w *windower) toSlice(t int64) error {
+	end := ceilTo(t, w.g)
+	if w.sl != nil && w.slEnd != end {
+		if err := w.seal(); err != nil {
+			return err
+		}
+	}
+	if w.sl == nil {
+		w.sl, w.slEnd = w.slices.get(), end
+	}
+	return nil
+}
+
+// seal pushes sl into the span.
+func (w *windower) seal() error {
+	if err := w.span.push(w.slEnd, w.sl); err != nil {
+		return err
+	}
+	w.slMem += w.sl.MemoryUsed()
+	w.sl = nil
 	return nil
 }
 
@@ -382,21 +418,15 @@ func (w *windower) Block(b stage.Batch, recs framing.Records) error {
 		w.nrec += n
 		return nil
 	}
-	t := w.t
-	if !w.inc {
-		t = w.probe
-	}
 	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
 		w.nrec++
-		if err := t.Add(rec); err != nil {
+		if err := w.sl.Add(rec); err != nil {
 			if w.o.agg.SkipBad {
 				w.stats.Skipped++
 				continue
 			}
 			return agg.BadRecord(fmt.Sprintf("%v, record %d", b, w.nrec), rec, err)
 		}
-		w.cur.recs = framing.AppendRecord(w.cur.recs, rec)
-		w.cur.n++
 	}
 	return nil
 }
@@ -406,12 +436,13 @@ func (w *windower) Block(b stage.Batch, recs framing.Records) error {
 // saved: a sink commits a batch at its end, and a restart restores the
 // state of the last batch committed.
 func (w *windower) End(b stage.Batch) error {
-	if w.skip {
+	switch {
+	case w.cur != nil && w.skip:
 		w.spare = append(w.spare, w.cur)
-	} else {
+	case w.cur != nil:
 		w.held = append(w.held, w.cur)
-		w.pending = true
 	}
+	w.pending = w.pending || !w.skip
 	w.cur = nil
 	w.lastID, w.lastTime = b.ID, b.Time
 	open := false
@@ -421,8 +452,14 @@ func (w *windower) End(b stage.Batch) error {
 		}
 		open = true
 	}
-	if w.t != nil {
-		w.stats.State = &stage.StateStats{NumRowsTotal: int64(w.t.Len()), MemoryUsedBytes: w.memory()}
+	if w.o.reduce {
+		// The groups of the coming window so far: of the slices in the
+		// span and of the one in hand (a key in both counts twice).
+		rows := w.span.rows()
+		if w.sl != nil {
+			rows += w.sl.Len()
+		}
+		w.stats.State = &stage.StateStats{NumRowsTotal: int64(rows), MemoryUsedBytes: w.memory()}
 	}
 	if w.ck != nil {
 		if err := w.ck.end(b); err != nil {
@@ -440,8 +477,11 @@ func (w *windower) memory() int64 {
 	for _, h := range w.held {
 		n += int64(cap(h.recs))
 	}
-	if w.t != nil {
-		n += w.t.MemoryUsed()
+	if w.span != nil {
+		n += w.span.memory() + w.slMem
+		if w.sl != nil {
+			n += w.sl.MemoryUsed()
+		}
 	}
 	return n
 }
@@ -505,21 +545,14 @@ func (w *windower) writeRecords() error {
 }
 
 func (w *windower) writeGroups(end int64) error {
-	t := w.t
-	if !w.inc {
-		t.Reset()
-		for _, h := range w.held {
-			recs := recordsOf(h)
-			i := 0
-			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-				i++
-				if err := t.Add(rec); err != nil {
-					return agg.BadRecord(fmt.Sprintf("window ending %s, batch %d, record %d", fmtTime(end), h.id, i), rec, err)
-				}
-			}
-		}
+	t, err := w.assemble(end)
+	if err != nil {
+		// Written with the id of the last batch in: name it.
+		return fmt.Errorf("batch %d: the window ending %s: %w", w.lastID, fmtTime(end), err)
 	}
 	gs := append(w.gs[:0], t.Sorted()...)
+	// A table assembled from slices may hold groups with no record.
+	gs = slices.DeleteFunc(gs, func(g int32) bool { return t.Rows(g) == 0 })
 	if len(gs) == 0 && len(w.o.agg.Cfg.Keys) == 0 && w.o.agg.Cfg.HasCount() {
 		gs = append(gs, t.Group(nil)) // DStream.count of an empty window is 0
 	}
@@ -536,32 +569,46 @@ func (w *windower) writeGroups(end int64) error {
 	return nil
 }
 
-// release lets go of the held batches of time at or before cutoff, which no
-// coming window holds: subtracted from the window's groups when they are
-// kept up to date, and dropping the groups left with no record.
+// assemble is the groups of the window ending at end, from its slices:
+// the slice in hand pushed if the window holds it, the slices before the
+// window popped.
+func (w *windower) assemble(end int64) (*agg.Table, error) {
+	if w.sl != nil && w.slEnd <= end {
+		if err := w.seal(); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.popTo(end - w.o.length); err != nil {
+		return nil, err
+	}
+	return w.span.result()
+}
+
+// popTo lets the span go of the slices that end at or before cutoff.
+func (w *windower) popTo(cutoff int64) error {
+	for {
+		first, ok := w.span.first()
+		if !ok || first > cutoff {
+			return nil
+		}
+		t, err := w.span.pop()
+		if err != nil {
+			return err
+		}
+		w.slMem -= t.MemoryUsed()
+		w.slices.put(t)
+	}
+}
+
+// release lets go of what no coming window holds, of time at or before
+// cutoff: the slices, or the held batches.
 func (w *windower) release(cutoff int64) error {
+	if w.o.reduce {
+		return w.popTo(cutoff)
+	}
 	n := 0
 	for n < len(w.held) && w.held[n].time <= cutoff {
 		n++
-	}
-	if n == 0 {
-		return nil
-	}
-	if w.inc {
-		w.t.ClearTouched()
-		for _, h := range w.held[:n] {
-			recs := recordsOf(h)
-			for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
-				if err := w.t.Subtract(rec); err != nil {
-					return fmt.Errorf("batch %d leaving the window: %w", h.id, err)
-				}
-			}
-		}
-		for _, g := range w.t.Touched() {
-			if w.t.Rows(g) == 0 {
-				w.t.Remove(g)
-			}
-		}
 	}
 	w.spare = append(w.spare, w.held[:n]...)
 	w.held = append(w.held[:0], w.held[n:]...)

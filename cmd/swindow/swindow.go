@@ -30,13 +30,16 @@ countByValueAndWindow). A keyless --count of an empty window is 0.
 
 ` + aggflags.Help + `
 
-Cost: with count, sum, avg and distinct only (invertible aggregates) a
-window is kept up to date incrementally, the entering batch added and the
-leaving batch subtracted (reduceByKeyAndWindow with an inverse function), so
-a slide costs the records that enter and leave, not the window's length;
-groups whose count falls to zero are dropped. With min, max, first, last or
-collect each window is recomputed from its batches. Either way swindow holds
-the records of the batches a coming window still needs.
+Cost: with keys or aggregates each batch is folded into the groups of a
+slice of gcd(LENGTH, SLIDE) as it comes, and a window is assembled from its
+slices: with count, sum, avg and distinct only (invertible aggregates) kept
+up to date, the entering slice added and the leaving one subtracted
+(reduceByKeyAndWindow with an inverse function), groups whose count falls
+to zero dropped; with min, max, first, last or collect by Two-Stacks, each
+slice combined a constant number of times. A slide costs about the same
+whatever the length, and swindow holds the slices' groups, not the
+records. Without keys or aggregates it holds the records of the batches a
+coming window still needs.
 
 Batches and windows (without --time-field): LENGTH and SLIDE are whole
 milliseconds; as in Spark, both should be multiples of the batch interval
@@ -58,7 +61,11 @@ Event time (--time-field F): windows of each record's own time instead of
 the batches' (Structured Streaming's groupBy(window(F, LENGTH, SLIDE), keys)
 with withWatermark(F, DELAY)). A record at time t counts in every window
 [start, start + LENGTH) that holds t, start a multiple of SLIDE (at most
-LENGTH, as Spark's window() asks, so that every time is in one); F is a
+LENGTH, as Spark's window() asks, so that every time is in one). It is
+folded once, into a slice of gcd(LENGTH, SLIDE), and windows are assembled
+from their slices when written, so a long window sliding often costs about
+what a tumbling one does (with first, last or collect, which follow the
+order records come in, each window keeps its own groups); F is a
 number of --time-unit (s or ms) since the epoch, an RFC 3339 string or a
 timestamp. The watermark is the latest event time seen, at the end of each
 batch, minus --watermark DUR (default 0); a window whose end it has reached

@@ -245,6 +245,14 @@ func TestErrors(t *testing.T) {
 			"batch 1: batch time 1970-01-01T00:00:02.000Z does not come after the last batch's"},
 		{[]string{"-l", "1s", "-k", "k", "--sum", "v"}, []batch{{0, 1000, []string{`{"k":"a","v":1}`, `{"k":"a","v":"x"}`}}}, 1,
 			`batch 0, record 2 {"k":"a","v":"x"}: `},
+		// An integer sum that overflows in a window but in no slice: found
+		// when the window is assembled, naming the batch and the window.
+		{[]string{"-l", "2s", "-s", "1s", "-k", "k", "--sum", "v", "--max", "v"},
+			[]batch{{0, 1000, kv("a=9223372036854775807")}, {1, 2000, kv("a=1")}}, 1,
+			"batch 1: the window ending 1970-01-01T00:00:02.000Z: sum_v: integer overflow: 9223372036854775807 plus 1"},
+		{[]string{"--time-field", "t", "-l", "4s", "-s", "2s", "-k", "k", "--sum", "v"},
+			[]batch{{0, 1000, []string{`{"t":1,"k":"a","v":9223372036854775807}`}}, {1, 2000, []string{`{"t":2.5,"k":"a","v":1}`}}, {2, 3000, []string{`{"t":9,"k":"a","v":1}`}}}, 1,
+			"batch 2: the window starting 1970-01-01T00:00:00.000Z: sum_v: integer overflow: 9223372036854775807 plus 1"},
 	} {
 		_, stderr, code := runSwindow(t, stream(t, c.in), c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
