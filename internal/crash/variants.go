@@ -94,6 +94,22 @@ var variants = []*variant{
 		sink: &sqliteSink{file: "out.db", table: "t"},
 	},
 	{
+		// Non-invertible aggregates over batch time: Two-Stacks over the
+		// slices, whose stacks the state restores.
+		name: "swindow-batch-max",
+		stages: []string{eventBatches, "swindow -l 6s -s 2s -k k --count --max v --min v --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field w"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
+		// Event time in update mode, Two-Stacks: a window's row again at
+		// every batch that changes it, the span lasting across batches.
+		name: "swindow-event-sliding-max-update",
+		stages: []string{eventBatches, "swindow --time-field ts --watermark 2s -l 6s -s 2s -k k --max v --count --mode update --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field b"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
 		// The records as they are: a key the restored state lost would
 		// come out again, a key restored too new would be missing. The
 		// event time is not a key: every key is kept (and the late
