@@ -30,12 +30,24 @@ var ErrConfig = errors.New("agg: tables of different configurations")
 //
 // An integer sum that would overflow is an error (wrapping ErrOverflow);
 // t is then partly merged, and the caller gives it up.
-func (t *Table) Merge(src *Table) error {
+func (t *Table) Merge(src *Table) error { return t.merge(src, nil, nil) }
+
+// merge is Merge, and with ta and sa (the arrivals of t and src, both or
+// neither) MergeArrival.
+func (t *Table) merge(src *Table, ta, sa *Arrival) error {
 	gmap, err := t.groupMap(src, true)
 	if err != nil {
 		return err
 	}
+	if ta != nil {
+		ta.grow(len(t.rows))
+		sa.grow(len(src.rows))
+	}
 	for i, c := range t.cols {
+		if v, ok := c.(*valueCol); ok && ta != nil && (v.kind == First || v.kind == Last) {
+			v.mergeArrival(src.cols[i].(*valueCol), gmap, ta, sa)
+			continue
+		}
 		if err := c.(combiner).merge(src.cols[i], gmap); err != nil {
 			return err
 		}
@@ -45,6 +57,9 @@ func (t *Table) Merge(src *Table) error {
 			t.rows[g] += src.rows[sg]
 			t.touch(g)
 		}
+	}
+	if ta != nil {
+		ta.merge(sa, gmap)
 	}
 	return nil
 }

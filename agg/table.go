@@ -87,6 +87,8 @@ type Table struct {
 
 	seedFields []string      // see Seed
 	seedVals   []record.Span // where each of seedFields is in the record in hand
+
+	added int32 // the group of the last Add, for AddArrival
 }
 
 // New returns an empty Table computing cfg.
@@ -213,6 +215,7 @@ func (t *Table) Add(rec []byte) error {
 		}
 	}
 	t.touch(g)
+	t.added = g
 	return nil
 }
 

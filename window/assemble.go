@@ -23,17 +23,25 @@ import (
 //     each slice carries the combine of itself and every newer slice of
 //     the front; when the front runs out the back is flipped onto it, so
 //     that each slice is combined O(1) times on the way through.
+//
+// A span of slices whose records are not in order of arrival, for first
+// and last (slices of event time), is ordered: each slice comes with its
+// agg.Arrival, the span's own tables keep theirs, and slices are combined
+// by agg.Table.MergeArrival, in which first and last take the value of
+// the earlier or later record whatever the order of the slices.
 type span interface {
-	// push adds the slice of start, newer than every slice held.
-	push(start int64, s *agg.Table) error
+	// push adds the slice of start, newer than every slice held, with its
+	// arrivals if the span is ordered (else nil).
+	push(start int64, s *agg.Table, a *agg.Arrival) error
 	// pop lets go of the oldest slice and returns its table, the caller's
 	// again.
 	pop() (*agg.Table, error)
 	// first is the start of the oldest slice, false with none.
 	first() (int64, bool)
 	// added folds rec into the combine of the slice of start, held, to
-	// which the caller has just added it.
-	added(start int64, rec []byte) error
+	// which the caller has just added it, of arrival number n if the span
+	// is ordered.
+	added(start int64, rec []byte, n uint64) error
 	// result is the combine of the slices held, the span's own table,
 	// valid until the span changes. Groups with no record may be in it:
 	// leave them out (agg.Table.Rows).
@@ -49,13 +57,15 @@ type span interface {
 }
 
 // newSpan is the span for cfg: a subtractor if its aggregates are
-// invertible, else Two-Stacks.
-func newSpan(cfg agg.Config) span {
+// invertible, else Two-Stacks, ordered or not.
+func newSpan(cfg agg.Config, ordered bool) span {
 	p := &tablePool{cfg: cfg}
 	if cfg.Invertible() {
 		return &subtractor{pool: p, r: p.get()}
 	}
-	return &twoStacks{pool: p, backAgg: p.get(), res: p.get()}
+	s := &twoStacks{pool: p, ordered: ordered}
+	s.backAgg, s.res = s.get(), s.get()
+	return s
 }
 
 // tablePool keeps emptied tables of one configuration for reuse.
@@ -82,10 +92,42 @@ func (p *tablePool) put(t *agg.Table) {
 	p.free = append(p.free, t)
 }
 
-// slice is a slice in a span: its start and its partial aggregates.
+// slice is a slice in a span: its start and its partial aggregates, with
+// their arrivals in an ordered span.
 type slice struct {
 	start int64
 	t     *agg.Table
+	a     *agg.Arrival
+}
+
+// part is a table of a span's own, with its arrivals in an ordered span.
+type part struct {
+	t *agg.Table
+	a *agg.Arrival
+}
+
+// merge folds src (of arrivals a) into p, by order of arrival if p keeps
+// it.
+func (p part) merge(src *agg.Table, a *agg.Arrival) error {
+	if p.a != nil {
+		return p.t.MergeArrival(src, p.a, a)
+	}
+	return p.t.Merge(src)
+}
+
+// add folds rec, of arrival number n, into p.
+func (p part) add(rec []byte, n uint64) error {
+	if p.a != nil {
+		return p.t.AddArrival(rec, p.a, n)
+	}
+	return p.t.Add(rec)
+}
+
+func (p part) memory() int64 {
+	if p.a != nil {
+		return p.t.MemoryUsed() + p.a.MemoryUsed()
+	}
+	return p.t.MemoryUsed()
 }
 
 // subtractor is the span of invertible aggregates.
@@ -96,8 +138,8 @@ type subtractor struct {
 	r    *agg.Table
 }
 
-func (s *subtractor) push(start int64, t *agg.Table) error {
-	s.q = append(s.q, slice{start, t})
+func (s *subtractor) push(start int64, t *agg.Table, _ *agg.Arrival) error {
+	s.q = append(s.q, slice{start, t, nil})
 	return s.r.Merge(t)
 }
 
@@ -131,11 +173,11 @@ func (s *subtractor) first() (int64, bool) {
 	return s.q[s.head].start, true
 }
 
-func (s *subtractor) added(_ int64, rec []byte) error { return s.r.Add(rec) }
-func (s *subtractor) result() (*agg.Table, error)     { return s.r, nil }
-func (s *subtractor) len() int                        { return len(s.q) - s.head }
-func (s *subtractor) rows() int                       { return s.r.Len() }
-func (s *subtractor) memory() int64                   { return s.r.MemoryUsed() }
+func (s *subtractor) added(_ int64, rec []byte, _ uint64) error { return s.r.Add(rec) }
+func (s *subtractor) result() (*agg.Table, error)               { return s.r, nil }
+func (s *subtractor) len() int                                  { return len(s.q) - s.head }
+func (s *subtractor) rows() int                                 { return s.r.Len() }
+func (s *subtractor) memory() int64                             { return s.r.MemoryUsed() }
 
 func (s *subtractor) each(f func(int64, *agg.Table)) {
 	for _, x := range s.q[s.head:] {
@@ -152,22 +194,54 @@ func (s *subtractor) reset() {
 // twoStacks is the span of any aggregates.
 type twoStacks struct {
 	pool    *tablePool
-	front   []frontSlice // the oldest last
-	back    []slice      // the oldest first
-	backAgg *agg.Table   // the combine of back
-	res     *agg.Table   // result's, when both stacks hold slices
+	ordered bool
+	front   []frontSlice   // the oldest last
+	back    []slice        // the oldest first
+	backAgg part           // the combine of back
+	res     part           // result's, when both stacks hold slices
+	arrs    []*agg.Arrival // emptied, for reuse
 }
 
 // frontSlice is a slice of the front stack, with agg the combine of it and
 // the newer slices of the front.
 type frontSlice struct {
 	slice
-	agg *agg.Table
+	agg part
 }
 
-func (s *twoStacks) push(start int64, t *agg.Table) error {
-	s.back = append(s.back, slice{start, t})
-	return s.backAgg.Merge(t)
+// get is an empty table of the span's own.
+func (s *twoStacks) get() part {
+	p := part{t: s.pool.get()}
+	if s.ordered {
+		if n := len(s.arrs); n > 0 {
+			p.a = s.arrs[n-1]
+			s.arrs = s.arrs[:n-1]
+		} else {
+			p.a = new(agg.Arrival)
+		}
+	}
+	return p
+}
+
+func (s *twoStacks) put(p part) {
+	s.pool.put(p.t)
+	if p.a != nil {
+		p.a.Reset()
+		s.arrs = append(s.arrs, p.a)
+	}
+}
+
+// clear empties p, keeping its memory: as put and get.
+func (p part) clear() {
+	p.t.Reset()
+	if p.a != nil {
+		p.a.Reset()
+	}
+}
+
+func (s *twoStacks) push(start int64, t *agg.Table, a *agg.Arrival) error {
+	s.back = append(s.back, slice{start, t, a})
+	return s.backAgg.merge(t, a)
 }
 
 func (s *twoStacks) pop() (*agg.Table, error) {
@@ -178,7 +252,7 @@ func (s *twoStacks) pop() (*agg.Table, error) {
 	}
 	n := len(s.front) - 1
 	t := s.front[n].t
-	s.pool.put(s.front[n].agg)
+	s.put(s.front[n].agg)
 	s.front[n] = frontSlice{}
 	s.front = s.front[:n]
 	return t, nil
@@ -188,12 +262,12 @@ func (s *twoStacks) pop() (*agg.Table, error) {
 // slice combined with the newer ones.
 func (s *twoStacks) flip() error {
 	for i := len(s.back) - 1; i >= 0; i-- {
-		a := s.pool.get()
-		if err := a.Merge(s.back[i].t); err != nil {
+		a := s.get()
+		if err := a.merge(s.back[i].t, s.back[i].a); err != nil {
 			return err
 		}
 		if n := len(s.front); n > 0 {
-			if err := a.Merge(s.front[n-1].agg); err != nil {
+			if err := a.merge(s.front[n-1].agg.t, s.front[n-1].agg.a); err != nil {
 				return err
 			}
 		}
@@ -201,7 +275,7 @@ func (s *twoStacks) flip() error {
 		s.back[i] = slice{}
 	}
 	s.back = s.back[:0]
-	s.backAgg.Reset()
+	s.backAgg.clear()
 	return nil
 }
 
@@ -217,12 +291,12 @@ func (s *twoStacks) first() (int64, bool) {
 
 // added: a slice of the back is in backAgg alone; a slice of the front is
 // in its own combine and in those of the older slices of the front.
-func (s *twoStacks) added(start int64, rec []byte) error {
+func (s *twoStacks) added(start int64, rec []byte, n uint64) error {
 	if len(s.back) > 0 && start >= s.back[0].start {
-		return s.backAgg.Add(rec)
+		return s.backAgg.add(rec, n)
 	}
 	for i := len(s.front) - 1; i >= 0 && s.front[i].start <= start; i-- {
-		if err := s.front[i].agg.Add(rec); err != nil {
+		if err := s.front[i].agg.add(rec, n); err != nil {
 			return err
 		}
 	}
@@ -233,33 +307,37 @@ func (s *twoStacks) result() (*agg.Table, error) {
 	n := len(s.front)
 	switch {
 	case n == 0:
-		return s.backAgg, nil
+		return s.backAgg.t, nil
 	case len(s.back) == 0:
-		return s.front[n-1].agg, nil
+		return s.front[n-1].agg.t, nil
 	}
 	// Zeroed rather than emptied, while it holds not much more than the
 	// groups coming in: its groups keep their order, so that only new keys
 	// are sorted when the window is written (agg.Table.Sorted).
-	if s.res.Len() > 2*(s.front[n-1].agg.Len()+s.backAgg.Len())+1024 {
-		s.res.Reset()
+	if s.res.t.Len() > 2*(s.front[n-1].agg.t.Len()+s.backAgg.t.Len())+1024 {
+		s.res.t.Reset()
 	} else {
-		s.res.Zero()
+		s.res.t.Zero()
 	}
-	if err := s.res.Merge(s.front[n-1].agg); err != nil {
+	if s.res.a != nil {
+		s.res.a.Reset()
+	}
+	oldest := s.front[n-1].agg
+	if err := s.res.merge(oldest.t, oldest.a); err != nil {
 		return nil, err
 	}
-	if err := s.res.Merge(s.backAgg); err != nil {
+	if err := s.res.merge(s.backAgg.t, s.backAgg.a); err != nil {
 		return nil, err
 	}
-	return s.res, nil
+	return s.res.t, nil
 }
 
 func (s *twoStacks) len() int { return len(s.front) + len(s.back) }
 
 func (s *twoStacks) rows() int {
-	n := s.backAgg.Len()
+	n := s.backAgg.t.Len()
 	if k := len(s.front); k > 0 {
-		n += s.front[k-1].agg.Len()
+		n += s.front[k-1].agg.t.Len()
 	}
 	return n
 }
@@ -275,19 +353,19 @@ func (s *twoStacks) each(f func(int64, *agg.Table)) {
 
 func (s *twoStacks) reset() {
 	for _, f := range s.front {
-		s.pool.put(f.agg)
+		s.put(f.agg)
 	}
 	clear(s.front)
 	clear(s.back)
 	s.front, s.back = s.front[:0], s.back[:0]
-	s.backAgg.Reset()
-	s.res.Reset()
+	s.backAgg.clear()
+	s.res.clear()
 }
 
 func (s *twoStacks) memory() int64 {
-	m := s.backAgg.MemoryUsed() + s.res.MemoryUsed()
+	m := s.backAgg.memory() + s.res.memory()
 	for _, f := range s.front {
-		m += f.agg.MemoryUsed()
+		m += f.agg.memory()
 	}
 	return m
 }

@@ -215,9 +215,9 @@ func benchSpan(b *testing.B, c agg.Config) {
 			b.Fatal(err)
 		}
 	}
-	sp := newSpan(c)
+	sp := newSpan(c, false)
 	for range 60 {
-		if err := sp.push(0, sl); err != nil {
+		if err := sp.push(0, sl, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -226,7 +226,7 @@ func benchSpan(b *testing.B, c agg.Config) {
 		if _, err := sp.pop(); err != nil {
 			b.Fatal(err)
 		}
-		if err := sp.push(0, sl); err != nil {
+		if err := sp.push(0, sl, nil); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := sp.result(); err != nil {

@@ -23,15 +23,25 @@ import (
 // changed), assembled by a span made afresh, at a cost in proportion to
 // what is written.
 //
-// The aggregates whose value depends on the order in which records arrive
-// (first, last, collect: a window's slices come in order of event time,
-// not of arrival) keep a table per window (fixedWindows).
+// First and last depend on the order in which records arrive, which a
+// window's slices, in order of event time, do not follow: with them each
+// slice keeps the arrival number of each group's first and last record
+// (agg.Arrival, arrs), the span is ordered, and slices are combined by
+// arrival (agg.Table.MergeArrival). Collect keeps a table per window
+// (fixedWindows): its output is every value of the window, which costs
+// what adding each record to each of its windows does.
 type slicedWindows struct {
 	o      *options
 	g      int64                // slice width
 	tables map[int64]*agg.Table // slices by start
 	starts []int64              // of tables, sorted
 	pool   *tablePool
+	// With first or last: each slice's arrivals, by start, and the
+	// arrival number of the last record taken (from 1).
+	ordered bool
+	arrs    map[int64]*agg.Arrival
+	freeArr []*agg.Arrival
+	arrival uint64
 	// The figures of size, kept as slices change rather than summed over
 	// every slice at every batch: a window of an hour sliding every
 	// second holds 3,600 of them.
@@ -65,11 +75,11 @@ type slicedWindows struct {
 	ws      []int64        // the windows holding them
 }
 
-// sliceable reports whether the windows of o can be sliced.
+// sliceable reports whether the windows of o can be sliced: all but
+// those with collect.
 func sliceable(o *options) bool {
 	for _, a := range o.agg.Cfg.Aggs {
-		switch a.Kind {
-		case agg.First, agg.Last, agg.Collect:
+		if a.Kind == agg.Collect {
 			return false
 		}
 	}
@@ -78,9 +88,21 @@ func sliceable(o *options) bool {
 
 func newSlicedWindows(o *options, open func() (int64, bool)) *slicedWindows {
 	g := gcd(o.length, o.slide)
+	ordered := o.agg.Cfg.HasFirstLast()
 	return &slicedWindows{o: o, g: g, tables: map[int64]*agg.Table{}, pool: &tablePool{cfg: o.agg.Cfg},
+		ordered: ordered, arrs: map[int64]*agg.Arrival{},
 		isDirt: map[int64]bool{}, mems: map[int64]int64{},
-		open: open, span: newSpan(o.agg.Cfg), singleSlot: g == o.length}
+		open: open, span: newSpan(o.agg.Cfg, ordered), singleSlot: g == o.length}
+}
+
+// newArrival is an empty agg.Arrival for a slice.
+func (f *slicedWindows) newArrival() *agg.Arrival {
+	if n := len(f.freeArr); n > 0 {
+		a := f.freeArr[n-1]
+		f.freeArr = f.freeArr[:n-1]
+		return a
+	}
+	return new(agg.Arrival)
 }
 
 func (f *slicedWindows) add(rec []byte, t, _ int64, final func(int64) bool) (bool, error) {
@@ -92,11 +114,21 @@ func (f *slicedWindows) add(rec []byte, t, _ int64, final func(int64) bool) (boo
 	if !ok {
 		tb = f.pool.get()
 		f.tables[s] = tb
+		if f.ordered {
+			f.arrs[s] = f.newArrival()
+		}
 		i, _ := slices.BinarySearch(f.starts, s)
 		f.starts = slices.Insert(f.starts, i, s)
 	}
 	n := tb.Len()
-	if err := tb.Add(rec); err != nil {
+	var err error
+	if f.ordered {
+		f.arrival++
+		err = tb.AddArrival(rec, f.arrs[s], f.arrival)
+	} else {
+		err = tb.Add(rec)
+	}
+	if err != nil {
 		return false, err
 	}
 	f.groups += tb.Len() - n
@@ -109,7 +141,7 @@ func (f *slicedWindows) add(rec []byte, t, _ int64, final func(int64) bool) (boo
 		// take (an integer sum overflowing in a window: the record is in
 		// its slice, and assembling the window reports it): the span is
 		// made again when next used.
-		if !ok || f.span.added(s, rec) != nil {
+		if !ok || f.span.added(s, rec, f.arrival) != nil {
 			f.newInSpan = true
 		}
 	}
@@ -165,7 +197,8 @@ func (f *slicedWindows) window(start int64) (*agg.Table, error) {
 	f.spanLo = start
 	i, _ := slices.BinarySearch(f.starts, f.spanHi)
 	for ; i < len(f.starts) && f.starts[i] < end; i++ {
-		if err := f.span.push(f.starts[i], f.tables[f.starts[i]]); err != nil {
+		s := f.starts[i]
+		if err := f.span.push(s, f.tables[s], f.arrs[s]); err != nil {
 			return nil, err
 		}
 	}
@@ -345,6 +378,11 @@ func (f *slicedWindows) evict(final func(int64) bool) int {
 		delete(f.mems, s)
 		delete(f.tables, s)
 		f.pool.put(t)
+		if a := f.arrs[s]; a != nil {
+			a.Reset()
+			f.freeArr = append(f.freeArr, a)
+			delete(f.arrs, s)
+		}
 		n++
 	}
 	f.starts = append(f.starts[:0], f.starts[n:]...)
@@ -359,6 +397,9 @@ func (f *slicedWindows) size() (groups, changed int, mem int64) {
 		}
 		changed += len(t.Touched())
 		m := t.MemoryUsed()
+		if a := f.arrs[s]; a != nil {
+			m += a.MemoryUsed()
+		}
 		f.mem += m - f.mems[s]
 		f.mems[s] = m
 	}
@@ -372,23 +413,65 @@ func (f *slicedWindows) lastEnd() (int64, bool) {
 	return floorTo(f.starts[len(f.starts)-1], f.o.slide) + f.o.length, true
 }
 
-// save: where the windows stand (from), then the slices.
+// save: where the windows stand (from), then the slices; with first or
+// last, the arrival number of the last record taken, and each slice's
+// arrivals after it, its groups in key order.
 func (f *slicedWindows) save(e *enc) error {
 	e.bool(f.fromSet)
 	e.int(f.from)
+	if f.ordered {
+		e.uint(f.arrival)
+	}
 	e.int(int64(len(f.starts)))
 	var snap []byte
 	for _, s := range f.starts {
-		snap = f.tables[s].AppendSnapshot(snap[:0])
+		t := f.tables[s]
+		snap = t.AppendSnapshot(snap[:0])
 		e.int(s)
 		e.bin(snap)
+		if f.ordered {
+			gs := t.Sorted()
+			e.int(int64(len(gs)))
+			for _, g := range gs {
+				first, last := f.arrs[s].Of(g)
+				e.uint(first)
+				e.uint(last)
+			}
+		}
 	}
 	return nil
 }
 
+// loadArrival reads the arrivals of t, a slice loaded: as many as its
+// groups, each from 1 to arrival, the last of the stream taken.
+func loadArrival(d *dec, t *agg.Table, arrival uint64) *agg.Arrival {
+	gs := t.Sorted()
+	if n := d.count("arrivals", 2); d.err == nil && n != len(gs) {
+		d.fail(fmt.Sprintf("arrivals of %d groups in a slice of %d", n, len(gs)))
+	}
+	a := new(agg.Arrival)
+	for _, g := range gs {
+		first, last := d.uint("first arrival"), d.uint("last arrival")
+		if d.err != nil {
+			break
+		}
+		if first == 0 || last < first || last > arrival {
+			d.fail("arrivals out of order")
+			break
+		}
+		a.Set(g, first, last)
+	}
+	return a
+}
+
 func (f *slicedWindows) load(d *dec) error {
 	fromSet, from := d.bool("windows set"), d.int("first open window")
+	var arrival uint64
+	if f.ordered {
+		arrival = d.uint("arrival number")
+	}
 	tables := map[int64]*agg.Table{}
+	arrs := map[int64]*agg.Arrival{}
 	var starts []int64
 	for range d.count("slices", 2) {
 		start, snap := d.int("slice start"), d.bin("slice")
@@ -406,6 +489,9 @@ func (f *slicedWindows) load(d *dec) error {
 		if err := t.LoadSnapshot(snap); err != nil {
 			return fmt.Errorf("%w: the slice starting %s: %v", ErrState, fmtTime(start), err)
 		}
+		if f.ordered {
+			arrs[start] = loadArrival(d, t, arrival)
+		}
 		tables[start] = t
 		starts = append(starts, start)
 	}
@@ -413,11 +499,15 @@ func (f *slicedWindows) load(d *dec) error {
 		return d.err
 	}
 	f.tables, f.starts, f.from, f.fromSet = tables, starts, from, fromSet
+	f.arrs, f.arrival = arrs, arrival
 	f.groups, f.mem = 0, 0
 	clear(f.mems)
 	for s, t := range tables {
 		f.groups += t.Len()
 		f.mems[s] = t.MemoryUsed()
+		if a := arrs[s]; a != nil {
+			f.mems[s] += a.MemoryUsed()
+		}
 		f.mem += f.mems[s]
 	}
 	f.dirty = f.dirty[:0]

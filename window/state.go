@@ -41,11 +41,14 @@ import (
 //	event time:
 //	  started, watermark set, max set          bool
 //	  watermark, max event time, last id, last time  int, int, uint, int
-//	  fixed windows, sliced (sliced.go: not in update mode, and without
-//	                 first, last and collect):
-//	                 windows set (bool), first open window (int), slices
-//	                 (int), then per slice: start (int), its groups (bin:
-//	                 an agg snapshot)
+//	  fixed windows, sliced (sliced.go: without collect):
+//	                 windows set (bool), first open window (int), with
+//	                 first or last the arrival number of the last record
+//	                 taken (uint), slices (int), then per slice: start
+//	                 (int), its groups (bin: an agg snapshot), with first
+//	                 or last its arrivals: groups (int), then per group in
+//	                 key order: the arrival numbers of its first and last
+//	                 records (uint, uint)
 //	  other fixed windows  int, then per window: start (int), its groups
 //	                 (bin: an agg snapshot)
 //	  sessions       int, then per session, by key then start: key (bin:
@@ -56,8 +59,10 @@ import (
 // fingerprint, so that a state of another layout is refused, not misread.
 // Version 1 was a layout of uvarints of its own; version 2 held the
 // records of the batches of batch time, and a table per fixed window of
-// event time, where version 3 keeps a table per slice.
-const stateVersion = 3
+// event time, where version 3 keeps a table per slice; version 3 kept a
+// table per window for first and last, where version 4 keeps the arrivals
+// of each slice's groups.
+const stateVersion = 4
 
 // ErrState is a saved state that cannot be read.
 var ErrState = errors.New("window: damaged state")
@@ -294,7 +299,7 @@ func (w *windower) loadState(b []byte) error {
 				w.sl, w.slEnd = t, ends[i]
 				break
 			}
-			if err := w.span.push(ends[i], t); err != nil {
+			if err := w.span.push(ends[i], t, nil); err != nil {
 				return fmt.Errorf("%w: the slice ending %s: %v", ErrState, fmtTime(ends[i]), err)
 			}
 			w.slMem += t.MemoryUsed()

@@ -21,19 +21,22 @@ func FuzzLoadState(f *testing.F) {
 	so := checked(f, events(Options{Agg: reduce(f, []string{"k"}, "count")}, codec.Seconds, EventOptions{Session: 5 * time.Second}))
 	// Sliding, sliced: slices of 5 s, a window of max assembled by Two-Stacks.
 	mo := checked(f, events(sliding(10_000, 5000, reduce(f, []string{"k"}, "max:t")), codec.Seconds, EventOptions{}))
+	// Sliced and ordered: first and last, with the slices' arrivals.
+	fo := checked(f, events(sliding(10_000, 5000, reduce(f, []string{"k"}, "first:t", "last:t")), codec.Seconds, EventOptions{}))
 	bw, _ := newWindower(framing.NewWriter(io.Discard), bo)
 	ew, _ := newEventWindower(framing.NewWriter(io.Discard), eo)
 	sw, _ := newEventWindower(framing.NewWriter(io.Discard), so)
 	mw, _ := newEventWindower(framing.NewWriter(io.Discard), mo)
+	fw, _ := newEventWindower(framing.NewWriter(io.Discard), fo)
 	// Seeds: real states after a few batches.
 	feedJSON(f, bw, 0, `{"k":"a","v":1}`, `{"k":"b","v":2}`)
 	feedJSON(f, bw, 1, `{"k":"a","v":3}`)
-	for _, w := range []*eventWindower{ew, sw, mw} {
+	for _, w := range []*eventWindower{ew, sw, mw, fw} {
 		feedJSON(f, w, 0, `{"t":1,"k":"a"}`, `{"t":12,"k":"b"}`)
 		feedJSON(f, w, 1, `{"t":3,"k":"a"}`)
 	}
 	f.Add(bw.saveState())
-	for _, w := range []*eventWindower{ew, sw, mw} {
+	for _, w := range []*eventWindower{ew, sw, mw, fw} {
 		s, _ := w.saveState()
 		f.Add(s)
 	}
@@ -50,7 +53,7 @@ func FuzzLoadState(f *testing.F) {
 				t.Fatalf("save, load, save: %x, then %x", s1, s2)
 			}
 		}
-		for _, opts := range []*options{eo, so, mo} {
+		for _, opts := range []*options{eo, so, mo, fo} {
 			w, _ := newEventWindower(framing.NewWriter(io.Discard), opts)
 			if err := w.loadState(b); err == nil {
 				s1, err := w.saveState()
@@ -77,7 +80,7 @@ func TestLoadStateVersion(t *testing.T) {
 	if s[0] != stateVersion {
 		t.Fatalf("state %x: want version %d first", s, stateVersion)
 	}
-	for _, v := range []byte{1, 2, 4} {
+	for _, v := range []byte{1, 2, 3, 5} {
 		old := append([]byte{v}, s[1:]...)
 		w2, _ := newWindower(framing.NewWriter(io.Discard), o)
 		err := w2.loadState(old)

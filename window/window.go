@@ -319,7 +319,7 @@ func newWindower(out *framing.Writer, o *options) (*windower, error) {
 			return nil, stage.Usage(err)
 		}
 		w.g = gcd(o.length, o.slide)
-		w.span = newSpan(o.agg.Cfg)
+		w.span = newSpan(o.agg.Cfg, false)
 		w.slices = &tablePool{cfg: o.agg.Cfg}
 	}
 	return w, nil
@@ -387,7 +387,7 @@ func (w *windower) toSlice(t int64) error {
 
 // seal pushes sl into the span.
 func (w *windower) seal() error {
-	if err := w.span.push(w.slEnd, w.sl); err != nil {
+	if err := w.span.push(w.slEnd, w.sl, nil); err != nil {
 		return err
 	}
 	w.slMem += w.sl.MemoryUsed()

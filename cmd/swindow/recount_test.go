@@ -184,9 +184,48 @@ func TestBatchTimeAgainstRecount(t *testing.T) {
 // TestEventTimeAgainstRecount: windows of event time, with a watermark
 // that leaves some records late, in each output mode.
 func TestEventTimeAgainstRecount(t *testing.T) {
-	rng := rand.New(rand.NewPCG(13, 14))
-	for round := range 200 {
-		cfg, aggArgs, numeric := randomConfig(t, rng)
+	eventAgainstRecount(t, rand.New(rand.NewPCG(13, 14)), 200, randomConfig)
+}
+
+// TestEventTimeFirstLastAgainstRecount: first and last over event time,
+// whose slices are combined by order of arrival, not of event time: each
+// round has one or both, and other aggregates at random (not collect,
+// which keeps a table per window).
+func TestEventTimeFirstLastAgainstRecount(t *testing.T) {
+	eventAgainstRecount(t, rand.New(rand.NewPCG(15, 16)), 200, func(t *testing.T, rng *rand.Rand) (cfg agg.Config, args []string, numeric bool) {
+		if rng.IntN(4) > 0 {
+			cfg.Keys = []string{"k"}
+			args = append(args, "-k", "k")
+		}
+		ks := [][]agg.Kind{{agg.First}, {agg.Last}, {agg.First, agg.Last}, {agg.Last, agg.First}}[rng.IntN(4)]
+		for _, k := range []agg.Kind{agg.Count, agg.Sum, agg.Min, agg.Max, agg.Distinct} {
+			if rng.IntN(4) == 0 {
+				ks = slices.Insert(ks, rng.IntN(len(ks)+1), k)
+			}
+		}
+		for _, k := range ks {
+			if k == agg.Count {
+				cfg.Aggs = append(cfg.Aggs, agg.Spec{Kind: k, Name: agg.DefaultName(k, "")})
+				args = append(args, "--count")
+				continue
+			}
+			s, err := agg.ParseSpec(k, "v")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Aggs = append(cfg.Aggs, s)
+			args = append(args, "--"+k.String(), "v")
+			numeric = numeric || k == agg.Sum
+		}
+		return cfg, args, numeric
+	})
+}
+
+// eventAgainstRecount runs rounds of random streams of event time through
+// swindow and eventRecount, the aggregates of each round from config.
+func eventAgainstRecount(t *testing.T, rng *rand.Rand, rounds int, config func(*testing.T, *rand.Rand) (agg.Config, []string, bool)) {
+	for round := range rounds {
+		cfg, aggArgs, numeric := config(t, rng)
 		top, by, topArgs := randomTop(rng, cfg)
 		aggArgs = append(aggArgs, topArgs...)
 		slide := int64(1+rng.IntN(3)) * 1000

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
 	"os"
@@ -37,6 +38,9 @@ func TestRestart(t *testing.T) {
 		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "2s", "-k", "k", "--count", "--distinct", "t"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "12s", "-l", "9s", "-s", "3s", "-k", "k", "--max", "t", "--count"}},
 		{byEvent, []string{"--time-field", "t", "-l", "6s", "-s", "2s", "-k", "k", "--min", "t", "--mode", "complete"}},
+		// Ordered: first and last, by arrival, over slices of event time.
+		{byEvent, []string{"--time-field", "t", "--watermark", "12s", "-l", "9s", "-s", "3s", "-k", "k", "--first", "t", "--last", "t"}},
+		{byEvent, []string{"--time-field", "t", "--watermark", "5s", "-l", "10s", "-s", "5s", "--last", "t", "--count", "--mode", "update"}},
 		{byBatch, []string{"-l", "4s", "-s", "2s", "-k", "k", "--max", "v", "--count"}},
 		{byEvent, []string{"--time-field", "t", "-l", "10s", "-k", "k", "--count", "--collect", "t", "--mode", "complete"}},
 		{byEvent, []string{"--time-field", "t", "--watermark", "10s", "--session", "5s", "-k", "k", "--count", "--collect", "t"}},
@@ -126,9 +130,9 @@ func TestRestartRefusesOldState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fp, ok := strings.CutPrefix(snap.Fingerprint, "swindow/3 ")
+	fp, ok := strings.CutPrefix(snap.Fingerprint, "swindow/4 ")
 	if !ok {
-		t.Fatalf("fingerprint %q: want swindow/3 first", snap.Fingerprint)
+		t.Fatalf("fingerprint %q: want swindow/4 first", snap.Fingerprint)
 	}
 	// Version 1's state after batch 0: the version byte, then uvarints and
 	// varints: the flags started and pending, the next window's end (2 s),
@@ -148,41 +152,52 @@ func TestRestartRefusesOldState(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, stderr, code := runSwindow(t, stream(t, bs[1:]), args...)
-	if code != 1 || !strings.Contains(stderr, "was written by a different configuration (swindow/1 "+fp+"), not this one (swindow/3 "+fp+")") ||
+	if code != 1 || !strings.Contains(stderr, "was written by a different configuration (swindow/1 "+fp+"), not this one (swindow/4 "+fp+")") ||
 		!strings.Contains(stderr, "swindow: hint: each window configuration keeps its own state") {
 		t.Errorf("exit %d, %q; want exit 1 refusing the state of version 1", code, stderr)
 	}
 }
 
-// TestRestartRefusesVersion2: a state of version 2, which kept a table per
-// fixed window of event time where version 3 keeps one per slice, is
-// refused with the configuration's message, never misread.
-func TestRestartRefusesVersion2(t *testing.T) {
-	dir := t.TempDir()
-	bs := evBatches("a@1 b@2", "a@12")
-	args := []string{"--time-field", "t", "-l", "10s", "-s", "5s", "-k", "k", "--count", "--checkpoint", dir}
-	swindow(t, bs[:1], args...)
-	frametest.Commit(t, dir, 0)
-	path := filepath.Join(dir, "state", "swindow", "0.snapshot")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := checkpoint.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp, ok := strings.CutPrefix(snap.Fingerprint, "swindow/3 ")
-	if !ok {
-		t.Fatalf("fingerprint %q: want swindow/3 first", snap.Fingerprint)
-	}
-	snap.Fingerprint = "swindow/2 " + fp
-	snap.Data[0] = 2 // the version, a msgpack fixint
-	if err := os.WriteFile(path, checkpoint.Encode(nil, snap), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, stderr, code := runSwindow(t, stream(t, bs[1:]), args...)
-	if code != 1 || !strings.Contains(stderr, "was written by a different configuration (swindow/2 "+fp+"), not this one (swindow/3 "+fp+")") {
-		t.Errorf("exit %d, %q; want exit 1 refusing the state of version 2", code, stderr)
+// TestRestartRefusesOldVersions: a state of version 2, which kept a table
+// per fixed window of event time where version 3 keeps one per slice, or
+// of version 3, which kept a table per window for first and last where
+// version 4 keeps the arrivals of each slice's groups, is refused with the
+// configuration's message, never misread.
+func TestRestartRefusesOldVersions(t *testing.T) {
+	for _, c := range []struct {
+		version int
+		args    []string
+	}{
+		{2, []string{"--count"}},
+		{3, []string{"--first", "t", "--last", "t"}},
+	} {
+		dir := t.TempDir()
+		bs := evBatches("a@1 b@2", "a@12")
+		args := append([]string{"--time-field", "t", "-l", "10s", "-s", "5s", "-k", "k", "--checkpoint", dir}, c.args...)
+		swindow(t, bs[:1], args...)
+		frametest.Commit(t, dir, 0)
+		path := filepath.Join(dir, "state", "swindow", "0.snapshot")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := checkpoint.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp, ok := strings.CutPrefix(snap.Fingerprint, "swindow/4 ")
+		if !ok {
+			t.Fatalf("fingerprint %q: want swindow/4 first", snap.Fingerprint)
+		}
+		old := fmt.Sprintf("swindow/%d ", c.version)
+		snap.Fingerprint = old + fp
+		snap.Data[0] = byte(c.version) // the version, a msgpack fixint
+		if err := os.WriteFile(path, checkpoint.Encode(nil, snap), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := runSwindow(t, stream(t, bs[1:]), args...)
+		if code != 1 || !strings.Contains(stderr, "was written by a different configuration ("+old+fp+"), not this one (swindow/4 "+fp+")") {
+			t.Errorf("exit %d, %q; want exit 1 refusing the state of version %d", code, stderr, c.version)
+		}
 	}
 }
