@@ -408,8 +408,10 @@ peer mawk 'mawk -F'\''"'\'' '\''{b = int(substr($3, 2)) + 1; for (T = b; T < b +
 # (slices merged into a running table and out of it) and with --max
 # (slices combined by Two-Stacks, where each window was recounted from its
 # batches), and event time with --count (each event folded into its slice
-# once, where it went into each of its 60 windows). The outputs differ
-# (other windows): nothing is compared.
+# once, where it went into each of its 60 windows) and with --first and
+# --last (slices combined by Two-Stacks in order of arrival, where each
+# event went into each of its 60 windows). The outputs differ (other
+# windows): nothing is compared.
 WINEV=$DATA/win-events-$nwin.jsonl
 [[ -s $WINEV ]] || { log "generating $WINEV"; awk -v n="$nwin" 'BEGIN{srand(14); for (i = 0; i < n; i++) printf "{\"ts\":%.5f,\"value\":\"k%d\"}\n", i * 200 / n, int(rand() * rand() * 100)}' >"$WINEV.tmp" && mv "$WINEV.tmp" "$WINEV"; }
 bench swindow-batch-count-60s "$WINEV" "$nwin" 'sbatch --format json --time-field ts -i 1s | swindow -l 60s -s 1s -k value --count | ssink --format tsv' true
@@ -418,6 +420,8 @@ bench swindow-batch-max-60s "$WINEV" "$nwin" 'sbatch --format json --time-field 
 peer 'window 2s' 'sbatch --format json --time-field ts -i 1s | swindow -l 2s -s 1s -k value --count --max ts | ssink --format tsv' true
 bench swindow-event-count-60s "$WINEV" "$nwin" 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 60s -s 1s -k value --count | ssink --format tsv' true
 peer 'window 2s' 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 2s -s 1s -k value --count | ssink --format tsv' true
+bench swindow-event-firstlast-60s "$WINEV" "$nwin" 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 60s -s 1s -k value --first ts --last ts | ssink --format tsv' true
+peer 'window 2s' 'sbatch --format json --time-field ts -i 1s | swindow --time-field ts --watermark 2s -l 2s -s 1s -k value --first ts --last ts | ssink --format tsv' true
 
 # A keyless count over event-time windows of 1 h sliding every second
 # (3,600 slices a window), against tumbling windows of 1 s, on $nhour

@@ -64,8 +64,11 @@ with withWatermark(F, DELAY)). A record at time t counts in every window
 LENGTH, as Spark's window() asks, so that every time is in one). It is
 folded once, into a slice of gcd(LENGTH, SLIDE), and windows are assembled
 from their slices when written, so a long window sliding often costs about
-what a tumbling one does (with first, last or collect, which follow the
-order records come in, each window keeps its own groups); F is a
+what a tumbling one does; first and last, which follow the order records
+come in and not their time, are combined by the order of arrival each
+slice keeps of its groups' first and last records; with collect, whose
+output is every value of the window anyway, each window keeps its own
+groups. F is a
 number of --time-unit (s or ms) since the epoch, an RFC 3339 string or a
 timestamp. The watermark is the latest event time seen, at the end of each
 batch, minus --watermark DUR (default 0); a window whose end it has reached

@@ -110,6 +110,14 @@ var variants = []*variant{
 		sink: &sqliteSink{file: "out.db", table: "t"},
 	},
 	{
+		// First and last by arrival over slices of event time: the
+		// arrivals restored with the slices.
+		name: "swindow-event-firstlast",
+		stages: []string{eventBatches, "swindow --time-field ts --watermark 2s -l 6s -s 2s -k k --first v --last v --count --checkpoint ck",
+			"ssink --checkpoint ck --sqlite out.db --table t --batch-field b"},
+		sink: &sqliteSink{file: "out.db", table: "t"},
+	},
+	{
 		// The records as they are: a key the restored state lost would
 		// come out again, a key restored too new would be missing. The
 		// event time is not a key: every key is kept (and the late
