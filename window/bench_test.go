@@ -201,23 +201,33 @@ func BenchmarkStateSessions(b *testing.B) {
 }
 
 // benchSpan pushes a slice of 1,000 keys and pops the oldest, holding 60,
-// and takes the result, as a window of 60 slices moves on by one.
-func benchSpan(b *testing.B, c agg.Config) {
+// and takes the result, as a window of 60 slices moves on by one; ordered,
+// with the slice's arrivals, as for first and last over event time.
+func benchSpan(b *testing.B, c agg.Config, ordered bool) {
 	sl, err := agg.New(c)
 	if err != nil {
 		b.Fatal(err)
+	}
+	var arr *agg.Arrival
+	if ordered {
+		arr = new(agg.Arrival)
 	}
 	for i := range 1000 {
 		rec := record.AppendMapHeader(nil, 1)
 		rec = record.AppendString(rec, "user")
 		rec = record.AppendString(rec, fmt.Sprintf("u%d", i))
-		if err := sl.Add(rec); err != nil {
+		if ordered {
+			err = sl.AddArrival(rec, arr, uint64(i+1))
+		} else {
+			err = sl.Add(rec)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	sp := newSpan(c, false)
+	sp := newSpan(c, ordered)
 	for range 60 {
-		if err := sp.push(0, sl, nil); err != nil {
+		if err := sp.push(0, sl, arr); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -226,7 +236,7 @@ func benchSpan(b *testing.B, c agg.Config) {
 		if _, err := sp.pop(); err != nil {
 			b.Fatal(err)
 		}
-		if err := sp.push(0, sl, nil); err != nil {
+		if err := sp.push(0, sl, arr); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := sp.result(); err != nil {
@@ -235,5 +245,12 @@ func benchSpan(b *testing.B, c agg.Config) {
 	}
 }
 
-func BenchmarkSpanSubtractor(b *testing.B) { benchSpan(b, reduce(b, []string{"user"}, "count")) }
-func BenchmarkSpanTwoStacks(b *testing.B)  { benchSpan(b, reduce(b, []string{"user"}, "max:user")) }
+func BenchmarkSpanSubtractor(b *testing.B) { benchSpan(b, reduce(b, []string{"user"}, "count"), false) }
+func BenchmarkSpanTwoStacks(b *testing.B) {
+	benchSpan(b, reduce(b, []string{"user"}, "max:user"), false)
+}
+
+// BenchmarkSpanFirstLast: Two-Stacks by order of arrival.
+func BenchmarkSpanFirstLast(b *testing.B) {
+	benchSpan(b, reduce(b, []string{"user"}, "first:user", "last:user"), true)
+}
