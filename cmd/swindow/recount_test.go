@@ -25,12 +25,23 @@ var kinds = []agg.Kind{agg.Count, agg.Sum, agg.Avg, agg.Min, agg.Max, agg.First,
 // randomConfig picks keys (k or none) and one to four aggregates; args are
 // swindow's flags for them, numeric tells whether v must be a number.
 func randomConfig(t *testing.T, rng *rand.Rand) (cfg agg.Config, args []string, numeric bool) {
-	if rng.IntN(4) > 0 {
+	keyed := rng.IntN(4) > 0
+	var ks []agg.Kind
+	for _, i := range rng.Perm(len(kinds))[:1+rng.IntN(4)] {
+		ks = append(ks, kinds[i])
+	}
+	return configOf(t, keyed, ks)
+}
+
+// configOf is the configuration of aggregates ks, each over field v but
+// count, keyed by k or not, with swindow's flags for it; numeric tells
+// whether v must be a number.
+func configOf(t *testing.T, keyed bool, ks []agg.Kind) (cfg agg.Config, args []string, numeric bool) {
+	if keyed {
 		cfg.Keys = []string{"k"}
 		args = append(args, "-k", "k")
 	}
-	for _, i := range rng.Perm(len(kinds))[:1+rng.IntN(4)] {
-		k := kinds[i]
+	for _, k := range ks {
 		if k == agg.Count {
 			cfg.Aggs = append(cfg.Aggs, agg.Spec{Kind: k, Name: agg.DefaultName(k, "")})
 			args = append(args, "--count")
@@ -192,32 +203,15 @@ func TestEventTimeAgainstRecount(t *testing.T) {
 // round has one or both, and other aggregates at random (not collect,
 // which keeps a table per window).
 func TestEventTimeFirstLastAgainstRecount(t *testing.T) {
-	eventAgainstRecount(t, rand.New(rand.NewPCG(15, 16)), 200, func(t *testing.T, rng *rand.Rand) (cfg agg.Config, args []string, numeric bool) {
-		if rng.IntN(4) > 0 {
-			cfg.Keys = []string{"k"}
-			args = append(args, "-k", "k")
-		}
+	eventAgainstRecount(t, rand.New(rand.NewPCG(15, 16)), 200, func(t *testing.T, rng *rand.Rand) (agg.Config, []string, bool) {
+		keyed := rng.IntN(4) > 0
 		ks := [][]agg.Kind{{agg.First}, {agg.Last}, {agg.First, agg.Last}, {agg.Last, agg.First}}[rng.IntN(4)]
 		for _, k := range []agg.Kind{agg.Count, agg.Sum, agg.Min, agg.Max, agg.Distinct} {
 			if rng.IntN(4) == 0 {
 				ks = slices.Insert(ks, rng.IntN(len(ks)+1), k)
 			}
 		}
-		for _, k := range ks {
-			if k == agg.Count {
-				cfg.Aggs = append(cfg.Aggs, agg.Spec{Kind: k, Name: agg.DefaultName(k, "")})
-				args = append(args, "--count")
-				continue
-			}
-			s, err := agg.ParseSpec(k, "v")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.Aggs = append(cfg.Aggs, s)
-			args = append(args, "--"+k.String(), "v")
-			numeric = numeric || k == agg.Sum
-		}
-		return cfg, args, numeric
+		return configOf(t, keyed, ks)
 	})
 }
 
