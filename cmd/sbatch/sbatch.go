@@ -304,6 +304,10 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.UsageError("--time-unit needs --time-field")
 	case o.Follow && o.Once:
 		return o, stage.UsageError("--follow reads on as the file grows: it does not go with --once, which ends at the end of the input")
+	case o.Follow && codec.RowOffsets(o.Format):
+		return o, stage.UsageError("--follow reads on as the file grows: a Parquet file is written whole, once")
+	case o.Reconnect && codec.RowOffsets(o.Format):
+		return o, stage.UsageError("--reconnect reads on from a new connection: a Parquet file is read whole, from its footer")
 	case o.Reconnect && o.Once:
 		return o, stage.UsageError("--reconnect reads on until SIGINT or SIGTERM: it does not go with --once, which ends at the end of the input")
 	case o.Reconnect && o.Format == "msgpack":
