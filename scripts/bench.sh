@@ -111,6 +111,9 @@ if ! go build -o "$bin/" ./cmd/... 2>/dev/null; then
 fi
 go build -o "$bin/gen" ./scripts/gen
 go build -o "$bin/kfake" ./internal/kafkatest/kfake
+# DuckDB, the peer of the Parquet cases, through its Go bindings (cgo and
+# a static library: the first build takes a while).
+go build -tags duckdb -o "$bin/duckpeer" ./internal/duckdbcheck/cmd/duckpeer 2>/dev/null || log "duckpeer does not build: the Parquet cases are skipped"
 missing=()
 for c in sbatch smap sreduce swindow sunion sdedup sjoin ssink; do
 	[[ -x $bin/$c ]] || missing+=("$c")
@@ -447,6 +450,24 @@ if command -v sqlite3 >/dev/null; then
 	bench sqlite-append "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t; rm -f $f*' cat
 	peer 'sqlite3 .import' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 fi
+# Parquet: the same 1 M rows written as one Parquet file by ssink --files
+# --format parquet, against DuckDB's writer (COPY TO, from the same JSON
+# lines), each file then counted and summed by DuckDB (which checks that
+# it reads ours); and that file read by sbatch --format parquet, counted
+# and summed by sreduce, against DuckDB's reader (count(*), sum(score)).
+# DuckDB is duckpeer (internal/duckdbcheck/cmd/duckpeer), which uses both
+# cores where the stages are a pipeline of three.
+PQ=$DATA/rows-$nrows.parquet
+export PQ
+if [[ -x $bin/duckpeer ]] && have sbatch ssink sreduce; then
+	[[ -s $PQ ]] || { d=$(mktemp -d) && sbatch --once --format json "$ROWS" | ssink --files "$d/p" --format parquet && mv "$d"/p-*.parquet "$PQ" && rmdir "$d"; }
+	pq_count='duckpeer "SELECT count(*), sum(score) FROM read_parquet('\''$d/*.parquet'\'')"'
+	bench parquet-write "$ROWS" "$nrows" 'd=$(mktemp -d); sbatch --once --format json | ssink --files $d/p --format parquet; '"$pq_count"'; rm -rf $d' cat
+	peer duckdb 'd=$(mktemp -d); duckpeer "COPY (SELECT * FROM read_json('\''$IN'\'', format='\''newline_delimited'\'', columns={'\''id'\'': '\''BIGINT'\'', '\''name'\'': '\''VARCHAR'\'', '\''score'\'': '\''DOUBLE'\''})) TO '\''$d/f.parquet'\'' (FORMAT parquet)" "SELECT 1" >/dev/null; '"$pq_count"'; rm -rf $d' cat
+	bench parquet-read "$PQ" "$nrows" 'sbatch --once --format parquet "$PQ" | sreduce --count --sum score | ssink --format csv' 'tail -n +2'
+	peer duckdb 'duckpeer "SELECT count(*), sum(score) FROM '\''$PQ'\''"' cat
+fi
+
 # Stream-static join: each click joined with its user, from a table of
 # $nkeys rows (sjoin --table, Structured Streaming's stream-static join),
 # against mawk's hash join and coreutils' join, which needs both inputs
