@@ -354,6 +354,11 @@ func writeInput(t *trial, v *variant) error {
 		return writeWatched(t)
 	}
 	path := filepath.Join(t.dir, "in.jsonl")
+	if v.parquet {
+		if err := writeParquet(filepath.Join(t.dir, "in.parquet"), input()); err != nil {
+			return err
+		}
+	}
 	t.inputDone = make(chan struct{})
 	if !v.follow {
 		defer close(t.inputDone)
