@@ -157,10 +157,10 @@ func (e *parquetEncoder) End(stage.Batch, uint64) error { return nil }
 func (e *parquetEncoder) Record(rec []byte) error {
 	n := len(e.ends) + 1 // this record's number, from 1
 	e.flds.Reset(rec)
-	for e.flds.Next() {
+	for f := 0; e.flds.Next(); f++ {
 		k, v := e.flds.Key(), e.flds.Value()
-		i, ok := e.index[string(k)]
-		if !ok {
+		i := e.column(f, k)
+		if i < 0 {
 			i = len(e.cols)
 			e.index[string(k)] = i
 			e.cols = append(e.cols, pqColumn{name: string(k)})
@@ -204,6 +204,18 @@ func (e *parquetEncoder) Record(rec []byte) error {
 	e.held = append(e.held, rec...)
 	e.ends = append(e.ends, len(e.held))
 	return nil
+}
+
+// column is the column of field k, the record's f-th, or -1. Records
+// mostly have their fields in one order: the f-th column is tried first.
+func (e *parquetEncoder) column(f int, k []byte) int {
+	if f < len(e.cols) && e.cols[f].name == string(k) {
+		return f
+	}
+	if i, ok := e.index[string(k)]; ok {
+		return i
+	}
+	return -1
 }
 
 // Held is the size of the records held, as msgpack: what --roll-size
@@ -285,8 +297,8 @@ func (e *parquetEncoder) row(row parquet.Row, rec []byte) {
 		row[c] = parquet.NullValue().Level(0, 0, c)
 	}
 	e.flds.Reset(rec)
-	for e.flds.Next() {
-		c := e.index[string(e.flds.Key())]
+	for f := 0; e.flds.Next(); f++ {
+		c := e.column(f, e.flds.Key())
 		if v, ok := e.value(e.flds.Value(), e.cols[c].typ); ok {
 			row[c] = v.Level(0, 1, c)
 		}

@@ -3,6 +3,7 @@ package codec
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -257,4 +258,61 @@ func FuzzParquet(f *testing.F) {
 			}
 		}
 	})
+}
+
+// parquetBenchRecords are 100k rows of the bench's 3 fields.
+func parquetBenchRecords(b *testing.B) ([][]byte, int64) {
+	var recs [][]byte
+	var size int64
+	for i := range 100000 {
+		r, err := record.AppendJSONObject(nil, fmt.Appendf(nil, `{"id":%d,"name":"user%d","score":%d.5}`, i, i%1000, i%97))
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, r)
+		size += int64(len(r))
+	}
+	return recs, size
+}
+
+func BenchmarkParquetWrite(b *testing.B) {
+	recs, size := parquetBenchRecords(b)
+	w := bufio.NewWriter(io.Discard)
+	e := newParquet(w, "")
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, r := range recs {
+			if err := e.Record(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := e.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func BenchmarkParquetRead(b *testing.B) {
+	recs, size := parquetBenchRecords(b)
+	data := writeParquet(b, recs...)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	var rec []byte
+	for b.Loop() {
+		d, err := NewParquetDecoder(bytes.NewReader(data), int64(len(data)), "f", 0, -1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if rec, err = d.Next(rec[:0]); err != nil {
+				break
+			}
+		}
+		if err != io.EOF {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }

@@ -75,6 +75,14 @@ Formats (--format):
            inverse of 'sbatch': Spark's text sink); a record without it is
            an error
   msgpack  the records as concatenated msgpack maps, for other programs
+  parquet  a Parquet file (--files, --exec, --post; not stdout): a column
+           per field in order of first appearance, typed from all the
+           values of the file (integer INT64, float DOUBLE, integers and
+           floats DOUBLE, string STRING, bool BOOLEAN, binary BYTE_ARRAY,
+           timestamp TIMESTAMP(UTC, NANOS), map and list JSON, any other
+           mix STRING holding each value's text); a missing field is a null.
+           The records of a file are held in memory and written at its end;
+           a file without records is not written. Snappy pages.
 
 Output is written batch by batch: each batch is flushed at its end, and a
 batch printed before an error stays printed. The text formats write the
@@ -104,7 +112,11 @@ batches to each file, PREFIX-FIRSTTIME.SUFFIX named after its first batch,
 renamed into place at its last (the last file, at the end of the input,
 holds what is left); with --checkpoint the batches of a file are committed
 only then, and a crash in the middle of a file replays it from its first
-batch. --compress-files gzip|zstd compresses the files (suffix .gz, .zst).
+batch. --roll-size BYTES starts a new file once the one in hand holds
+about BYTES (looked at at each batch end: a file holds whole batches, and
+may pass BYTES by one); with --roll, whichever comes first.
+--compress-files gzip|zstd compresses the files (suffix .gz, .zst); a
+Parquet file's pages instead, keeping its suffix.
 
 Commands (--exec CMD, Spark's foreachBatch): sh -c CMD runs for each batch
 with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and
@@ -252,6 +264,7 @@ Examples:
   ssink --in tcp-listen://0.0.0.0:7000 --format lines
   printf 'a\nb\na\n' | sbatch --once | sreduce -k value --count | ssink --sqlite words.db --table words
   sbatch -i 1m app.log | sreduce -k value --count | ssink --files out/counts --format csv
+  sbatch --format json -i 1m events.jsonl | ssink --files out/events --format parquet --roll-size 128M
   sbatch -i 10s --format json | ssink --exec 'curl -s --data-binary @- http://localhost:8080/ingest'
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json
@@ -303,7 +316,7 @@ func flags() []cli.Flag {
 		fs = append(fs, &cli.StringFlag{Name: d.Flag, Usage: d.Usage, Category: d.Category})
 	}
 	return append(fs,
-		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack, parquet)", Category: "Files and commands"},
 		&cli.IntFlag{Name: flagRoll, Value: 1, Usage: "--files: write `N` batches to each file, named after its first batch's time (the last file, at the end of the input, may have fewer); with --checkpoint the batches are committed when their file is renamed into place", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagRollSize, Usage: "--files: start a new file once the one in hand holds about `BYTES` (checked at each batch end, so a file may pass it by a batch; K, M, G suffixes count 1024s); with --roll, whichever comes first", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagCompressFiles, Usage: "--files: compress each file with `ALGO`, gzip or zstd, adding .gz or .zst to its suffix (--format parquet: its pages, instead of Snappy)", Category: "Files and commands"},
