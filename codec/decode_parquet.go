@@ -3,7 +3,9 @@ package codec
 // Parquet, read (sbatch --format parquet): a record per row, a field per
 // column, in the file's column order, typed by the column's type. A null
 // is a field left out: Parquet, as SQL, cannot tell a missing field from a
-// null one, and the writer (parquet.go) writes both as a null.
+// null one, and the writer (parquet.go) writes both as a null. Nested
+// columns (groups, lists, maps) are maps and arrays
+// (decode_parquet_nested.go).
 //
 // Where a row stands is its number in the file, from 0: Offset is the
 // number of the row after the last one returned, and a checkpoint keeps
@@ -67,6 +69,13 @@ type ParquetDecoder struct {
 	f    *parquet.File
 	cols []pqReadColumn
 
+	// A file with nested columns (groups, lists, maps) is read row by row
+	// through the schema's reconstruction into Go values, walked with
+	// the schema (parquet_nested.go); a flat one column by column.
+	nested bool
+	fields []pqNested
+	row    map[string]any
+
 	groups []parquet.RowGroup
 	g      int          // the row group of rows, or the next one
 	rows   parquet.Rows // the rows of group g-1, nil before the first
@@ -104,11 +113,22 @@ func NewParquetDecoder(at io.ReaderAt, size int64, name string, start, end int64
 			"a checkpoint follows a Parquet file by its path and row number: put the file that was read back under its path to go on, or start the pipeline over with a new --checkpoint directory and an empty sink")
 	}
 	for _, c := range f.Schema().Fields() {
-		rc, err := readColumn(c)
-		if err != nil {
+		if !c.Leaf() || c.Repeated() {
+			d.nested = true
+		}
+	}
+	if d.nested {
+		if err := d.nestedFields(f.Schema()); err != nil {
 			return nil, &Error{Name: name, Err: err}
 		}
-		d.cols = append(d.cols, rc)
+	} else {
+		for _, c := range f.Schema().Fields() {
+			rc, err := leafReader(c, c.Name())
+			if err != nil {
+				return nil, &Error{Name: name, Err: err}
+			}
+			d.cols = append(d.cols, rc)
+		}
 	}
 	var total int64
 	for _, g := range d.groups {
@@ -117,19 +137,15 @@ func NewParquetDecoder(at io.ReaderAt, size int64, name string, start, end int64
 	if total != n {
 		return nil, &Error{Name: name, Err: fmt.Errorf("corrupt Parquet file: its row groups hold %d rows, its footer says %d", total, n)}
 	}
-	if len(d.cols) != len(f.Schema().Columns()) {
+	if !d.nested && len(d.cols) != len(f.Schema().Columns()) {
 		return nil, &Error{Name: name, Err: errors.New("corrupt Parquet file: its columns are not its fields")}
 	}
 	return d, nil
 }
 
-// readColumn is how field c is read. Only flat columns are: nested groups,
-// lists and maps are refused.
-func readColumn(c parquet.Field) (pqReadColumn, error) {
-	rc := pqReadColumn{key: record.AppendString(nil, c.Name())}
-	if !c.Leaf() || c.Repeated() {
-		return rc, fmt.Errorf("column %q is a nested group or a list: sbatch reads flat Parquet files, a field per column", c.Name())
-	}
+// leafReader is how the values of leaf c, named name, are read.
+func leafReader(c parquet.Node, name string) (pqReadColumn, error) {
+	rc := pqReadColumn{key: record.AppendString(nil, name)}
 	t := c.Type()
 	lt := t.LogicalType()
 	var lv format.LogicalTypeValue
@@ -192,7 +208,7 @@ func readColumn(c parquet.Field) (pqReadColumn, error) {
 			}
 		}
 	default:
-		return rc, fmt.Errorf("column %q: Parquet type %v has no dstream type", c.Name(), t)
+		return rc, fmt.Errorf("column %q: Parquet type %v has no dstream type", name, t)
 	}
 	return rc, nil
 }
@@ -225,7 +241,12 @@ func (d *ParquetDecoder) Next(dst []byte) (_ []byte, err error) {
 	d.bi++
 	d.next++
 	start := len(dst)
-	if dst, err = d.record(dst, row); err != nil {
+	if d.nested {
+		dst, err = d.nestedRecord(dst, row)
+	} else {
+		dst, err = d.record(dst, row)
+	}
+	if err != nil {
 		return dst[:start], &Error{Name: d.name, Line: d.next, Unit: "row", Err: err, Bad: true}
 	}
 	return dst, nil
@@ -358,6 +379,9 @@ func (rc *pqReadColumn) append(dst []byte, v parquet.Value) ([]byte, error) {
 		return record.AppendFloat(dst, decimal(v, rc.scale)), nil
 	case rdUUID:
 		b := v.ByteArray()
+		if len(b) != 16 {
+			return dst, fmt.Errorf("a UUID of %d bytes", len(b))
+		}
 		return record.AppendString(dst, fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])), nil
 	}
 	return dst, fmt.Errorf("unknown column kind %d", rc.read)

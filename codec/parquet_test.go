@@ -229,6 +229,7 @@ func FuzzParquet(f *testing.F) {
 	f.Add(writeParquet(f, jsonRecs(f, `{"s":"x","i":-1,"f":1.5,"b":true}`, `{"j":{"a":[1]},"s":null}`)...), uint8(1))
 	f.Add(writeParquet(f, jsonRecs(f, `{"a":1}`, `{"a":"x"}`, `{"a":18446744073709551615}`)...), uint8(2))
 	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"), uint8(0))
+	f.Add(nestedFile(f), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, at uint8) {
 		d, err := NewParquetDecoder(bytes.NewReader(data), int64(len(data)), "f", 0, -1)
 		if err != nil {
@@ -315,4 +316,59 @@ func BenchmarkParquetRead(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(recs))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+type nestedInner struct {
+	A int64
+	B string `parquet:",optional"`
+}
+
+type nestedRow struct {
+	ID   int64
+	Tags []string
+	In   nestedInner
+	M    map[string]int64
+	T    time.Time
+	L    []nestedInner
+	LL   []int32       `parquet:",list"`
+	LS   []nestedInner `parquet:",list"`
+	Opt  *nestedInner  `parquet:",optional"`
+}
+
+// Nested groups, repeated fields, LISTs and MAPs (as Spark writes structs,
+// arrays and maps) read as maps and arrays, their leaves typed as flat
+// columns are.
+func TestParquetNested(t *testing.T) {
+	data := nestedFile(t)
+	got, offs := readParquet(t, data, 0, -1)
+	want := []string{
+		`{"ID":1,"Tags":["x","y"],"In":{"A":2,"B":"b"},"M":{"a":4,"k":3},"T":"1970-01-01T00:00:05.000000006Z","L":[{"A":7}],"LL":[4,5],"LS":[{"A":8,"B":"z"}],"Opt":{"A":9}}`,
+		`{"ID":2,"Tags":[],"In":{"A":0},"M":{},"T":"1970-01-01T00:00:00Z","L":[],"LL":[],"LS":[]}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("read\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(offs) != 2 || offs[1] != 2 {
+		t.Errorf("offsets %v", offs)
+	}
+	if got, _ := readParquet(t, data, 1, -1); len(got) != 1 || got[0] != want[1] {
+		t.Errorf("from row 1: %q", got)
+	}
+}
+
+// nestedFile is a file of nestedRow, written by parquet-go.
+func nestedFile(t testing.TB) []byte {
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[nestedRow](&buf)
+	if _, err := w.Write([]nestedRow{
+		{ID: 1, Tags: []string{"x", "y"}, In: nestedInner{A: 2, B: "b"}, M: map[string]int64{"k": 3, "a": 4}, T: time.Unix(5, 6).UTC(),
+			L: []nestedInner{{A: 7}}, LL: []int32{4, 5}, LS: []nestedInner{{A: 8, B: "z"}}, Opt: &nestedInner{A: 9}},
+		{ID: 2, T: time.Unix(0, 0)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

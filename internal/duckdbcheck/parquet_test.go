@@ -239,3 +239,28 @@ func TestSbatchReadsDuckDBParquet(t *testing.T) {
 		t.Errorf("sbatch read\n%s\nwant\n%s", got, want)
 	}
 }
+
+// Nested columns as DuckDB (and Spark) write them, STRUCT, LIST and MAP,
+// read as maps and arrays.
+func TestSbatchReadsDuckDBNestedParquet(t *testing.T) {
+	bin, dir := stages(t), t.TempDir()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	file := filepath.Join(dir, "nested.parquet")
+	_, err = db.Exec(fmt.Sprintf(`COPY (SELECT * FROM (VALUES
+		(1, {'a': 1, 'b': 'x'}, [1, 2, NULL], MAP {'k': 1.5, 'j': 2.5}, [{'c': DATE '2024-05-01'}], [[1], []]),
+		(2, NULL, [], NULL, NULL, NULL)
+	) t(id, s, l, m, ls, ll)) TO '%s' (FORMAT parquet)`, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := pipeline(t, bin, dir, `sbatch --once --format parquet nested.parquet | ssink --format json`)
+	want := `{"id":1,"s":{"a":1,"b":"x"},"l":[1,2,null],"m":{"j":2.5,"k":1.5},"ls":[{"c":"2024-05-01T00:00:00Z"}],"ll":[[1],[]]}
+{"id":2,"l":[]}`
+	if strings.TrimSpace(got) != want {
+		t.Errorf("sbatch read\n%s\nwant\n%s", got, want)
+	}
+}
