@@ -19,6 +19,11 @@ import (
 // newDecoder returns the decoder of input s in format, reading r (s.R,
 // metered) or, for a format read at offsets, s.At.
 func newDecoder(format string, s *Input, r io.Reader, m *Meter) (codec.Decoder, error) {
+	if codec.RowOffsets(format) && s.Replay && s.At == nil {
+		// An empty range of a watched directory's batch, which needs
+		// none of its file (watchtrack.go): no rows.
+		return noRows{}, nil
+	}
 	if !codec.RowOffsets(format) || s.At == nil {
 		if m != nil {
 			r = meterReader{r, m}
@@ -66,3 +71,10 @@ func (c meterReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	c.m.Bytes.Add(int64(n))
 	return n, err
 }
+
+// noRows is the decoder of an empty range.
+type noRows struct{}
+
+func (noRows) Next(dst []byte) ([]byte, error) { return dst, io.EOF }
+func (noRows) Pos() (int64, string)            { return 0, "row" }
+func (noRows) Offset() int64                   { return 0 }
