@@ -464,6 +464,15 @@ func parquetLines(data []byte, name string) ([]byte, error) {
 // writeParquet writes JSON lines as a Parquet file, as ssink --files
 // --format parquet does.
 func writeParquet(path string, jsonLines []byte) error {
+	b, err := parquetOf(jsonLines)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// parquetOf is the Parquet file of JSON lines.
+func parquetOf(jsonLines []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	w := bufio.NewWriter(&buf)
 	e := codec.Lookup("parquet").New(w, codec.Options{})
@@ -471,17 +480,17 @@ func writeParquet(path string, jsonLines []byte) error {
 	for _, l := range bytes.Split(bytes.TrimSuffix(jsonLines, []byte("\n")), []byte("\n")) {
 		var err error
 		if rec, err = record.AppendJSONObject(rec[:0], l); err != nil {
-			return err
+			return nil, err
 		}
 		if err := e.Record(rec); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := e.Flush(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(path, buf.Bytes(), 0o644)
+	return buf.Bytes(), nil
 }

@@ -351,7 +351,7 @@ func lastEntry(dir, log string) int {
 // files (writeWatched).
 func writeInput(t *trial, v *variant) error {
 	if v.watch {
-		return writeWatched(t)
+		return writeWatched(t, v.parquet)
 	}
 	path := filepath.Join(t.dir, "in.jsonl")
 	if v.parquet {

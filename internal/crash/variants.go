@@ -41,7 +41,8 @@ type variant struct {
 	// and sbatch has read every file, with SIGTERM to sbatch (watch.go).
 	watch bool
 	// parquet: the events are in.parquet too (a row per event, written
-	// as ssink --format parquet writes), for sbatch --format parquet.
+	// as ssink --format parquet writes), for sbatch --format parquet;
+	// with watch, the files dropped are Parquet files.
 	parquet bool
 	// stopper, if set, ends each run as a user would (SIGTERM), for a
 	// source that does not end (a broker's): it is started with the run,
@@ -213,6 +214,15 @@ var variants = []*variant{
 			"ssink --checkpoint ck --sqlite out.db --table t"},
 		sink:  &sqliteSink{file: "out.db", table: "t"},
 		watch: true,
+	},
+	{
+		// Parquet files dropped into the directory: offsets count rows.
+		name: "watch-parquet",
+		stages: []string{"sbatch --watch in --checkpoint ck --format parquet --time-field ts -i 1s",
+			"ssink --checkpoint ck --sqlite out.db --table t"},
+		sink:    &sqliteSink{file: "out.db", table: "t"},
+		watch:   true,
+		parquet: true,
 	},
 	{
 		// --clean: a file is deleted once the batches that read it are
