@@ -1,7 +1,8 @@
 // Package codec holds dstream's text and binary formats, both ways: the
 // decoders that turn raw input into records (sbatch --format: lines, json,
-// csv, tsv, msgpack; decode*.go, NewDecoder) and the encoders that write
-// records out (ssink --format: console, json, csv, tsv, lines, msgpack),
+// csv, tsv, msgpack, parquet; decode*.go, NewDecoder) and the encoders that
+// write records out (ssink --format: console, json, csv, tsv, lines,
+// msgpack, parquet),
 // whatever the destination (stdout, a file per batch, a command, an HTTP
 // request). Each encoder is one entry of a table (Formats): a new one is a
 // file and a line.

@@ -218,9 +218,9 @@ func (e *parquetEncoder) column(f int, k []byte) int {
 	return -1
 }
 
-// Held is the size of the records held, as msgpack: what --roll-size
+// HeldBytes is the size of the records held, as msgpack: what --roll-size
 // measures of a file not written yet.
-func (e *parquetEncoder) Held() int64 { return int64(len(e.held)) }
+func (e *parquetEncoder) HeldBytes() int64 { return int64(len(e.held)) }
 
 // errNoColumns is the error of a file whose records have no field.
 var errNoColumns = errors.New("a Parquet file needs a column, and the records have no field")

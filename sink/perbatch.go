@@ -25,7 +25,7 @@ type sizer interface {
 // holding is an encoder that holds its records until Flush, and tells
 // their size as msgpack (parquet, codec.Format.Whole).
 type holding interface {
-	Held() int64
+	HeldBytes() int64
 }
 
 // perBatch is the Writer of the destinations that write each batch to a
@@ -121,7 +121,7 @@ func (p *perBatch) size() int64 {
 	}
 	n += int64(p.w.Buffered())
 	if h, ok := p.f.(holding); ok {
-		n += int64(float64(h.Held()) * p.ratio)
+		n += int64(float64(h.HeldBytes()) * p.ratio)
 	}
 	return n
 }
@@ -145,7 +145,7 @@ func (p *perBatch) close(b stage.Batch) error {
 	h, holds := p.f.(holding)
 	var held int64
 	if holds {
-		if held = h.Held(); held == 0 {
+		if held = h.HeldBytes(); held == 0 {
 			return nil // no records: no file (see perBatch)
 		}
 		if err := p.openTarget(); err != nil {

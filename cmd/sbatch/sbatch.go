@@ -56,9 +56,10 @@ Records: a text line becomes {"value": LINE} (Spark's text source); with
 the header row and keep every cell a string (Spark without inferSchema);
 msgpack reads maps back to back; parquet reads Parquet files, a record per
 row, a field per column in the file's order, the column's type kept (a
-null is a field left out; a struct, list or map column a map or array). A Parquet FILE is read in
-place, by its footer (stdin whole into memory first), and with
---checkpoint its offsets count rows instead of bytes; it is not followed.
+null is a field left out; a struct, list or map column is a map or an
+array). A Parquet FILE is read in place, by its footer (stdin whole into
+memory first), and with --checkpoint its offsets count rows instead of
+bytes; it is not followed.
 
 Triggers (when a batch is cut):
   -i DUR      processing time: a batch every DUR of wall-clock time, aligned to
