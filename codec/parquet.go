@@ -267,14 +267,9 @@ func (e *parquetEncoder) writeRows(schema *parquet.Schema) error {
 		}
 		rows[i] = rows[i][:ncol]
 	}
-	// A writer keeps the schema it was made with: one is reused for the
-	// next file only if that file has the same.
-	if e.w == nil || !parquet.EqualNodes(e.w.Schema(), schema) {
-		e.w = parquet.NewWriter(e.out, schema, parquet.Compression(e.codec),
-			parquet.MaxRowsPerRowGroup(parquetRowGroup), parquet.CreatedBy("dstream", "", ""))
-	} else {
-		e.w.Reset(e.out)
-	}
+	// (An encoder writes one file: ssink makes one per file.)
+	e.w = parquet.NewWriter(e.out, schema, parquet.Compression(e.codec),
+		parquet.MaxRowsPerRowGroup(parquetRowGroup), parquet.CreatedBy("dstream", "", ""))
 	start := 0
 	for r := 0; r < len(e.ends); r += chunk {
 		n := min(chunk, len(e.ends)-r)

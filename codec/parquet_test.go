@@ -451,3 +451,27 @@ func FuzzParquetRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// Values converted to text or JSON (kept in a buffer reused from one
+// chunk of rows to the next) read back whole over many chunks and row
+// groups.
+func TestParquetConvertedValues(t *testing.T) {
+	defer func(n int64) { parquetRowGroup = n }(parquetRowGroup)
+	parquetRowGroup = 1500
+	var lines, want []string
+	for i := range 5000 {
+		if i%2 == 0 {
+			lines = append(lines, fmt.Sprintf(`{"m":{"i":%d},"x":%d}`, i, i))
+			want = append(want, fmt.Sprintf(`{"m":{"i":%d},"x":"%d"}`, i, i))
+		} else {
+			lines = append(lines, fmt.Sprintf(`{"m":[%d],"x":"s%d"}`, i, i))
+			want = append(want, lines[i])
+		}
+	}
+	got, _ := readParquet(t, writeParquet(t, jsonRecs(t, lines...)...), 0, -1)
+	for i := range want {
+		if i >= len(got) || got[i] != want[i] {
+			t.Fatalf("row %d: %q, want %s", i, got[min(i, len(got)-1)], want[i])
+		}
+	}
+}
