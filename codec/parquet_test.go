@@ -186,6 +186,9 @@ func TestParquetResume(t *testing.T) {
 		lines = append(lines, `{"i":`+strings.Repeat("1", i%5+1)+`,"s":"r`+strings.Repeat("x", i%3)+`"}`)
 	}
 	data := writeParquet(t, jsonRecs(t, lines...)...)
+	if f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data))); err != nil || len(f.RowGroups()) != 6 {
+		t.Fatalf("want 6 row groups of at most 7 rows: %v", err)
+	}
 	all, offs := readParquet(t, data, 0, -1)
 	if strings.Join(all, "\n") != strings.Join(lines, "\n") {
 		t.Fatalf("read\n%s\nwant\n%s", strings.Join(all, "\n"), strings.Join(lines, "\n"))
