@@ -117,6 +117,8 @@ func TestParquetTypes(t *testing.T) {
 			out: []string{`{"a":-1}`, `{"a":18446744073709552000}`}},
 		{name: "mixed-is-text", in: []string{`{"a":1}`, `{"a":"x"}`, `{"a":true}`}, types: "a STRING",
 			out: []string{`{"a":"1"}`, `{"a":"x"}`, `{"a":"true"}`}},
+		{name: "odd-names", in: []string{`{"":1,"a.b":2,"é ü":3,"x\u0000y":4}`},
+			types: " INT(64,true), a.b INT(64,true), é ü INT(64,true), x\x00y INT(64,true)"},
 		{name: "nested-is-json", in: []string{`{"a":{"b":[1,"x"]}}`, `{"a":[2.5]}`, `{"a":"s"}`}, types: "a JSON"},
 	}
 	for _, tt := range tests {
