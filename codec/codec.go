@@ -1,7 +1,8 @@
 // Package codec holds dstream's text and binary formats, both ways: the
 // decoders that turn raw input into records (sbatch --format: lines, json,
-// csv, tsv, msgpack; decode*.go, NewDecoder) and the encoders that write
-// records out (ssink --format: console, json, csv, tsv, lines, msgpack),
+// csv, tsv, msgpack, parquet; decode*.go, NewDecoder) and the encoders that
+// write records out (ssink --format: console, json, csv, tsv, lines,
+// msgpack, parquet),
 // whatever the destination (stdout, a file per batch, a command, an HTTP
 // request). Each encoder is one entry of a table (Formats): a new one is a
 // file and a line.
@@ -38,6 +39,9 @@ type Options struct {
 	// show(numRows, truncate); 0 shows them whole, left-aligned
 	// (--no-truncate). CellWidth is the default.
 	Truncate int
+	// Compression is the codec of parquet's pages: "gzip" or "zstd"
+	// (ssink --files --compress-files), "" for Snappy.
+	Compression string
 }
 
 // CellWidth is where console cuts cells by default, as show (truncate = 20).
@@ -67,6 +71,11 @@ type Format struct {
 	// rows need their header).
 	MessageType string
 
+	// Whole is set for a format whose encoder writes a whole file at
+	// Flush (parquet, its schema in its footer): it goes to a destination
+	// of a file, a command or a request per batch, not to a stream.
+	Whole bool
+
 	// New returns an encoder writing to out.
 	New func(out *bufio.Writer, o Options) Encoder
 }
@@ -85,6 +94,8 @@ var Formats = []*Format{
 		New: func(out *bufio.Writer, _ Options) Encoder { return &linesFormat{rows{out: out}} }},
 	{Name: "msgpack", Suffix: "msgpack", ContentType: "application/msgpack", MessageType: "application/msgpack",
 		New: func(out *bufio.Writer, _ Options) Encoder { return &msgpackFormat{rows{out: out}} }},
+	{Name: "parquet", Suffix: "parquet", ContentType: "application/vnd.apache.parquet", Whole: true,
+		New: func(out *bufio.Writer, o Options) Encoder { return newParquet(out, o.Compression) }},
 }
 
 // Lookup returns the format of a name, or nil.

@@ -13,7 +13,7 @@ import (
 )
 
 // InputFormats, as named by --format.
-var InputFormats = []string{"lines", "json", "csv", "tsv", "msgpack"}
+var InputFormats = []string{"lines", "json", "csv", "tsv", "msgpack", "parquet"}
 
 // Decoder yields one record at a time.
 type Decoder interface {
@@ -72,6 +72,8 @@ func NewDecoder(format string, r io.Reader, name string) (Decoder, error) {
 		return newCSV(r, name, '\t'), nil
 	case "msgpack":
 		return newMsgpack(r, name), nil
+	case "parquet":
+		return &parquetStream{r: r, name: name}, nil
 	}
 	return nil, fmt.Errorf("unknown format %q (want %s)", format, strings.Join(InputFormats, ", "))
 }

@@ -113,6 +113,9 @@ if ! go build -o "$bin/" ./cmd/... 2>/dev/null; then
 fi
 go build -o "$bin/gen" ./scripts/gen
 go build -o "$bin/kfake" ./internal/kafkatest/kfake
+# DuckDB, the peer of the Parquet cases, through its Go bindings (cgo and
+# a static library: the first build takes a while).
+go build -tags duckdb -o "$bin/duckpeer" ./internal/duckdbcheck/cmd/duckpeer 2>/dev/null || log "duckpeer does not build: the Parquet cases are skipped"
 missing=()
 for c in sbatch smap sreduce swindow sunion sdedup sjoin ssink; do
 	[[ -x $bin/$c ]] || missing+=("$c")
@@ -498,6 +501,24 @@ fi
 ck_run='d=$(mktemp -d); sbatch -n 10000 $CK "$IN" | sreduce -k value --count --running $CK | ssink $CK --format tsv | wc -l; rm -rf $d'
 bench 'checkpoint 500 batches, sreduce --running' "$TOKENS" "$wc_words" "${ck_run//\$CK/--checkpoint \$d/ck}"
 peer 'without --checkpoint' "${ck_run//\$CK/}"
+
+# Parquet: the same 1 M rows written as one Parquet file by ssink --files
+# --format parquet, against DuckDB's writer (COPY TO, from the same JSON
+# lines), each file then counted and summed by DuckDB (which checks that
+# it reads ours); and that file read by sbatch --format parquet, counted
+# and summed by sreduce, against DuckDB's reader (count(*), sum(score)).
+# DuckDB is duckpeer (internal/duckdbcheck/cmd/duckpeer), which uses both
+# cores where the stages are a pipeline of three.
+PQ=$DATA/rows-$nrows.parquet
+export PQ
+if [[ -x $bin/duckpeer ]] && have sbatch ssink sreduce; then
+	[[ -s $PQ ]] || { d=$(mktemp -d) && sbatch --once --format json "$ROWS" | ssink --files "$d/p" --format parquet && mv "$d"/p-*.parquet "$PQ" && rmdir "$d"; }
+	pq_count='duckpeer "SELECT count(*), sum(score) FROM read_parquet('\''$d/*.parquet'\'')"'
+	bench parquet-write "$ROWS" "$nrows" 'd=$(mktemp -d); sbatch --once --format json | ssink --files $d/p --format parquet; '"$pq_count"'; rm -rf $d' cat
+	peer duckdb 'd=$(mktemp -d); duckpeer "COPY (SELECT * FROM read_json('\''$IN'\'', format='\''newline_delimited'\'', columns={'\''id'\'': '\''BIGINT'\'', '\''name'\'': '\''VARCHAR'\'', '\''score'\'': '\''DOUBLE'\''})) TO '\''$d/f.parquet'\'' (FORMAT parquet)" "SELECT 1" >/dev/null; '"$pq_count"'; rm -rf $d' cat
+	bench parquet-read "$PQ" "$nrows" 'sbatch --once --format parquet "$PQ" | sreduce --count --sum score | ssink --format csv' 'tail -n +2'
+	peer duckdb 'duckpeer "SELECT count(*), sum(score) FROM '\''$PQ'\''"' cat
+fi
 
 # Stream-static join: each click joined with its user, from a table of
 # $nkeys rows (sjoin --table, Structured Streaming's stream-static join),

@@ -23,7 +23,9 @@ import (
 // the batch time in unix ms, as Spark's saveAsTextFiles names its output),
 // written under a temporary name, synced and renamed: a file appears whole
 // or not at all. With Options.Roll N, a file holds N batches and TIME is
-// its first batch's; with Options.CompressFiles it is compressed.
+// its first batch's, and with Options.RollSize a file ends at the batch
+// that brings it to about that size; with Options.CompressFiles it is
+// compressed.
 var Files = Destination{
 	Flag:          "files",
 	Usage:         "write each batch to a file of its own, `PREFIX`-TIME.SUFFIX (TIME the batch time in unix ms), in --format (default json), atomically",
@@ -31,7 +33,7 @@ var Files = Destination{
 	Needs:         "a PREFIX (a path, whose directory must exist)",
 	Encodes:       true,
 	DefaultFormat: "json", // records for a program or a file, not a table for eyes
-	Takes:         []string{"suffix", "roll", "compress-files"},
+	Takes:         []string{"suffix", "roll", "roll-size", "compress-files"},
 	Open:          openFiles,
 }
 
@@ -42,22 +44,32 @@ func openFiles(o *Options, f *codec.Format, _ *bufio.Writer) (Writer, error) {
 	if o.Roll < 0 {
 		return nil, stage.UsageError("--roll %d: want 1 or more batches per file", o.Roll)
 	}
+	if o.RollSize < 0 {
+		return nil, stage.UsageError("--roll-size %d: want a size in bytes, 1 or more", o.RollSize)
+	}
 	suffix := o.Suffix
-	if o.CompressFiles != "" {
-		z, ok := compressions[o.CompressFiles]
+	compress := o.CompressFiles
+	if compress != "" {
+		z, ok := compressions[compress]
 		if !ok {
 			return nil, stage.UsageError("unknown --compress-files %q: want gzip or zstd", o.CompressFiles)
 		}
-		if suffix != "" {
-			suffix += "."
+		if f.Whole {
+			// A Parquet file compresses its pages: a gzip around it
+			// would make it unreadable as Parquet.
+			o.Codec.Compression, compress = compress, ""
+		} else {
+			if suffix != "" {
+				suffix += "."
+			}
+			suffix += z
 		}
-		suffix += z
 	}
 	if dir := filepath.Dir(o.Target); !isDir(dir) {
 		return nil, stage.Hint(fmt.Errorf("--files %s: %s is not a directory", o.Target, dir),
 			"the files are PREFIX-TIME.SUFFIX: create the directory of PREFIX first")
 	}
-	out := &fileOutput{prefix: o.Target, suffix: suffix, compress: o.CompressFiles}
+	out := &fileOutput{prefix: o.Target, suffix: suffix, compress: compress}
 	return newPerBatch(o, f, out.open), nil
 }
 
@@ -123,8 +135,21 @@ func removeLeftovers(prefix, suffix string) error {
 // after a restart, replaces it with the same).
 type fileTarget struct {
 	f    *os.File
-	z    io.WriteCloser // the compressor writing to f, or nil
+	z    io.WriteCloser // the compressor writing to c, or nil
+	c    countWriter    // f, counting
 	name string
+}
+
+// countWriter counts the bytes written to w.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // openFile opens the file of batch b (the first of the file with --roll),
@@ -138,12 +163,12 @@ func openFile(prefix, suffix, compress string, b stage.Batch) (target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &fileTarget{f: f, name: name}
+	t := &fileTarget{f: f, c: countWriter{w: f}, name: name}
 	switch compress {
 	case "gzip":
-		t.z = gzip.NewWriter(f)
+		t.z = gzip.NewWriter(&t.c)
 	case "zstd":
-		if t.z, err = zstd.NewWriter(f); err != nil {
+		if t.z, err = zstd.NewWriter(&t.c); err != nil {
 			t.abort()
 			return nil, err
 		}
@@ -155,8 +180,12 @@ func (t *fileTarget) Write(p []byte) (int, error) {
 	if t.z != nil {
 		return t.z.Write(p)
 	}
-	return t.f.Write(p)
+	return t.c.Write(p)
 }
+
+// size is the bytes written to the file so far: with compression, what
+// the compressor has put out, which lags behind what it was given.
+func (t *fileTarget) size() int64 { return t.c.n }
 
 func (t *fileTarget) commit() error {
 	var err error

@@ -44,11 +44,18 @@ type Options struct {
 	// the dot; "" for none. (ssink gives it the format's Suffix by default.)
 	Suffix string
 	// Roll is the number of batches of each file of Files (--roll); 0 or
-	// 1 is a file per batch. A file of several batches is out, and its
+	// 1 is a file per batch, but 0 with RollSize is no bound. A file of several batches is out, and its
 	// batches committed, at its last batch (or at the end of the input).
 	Roll int
+	// RollSize, if not 0, starts a new file of Files once the one in hand
+	// holds about this many bytes (--roll-size), checked at each batch
+	// end: a file holds whole batches, and may pass RollSize by a batch.
+	// With Roll, a file ends at whichever comes first.
+	RollSize int64
 	// CompressFiles compresses the files of Files (--compress-files):
-	// "gzip" or "zstd", adding .gz or .zst to the suffix; "" for none.
+	// "gzip" or "zstd", adding .gz or .zst to the suffix; "" for none. A
+	// format that writes whole files (parquet) compresses its pages with
+	// it instead, and keeps its suffix.
 	CompressFiles string
 
 	// Table is the table of a database (--table), Mode its output mode
@@ -236,6 +243,10 @@ func New(o Options) (*Sink, error) {
 		}
 		if f = codec.Lookup(o.Format); f == nil {
 			return nil, stage.UsageError("unknown --format %q: want %s", o.Format, codec.Names())
+		}
+		if f.Whole && d == &Stdout {
+			return nil, stage.Hint(stage.UsageError("--format %s writes whole files, not a stream on stdout", f.Name),
+				"write a file per batch: ssink --files DIR/PREFIX --format %s", f.Name)
 		}
 		if f.OneField && s.field != "" {
 			return nil, stage.Hint(stage.UsageError("--batch-field does not go with --format %s, which writes one field", f.Name),

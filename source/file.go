@@ -41,7 +41,7 @@ func openFileInput(spec string, op Opening) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := Input{Name: spec, R: fh}
+	in := Input{Name: spec, R: fh, At: fh}
 	if op.Follow {
 		if err := follow(&in, *op.Options, op.Env); err != nil {
 			fh.Close()

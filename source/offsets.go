@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -286,7 +287,7 @@ func (t *fileTracker) Inputs() (_ []Input, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot read input: %w", err)
 		}
-		if fi.Size() < end {
+		if fi.Size() < end && !codec.RowOffsets(t.format) {
 			return nil, stage.Hint(fmt.Errorf("%s has %d bytes, but the checkpoint %s read it up to byte %d (%s): it was truncated or replaced", t.names[i], fi.Size(), t.dir, end, batch),
 				"a checkpoint follows a file by its path and byte offset, and the file may only grow: put the file that was read back under its path to go on, or start the pipeline over with a new --checkpoint directory (%s holds the old one) and an empty sink", t.dir)
 		}
@@ -300,7 +301,7 @@ func (t *fileTracker) Inputs() (_ []Input, err error) {
 				return nil, err
 			}
 			srcs = append(srcs, Input{Name: t.names[i], R: nopClose{io.NewSectionReader(f, r.Start, r.End-r.Start)},
-				Stream: i, Start: r.Start, At: f, Replay: true, ReplayEnd: j == len(e.Sources)-1})
+				Stream: i, Start: r.Start, End: r.End, At: f, Replay: true, ReplayEnd: j == len(e.Sources)-1})
 		}
 	}
 	for i := t.start.Stream; i < len(t.files); i++ {

@@ -132,11 +132,7 @@ func (p *producer) decodeAll() error {
 			err = p.feed(&s)
 			s.Feed.Close()
 		} else {
-			var r io.Reader = s.R
-			if m := p.o.Meter; m != nil {
-				r = meterReader{r, m}
-			}
-			dec, err = codec.NewDecoderAt(p.o.Format, flushReader{r, p}, s.Name, s.Start, s.At)
+			dec, err = newDecoder(p.o.Format, &s, flushReader{s.R, p}, p.o.Meter)
 			if err == nil {
 				err = p.decode(dec, s.Name)
 			}

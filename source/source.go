@@ -142,7 +142,8 @@ type Input struct {
 	// With a checkpoint (see Tracker):
 	Stream    int         // the number of the stream in the tracker (a file)
 	Start     int64       // offset in the stream of R's first byte
-	At        io.ReaderAt // the stream from its start, to read a CSV header again
+	At        io.ReaderAt // the stream from its start, to read a CSV header again, or a Parquet file
+	End       int64       // with Replay, the offset where R ends (a Parquet file's rows are read by offset, not from R)
 	Replay    bool        // R is a range of a replayed batch
 	ReplayEnd bool        // the last range of a replayed batch
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/stage"
 )
 
@@ -282,7 +283,7 @@ func (t *watchTracker) Inputs() (_ []Input, err error) {
 				return nil, err
 			}
 			ins = append(ins, Input{Name: t.names[i], R: section{io.NewSectionReader(f, r.Start, r.End-r.Start), f},
-				Stream: i, Start: r.Start, At: f, Replay: true, ReplayEnd: j == len(e.Sources)-1})
+				Stream: i, Start: r.Start, End: r.End, At: f, Replay: true, ReplayEnd: j == len(e.Sources)-1})
 		}
 	}
 	if s := t.start; s.Stream >= 0 {
@@ -320,7 +321,7 @@ func (t *watchTracker) open(i int, end int64, id uint64) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("cannot read input: %w", err)
 	}
-	if fi.Size() < end {
+	if fi.Size() < end && !codec.RowOffsets(t.format) {
 		f.Close()
 		return nil, stage.Hint(fmt.Errorf("%s has %d bytes, but batch %d of the checkpoint %s read it up to byte %d: it was truncated or replaced", t.names[i], fi.Size(), id, t.dir, end),
 			"a watched file is read once, whole, and may not change after: put the file that was read back under its name, or start the pipeline over with a new --checkpoint directory and an empty sink")

@@ -54,7 +54,12 @@ records per second.
 Records: a text line becomes {"value": LINE} (Spark's text source); with
 --format json each line is one JSON object; csv and tsv take field names from
 the header row and keep every cell a string (Spark without inferSchema);
-msgpack reads maps back to back.
+msgpack reads maps back to back; parquet reads Parquet files, a record per
+row, a field per column in the file's order, the column's type kept (a
+null is a field left out; a struct, list or map column is a map or an
+array). A Parquet FILE is read in place, by its footer (stdin whole into
+memory first), and with --checkpoint its offsets count rows instead of
+bytes; it is not followed.
 
 Triggers (when a batch is cut):
   -i DUR      processing time: a batch every DUR of wall-clock time, aligned to
@@ -180,6 +185,7 @@ Examples:
   sbatch --watch /var/spool/events --format json -i 10s | ssink --sqlite events.db
   sbatch --follow --checkpoint ck -i 10s app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
   sbatch --format json --time-field ts -i 1m events.jsonl | ssink --format json --batch-field batch
+  sbatch --once --format parquet out/events-*.parquet | sreduce -k type --count | ssink
   sbatch --reconnect -i 5s tcp://logs.example:9999 | ssink --format lines
   sbatch -i 2s kafka://127.0.0.1:9092/clicks --group wc --checkpoint ck | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode complete
   sbatch --once -n 10000 --start earliest --format json --meta-field kafka_ kafka://127.0.0.1:9092/events | ssink --format tsv
@@ -304,6 +310,10 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.UsageError("--time-unit needs --time-field")
 	case o.Follow && o.Once:
 		return o, stage.UsageError("--follow reads on as the file grows: it does not go with --once, which ends at the end of the input")
+	case o.Follow && codec.RowOffsets(o.Format):
+		return o, stage.UsageError("--follow reads on as the file grows: a Parquet file is written whole, once")
+	case o.Reconnect && codec.RowOffsets(o.Format):
+		return o, stage.UsageError("--reconnect reads on from a new connection: a Parquet file is read whole, from its footer")
 	case o.Reconnect && o.Once:
 		return o, stage.UsageError("--reconnect reads on until SIGINT or SIGTERM: it does not go with --once, which ends at the end of the input")
 	case o.Reconnect && o.Format == "msgpack":

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dstream/dstream/codec"
@@ -24,6 +27,7 @@ const (
 	flagCheckpoint    = "checkpoint"
 	flagSuffix        = "suffix"
 	flagRoll          = "roll"
+	flagRollSize      = "roll-size"
 	flagCompressFiles = "compress-files"
 	flagTable         = "table"
 	flagMode          = "mode"
@@ -71,6 +75,14 @@ Formats (--format):
            inverse of 'sbatch': Spark's text sink); a record without it is
            an error
   msgpack  the records as concatenated msgpack maps, for other programs
+  parquet  a Parquet file (--files, --exec, --post; not stdout): a column
+           per field in order of first appearance, typed from all the
+           values of the file (integer INT64, float DOUBLE, integers and
+           floats DOUBLE, string STRING, bool BOOLEAN, binary BYTE_ARRAY,
+           timestamp TIMESTAMP(UTC, NANOS), map and list JSON, any other
+           mix STRING holding each value's text); a missing field is a null.
+           The records of a file are held in memory and written at its end;
+           a file without records is not written. Snappy pages.
 
 Output is written batch by batch: each batch is flushed at its end, and a
 batch printed before an error stays printed. The text formats write the
@@ -100,7 +112,11 @@ batches to each file, PREFIX-FIRSTTIME.SUFFIX named after its first batch,
 renamed into place at its last (the last file, at the end of the input,
 holds what is left); with --checkpoint the batches of a file are committed
 only then, and a crash in the middle of a file replays it from its first
-batch. --compress-files gzip|zstd compresses the files (suffix .gz, .zst).
+batch. --roll-size BYTES starts a new file once the one in hand holds
+about BYTES (looked at at each batch end: a file holds whole batches, and
+may pass BYTES by one); with --roll, whichever comes first.
+--compress-files gzip|zstd compresses the files (suffix .gz, .zst); a
+Parquet file's pages instead, keeping its suffix.
 
 Commands (--exec CMD, Spark's foreachBatch): sh -c CMD runs for each batch
 with the batch on its stdin in --format (default json), DSTREAM_BATCH_ID and
@@ -248,6 +264,7 @@ Examples:
   ssink --in tcp-listen://0.0.0.0:7000 --format lines
   printf 'a\nb\na\n' | sbatch --once | sreduce -k value --count | ssink --sqlite words.db --table words
   sbatch -i 1m app.log | sreduce -k value --count | ssink --files out/counts --format csv
+  sbatch --format json -i 1m events.jsonl | ssink --files out/events --format parquet --roll-size 128M
   sbatch -i 10s --format json | ssink --exec 'curl -s --data-binary @- http://localhost:8080/ingest'
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --mode update --checkpoint ck | ssink --checkpoint ck --sqlite counts.db --mode update --key value
   sbatch --checkpoint ck -n 1000 app.log | sreduce -k value --count --running --checkpoint ck | ssink --checkpoint ck --format json
@@ -299,9 +316,10 @@ func flags() []cli.Flag {
 		fs = append(fs, &cli.StringFlag{Name: d.Flag, Usage: d.Usage, Category: d.Category})
 	}
 	return append(fs,
-		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack)", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagSuffix, Usage: "--files: the file name's `SUFFIX` (default from the format: json, csv, tsv, txt, msgpack, parquet)", Category: "Files and commands"},
 		&cli.IntFlag{Name: flagRoll, Value: 1, Usage: "--files: write `N` batches to each file, named after its first batch's time (the last file, at the end of the input, may have fewer); with --checkpoint the batches are committed when their file is renamed into place", Category: "Files and commands"},
-		&cli.StringFlag{Name: flagCompressFiles, Usage: "--files: compress each file with `ALGO`, gzip or zstd, adding .gz or .zst to its suffix", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagRollSize, Usage: "--files: start a new file once the one in hand holds about `BYTES` (checked at each batch end, so a file may pass it by a batch; K, M, G suffixes count 1024s); with --roll, whichever comes first", Category: "Files and commands"},
+		&cli.StringFlag{Name: flagCompressFiles, Usage: "--files: compress each file with `ALGO`, gzip or zstd, adding .gz or .zst to its suffix (--format parquet: its pages, instead of Snappy)", Category: "Files and commands"},
 		&cli.StringFlag{Name: flagTable, Value: "records", Usage: "--sqlite, --postgres: write into table `NAME`", Category: "Databases"},
 		&cli.StringFlag{Name: flagMode, Value: sqlsink.ModeAppend, Usage: "--sqlite, --postgres: output `MODE`: append (insert the rows), complete (replace the table's rows), update (upsert by --key)", Category: "Databases"},
 		&cli.StringSliceFlag{Name: flagKey, Aliases: []string{"k"}, Usage: "--sqlite, --postgres --mode update: the fields `FIELD[,FIELD...]` that identify a row; --kafka: the one field whose value is the message key", Category: "Databases"},
@@ -399,6 +417,15 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	o.Roll, o.CompressFiles = ctx.Int(flagRoll), ctx.String(flagCompressFiles)
 	if o.Roll < 1 {
 		return o, stage.UsageError("--%s %d: want 1 or more batches per file", flagRoll, o.Roll)
+	}
+	if ctx.IsSet(flagRollSize) {
+		var err error
+		if o.RollSize, err = parseBytes(ctx.String(flagRollSize)); err != nil {
+			return o, stage.UsageError("--%s %s", flagRollSize, err)
+		}
+		if !ctx.IsSet(flagRoll) {
+			o.Roll = 0 // files bounded by their size only
+		}
 	}
 	return o, checkpointSet(ctx, o)
 }
@@ -504,4 +531,29 @@ func formatTaking(opt string) string {
 		}
 	}
 	return ""
+}
+
+// parseBytes reads a size in bytes: an integer, 1 or more, with an
+// optional K, M or G (1024, 1024², 1024³).
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	if n := len(num); n > 0 {
+		switch num[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			num = num[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 1 || v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q: want a size in bytes, 1 or more, with an optional K, M or G", s)
+	}
+	return v * mult, nil
 }

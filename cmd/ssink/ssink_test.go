@@ -299,7 +299,7 @@ next batch,,
 		name:    "unknown format",
 		args:    []string{"--format", "xml"},
 		code:    2,
-		wantErr: "ssink: error: unknown --format \"xml\": want console, json, csv, tsv, lines, msgpack\nssink: hint: see 'ssink --help'\n",
+		wantErr: "ssink: error: unknown --format \"xml\": want console, json, csv, tsv, lines, msgpack, parquet\nssink: hint: see 'ssink --help'\n",
 	},
 	{
 		name:    "--rows with json",

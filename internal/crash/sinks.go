@@ -1,6 +1,7 @@
 package crash
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,6 +19,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dstream/dstream/codec"
+	"github.com/dstream/dstream/record"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
@@ -211,9 +216,12 @@ func queryRows(db *sql.DB, q string) ([]string, error) {
 // filesSink is the directory of ssink --files: every line of every file,
 // as "NAME:N: LINE", in the order of the batch times in the names, and a
 // line for each temporary file left behind (a name starting with a dot).
+// With parquet, the files are Parquet, and their rows are the lines, as
+// JSON.
 type filesSink struct {
 	base
-	dir string
+	dir     string
+	parquet bool
 }
 
 func (s *filesSink) setup(t *trial) error { return os.Mkdir(filepath.Join(t.dir, s.dir), 0o755) }
@@ -226,7 +234,8 @@ func (s *filesSink) read(t *trial) (content, error) {
 	// p-TIME.json by TIME as a number (here all have as many digits, but
 	// say what is meant), temporary files last.
 	timeOf := func(e os.DirEntry) int64 {
-		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(e.Name(), "p-"), ".json"), 10, 64)
+		t, _, _ := strings.Cut(strings.TrimPrefix(e.Name(), "p-"), ".")
+		n, err := strconv.ParseInt(t, 10, 64)
 		if err != nil {
 			return math.MaxInt64
 		}
@@ -242,6 +251,11 @@ func (s *filesSink) read(t *trial) (content, error) {
 		b, err := os.ReadFile(filepath.Join(t.dir, s.dir, e.Name()))
 		if err != nil {
 			return content{}, err
+		}
+		if s.parquet {
+			if b, err = parquetLines(b, e.Name()); err != nil {
+				return content{}, err
+			}
 		}
 		if len(b) == 0 {
 			c.lines = append(c.lines, e.Name()+": (empty)")
@@ -425,4 +439,58 @@ func firstDiff(want, got []string) string {
 		}
 	}
 	return "same lines"
+}
+
+// parquetLines are the rows of a Parquet file as JSON lines.
+func parquetLines(data []byte, name string) ([]byte, error) {
+	d, err := codec.NewParquetDecoder(bytes.NewReader(data), int64(len(data)), name, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	var out, rec []byte
+	for {
+		if rec, err = d.Next(rec[:0]); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		if out, _, err = record.AppendJSON(out, rec); err != nil {
+			return nil, err
+		}
+		out = append(out, '\n')
+	}
+}
+
+// writeParquet writes JSON lines as a Parquet file, as ssink --files
+// --format parquet does.
+func writeParquet(path string, jsonLines []byte) error {
+	b, err := parquetOf(jsonLines)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// parquetOf is the Parquet file of JSON lines.
+func parquetOf(jsonLines []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	e := codec.Lookup("parquet").New(w, codec.Options{})
+	var rec []byte
+	for _, l := range bytes.Split(bytes.TrimSuffix(jsonLines, []byte("\n")), []byte("\n")) {
+		var err error
+		if rec, err = record.AppendJSONObject(rec[:0], l); err != nil {
+			return nil, err
+		}
+		if err := e.Record(rec); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.Flush(); err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -351,9 +351,14 @@ func lastEntry(dir, log string) int {
 // files (writeWatched).
 func writeInput(t *trial, v *variant) error {
 	if v.watch {
-		return writeWatched(t)
+		return writeWatched(t, v.parquet)
 	}
 	path := filepath.Join(t.dir, "in.jsonl")
+	if v.parquet {
+		if err := writeParquet(filepath.Join(t.dir, "in.parquet"), input()); err != nil {
+			return err
+		}
+	}
 	t.inputDone = make(chan struct{})
 	if !v.follow {
 		defer close(t.inputDone)

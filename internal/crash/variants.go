@@ -40,6 +40,10 @@ type variant struct {
 	// restart, while no stage runs; a run ends, once the writer is done
 	// and sbatch has read every file, with SIGTERM to sbatch (watch.go).
 	watch bool
+	// parquet: the events are in.parquet too (a row per event, written
+	// as ssink --format parquet writes), for sbatch --format parquet;
+	// with watch, the files dropped are Parquet files.
+	parquet bool
 	// stopper, if set, ends each run as a user would (SIGTERM), for a
 	// source that does not end (a broker's): it is started with the run,
 	// and last is the clean run's batch before its last, or -1 for the
@@ -179,6 +183,15 @@ var variants = []*variant{
 		sink:   &filesSink{dir: "out"},
 	},
 	{
+		// Parquet both ways: sbatch reads in.parquet, replaying by row
+		// offsets, and ssink writes 3 batches to a Parquet file, written
+		// whole and renamed into place at its last.
+		name:    "files-parquet",
+		stages:  []string{"sbatch --checkpoint ck --format parquet --time-field ts -i 1s in.parquet", "sreduce -k k --count --sum v", "ssink --checkpoint ck --files out/p --format parquet --roll 3"},
+		sink:    &filesSink{dir: "out", parquet: true},
+		parquet: true,
+	},
+	{
 		name:   "postgres",
 		stages: []string{eventBatches, "sreduce -k k --count --sum v", "ssink --checkpoint ck --postgres $PG --table t --batch-field b"},
 		sink:   &postgresSink{table: "t"},
@@ -225,6 +238,15 @@ var variants = []*variant{
 			"ssink --checkpoint ck --sqlite out.db --table t"},
 		sink:  &sqliteSink{file: "out.db", table: "t"},
 		watch: true,
+	},
+	{
+		// Parquet files dropped into the directory: offsets count rows.
+		name: "watch-parquet",
+		stages: []string{"sbatch --watch in --checkpoint ck --format parquet --time-field ts -i 1s",
+			"ssink --checkpoint ck --sqlite out.db --table t"},
+		sink:    &sqliteSink{file: "out.db", table: "t"},
+		watch:   true,
+		parquet: true,
 	},
 	{
 		// --clean: a file is deleted once the batches that read it are

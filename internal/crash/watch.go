@@ -68,6 +68,7 @@ const (
 // (drop).
 type dropper struct {
 	dir   string
+	ext   string // of the files' names: jsonl, parquet
 	mu    sync.Mutex
 	files [][]byte
 	next  int // the number of the next file to drop
@@ -77,7 +78,7 @@ type dropper struct {
 // newDropper cuts the watch variant's input into files of whole lines, of
 // sizes drawn from the trial's seed.
 func newDropper(t *trial) *dropper {
-	d := &dropper{dir: filepath.Join(t.dir, "in")}
+	d := &dropper{dir: filepath.Join(t.dir, "in"), ext: "jsonl"}
 	lines := watchInput().lines
 	r := rng(t.seed, 1)
 	avg := len(lines) / watchFiles
@@ -89,6 +90,18 @@ func newDropper(t *trial) *dropper {
 	return d
 }
 
+// toParquet makes the files Parquet files of the same rows.
+func (d *dropper) toParquet() error {
+	for i, f := range d.files {
+		var err error
+		if d.files[i], err = parquetOf(f); err != nil {
+			return err
+		}
+	}
+	d.ext = "parquet"
+	return nil
+}
+
 // drop drops the next n files (fewer if fewer are left) and reports how
 // many it dropped.
 func (d *dropper) drop(n int) (int, error) {
@@ -96,7 +109,7 @@ func (d *dropper) drop(n int) (int, error) {
 	defer d.mu.Unlock()
 	done := 0
 	for ; done < n && d.next < len(d.files) && d.err == nil; done++ {
-		name := fmt.Sprintf("%04d.jsonl", d.next)
+		name := fmt.Sprintf("%04d.%s", d.next, d.ext)
 		tmp := filepath.Join(d.dir, "."+name)
 		mod := time.Unix(watchModBase+int64(d.next), 0)
 		d.err = os.WriteFile(tmp, d.files[d.next], 0o644)
@@ -134,8 +147,13 @@ func (d *dropper) write(t *trial) {
 }
 
 // writeWatched makes in/ and starts the writer of t's files.
-func writeWatched(t *trial) error {
+func writeWatched(t *trial, parquet bool) error {
 	t.drops = newDropper(t)
+	if parquet {
+		if err := t.drops.toParquet(); err != nil {
+			return err
+		}
+	}
 	if err := os.Mkdir(t.drops.dir, 0o755); err != nil {
 		return err
 	}
