@@ -15,6 +15,7 @@ import (
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib" // and the database/sql driver "pgx"
 )
 
@@ -53,6 +54,7 @@ var postgresDialect = dialect{
 	textType: "text",
 	jsonType: "jsonb",
 	copy:     copyRows,
+	merge:    `SELECT current_setting('server_version_num')::int >= 150000`,
 	open:     openPostgres,
 	display:  postgresDisplay,
 }
@@ -144,4 +146,13 @@ func copyRows(ctx context.Context, conn *sql.Conn, table string, cols []string, 
 		_, err := c.Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
 		return err
 	})
+}
+
+// pgRetry tells that an upsert failed on a key twice in its rows (21000:
+// "cannot affect row a second time") or on a row of the key inserted by
+// another transaction since (23505, unique_violation): the rows can go in
+// another way (upsertRows).
+func pgRetry(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "21000" || pe.Code == "23505")
 }
