@@ -8,9 +8,11 @@ package sqlsink
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -110,13 +112,12 @@ type tableWriter struct {
 	keyCols []int          // update: the columns of keys
 
 	// Statements for cols, prepared on the database and reused by every
-	// batch (Tx.Stmt finds them prepared on the one connection). A schema
-	// change inside a batch prepares the rest of it in the transaction, and
-	// marks these stale for the next batch: the connection is the
-	// transaction's until its end, so the database cannot prepare before.
+	// batch: stale after the table is read again. The statements of a row
+	// are the driver's own, on the one connection; a schema change inside
+	// a batch prepares them again there and then.
 	stale  bool
-	insert *sql.Stmt // INSERT, an upsert in update mode
-	update *sql.Stmt // update mode: UPDATE by key, for keys with a null
+	insert *rowStmt  // INSERT, an upsert in update mode
+	update *rowStmt  // update mode: UPDATE by key, for keys with a null
 	del    *sql.Stmt // complete mode: DELETE all
 	mark   *sql.Stmt // --checkpoint: the batch into commitsTable
 
@@ -138,11 +139,9 @@ type tableWriter struct {
 	stagedFirst uint64
 
 	// The batch in hand.
-	tx       *sql.Tx
-	txInsert *sql.Stmt
-	txUpdate *sql.Stmt
-	skip     bool   // written before: the batch writes nothing
-	n        uint64 // rows written
+	tx   *sql.Tx
+	skip bool   // written before: the batch writes nothing
+	n    uint64 // rows written
 
 	args []any  // the record in hand by column
 	set  []bool // the columns the record in hand has set
@@ -237,13 +236,12 @@ func (f *tableWriter) Start(ckpt, dir string) error {
 	// statements prepared on it serve every batch (SQLite has one writer
 	// at a time anyway).
 	f.db.SetMaxOpenConns(1)
-	if f.d.copy != nil {
-		// COPY runs on the connection itself (sql.Conn.Raw): the batches'
-		// transactions and every statement go through it, the pool's one.
-		if f.conn, err = f.db.Conn(context.Background()); err != nil {
-			f.Close()
-			return fmt.Errorf("%s: %w", f.path, err)
-		}
+	// COPY and the statements of a row run on the connection itself
+	// (sql.Conn.Raw): the batches' transactions and every statement go
+	// through it, the pool's one.
+	if f.conn, err = f.db.Conn(context.Background()); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", f.path, err)
 	}
 	if f.mode == ModeUpdate && f.d.merge != "" {
 		if err := f.q().QueryRowContext(context.Background(), f.d.merge).Scan(&f.merge); err != nil {
@@ -486,7 +484,7 @@ func (f *tableWriter) extend(rec []byte) error {
 		}
 	}
 	f.stale = true
-	return f.prepareTx()
+	return f.prepareRows()
 }
 
 // create creates the table with the fields of rec as columns, in order.
@@ -539,9 +537,12 @@ func (f *tableWriter) create(rec []byte) error {
 
 // statements returns the SQL of the statements for the columns as they
 // are: insert (an upsert in update mode), update (update mode) and del
-// (complete mode). Parameter N is column N, in every statement.
+// (complete mode). Parameter N is column N, in every statement; the
+// INSERT has them in order, and in SQLite unnumbered: modernc.org/sqlite
+// reads the name of each numbered parameter of each row into a new Go
+// string.
 func (f *tableWriter) statements() (insert, update, del string) {
-	var cols, params, set, where strings.Builder
+	var cols, params, set, excluded, where strings.Builder
 	for c, name := range f.cols {
 		q := quoteIdent(name)
 		if c > 0 {
@@ -549,7 +550,11 @@ func (f *tableWriter) statements() (insert, update, del string) {
 			params.WriteString(", ")
 		}
 		cols.WriteString(q)
-		f.params(&params, c+1)
+		if f.d.param == '?' {
+			params.WriteByte('?')
+		} else {
+			f.params(&params, c+1)
+		}
 		if f.mode != ModeUpdate {
 			continue
 		}
@@ -563,9 +568,11 @@ func (f *tableWriter) statements() (insert, update, del string) {
 		}
 		if set.Len() > 0 {
 			set.WriteString(", ")
+			excluded.WriteString(", ")
 		}
 		set.WriteString(q + " = ")
 		f.params(&set, c+1)
+		excluded.WriteString(q + " = excluded." + q)
 	}
 	insert = `INSERT INTO ` + f.qtable + ` (` + cols.String() + `) VALUES (` + params.String() + `)`
 	switch f.mode {
@@ -581,9 +588,8 @@ func (f *tableWriter) statements() (insert, update, del string) {
 			insert += `DO NOTHING`
 			set.WriteString(keys[0] + " = " + keys[0])
 		} else {
-			// excluded.X is the value the INSERT had for X, the same as
-			// parameter N.
-			insert += `DO UPDATE SET ` + set.String()
+			// excluded.X is the value the INSERT had for X.
+			insert += `DO UPDATE SET ` + excluded.String()
 		}
 		// Why an UPDATE beside the upsert: UNIQUE lets nulls repeat, so a
 		// row with a null key never conflicts, yet sreduce has a group for
@@ -595,19 +601,13 @@ func (f *tableWriter) statements() (insert, update, del string) {
 
 // prepare prepares the statements on the database, between batches.
 func (f *tableWriter) prepare() error {
-	f.closeStmts(f.insert, f.update, f.del)
-	f.insert, f.update, f.del = nil, nil, nil
-	insert, update, del := f.statements()
-	var err error
-	if f.insert, err = f.q().PrepareContext(context.Background(), insert); err != nil {
+	f.closeStmts(f.del)
+	f.del = nil
+	if err := f.prepareRows(); err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
-	if update != "" {
-		if f.update, err = f.q().PrepareContext(context.Background(), update); err != nil {
-			return fmt.Errorf("%s: %w", f.path, err)
-		}
-	}
-	if del != "" {
+	if _, _, del := f.statements(); del != "" {
+		var err error
 		if f.del, err = f.q().PrepareContext(context.Background(), del); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
@@ -616,20 +616,85 @@ func (f *tableWriter) prepare() error {
 	return nil
 }
 
-// prepareTx prepares the statements in the transaction, after a schema
-// change; the transaction closes them at its end.
-func (f *tableWriter) prepareTx() error {
+// prepareRows prepares the statements of a row for the columns as they
+// are, on the connection, in a batch or between batches.
+func (f *tableWriter) prepareRows() error {
+	f.closeRows()
 	insert, update, _ := f.statements()
 	var err error
-	if f.txInsert, err = f.tx.Prepare(insert); err != nil {
+	if f.insert, err = f.prepareRow(insert); err != nil {
 		return err
 	}
 	if update != "" {
-		if f.txUpdate, err = f.tx.Prepare(update); err != nil {
+		if f.update, err = f.prepareRow(update); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// closeRows closes the statements of a row.
+func (f *tableWriter) closeRows() {
+	for _, r := range []*rowStmt{f.insert, f.update} {
+		if r != nil {
+			f.conn.Raw(func(any) error { return r.c.Close() })
+		}
+	}
+	f.insert, f.update = nil, nil
+}
+
+// A rowStmt is a statement run once a row (INSERT, UPDATE), prepared on the
+// driver's connection itself and run there (sql.Conn.Raw), with its
+// arguments. Why not a sql.Stmt: database/sql's layers (finding the
+// statement's connection, converting each argument, which the drivers
+// take as they are, and the context, locks and result of each call) were
+// a sixth of SQLite's time a row.
+type rowStmt struct {
+	s    driver.StmtExecContext
+	c    io.Closer
+	args []driver.NamedValue
+}
+
+// prepareRow prepares query on the connection.
+func (f *tableWriter) prepareRow(query string) (*rowStmt, error) {
+	r := &rowStmt{}
+	err := f.conn.Raw(func(dc any) error {
+		p, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("the %s driver cannot prepare with a context", f.d.name)
+		}
+		s, err := p.PrepareContext(context.Background(), query)
+		if err != nil {
+			return err
+		}
+		r.c = s
+		if r.s, ok = s.(driver.StmtExecContext); !ok {
+			s.Close()
+			return fmt.Errorf("the %s driver cannot run a statement with a context", f.d.name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// execRow runs r with the record in hand (f.args) and returns the number
+// of rows it changed.
+func (f *tableWriter) execRow(r *rowStmt) (n int64, err error) {
+	r.args = r.args[:0]
+	for i, v := range f.args {
+		r.args = append(r.args, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	err = f.conn.Raw(func(any) error {
+		res, err := r.s.ExecContext(context.Background(), r.args)
+		if err == nil && r == f.update {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
+	return n, err
 }
 
 func (f *tableWriter) closeStmts(stmts ...*sql.Stmt) {
@@ -669,13 +734,7 @@ func (f *tableWriter) Begin(b stage.Batch) error {
 	if err != nil {
 		return f.batchError(b, "starting", err)
 	}
-	f.tx, f.txInsert, f.txUpdate = tx, nil, nil
-	if f.insert != nil {
-		f.txInsert = tx.Stmt(f.insert)
-	}
-	if f.update != nil {
-		f.txUpdate = tx.Stmt(f.update)
-	}
+	f.tx = tx
 	if f.del != nil {
 		if _, err := tx.Stmt(f.del).Exec(); err != nil {
 			return f.batchError(b, "emptying table "+f.qtable+" for", err)
@@ -714,12 +773,8 @@ func (f *tableWriter) Record(rec []byte) error {
 		// upsert, ON CONFLICT, never matches a null.)
 		return f.keepRow()
 	}
-	if f.txUpdate != nil && f.nullKey() {
-		res, err := f.txUpdate.Exec(f.args...)
-		var n int64
-		if err == nil {
-			n, err = res.RowsAffected()
-		}
+	if f.update != nil && f.nullKey() {
+		n, err := f.execRow(f.update)
 		if err != nil {
 			return f.rowError(err)
 		}
@@ -728,7 +783,7 @@ func (f *tableWriter) Record(rec []byte) error {
 			return nil
 		}
 	}
-	if _, err := f.txInsert.Exec(f.args...); err != nil {
+	if _, err := f.execRow(f.insert); err != nil {
 		return f.rowError(err)
 	}
 	f.n++
@@ -1108,7 +1163,10 @@ func (f *tableWriter) Close() error {
 		return nil
 	}
 	f.Flush()
-	f.closeStmts(f.insert, f.update, f.del, f.mark)
+	if f.conn != nil {
+		f.closeRows()
+	}
+	f.closeStmts(f.del, f.mark)
 	if f.conn != nil {
 		f.conn.Close()
 		f.conn = nil
