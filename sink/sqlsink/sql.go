@@ -133,7 +133,10 @@ type tableWriter struct {
 	rows  [][]any
 	first uint64         // the number in the batch of the first record of rows
 	seen  map[string]int // update mode: the row of each key in rows
-	merge bool           // update mode: the server has MERGE
+	spare [][]any        // rows, for the next chunk
+	// the COPY under way, if any: the connection is its own
+	inflight *copying
+	merge    bool // update mode: the server has MERGE
 	// update mode: rows are in upsertTable, from the record stagedFirst on
 	staged      bool
 	stagedFirst uint64
@@ -774,6 +777,9 @@ func (f *tableWriter) Record(rec []byte) error {
 		return f.keepRow()
 	}
 	if f.update != nil && f.nullKey() {
+		if err := f.copyWait(); err != nil {
+			return err
+		}
 		n, err := f.execRow(f.update)
 		if err != nil {
 			return f.rowError(err)
@@ -891,23 +897,23 @@ const (
 	upsertOrd   = "dstream_ord"
 )
 
-// stageRows copies the rows in hand into a temporary table of the target's
-// columns (update mode), made in the batch's transaction and dropped with
-// it, for upsertRows to take all together.
-func (f *tableWriter) stageRows() error {
-	ctx := context.Background()
-	if !f.staged {
-		create := `DROP TABLE IF EXISTS pg_temp.` + upsertTable + `; CREATE TEMP TABLE ` + upsertTable +
-			` (LIKE ` + f.qtable + `, ` + upsertOrd + ` BIGINT) ON COMMIT DROP`
-		if _, err := f.tx.ExecContext(ctx, create); err != nil {
-			return err
-		}
-		f.staged, f.stagedFirst = true, f.first
+// stage makes the temporary table that copyRows copies the rows into in
+// update mode, of the target's columns, in the batch's transaction and
+// dropped with it, for upsertRows to take all together.
+func (f *tableWriter) stage() error {
+	if f.staged {
+		return nil
 	}
-	return f.d.copy(ctx, f.conn, upsertTable, append(f.cols, upsertOrd), f.rows)
+	create := `DROP TABLE IF EXISTS pg_temp.` + upsertTable + `; CREATE TEMP TABLE ` + upsertTable +
+		` (LIKE ` + f.qtable + `, ` + upsertOrd + ` BIGINT) ON COMMIT DROP`
+	if _, err := f.tx.ExecContext(context.Background(), create); err != nil {
+		return err
+	}
+	f.staged, f.stagedFirst = true, f.first
+	return nil
 }
 
-// upsertRows writes the rows stageRows copied (update mode) with one
+// upsertRows writes the rows copied into upsertTable (update mode) with one
 // statement that inserts the rows of new keys and updates the others:
 // MERGE (PostgreSQL 15 and later), else INSERT ... ON CONFLICT DO UPDATE.
 // Why MERGE: it joins the rows with the table, where ON CONFLICT inserts
@@ -961,32 +967,67 @@ func (f *tableWriter) upsertRows() error {
 	return err
 }
 
-// copyRows writes the rows bound and not yet written.
+// copyRows starts the COPY of the rows bound and not yet written, on a
+// goroutine of its own, and returns: the next rows are bound meanwhile,
+// while the database takes these. (pgx encodes the rows on a goroutine
+// too, as it sends them.) The connection is the COPY's until copyWait.
 func (f *tableWriter) copyRows() error {
 	if len(f.rows) == 0 {
 		return nil
 	}
-	var err error
-	if f.mode == ModeUpdate {
-		err = f.stageRows()
-	} else {
-		err = f.d.copy(context.Background(), f.conn, f.table, f.cols, f.rows)
+	if err := f.copyWait(); err != nil {
+		return err
 	}
-	clear(f.rows)
-	f.rows = f.rows[:0]
+	table, cols := f.table, f.cols
+	if f.mode == ModeUpdate {
+		if err := f.stage(); err != nil {
+			return fmt.Errorf("%s: writing records %d to %d into table %s: %w", f.path, f.first, f.n, f.qtable, err)
+		}
+		table, cols = upsertTable, slices.Concat(f.cols, []string{upsertOrd})
+	}
+	c := &copying{rows: f.rows, first: f.first, last: f.n, done: make(chan error, 1)}
+	go func() {
+		c.done <- f.d.copy(context.Background(), f.conn, table, cols, c.rows)
+	}()
+	f.inflight, f.rows = c, f.spare[:0]
+	f.spare = nil
 	clear(f.seen)
+	return nil
+}
+
+// A copying is a COPY under way: its rows, the numbers of their first and
+// last records in the batch, and its result to come.
+type copying struct {
+	rows        [][]any
+	first, last uint64
+	done        chan error
+}
+
+// copyWait waits for the COPY under way, if any, and returns its error.
+func (f *tableWriter) copyWait() error {
+	c := f.inflight
+	if c == nil {
+		return nil
+	}
+	f.inflight = nil
+	err := <-c.done
+	clear(c.rows)
+	f.spare = c.rows[:0]
 	if err != nil {
 		// COPY takes the rows together: the error names their range (and
 		// PostgreSQL's own message says the line of the row it refused).
-		return fmt.Errorf("%s: writing records %d to %d into table %s (COPY): %w", f.path, f.first, f.n, f.qtable, err)
+		return fmt.Errorf("%s: writing records %d to %d into table %s (COPY): %w", f.path, c.first, c.last, f.qtable, err)
 	}
 	return nil
 }
 
-// flushRows writes the rows bound and not yet written, and in update mode
-// upserts the rows staged.
+// flushRows writes the rows bound and not yet written, waits for them,
+// and in update mode upserts the rows staged.
 func (f *tableWriter) flushRows() error {
 	if err := f.copyRows(); err != nil {
+		return err
+	}
+	if err := f.copyWait(); err != nil {
 		return err
 	}
 	if err := f.upsertRows(); err != nil {
@@ -1143,6 +1184,7 @@ func (f *tableWriter) End(b stage.Batch, _ uint64) error {
 // (The error that ended it is the one to report; a failed rollback leaves
 // nothing either, as the database discards a transaction not committed.)
 func (f *tableWriter) Flush() error {
+	f.copyWait()
 	clear(f.rows)
 	f.rows = f.rows[:0]
 	clear(f.seen)
