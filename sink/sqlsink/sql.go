@@ -9,11 +9,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -65,11 +63,11 @@ type dialect struct {
 	// convert a value to the column's type itself; "" for none.
 	textType, jsonType string
 
-	// copy, if not nil, writes rows into the table with the database's bulk
-	// protocol (PostgreSQL's COPY) on conn, in the transaction open on it:
-	// the append and complete modes buffer the batch's rows and write them
-	// so, copyChunk at a time.
-	copy func(ctx context.Context, conn *sql.Conn, table string, cols []string, rows [][]any) error
+	// copy, if not nil, writes data, rows encoded by appendRow, into the
+	// table with the database's bulk protocol (PostgreSQL's COPY) on conn,
+	// in the transaction open on it: the rows of a batch are buffered and
+	// written so, copyChunk at a time (in update mode, into upsertTable).
+	copy func(ctx context.Context, conn *sql.Conn, table string, cols []string, data []byte) error
 
 	// merge, if not "", is a query telling whether the database has
 	// MERGE, which update mode's COPY uses (upsertRows).
@@ -129,11 +127,16 @@ type tableWriter struct {
 	// With the dialect's copy (append and complete modes): the one
 	// connection the batches' transactions run on, and the rows bound and
 	// not yet copied, by column.
-	conn  *sql.Conn
-	rows  [][]any
-	first uint64         // the number in the batch of the first record of rows
-	seen  map[string]int // update mode: the row of each key in rows
-	spare [][]any        // rows, for the next chunk
+	conn   *sql.Conn
+	data   []byte         // the rows, encoded by appendRow
+	nrows  int            // in data
+	first  uint64         // the number in the batch of the first record of the rows
+	seen   map[string]int // update mode: the row of each key among the rows
+	starts []int          // update mode: where each row starts in data
+	dead   []bool         // update mode: each row, replaced by a later one of its key
+	ndead  int
+	spare  []byte    // data, for the next chunk
+	pg     copyState // what appendRow keeps of the table
 	// the COPY under way, if any: the connection is its own
 	inflight *copying
 	merge    bool // update mode: the server has MERGE
@@ -146,8 +149,9 @@ type tableWriter struct {
 	skip bool   // written before: the batch writes nothing
 	n    uint64 // rows written
 
-	args []any  // the record in hand by column
-	set  []bool // the columns the record in hand has set
+	args []any    // the record in hand by column
+	raw  [][]byte // the record in hand by column, as it has them; nil for none
+	set  []bool   // the columns the record in hand has set
 	flds record.Fields
 	buf  []byte // text of a time, JSON of a map or list; a folded name
 }
@@ -338,8 +342,9 @@ func (f *tableWriter) load() error {
 	if err != nil {
 		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
 	}
-	f.cols, f.types, f.args, f.set = f.cols[:0], f.types[:0], f.args[:0], f.set[:0]
+	f.cols, f.types, f.args, f.raw, f.set = f.cols[:0], f.types[:0], f.args[:0], f.raw[:0], f.set[:0]
 	f.keyCols, f.indexed = f.keyCols[:0], false
+	f.pg.oids = f.pg.oids[:0]
 	clear(f.index)
 	for rows.Next() {
 		var name, typ string
@@ -367,7 +372,9 @@ func (f *tableWriter) addCol(name, typ string) {
 	f.cols = append(f.cols, name)
 	f.types = append(f.types, strings.ToLower(typ))
 	f.args = append(f.args, nil)
+	f.raw = append(f.raw, nil)
 	f.set = append(f.set, false)
+	f.pg.oids = f.pg.oids[:0]
 }
 
 // column finds the column of field k, as the database does: in SQLite
@@ -771,10 +778,21 @@ func (f *tableWriter) Record(rec []byte) error {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
-	if f.copying() && !(f.mode == ModeUpdate && f.nullKey()) {
-		// (A row with a null key takes the statement path below: COPY's
-		// upsert, ON CONFLICT, never matches a null.)
-		return f.keepRow()
+	if f.copying() {
+		if !(f.mode == ModeUpdate && f.nullKey()) {
+			return f.keepRow()
+		}
+		// A row with a null key takes the statement path below: the
+		// upsert's join, as ON CONFLICT, never matches a null.
+		for c, v := range f.raw {
+			if v == nil {
+				continue // a field the record lacks: NULL
+			}
+			var err error
+			if f.args[c], err = f.value(v, f.types[c]); err != nil {
+				return fmt.Errorf("%s: field %q: %w", f.path, f.cols[c], err)
+			}
+		}
 	}
 	if f.update != nil && f.nullKey() {
 		if err := f.copyWait(); err != nil {
@@ -814,80 +832,71 @@ func (f *tableWriter) q() querier {
 	return f.db
 }
 
-// keepRow keeps the record in hand for the next COPY. In update mode it
-// keeps the last record of a key only (the rows of one upsert must have
-// distinct keys), with the record's number in the batch (for upsertRows'
-// fallback), and replaces the earlier one in place: rows of distinct keys
-// may go in in any order.
+// keepRow keeps the record in hand for the next COPY, encoded. In update
+// mode it keeps the last record of a key only (the rows of one upsert must
+// have distinct keys: an earlier row of the key is marked dead), with the
+// record's number in the batch (for upsertRows' fallback).
 func (f *tableWriter) keepRow() error {
-	if len(f.rows) == 0 {
+	if f.nrows == 0 {
 		f.first = f.n + 1
 	}
 	f.n++
-	row := slices.Clone(f.args)
-	for i, v := range row {
-		if b, ok := v.([]byte); ok {
-			row[i] = slices.Clone(b) // it points into the record
+	if err := f.describe(); err != nil {
+		return err
+	}
+	start := len(f.data)
+	var err error
+	if f.data, err = f.appendRow(f.data); err != nil {
+		f.data = f.data[:start]
+		var ce *copyError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("%s: writing records %d to %d into table %s (COPY): %w", f.path, f.first, f.n, f.qtable, ce.err)
 		}
+		return fmt.Errorf("%s: %w", f.path, err)
 	}
 	if f.mode == ModeUpdate {
-		row = append(row, int64(f.n))
-		f.buf = f.buf[:0]
-		for _, c := range f.keyCols {
-			f.buf = appendKey(f.buf, f.args[c])
-		}
 		if f.seen == nil {
 			f.seen = map[string]int{}
 		}
-		if i, ok := f.seen[string(f.buf)]; ok {
-			f.rows[i] = row
-			return nil
+		if i, ok := f.seen[string(f.pg.key)]; ok {
+			f.dead[i] = true
+			f.ndead++
 		}
-		f.seen[string(f.buf)] = len(f.rows)
+		f.seen[string(f.pg.key)] = f.nrows
+		f.starts = append(f.starts, start)
+		f.dead = append(f.dead, false)
 	}
-	f.rows = append(f.rows, row)
-	if len(f.rows) >= copyChunk {
+	f.nrows++
+	if f.nrows >= copyChunk || len(f.data) >= copyBytes {
 		return f.copyRows()
 	}
 	return nil
 }
 
-// appendKey appends a key value (as value returns it) to b, so that two
-// values are the same key if they append the same bytes. (Values that
-// differ here and that the database finds equal, as 1 and 1.0 in a BIGINT
-// column, are left to upsertRows' fallback.)
-func appendKey(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case int64:
-		b = binary.BigEndian.AppendUint64(append(b, 'i'), uint64(v))
-	case float64:
-		b = binary.BigEndian.AppendUint64(append(b, 'f'), math.Float64bits(v))
-	case bool:
-		if v {
-			return append(b, 't')
+// compact drops the dead rows from f.data, moving the others up.
+func (f *tableWriter) compact() {
+	w := 0
+	for i, start := range f.starts {
+		end := len(f.data)
+		if i+1 < len(f.starts) {
+			end = f.starts[i+1]
 		}
-		return append(b, 'F')
-	case string:
-		b = binary.AppendUvarint(append(b, 's'), uint64(len(v)))
-		b = append(b, v...)
-	case []byte:
-		b = binary.AppendUvarint(append(b, 'b'), uint64(len(v)))
-		b = append(b, v...)
-	case time.Time:
-		b = binary.BigEndian.AppendUint64(append(b, 'T'), uint64(v.Unix()))
-		b = binary.BigEndian.AppendUint32(b, uint32(v.Nanosecond()))
-	default:
-		panic(fmt.Sprintf("sqlsink: a key value of type %T", v))
+		if !f.dead[i] {
+			w += copy(f.data[w:], f.data[start:end])
+		}
 	}
-	return b
+	f.data = f.data[:w]
 }
 
 // copying tells that the batch's rows go in by the dialect's bulk copy.
 func (f *tableWriter) copying() bool { return f.d.copy != nil }
 
-// copyChunk bounds the rows buffered for one COPY: the memory a batch holds
-// besides what the database does.
-const copyChunk = 10000
+// copyChunk and copyBytes bound the rows buffered for one COPY: the memory
+// a batch holds besides what the database does.
+const (
+	copyChunk = 10000
+	copyBytes = 4 << 20
+)
 
 // upsertTable is the temporary table update mode copies a chunk of rows
 // into, to upsert them from in one statement; upsertOrd its column of the
@@ -972,7 +981,7 @@ func (f *tableWriter) upsertRows() error {
 // while the database takes these. (pgx encodes the rows on a goroutine
 // too, as it sends them.) The connection is the COPY's until copyWait.
 func (f *tableWriter) copyRows() error {
-	if len(f.rows) == 0 {
+	if f.nrows == 0 {
 		return nil
 	}
 	if err := f.copyWait(); err != nil {
@@ -985,20 +994,29 @@ func (f *tableWriter) copyRows() error {
 		}
 		table, cols = upsertTable, slices.Concat(f.cols, []string{upsertOrd})
 	}
-	c := &copying{rows: f.rows, first: f.first, last: f.n, done: make(chan error, 1)}
+	if f.ndead > 0 {
+		f.compact()
+	}
+	c := &copying{data: f.data, first: f.first, last: f.n, done: make(chan error, 1)}
 	go func() {
-		c.done <- f.d.copy(context.Background(), f.conn, table, cols, c.rows)
+		c.done <- f.d.copy(context.Background(), f.conn, table, cols, c.data)
 	}()
-	f.inflight, f.rows = c, f.spare[:0]
-	f.spare = nil
-	clear(f.seen)
+	f.inflight, f.data, f.spare = c, f.spare[:0], nil
+	f.dropRows()
 	return nil
+}
+
+// dropRows forgets the rows in hand, but for data.
+func (f *tableWriter) dropRows() {
+	f.nrows, f.ndead = 0, 0
+	f.starts, f.dead = f.starts[:0], f.dead[:0]
+	clear(f.seen)
 }
 
 // A copying is a COPY under way: its rows, the numbers of their first and
 // last records in the batch, and its result to come.
 type copying struct {
-	rows        [][]any
+	data        []byte
 	first, last uint64
 	done        chan error
 }
@@ -1011,8 +1029,7 @@ func (f *tableWriter) copyWait() error {
 	}
 	f.inflight = nil
 	err := <-c.done
-	clear(c.rows)
-	f.spare = c.rows[:0]
+	f.spare = c.data[:0]
 	if err != nil {
 		// COPY takes the rows together: the error names their range (and
 		// PostgreSQL's own message says the line of the row it refused).
@@ -1043,17 +1060,20 @@ func (f *tableWriter) rowError(err error) error {
 // nullKey reports whether a key of the record in hand is null (or missing).
 func (f *tableWriter) nullKey() bool {
 	for _, c := range f.keyCols {
-		if f.args[c] == nil {
+		if v := f.raw[c]; v == nil || record.KindOf(v) == record.KindNil {
 			return true
 		}
 	}
 	return false
 }
 
-// bind sets f.args to the values of rec by column. ok is false when a field
+// bind sets f.raw to the values of rec by column, and but for a dialect
+// that copies (whose appendRow encodes them), f.args to them as value
+// makes them. ok is false when a field
 // of rec has no column yet.
 func (f *tableWriter) bind(rec []byte) (ok bool, err error) {
 	clear(f.args)
+	clear(f.raw)
 	clear(f.set)
 	f.flds.Reset(rec)
 	for i := 0; f.flds.Next(); i++ {
@@ -1071,7 +1091,11 @@ func (f *tableWriter) bind(rec []byte) (ok bool, err error) {
 			return false, fmt.Errorf("field %q: the record has a value for column %q already (%s column names ignore case)", k, f.cols[c], f.d.name)
 		}
 		f.set[c] = true
-		if f.args[c], err = f.value(f.flds.Value(), f.types[c]); err != nil {
+		f.raw[c] = f.flds.Value()
+		if f.copying() {
+			continue // appendRow encodes it
+		}
+		if f.args[c], err = f.value(f.raw[c], f.types[c]); err != nil {
 			return false, fmt.Errorf("field %q: %w", k, err)
 		}
 	}
@@ -1185,9 +1209,8 @@ func (f *tableWriter) End(b stage.Batch, _ uint64) error {
 // nothing either, as the database discards a transaction not committed.)
 func (f *tableWriter) Flush() error {
 	f.copyWait()
-	clear(f.rows)
-	f.rows = f.rows[:0]
-	clear(f.seen)
+	f.data = f.data[:0]
+	f.dropRows()
 	f.staged = false
 	if f.tx != nil {
 		f.tx.Rollback()
