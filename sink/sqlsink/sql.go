@@ -930,12 +930,13 @@ func (f *tableWriter) stage() error {
 // 1.9 s. Why all the batch's rows in one statement, not a chunk at a time:
 // the join of each chunk may scan the whole table (a hash join), which
 // made chunks of 10k rows quadratic. keepRow has made the keys of a chunk
-// distinct, so that the server need not sort the rows. In a savepoint: if
-// the statement finds a key twice after all (in two chunks, or values
-// equal in the database only, as 1 and 1.0 in a BIGINT column) or a row
-// another writer has just inserted (MERGE does not wait on it as ON
-// CONFLICT does), the rows go in by the slower and surer INSERT of the
-// last row of each key (DISTINCT ON) ... ON CONFLICT.
+// distinct (by their bytes as COPY sends them), so that the server need
+// not sort the rows. In a savepoint: if the statement finds a key twice
+// after all (in two chunks, or as values the database finds equal and
+// sends differently, as two texts of one JSONB object) or a row another
+// writer has just inserted (MERGE does not wait on it as ON CONFLICT
+// does), the rows go in by the slower and surer INSERT of the last row of
+// each key (DISTINCT ON) ... ON CONFLICT.
 func (f *tableWriter) upsertRows() error {
 	if !f.staged {
 		return nil
