@@ -149,6 +149,13 @@ func pgRetry(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "21000" || pe.Code == "23505")
 }
 
+// pgUnique tells that a statement failed on a key the table has (23505,
+// unique_violation).
+func pgUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
 // copyState is what appendRow keeps of the table: its columns' types and
 // pgx's encoders for them (read when a value needs them), and the key of
 // the row it appended last.
@@ -163,18 +170,14 @@ type copyState struct {
 const copyHeader = "PGCOPY\n\377\r\n\000\000\000\000\000\000\000\000\000"
 
 // appendRow appends the record in hand (f.raw, by column) to b as a row of
-// COPY's binary format, with the record's number after the columns in
-// update mode (upsertOrd), and sets f.key to the bytes of its key columns.
+// COPY's binary format, and in update mode sets f.pg.key to the bytes of
+// its key columns.
 // The values whose column has the type their kind makes (a BIGINT for an
 // integer, TEXT for a string, ...) are encoded here; any other goes
 // through value and pgx's encoder for the column's type, as pgx's CopyFrom
 // does: the same bytes, without an interface a value and a slice a row.
 func (f *tableWriter) appendRow(b []byte) ([]byte, error) {
-	n := len(f.cols)
-	if f.mode == ModeUpdate {
-		n++
-	}
-	b = binary.BigEndian.AppendUint16(b, uint16(n))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(f.cols)))
 	f.pg.key = f.pg.key[:0]
 	for c, v := range f.raw {
 		start := len(b)
@@ -208,10 +211,6 @@ func (f *tableWriter) appendRow(b []byte) ([]byte, error) {
 		if f.mode == ModeUpdate && slices.Contains(f.keyCols, c) {
 			f.pg.key = append(f.pg.key, b[start:]...)
 		}
-	}
-	if f.mode == ModeUpdate {
-		b = binary.BigEndian.AppendUint32(b, 8)
-		b = binary.BigEndian.AppendUint64(b, f.n)
 	}
 	return b, nil
 }
