@@ -163,7 +163,10 @@ func benchmarkBulk(b *testing.B, d *sink.Destination, target func(*testing.B) st
 // TestUpdateLastWins writes a batch of records whose keys repeat, within
 // the rows of one COPY and across them, some as floats equal to the
 // integer key of earlier ones and some null, and checks each key's row
-// holds its last record, as a map of the records does.
+// holds its last record, as a map of the records does. Keys -1: the
+// second COPY's rows have one key of the first's (so that PostgreSQL's
+// go through the temporary table) and the third's repeat the second's
+// others, new to the table.
 func TestUpdateLastWins(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -183,18 +186,27 @@ func TestUpdateLastWins(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target, db := tc.open(t)
-			for _, keys := range []int{copyChunk * 3, 7001} { // distinct keys; repeated
-				table := fmt.Sprintf("t%d", keys)
+			for _, keys := range []int{copyChunk * 3, 7001, -1} { // distinct keys; repeated
+				table := fmt.Sprintf("t%d", keys+1)
 				want := map[string]int64{}
 				var b record.Builder
 				var p []byte
 				const n = copyChunk*2 + copyChunk/2
 				for i := range n {
 					b.Reset()
-					k, key := any(int64(i%keys)), fmt.Sprint(i%keys)
+					ki := i
+					switch {
+					case keys > 0:
+						ki = i % keys
+					case i == copyChunk:
+						ki = 0
+					case i < 2*copyChunk:
+						ki = i + copyChunk
+					}
+					k, key := any(int64(ki)), fmt.Sprint(ki)
 					switch {
 					case i%13 == 5:
-						k = float64(i % keys) // BIGINT, INTEGER: the same key
+						k = float64(ki) // BIGINT, INTEGER: the same key
 					case i%101 == 7:
 						k, key = nil, "NULL"
 					}
