@@ -124,9 +124,9 @@ type tableWriter struct {
 	lastTime int64
 	haveLast bool
 
-	// With the dialect's copy (append and complete modes): the one
-	// connection the batches' transactions run on, and the rows bound and
-	// not yet copied, by column.
+	// The one connection the batches' transactions run on; with the
+	// dialect's copy, the rows bound and not yet copied, and the state of
+	// the copies.
 	conn   *sql.Conn
 	data   []byte         // the rows, encoded by appendRow
 	nrows  int            // in data
@@ -1015,8 +1015,8 @@ func (f *tableWriter) upsertRows() error {
 
 // copyRows starts the COPY of the rows bound and not yet written, on a
 // goroutine of its own, and returns: the next rows are bound meanwhile,
-// while the database takes these. (pgx encodes the rows on a goroutine
-// too, as it sends them.) The connection is the COPY's until copyWait.
+// while the database takes these. The connection is the COPY's until
+// copyWait.
 func (f *tableWriter) copyRows() error {
 	if f.nrows == 0 {
 		return nil
