@@ -465,7 +465,9 @@ fi
 
 # Into databases: 3-field rows (id, name, score) appended to a table of
 # PostgreSQL (COPY) and SQLite, against psql's \copy and sqlite3's .import
-# of the same rows as CSV. Each run writes a table of its own, dropped after.
+# of the same rows as CSV, and upserted by id (--mode update, every key new)
+# against the same into a table with a primary key. Each run writes a table
+# of its own, dropped after.
 nrows=$((nkeys))
 ROWS=$DATA/rows-$nrows.jsonl
 ROWSCSV=$DATA/rows-$nrows.csv
@@ -482,6 +484,10 @@ fi
 if command -v sqlite3 >/dev/null; then
 	bench sqlite-append "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t; rm -f $f*' cat
 	peer 'sqlite3 .import' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
+	# (A primary key on an INTEGER column is SQLite's rowid, no index of
+	# its own: less work than ssink's UNIQUE index, which takes any type.)
+	bench sqlite-upsert "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t --mode update --key id; rm -f $f*' cat
+	peer 'sqlite3 .import (primary key)' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer primary key, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 fi
 # The cost of the checkpoint (issue 14: under 10%): the same pipeline with
 # --checkpoint on every stage, against without (a new directory and
