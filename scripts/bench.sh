@@ -485,9 +485,11 @@ if command -v sqlite3 >/dev/null; then
 	bench sqlite-append "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t; rm -f $f*' cat
 	peer 'sqlite3 .import' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 	# (A primary key on an INTEGER column is SQLite's rowid, no index of
-	# its own: less work than ssink's UNIQUE index, which takes any type.)
+	# its own: less work than ssink's UNIQUE index, which takes any type
+	# and null. The second peer has the table ssink makes.)
 	bench sqlite-upsert "$ROWS" "$nrows" 'f=$(mktemp -u); sbatch --once --format json | ssink --sqlite $f --table t --mode update --key id; rm -f $f*' cat
 	peer 'sqlite3 .import (primary key)' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer primary key, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
+	peer 'sqlite3 .import (unique index)' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real); create unique index t_id on t (id)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 fi
 # The cost of the checkpoint (issue 14: under 10%): the same pipeline with
 # --checkpoint on every stage, against without (a new directory and

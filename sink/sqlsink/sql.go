@@ -73,6 +73,13 @@ type dialect struct {
 	// MERGE, which update mode's COPY uses (upsertRows).
 	merge string
 
+	// prepareRaw, if not nil, prepares a statement of a row on the
+	// driver's connection dc below the driver's interface (SQLite's C
+	// API), or returns nil, nil when it cannot: rawKind tells the kinds
+	// of value it binds from the record itself, with no value made.
+	prepareRaw func(dc any, query string) (rawStmt, error)
+	rawKind    func(k record.Kind) bool
+
 	// open opens the database target (the flag's value) and checks it can
 	// be reached; its errors name the database and hint at a fix.
 	open func(target string) (*sql.DB, error)
@@ -665,12 +672,30 @@ type rowStmt struct {
 	s    driver.StmtExecContext
 	c    io.Closer
 	args []driver.NamedValue
+	raw  rawStmt // the dialect's prepareRaw made it: s is nil
+}
+
+// A rawStmt is a statement of a row below the driver's interface
+// (dialect.prepareRaw). exec runs it with the record in hand: column c's
+// value is f.args[c] if not nil, else f.raw[c] (nil for NULL), of a kind
+// the dialect's rawKind takes; changes tells it to return the number of
+// rows changed.
+type rawStmt interface {
+	exec(f *tableWriter, changes bool) (n int64, err error)
+	Close() error
 }
 
 // prepareRow prepares query on the connection.
 func (f *tableWriter) prepareRow(query string) (*rowStmt, error) {
 	r := &rowStmt{}
 	err := f.conn.Raw(func(dc any) error {
+		if f.d.prepareRaw != nil {
+			raw, err := f.d.prepareRaw(dc, query)
+			if err != nil || raw != nil {
+				r.raw, r.c = raw, raw
+				return err
+			}
+		}
 		p, ok := dc.(driver.ConnPrepareContext)
 		if !ok {
 			return fmt.Errorf("the %s driver cannot prepare with a context", f.d.name)
@@ -695,6 +720,13 @@ func (f *tableWriter) prepareRow(query string) (*rowStmt, error) {
 // execRow runs r with the record in hand (f.args) and returns the number
 // of rows it changed.
 func (f *tableWriter) execRow(r *rowStmt) (n int64, err error) {
+	if r.raw != nil {
+		err = f.conn.Raw(func(any) error {
+			n, err = r.raw.exec(f, r == f.update)
+			return err
+		})
+		return n, err
+	}
 	r.args = r.args[:0]
 	for i, v := range f.args {
 		r.args = append(r.args, driver.NamedValue{Ordinal: i + 1, Value: v})
@@ -1104,8 +1136,8 @@ func (f *tableWriter) nullKey() bool {
 
 // bind sets f.raw to the values of rec by column, and but for a dialect
 // that copies (whose appendRow encodes them), f.args to them as value
-// makes them. ok is false when a field
-// of rec has no column yet.
+// makes them, those a raw statement binds as they are excepted. ok is
+// false when a field of rec has no column yet.
 func (f *tableWriter) bind(rec []byte) (ok bool, err error) {
 	clear(f.args)
 	clear(f.raw)
@@ -1129,6 +1161,9 @@ func (f *tableWriter) bind(rec []byte) (ok bool, err error) {
 		f.raw[c] = f.flds.Value()
 		if f.copying() {
 			continue // appendRow encodes it
+		}
+		if f.insert != nil && f.insert.raw != nil && f.d.rawKind(record.KindOf(f.raw[c])) {
+			continue // the statement binds it as it is
 		}
 		if f.args[c], err = f.value(f.raw[c], f.types[c]); err != nil {
 			return false, fmt.Errorf("field %q: %w", k, err)
