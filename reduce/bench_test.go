@@ -99,6 +99,32 @@ func BenchmarkWordCount(b *testing.B) {
 	}
 }
 
+// BenchmarkDistinctKeys is `sreduce -k value --count` on one batch of 1M
+// distinct keys (key0 to key999999 in a random order), through the handler:
+// every record makes a group, and the output is a million records in key
+// order. One op is the batch.
+func BenchmarkDistinctKeys(b *testing.B) {
+	const n = 1_000_000
+	r := rand.New(rand.NewPCG(1, 2))
+	recs := make([][]byte, n)
+	for i, k := range r.Perm(n) {
+		m := record.AppendMapHeader(nil, 1)
+		m = record.AppendString(m, "value")
+		recs[i] = record.AppendString(m, "key"+strconv.Itoa(k))
+	}
+	fs := frametest.Blocks(recs)
+	o := Options{Agg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1}
+	b.ReportAllocs()
+	cpu0 := benchutil.CPUTime()
+	for i := 0; b.Loop(); i++ {
+		// A fresh engine each time: sreduce over one batch, as bench.sh runs it.
+		feed(b, newBenchReducer(b, o), stage.Batch{ID: uint64(i), Time: int64(i+1) * 1000}, fs)
+	}
+	if cpu := benchutil.CPUTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(b.N)*n/cpu.Seconds(), "records/cpu-s")
+	}
+}
+
 // TestMemoryMillionKeys folds 1M distinct keys with --count --sum into the
 // running state, checkpointed, and reports the heap and the resident set;
 // then a new reducer restores the state. Not timed; it fails only beyond
