@@ -1,6 +1,8 @@
 package agg
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -8,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/benchutil"
+	"github.com/dstream/dstream/internal/gen"
 	"github.com/dstream/dstream/record"
 )
 
@@ -64,22 +68,49 @@ func reportCPU(b *testing.B, cpu0 time.Duration, records int) {
 	}
 }
 
-// BenchmarkTableAddWords folds the word count's records (Zipf over 10k
-// words) into a count by word: the per-record path of sreduce -k value
-// --count, key lookup included. One op is one record.
-func BenchmarkTableAddWords(b *testing.B) {
-	recs := benchWords(1<<16, 10_000)
-	t := countTable(b)
-	b.ReportAllocs()
-	cpu0 := benchutil.CPUTime()
-	i := 0
-	for b.Loop() {
-		if err := t.Add(recs[i&(1<<16-1)]); err != nil {
-			b.Fatal(err)
-		}
-		i++
+// genWords returns the first n words of bench.sh's word count input
+// (scripts/gen words: Zipf over 10k pronounceable words of 2 to 6
+// letters) as {"value": word} records.
+func genWords(n int) [][]byte {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := gen.Words(w, n/10+1, 10, 10_000); err != nil {
+		panic(err)
 	}
-	reportCPU(b, cpu0, b.N)
+	w.Flush()
+	recs := make([][]byte, n)
+	for i, word := range strings.Fields(buf.String())[:n] {
+		b := record.AppendMapHeader(nil, 1)
+		b = record.AppendString(b, "value")
+		recs[i] = record.AppendString(b, word)
+	}
+	return recs
+}
+
+// BenchmarkTableAddWords folds the word count's records into a count by
+// word: the per-record path of sreduce -k value --count, key lookup
+// included. gen: bench.sh's words (keys of 3 to 7 bytes); long: words of
+// 2 to 9 letters and a number (4 to 14 bytes), Zipf over 10k. One op is
+// one record.
+func BenchmarkTableAddWords(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		recs [][]byte
+	}{{"gen", genWords(1 << 16)}, {"long", benchWords(1<<16, 10_000)}} {
+		b.Run(c.name, func(b *testing.B) {
+			t := countTable(b)
+			b.ReportAllocs()
+			cpu0 := benchutil.CPUTime()
+			i := 0
+			for b.Loop() {
+				if err := t.Add(c.recs[i&(1<<16-1)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			reportCPU(b, cpu0, b.N)
+		})
+	}
 }
 
 // BenchmarkTableAddDistinct folds 1M records of distinct keys into an
@@ -122,4 +153,42 @@ func BenchmarkSortByKey(b *testing.B) {
 		t.SortByKey(gs)
 	}
 	reportCPU(b, cpu0, n*b.N)
+}
+
+// BenchmarkTableAddBlock is BenchmarkTableAddWords through AddBlock, a
+// block of 1000 records at a time, as sreduce adds them. One op is one
+// record.
+func BenchmarkTableAddBlock(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		recs [][]byte
+	}{{"gen", genWords(1 << 16)}, {"long", benchWords(1<<16, 10_000)}} {
+		b.Run(c.name, func(b *testing.B) {
+			var blocks [][]byte
+			for i := 0; i+1000 <= len(c.recs); i += 1000 {
+				var p []byte
+				for _, rec := range c.recs[i : i+1000] {
+					p = framing.AppendRecord(p, rec)
+				}
+				blocks = append(blocks, p)
+			}
+			t := countTable(b)
+			b.ReportAllocs()
+			cpu0 := benchutil.CPUTime()
+			n := 0
+			for n < b.N {
+				for _, blk := range blocks {
+					k := min(1000, b.N-n)
+					recs := framing.NewRecords(blk, k)
+					if _, err := t.AddBlock(&recs); err != nil {
+						b.Fatal(err)
+					}
+					if n += k; n == b.N {
+						break
+					}
+				}
+			}
+			reportCPU(b, cpu0, b.N)
+		})
+	}
 }

@@ -216,18 +216,43 @@ func (r *Engine) Begin(b stage.Batch) error {
 
 // Block adds the records to their groups.
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
-	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+	// The field check looks at records until it has seen every field in
+	// the batch; after that it has nothing to say, and the table takes the
+	// rest of the block at once.
+	for !r.check.Done() {
+		rec, ok := recs.Next()
+		if !ok {
+			return nil
+		}
 		r.nrec++
 		r.check.Observe(rec)
 		if err := r.t.Add(rec); err != nil {
-			if r.o.SkipBad {
-				r.stats.Skipped++
-				continue
+			if err := r.bad(b, rec, err); err != nil {
+				return err
 			}
-			return agg.BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
 		}
 	}
-	return nil
+	for {
+		n := recs.Len()
+		rec, err := r.t.AddBlock(&recs)
+		r.nrec += n - recs.Len()
+		if err == nil {
+			return nil
+		}
+		if err := r.bad(b, rec, err); err != nil {
+			return err
+		}
+	}
+}
+
+// bad skips the record rec, the batch's record r.nrec, that could not be
+// added (--skip-bad), or returns the error that names it.
+func (r *Engine) bad(b stage.Batch, rec []byte, err error) error {
+	if r.o.SkipBad {
+		r.stats.Skipped++
+		return nil
+	}
+	return agg.BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
 }
 
 // End saves the running state and writes the batch's groups.
