@@ -662,6 +662,17 @@ func (t *Table) Sorted() []int32 {
 	return order
 }
 
+// All appends every group to dst, in the order of their indices (the
+// order of their creation, but for indices reused after Remove).
+func (t *Table) All(dst []int32) []int32 {
+	for g := range t.rows {
+		if t.flags[g]&fAlive != 0 {
+			dst = append(dst, int32(g))
+		}
+	}
+	return dst
+}
+
 // SortedTouched returns the groups of Touched in key order, appended to
 // dst. It sorts them, or picks them out of Sorted when they are many (as
 // when the same keys come back at every batch), which costs a pass over
@@ -692,14 +703,19 @@ func (t *Table) AppendRecord(dst []byte, g int32) []byte { return t.AppendRecord
 func (t *Table) AppendRecordWith(dst []byte, g int32, extra int) []byte {
 	dst = record.AppendMapHeader(dst, len(t.cfg.Keys)+len(t.cfg.Aggs)+extra)
 	k := t.ks.key(g)
-	for _, name := range t.cfg.Keys {
-		n, err := record.Skip(k)
-		if err != nil {
-			panic("agg: corrupt group key")
+	if len(t.cfg.Keys) == 1 {
+		// The key is the one value: no need to find where it ends.
+		dst = append(record.AppendString(dst, t.cfg.Keys[0]), k...)
+	} else {
+		for _, name := range t.cfg.Keys {
+			n, err := record.Skip(k)
+			if err != nil {
+				panic("agg: corrupt group key")
+			}
+			dst = record.AppendString(dst, name)
+			dst = append(dst, k[:n]...)
+			k = k[n:]
 		}
-		dst = record.AppendString(dst, name)
-		dst = append(dst, k[:n]...)
-		k = k[n:]
 	}
 	for i, a := range t.cfg.Aggs {
 		dst = record.AppendString(dst, a.Name)

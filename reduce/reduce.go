@@ -56,6 +56,12 @@ type Options struct {
 
 	// Mode is per batch, or a running state and what it writes.
 	Mode Mode
+	// Unordered writes the groups of a batch in no particular order
+	// instead of by key (--order none), as Spark's reduceByKey does, which
+	// saves the sort: per batch and in update mode the order in which the
+	// batch's records first came to each group, in complete mode the
+	// state's own order.
+	Unordered bool
 	// TTL, with a running state, forgets a group that no record updated
 	// for TTL of batch time (--ttl); 0 keeps every group.
 	TTL time.Duration
@@ -262,7 +268,7 @@ func (r *Engine) End(b stage.Batch) error {
 	}
 	t := r.t
 	if r.o.Mode == PerBatch {
-		gs := t.SortedTouched(r.gs[:0])
+		gs := r.touched(r.gs[:0])
 		if len(gs) == 0 && len(r.o.Agg.Keys) == 0 && r.o.Agg.HasCount() {
 			gs = append(gs, t.Group(nil)) // DStream.count of an empty batch is 0
 		}
@@ -289,7 +295,10 @@ func (r *Engine) End(b stage.Batch) error {
 	var gs []int32
 	switch {
 	case r.o.Mode == Update:
-		gs = t.SortedTouched(r.gs[:0])
+		gs = r.touched(r.gs[:0])
+		r.gs = gs
+	case r.o.Unordered:
+		gs = t.All(r.gs[:0])
 		r.gs = gs
 	case r.o.Top > 0:
 		gs = append(r.gs[:0], t.Sorted()...) // Top reorders it
@@ -306,6 +315,15 @@ func (r *Engine) End(b stage.Batch) error {
 	return r.write(b, gs)
 }
 
+// touched appends the groups the batch added to or subtracted from to
+// dst: in key order, or with Unordered in the order the batch came to them.
+func (r *Engine) touched(dst []int32) []int32 {
+	if r.o.Unordered {
+		return append(dst, r.t.Touched()...)
+	}
+	return r.t.SortedTouched(dst)
+}
+
 // expire removes the groups last updated at or before cutoff, and returns
 // how many. With EmitExpired their records are kept, in key order, for
 // the batch's output.
@@ -316,7 +334,9 @@ func (r *Engine) expire(cutoff int64) int {
 	}
 	r.expired, r.nexp = r.expired[:0], 0
 	gs := t.Idle(cutoff, r.gs[:0])
-	t.SortByKey(gs)
+	if !r.o.Unordered {
+		t.SortByKey(gs)
+	}
 	for _, g := range gs {
 		r.buf = r.appendRecord(r.buf[:0], g, true)
 		r.expired = framing.AppendRecord(r.expired, r.buf)
@@ -338,8 +358,8 @@ func (r *Engine) appendRecord(dst []byte, g int32, expired bool) []byte {
 	return record.AppendBool(dst, expired)
 }
 
-// write writes batch b holding the groups gs, sorted by key, then the
-// groups that expired in it.
+// write writes batch b holding the groups gs, then the groups that
+// expired in it.
 func (r *Engine) write(b stage.Batch, gs []int32) error {
 	if r.o.Top > 0 {
 		gs = r.t.Top(gs, r.o.Top, r.o.By)
