@@ -523,11 +523,12 @@ func TestSortByKeyAgreesWithCompareKeys(t *testing.T) {
 			}
 		}
 		// The prefixes alone never contradict CompareKeys.
-		ps := tb.sortPrefixes(gs, make([]prefixed, len(gs)))
+		ps := tb.sortPrefixes(gs, make([]uint64, len(gs)))
 		for range 100000 {
-			x, y := ps[rng.IntN(len(ps))], ps[rng.IntN(len(ps))]
-			if c := CompareKeys(tb.Key(x.g), tb.Key(y.g)); (x.p < y.p && c >= 0) || (x.p > y.p && c <= 0) {
-				t.Fatalf("prefixes %x, %x but CompareKeys(%x, %x) = %d", x.p, y.p, tb.Key(x.g), tb.Key(y.g), c)
+			i, j := rng.IntN(len(ps)), rng.IntN(len(ps))
+			a, b := tb.Key(gs[i]), tb.Key(gs[j])
+			if c := CompareKeys(a, b); (ps[i] < ps[j] && c >= 0) || (ps[i] > ps[j] && c <= 0) {
+				t.Fatalf("prefixes %x, %x but CompareKeys(%x, %x) = %d", ps[i], ps[j], a, b, c)
 			}
 		}
 	}

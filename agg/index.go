@@ -23,7 +23,7 @@ import (
 type keyStore struct {
 	data    []byte
 	loc     []uint64 // per group: offset in data << 24 | length
-	short   []uint64 // per group: shortWord of a key of up to 7 bytes, else 0
+	short   []uint64 // per group: shortWord of a key of up to 7 bytes, else 0 or none
 	garbage int      // bytes of data held by removed keys
 	slots   []uint64 // 0 empty, else fingerprint << 32 | group+1
 	mask    uint64
@@ -129,7 +129,8 @@ func (k *keyStore) findShort(w, h uint64) (int32, uint64) {
 		if s == 0 {
 			return -1, i
 		}
-		if g := int32(uint32(s)) - 1; uint32(s>>32) == fp && k.short[g] == w {
+		// A group past the end of short has a longer key.
+		if g := int32(uint32(s)) - 1; uint32(s>>32) == fp && int(g) < len(k.short) && k.short[g] == w {
 			return g, i
 		}
 		i = (i + 1) & k.mask
@@ -159,12 +160,15 @@ func (k *keyStore) add(g int32, key []byte, h uint64, i uint64) {
 	}
 	k.slots[i] = h>>32<<32 | uint64(g+1)
 	k.n++
-	if n := len(k.loc); len(k.short) < n {
-		k.short = append(k.short, make([]uint64, n-len(k.short))...)
-	}
-	k.short[g] = 0
+	// short grows only as far as groups of short keys go, so that a
+	// table of long keys does not pay for it.
 	if len(key) <= maxShort {
+		if len(k.short) <= int(g) {
+			k.short = append(k.short, make([]uint64, int(g)+1-len(k.short))...)
+		}
 		k.short[g] = shortWord(key)
+	} else if int(g) < len(k.short) {
+		k.short[g] = 0
 	}
 	k.loc[g] = uint64(len(k.data))<<24 | uint64(len(key))
 	k.data = append(k.data, key...)
@@ -209,7 +213,10 @@ func (k *keyStore) remove(g int32) {
 	k.slots[i] = 0
 	k.n--
 	k.garbage += len(key)
-	k.loc[g], k.short[g] = 0, 0
+	k.loc[g] = 0
+	if int(g) < len(k.short) {
+		k.short[g] = 0
+	}
 	if k.garbage > 1<<20 && k.garbage > len(k.data)/2 {
 		k.compact()
 	}

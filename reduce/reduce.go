@@ -358,6 +358,9 @@ func (r *Engine) appendRecord(dst []byte, g int32, expired bool) []byte {
 	return record.AppendBool(dst, expired)
 }
 
+// warmAhead is how many groups write has Warm read before it writes them.
+const warmAhead = 2048
+
 // write writes batch b holding the groups gs, then the groups that
 // expired in it.
 func (r *Engine) write(b stage.Batch, gs []int32) error {
@@ -367,7 +370,10 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 	if err := r.out.BeginBatch(b.ID, b.Time); err != nil {
 		return err
 	}
-	for _, g := range gs {
+	for i, g := range gs {
+		if i%warmAhead == 0 {
+			r.t.Warm(gs[i:min(i+warmAhead, len(gs))])
+		}
 		r.buf = r.appendRecord(r.buf[:0], g, false)
 		if err := r.out.WriteRecord(r.buf); err != nil {
 			return err
