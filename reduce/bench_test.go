@@ -1,6 +1,8 @@
 package reduce
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,6 +18,7 @@ import (
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/benchutil"
 	"github.com/dstream/dstream/internal/frametest"
+	"github.com/dstream/dstream/internal/gen"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -38,6 +41,24 @@ func zipfWords(n, vocab int) [][]byte {
 		b := record.AppendMapHeader(nil, 1)
 		b = record.AppendString(b, "value")
 		recs[i] = record.AppendString(b, words[z.Uint64()])
+	}
+	return recs
+}
+
+// genWords returns the first n words of bench.sh's word count input as
+// {"value": word} records.
+func genWords(n int) [][]byte {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := gen.Words(w, n/10+1, 10, 10_000); err != nil {
+		panic(err)
+	}
+	w.Flush()
+	recs := make([][]byte, n)
+	for i, word := range strings.Fields(buf.String())[:n] {
+		b := record.AppendMapHeader(nil, 1)
+		b = record.AppendString(b, "value")
+		recs[i] = record.AppendString(b, word)
 	}
 	return recs
 }
@@ -67,14 +88,21 @@ func feed(tb testing.TB, r *Engine, b stage.Batch, fs []framing.Frame) {
 // BenchmarkWordCount is `sreduce -k value --count` on batches of 100k words
 // over a Zipf-distributed vocabulary of 10k words, through the handler (no
 // pipe, no framing decode): one op is one batch.
+//
+// gen is bench.sh's words (scripts/gen words: 2 to 6 letters), the others
+// words of 2 to 9 letters and a number.
 func BenchmarkWordCount(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		mode Mode
-	}{{"batch", PerBatch}, {"running", Complete}} {
+		gen  bool
+	}{{"batch", PerBatch, false}, {"running", Complete, false}, {"batch/gen", PerBatch, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			const perBatch = 100_000
 			recs := zipfWords(perBatch, 10_000)
+			if c.gen {
+				recs = genWords(perBatch)
+			}
 			fs := frametest.Blocks(recs)
 			size := 0
 			for _, f := range fs {
