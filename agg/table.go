@@ -710,7 +710,7 @@ func (t *Table) SortedTouched(dst []int32) []int32 {
 // of many groups are under way at once. Writing a large state in key order
 // visits the groups in an order that has nothing to do with their place
 // in memory: each record waited for its cache misses one after the other,
-// a third of sreduce's time with 5 M keys. Warm a few thousand groups,
+// a third of sreduce's time with 5 M keys. Warm a few hundred groups,
 // then append their records: the records find them in the cache.
 func (t *Table) Warm(gs []int32) {
 	var x uint64

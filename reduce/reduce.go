@@ -358,8 +358,10 @@ func (r *Engine) appendRecord(dst []byte, g int32, expired bool) []byte {
 	return record.AppendBool(dst, expired)
 }
 
-// warmAhead is how many groups write has Warm read before it writes them.
-const warmAhead = 2048
+// warmAhead is how many groups write has Warm read before it writes them:
+// with 5 M keys 256 took 1.7-2.0 CPU s, 2048 1.8-2.1, 16384 2.5-2.6 (as
+// many as the caches hold, less the cost of a call).
+const warmAhead = 256
 
 // write writes batch b holding the groups gs, then the groups that
 // expired in it.
