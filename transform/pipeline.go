@@ -586,7 +586,7 @@ func (m *Engine) flat(o *op, r *rec, i int) error {
 			// written as {"value": part}, the bytes the program's []string
 			// would give (expr.Split; tested in TestFlatSplitFastPath).
 			if i+1 == len(m.ops) {
-				if sep := o.split.Sep; len(sep) == 1 && !o.split.Fields {
+				if sep := o.split.Sep; len(sep) == 1 && !o.split.Fields && len(s) <= framing.BlockSize/16 {
 					return m.writeSplit(s, sep[0])
 				}
 				it := o.split.Iter(s)
@@ -727,12 +727,9 @@ func appendPart(b, part []byte) []byte {
 // IndexByte per word, and a block written per line, cost more than the
 // words' bytes: smap --flat took 0.10 CPU s for 5 M words, SplitIter.Next
 // and IndexByte 42% of it.
+//
+// A string of over BlockSize/16 bytes takes writeParts, a block at a time.
 func (m *Engine) writeSplit(s []byte, sep byte) error {
-	if len(s) > framing.BlockSize/16 {
-		// A long string: the general way, a block at a time.
-		it := (&expr.Split{Sep: string(sep)}).Iter(s)
-		return m.writeParts(&it)
-	}
 	if m.runN > 0 {
 		if err := m.flushRun(); err != nil {
 			return err
