@@ -446,12 +446,17 @@ func FuzzLoadSnapshot(f *testing.F) {
 	})
 }
 
-// TestSortPrefixAgreesWithCompareKeys: the prefix never orders two keys
-// against CompareKeys, so sorting by it first changes nothing.
-func TestSortPrefixAgreesWithCompareKeys(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	value := func() []byte {
-		switch rng.IntN(7) {
+// randomKeys returns n distinct keys of two values each, of every kind,
+// strings most often, with common beginnings, zero bytes and every length
+// around the 8 bytes of a sort prefix. With prefix, every key's first
+// value is a string that starts with it.
+func randomKeys(rng *rand.Rand, n int, prefix string) [][]byte {
+	value := func(str bool) []byte {
+		k := rng.IntN(9)
+		if str {
+			k = 8
+		}
+		switch k {
 		case 0:
 			return record.AppendNil(nil)
 		case 1:
@@ -462,23 +467,69 @@ func TestSortPrefixAgreesWithCompareKeys(t *testing.T) {
 			return record.AppendFloat(nil, rng.Float64()*100)
 		case 4:
 			return record.AppendBinary(nil, []byte{byte(rng.IntN(3))})
+		case 5:
+			return record.AppendTime(nil, time.Unix(rng.Int64N(3), 0))
 		default:
-			b := make([]byte, rng.IntN(12))
-			for i := range b {
-				b[i] = "ab\x00\xffz"[rng.IntN(5)]
+			b := []byte(prefix)
+			for range rng.IntN(14) {
+				b = append(b, "ab\x00\xffz"[rng.IntN(5)])
 			}
 			return record.AppendStringBytes(nil, b)
 		}
 	}
-	keys := make([][]byte, 3000)
-	for i := range keys {
-		keys[i] = append(value(), value()...)
+	seen := map[string]bool{}
+	var keys [][]byte
+	for len(keys) < n {
+		k := append(value(prefix != ""), value(false)...)
+		if !seen[string(k)] {
+			seen[string(k)] = true
+			keys = append(keys, k)
+		}
 	}
-	for i := 0; i < 200000; i++ {
-		a, b := keys[rng.IntN(len(keys))], keys[rng.IntN(len(keys))]
-		pa, pb := sortPrefix(a), sortPrefix(b)
-		if c := CompareKeys(a, b); (pa < pb && c >= 0) || (pa > pb && c <= 0) {
-			t.Fatalf("prefixes %x, %x but CompareKeys(%x, %x) = %d", pa, pb, a, b, c)
+	return keys
+}
+
+// TestSortByKeyAgreesWithCompareKeys: SortByKey (prefixes, radix sort,
+// then CompareKeys among equal prefixes) orders groups as a comparison
+// sort with CompareKeys does, on keys of every kind, on keys that all
+// start with a string, and with a long common beginning.
+func TestSortByKeyAgreesWithCompareKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct {
+		name   string
+		prefix string
+		n      int
+	}{
+		{"mixed", "", 5000},
+		{"mixed small", "", 200},
+		{"strings", "k", 5000},
+		{"common beginning", "a-long-common-beginning/", 3000},
+	} {
+		tb := mustNew(t, []string{"a", "b"}, spec(Count, ""))
+		var gs []int32
+		for _, k := range randomKeys(rng, c.n, c.prefix) {
+			gs = append(gs, tb.Group(k))
+		}
+		rng.Shuffle(len(gs), func(i, j int) { gs[i], gs[j] = gs[j], gs[i] })
+		want := slices.Clone(gs)
+		slices.SortFunc(want, func(a, b int32) int { return CompareKeys(tb.Key(a), tb.Key(b)) })
+		got := slices.Clone(gs)
+		tb.SortByKey(got)
+		if !slices.Equal(got, want) {
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("%s: at %d: key %x, want %x", c.name, i, tb.Key(got[i]), tb.Key(want[i]))
+				}
+			}
+		}
+		// The prefixes alone never contradict CompareKeys.
+		ps := tb.sortPrefixes(gs, make([]uint64, len(gs)))
+		for range 100000 {
+			i, j := rng.IntN(len(ps)), rng.IntN(len(ps))
+			a, b := tb.Key(gs[i]), tb.Key(gs[j])
+			if c := CompareKeys(a, b); (ps[i] < ps[j] && c >= 0) || (ps[i] > ps[j] && c <= 0) {
+				t.Fatalf("prefixes %x, %x but CompareKeys(%x, %x) = %d", ps[i], ps[j], a, b, c)
+			}
 		}
 	}
 }

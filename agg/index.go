@@ -1,8 +1,10 @@
 package agg
 
 import (
-	"bytes"
+	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
 )
 
 // keyStore holds the group keys in one byte arena, and finds a group by its
@@ -10,26 +12,82 @@ import (
 //
 // Why not map[string]int32: measured with 1M keys, the Go map costs about
 // 45 bytes per entry beside a 16-byte string header and a heap object per
-// key; here a key costs its bytes, 8 bytes of location and 8 to 16 bytes of
-// slot, the GC has no pointer to follow, and a lookup is as fast.
+// key; here a key costs its bytes, 16 bytes of location and short form and
+// 8 to 16 bytes of slot, the GC has no pointer to follow, and a lookup is
+// as fast.
+//
+// A key of up to 7 bytes (a word, a small number, with its msgpack
+// header) is also kept as one integer per group, its short form (see
+// shortWord), so that finding it compares two integers instead of two
+// byte strings read through the arena: the word count's lookups.
 type keyStore struct {
 	data    []byte
 	loc     []uint64 // per group: offset in data << 24 | length
+	short   []uint64 // per group: shortWord of a key of up to 7 bytes, else 0 or none
 	garbage int      // bytes of data held by removed keys
 	slots   []uint64 // 0 empty, else fingerprint << 32 | group+1
 	mask    uint64
 	n       int // keys in slots
 	seed    maphash.Seed
+	seed64  uint64 // for keys of up to 16 bytes (hashShort)
 }
 
 // MaxKeyLen bounds the length of a group key (the key fields' values).
 const MaxKeyLen = 1<<24 - 1
 
 func newKeyStore() keyStore {
-	return keyStore{seed: maphash.MakeSeed(), slots: make([]uint64, 64), mask: 63}
+	return keyStore{seed: maphash.MakeSeed(), seed64: rand.Uint64(), slots: make([]uint64, 64), mask: 63}
 }
 
-func (k *keyStore) hash(key []byte) uint64 { return maphash.Bytes(k.seed, key) }
+// maxShort is the longest key that has a short form.
+const maxShort = 7
+
+// shortWord is a key of up to 7 bytes as an integer: its bytes, little
+// endian, and its length plus one in the top byte, so that no two keys
+// have the same and none has 0.
+func shortWord(b []byte) uint64 {
+	n := len(b)
+	var x uint64
+	switch {
+	case n >= 4:
+		// Two loads that overlap in the middle bytes.
+		x = uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<(8*uint(n-4))
+	case n > 0:
+		x = uint64(b[0]) | uint64(b[n>>1])<<(8*uint(n>>1)) | uint64(b[n-1])<<(8*uint(n-1))
+	}
+	return x | uint64(n+1)<<56
+}
+
+func (k *keyStore) hash(key []byte) uint64 {
+	if len(key) <= maxShort {
+		return mix(shortWord(key)^k.seed64, m1)
+	}
+	if len(key) <= 16 {
+		return hashShort(key, k.seed64)
+	}
+	return maphash.Bytes(k.seed, key)
+}
+
+const m1, m2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
+
+// hashShort hashes a key of 8 to 16 bytes as wyhash does (four loads, two
+// 128-bit multiplications), seeded at random per process; shorter keys
+// hash their shortWord with one.
+//
+// Why not maphash alone: most group keys are short (a word, an id), and
+// for them maphash.Bytes is a call into the runtime's AES hash that cost
+// several times the instructions of this, the largest part of a lookup.
+func hashShort(b []byte, seed uint64) uint64 {
+	n := len(b)
+	x, y := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	return mix(m2^uint64(n), mix(x^m1, y^seed))
+}
+
+// mix is wyhash's mum: the two halves of the product, xored.
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
 
 // key returns the key of group g; valid until the next add or compaction.
 func (k *keyStore) key(g int32) []byte {
@@ -41,6 +99,9 @@ func (k *keyStore) key(g int32) []byte {
 // find returns the group of key (h its hash), or -1 and the empty slot
 // where it would go.
 func (k *keyStore) find(key []byte, h uint64) (int32, uint64) {
+	if len(key) <= maxShort {
+		return k.findShort(shortWord(key), h)
+	}
 	fp := uint32(h >> 32)
 	i := uint64(fp) & k.mask
 	for {
@@ -50,12 +111,44 @@ func (k *keyStore) find(key []byte, h uint64) (int32, uint64) {
 		}
 		if uint32(s>>32) == fp {
 			g := int32(uint32(s)) - 1
-			if bytes.Equal(k.key(g), key) {
+			if string(k.key(g)) == string(key) {
 				return g, i
 			}
 		}
 		i = (i + 1) & k.mask
 	}
+}
+
+// findShort is find for a key of up to 7 bytes, w its shortWord: one
+// comparison of integers per slot of the same fingerprint, no key read.
+func (k *keyStore) findShort(w, h uint64) (int32, uint64) {
+	fp := uint32(h >> 32)
+	i := uint64(fp) & k.mask
+	for {
+		s := k.slots[i]
+		if s == 0 {
+			return -1, i
+		}
+		// A group past the end of short has a longer key.
+		if g := int32(uint32(s)) - 1; uint32(s>>32) == fp && int(g) < len(k.short) && k.short[g] == w {
+			return g, i
+		}
+		i = (i + 1) & k.mask
+	}
+}
+
+// lookup is hash and find: it returns the group of key or -1, the hash,
+// and the empty slot where a new key would go.
+func (k *keyStore) lookup(key []byte) (g int32, h, slot uint64) {
+	if len(key) <= maxShort {
+		w := shortWord(key)
+		h = mix(w^k.seed64, m1)
+		g, slot = k.findShort(w, h)
+		return g, h, slot
+	}
+	h = k.hash(key)
+	g, slot = k.find(key, h)
+	return g, h, slot
 }
 
 // add stores the key of group g (a new group; len(loc) > g) at slot i that
@@ -67,6 +160,16 @@ func (k *keyStore) add(g int32, key []byte, h uint64, i uint64) {
 	}
 	k.slots[i] = h>>32<<32 | uint64(g+1)
 	k.n++
+	// short grows only as far as groups of short keys go, so that a
+	// table of long keys does not pay for it.
+	if len(key) <= maxShort {
+		if len(k.short) <= int(g) {
+			k.short = append(k.short, make([]uint64, int(g)+1-len(k.short))...)
+		}
+		k.short[g] = shortWord(key)
+	} else if int(g) < len(k.short) {
+		k.short[g] = 0
+	}
 	k.loc[g] = uint64(len(k.data))<<24 | uint64(len(key))
 	k.data = append(k.data, key...)
 }
@@ -111,6 +214,9 @@ func (k *keyStore) remove(g int32) {
 	k.n--
 	k.garbage += len(key)
 	k.loc[g] = 0
+	if int(g) < len(k.short) {
+		k.short[g] = 0
+	}
 	if k.garbage > 1<<20 && k.garbage > len(k.data)/2 {
 		k.compact()
 	}
@@ -132,11 +238,11 @@ func (k *keyStore) compact() {
 }
 
 func (k *keyStore) reset() {
-	k.data, k.loc, k.garbage = k.data[:0], k.loc[:0], 0
+	k.data, k.loc, k.short, k.garbage = k.data[:0], k.loc[:0], k.short[:0], 0
 	clear(k.slots)
 	k.n = 0
 }
 
 func (k *keyStore) memory() int64 {
-	return int64(cap(k.data) + 8*cap(k.loc) + 8*len(k.slots))
+	return int64(cap(k.data) + 8*cap(k.loc) + 8*cap(k.short) + 8*len(k.slots))
 }

@@ -58,16 +58,27 @@ func (r *Records) Next() ([]byte, bool) {
 		return nil, false
 	}
 	r.n--
-	l, k := int(r.b[0]), 1 // a record under 128 bytes: the usual case
+	rec, rest := CutRecord(r.b)
+	r.b = rest
+	return rec, true
+}
+
+// CutRecord returns the first record of a well-formed block of records (as
+// Rest returns it, or NewRecords takes it) and the block after it: Next,
+// for a loop that keeps the block in local variables rather than in a
+// Records (agg.Table.AddBlock, where Next was a fifth of the time). The
+// record's capacity ends with it, so that appending to it copies instead
+// of overwriting the next record.
+//
+// A record under 128 bytes has a length of one byte, which such a loop
+// may read itself: block[0] < 0x80 is the length, the record follows.
+func CutRecord(block []byte) (rec, rest []byte) {
+	l, k := int(block[0]), 1 // a record under 128 bytes: the usual case
 	if l >= 0x80 {
-		u, kk := binary.Uvarint(r.b)
+		u, kk := binary.Uvarint(block)
 		l, k = int(u), kk
 	}
-	// The capacity ends with the record, so that appending to it copies
-	// instead of overwriting the next record.
-	rec := r.b[k : k+l : k+l]
-	r.b = r.b[k+l:]
-	return rec, true
+	return block[k : k+l : k+l], block[k+l:]
 }
 
 // Len is the number of records not yet returned.

@@ -68,3 +68,33 @@ func BenchmarkBuildRecord(b *testing.B) {
 		_ = r.Bytes()
 	}
 }
+
+// BenchmarkPicker is BenchmarkPick with a Picker, and the word count's
+// record, {"value": word}, picked by both.
+func BenchmarkPicker(b *testing.B) {
+	word := AppendString(AppendString(AppendMapHeader(nil, 1), "value"), "the")
+	for _, c := range []struct {
+		name  string
+		rec   []byte
+		names []string
+	}{{"log", benchRecord(), []string{"path", "status"}}, {"word", word, []string{"value"}}} {
+		spans := make([]Span, len(c.names))
+		b.Run(c.name+"/Pick", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := Pick(c.rec, c.names, spans); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		p := NewPicker(c.names)
+		b.Run(c.name+"/Picker", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.Pick(c.rec, spans); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package record
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -122,6 +124,11 @@ func FuzzFields(f *testing.F) {
 			if int(spans[0].End) > fl.End() || spans[0].End == 0 {
 				t.Fatalf("Pick found %q at %v, Fields at %d", fl.Key(), spans[0], fl.End())
 			}
+			// A Picker finds the same.
+			ps := []Span{{}}
+			if err := NewPicker([]string{string(fl.Key())}).Pick(data, ps); err != nil || ps[0] != spans[0] {
+				t.Fatalf("Picker found %q at %v (%v), Pick at %v", fl.Key(), ps[0], err, spans[0])
+			}
 		}
 		n, err := Skip(data)
 		if err != nil {
@@ -163,5 +170,39 @@ func TestPick(t *testing.T) {
 	}
 	if err := Pick([]byte{0x81, 0xa1}, []string{"a"}, spans[:1]); err != ErrTruncated {
 		t.Errorf("truncated: %v", err)
+	}
+}
+
+// TestPicker: a Picker finds what Pick finds, over records of keys of 0 to
+// 12 bytes that share their beginnings (so that only the last byte or the
+// length tells them apart), up to the last byte of the record, for any
+// list of names.
+func TestPicker(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	keys := []string{"", "a", "ab", "abc", "value", "valuf", "valu", "values", "abcdefg", "abcdefgh", "abcdefgi", "abcdefghi", "abcdefghijkl"}
+	for range 20000 {
+		var b Builder
+		for range rng.IntN(5) {
+			v := any(rng.IntN(300))
+			if rng.IntN(2) == 0 {
+				v = keys[rng.IntN(len(keys))]
+			}
+			b.Value(keys[rng.IntN(len(keys))], v)
+		}
+		rec := b.Bytes()
+		rec = rec[:len(rec):len(rec)]
+		names := make([]string, 1+rng.IntN(3))
+		for j := range names {
+			names[j] = keys[rng.IntN(len(keys))]
+		}
+		if slices.Contains(names[1:], names[0]) {
+			continue // Pick's names are distinct
+		}
+		want, got := make([]Span, len(names)), make([]Span, len(names))
+		werr := Pick(rec, names, want)
+		gerr := NewPicker(names).Pick(rec, got)
+		if werr != gerr || !slices.Equal(got, want) {
+			t.Fatalf("names %q in %x: Picker %v %v, Pick %v %v", names, rec, got, gerr, want, werr)
+		}
 	}
 }

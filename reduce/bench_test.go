@@ -1,6 +1,8 @@
 package reduce
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,6 +18,7 @@ import (
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/benchutil"
 	"github.com/dstream/dstream/internal/frametest"
+	"github.com/dstream/dstream/internal/gen"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
@@ -38,6 +41,24 @@ func zipfWords(n, vocab int) [][]byte {
 		b := record.AppendMapHeader(nil, 1)
 		b = record.AppendString(b, "value")
 		recs[i] = record.AppendString(b, words[z.Uint64()])
+	}
+	return recs
+}
+
+// genWords returns the first n words of bench.sh's word count input as
+// {"value": word} records.
+func genWords(n int) [][]byte {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := gen.Words(w, n/10+1, 10, 10_000); err != nil {
+		panic(err)
+	}
+	w.Flush()
+	recs := make([][]byte, n)
+	for i, word := range strings.Fields(buf.String())[:n] {
+		b := record.AppendMapHeader(nil, 1)
+		b = record.AppendString(b, "value")
+		recs[i] = record.AppendString(b, word)
 	}
 	return recs
 }
@@ -67,14 +88,21 @@ func feed(tb testing.TB, r *Engine, b stage.Batch, fs []framing.Frame) {
 // BenchmarkWordCount is `sreduce -k value --count` on batches of 100k words
 // over a Zipf-distributed vocabulary of 10k words, through the handler (no
 // pipe, no framing decode): one op is one batch.
+//
+// gen is bench.sh's words (scripts/gen words: 2 to 6 letters), the others
+// words of 2 to 9 letters and a number.
 func BenchmarkWordCount(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		mode Mode
-	}{{"batch", PerBatch}, {"running", Complete}} {
+		gen  bool
+	}{{"batch", PerBatch, false}, {"running", Complete, false}, {"batch/gen", PerBatch, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			const perBatch = 100_000
 			recs := zipfWords(perBatch, 10_000)
+			if c.gen {
+				recs = genWords(perBatch)
+			}
 			fs := frametest.Blocks(recs)
 			size := 0
 			for _, f := range fs {
@@ -96,6 +124,32 @@ func BenchmarkWordCount(b *testing.B) {
 				b.ReportMetric(float64(b.N)*perBatch/cpu.Seconds(), "records/cpu-s")
 			}
 		})
+	}
+}
+
+// BenchmarkDistinctKeys is `sreduce -k value --count` on one batch of 1M
+// distinct keys (key0 to key999999 in a random order), through the handler:
+// every record makes a group, and the output is a million records in key
+// order. One op is the batch.
+func BenchmarkDistinctKeys(b *testing.B) {
+	const n = 1_000_000
+	r := rand.New(rand.NewPCG(1, 2))
+	recs := make([][]byte, n)
+	for i, k := range r.Perm(n) {
+		m := record.AppendMapHeader(nil, 1)
+		m = record.AppendString(m, "value")
+		recs[i] = record.AppendString(m, "key"+strconv.Itoa(k))
+	}
+	fs := frametest.Blocks(recs)
+	o := Options{Agg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1}
+	b.ReportAllocs()
+	cpu0 := benchutil.CPUTime()
+	for i := 0; b.Loop(); i++ {
+		// A fresh engine each time: sreduce over one batch, as bench.sh runs it.
+		feed(b, newBenchReducer(b, o), stage.Batch{ID: uint64(i), Time: int64(i+1) * 1000}, fs)
+	}
+	if cpu := benchutil.CPUTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(b.N)*n/cpu.Seconds(), "records/cpu-s")
 	}
 }
 

@@ -56,6 +56,12 @@ type Options struct {
 
 	// Mode is per batch, or a running state and what it writes.
 	Mode Mode
+	// Unordered writes the groups of a batch in no particular order
+	// instead of by key (--order none), as Spark's reduceByKey does, which
+	// saves the sort: per batch and in update mode the order in which the
+	// batch's records first came to each group, in complete mode the
+	// state's own order.
+	Unordered bool
 	// TTL, with a running state, forgets a group that no record updated
 	// for TTL of batch time (--ttl); 0 keeps every group.
 	TTL time.Duration
@@ -216,18 +222,43 @@ func (r *Engine) Begin(b stage.Batch) error {
 
 // Block adds the records to their groups.
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
-	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+	// The field check looks at records until it has seen every field in
+	// the batch; after that it has nothing to say, and the table takes the
+	// rest of the block at once.
+	for !r.check.Done() {
+		rec, ok := recs.Next()
+		if !ok {
+			return nil
+		}
 		r.nrec++
 		r.check.Observe(rec)
 		if err := r.t.Add(rec); err != nil {
-			if r.o.SkipBad {
-				r.stats.Skipped++
-				continue
+			if err := r.bad(b, rec, err); err != nil {
+				return err
 			}
-			return agg.BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
 		}
 	}
-	return nil
+	for {
+		n := recs.Len()
+		rec, err := r.t.AddBlock(&recs)
+		r.nrec += n - recs.Len()
+		if err == nil {
+			return nil
+		}
+		if err := r.bad(b, rec, err); err != nil {
+			return err
+		}
+	}
+}
+
+// bad skips the record rec, the batch's record r.nrec, that could not be
+// added (--skip-bad), or returns the error that names it.
+func (r *Engine) bad(b stage.Batch, rec []byte, err error) error {
+	if r.o.SkipBad {
+		r.stats.Skipped++
+		return nil
+	}
+	return agg.BadRecord(fmt.Sprintf("%v, record %d", b, r.nrec), rec, err)
 }
 
 // End saves the running state and writes the batch's groups.
@@ -237,7 +268,7 @@ func (r *Engine) End(b stage.Batch) error {
 	}
 	t := r.t
 	if r.o.Mode == PerBatch {
-		gs := t.SortedTouched(r.gs[:0])
+		gs := r.touched(r.gs[:0])
 		if len(gs) == 0 && len(r.o.Agg.Keys) == 0 && r.o.Agg.HasCount() {
 			gs = append(gs, t.Group(nil)) // DStream.count of an empty batch is 0
 		}
@@ -264,7 +295,10 @@ func (r *Engine) End(b stage.Batch) error {
 	var gs []int32
 	switch {
 	case r.o.Mode == Update:
-		gs = t.SortedTouched(r.gs[:0])
+		gs = r.touched(r.gs[:0])
+		r.gs = gs
+	case r.o.Unordered:
+		gs = t.All(r.gs[:0])
 		r.gs = gs
 	case r.o.Top > 0:
 		gs = append(r.gs[:0], t.Sorted()...) // Top reorders it
@@ -281,6 +315,15 @@ func (r *Engine) End(b stage.Batch) error {
 	return r.write(b, gs)
 }
 
+// touched appends the groups the batch added to or subtracted from to
+// dst: in key order, or with Unordered in the order the batch came to them.
+func (r *Engine) touched(dst []int32) []int32 {
+	if r.o.Unordered {
+		return append(dst, r.t.Touched()...)
+	}
+	return r.t.SortedTouched(dst)
+}
+
 // expire removes the groups last updated at or before cutoff, and returns
 // how many. With EmitExpired their records are kept, in key order, for
 // the batch's output.
@@ -291,7 +334,9 @@ func (r *Engine) expire(cutoff int64) int {
 	}
 	r.expired, r.nexp = r.expired[:0], 0
 	gs := t.Idle(cutoff, r.gs[:0])
-	t.SortByKey(gs)
+	if !r.o.Unordered {
+		t.SortByKey(gs)
+	}
 	for _, g := range gs {
 		r.buf = r.appendRecord(r.buf[:0], g, true)
 		r.expired = framing.AppendRecord(r.expired, r.buf)
@@ -313,8 +358,13 @@ func (r *Engine) appendRecord(dst []byte, g int32, expired bool) []byte {
 	return record.AppendBool(dst, expired)
 }
 
-// write writes batch b holding the groups gs, sorted by key, then the
-// groups that expired in it.
+// warmAhead is how many groups write has Warm read before it writes them:
+// with 5 M keys 256 took 1.7-2.0 CPU s, 2048 1.8-2.1, 16384 2.5-2.6 (as
+// many as the caches hold, less the cost of a call).
+const warmAhead = 256
+
+// write writes batch b holding the groups gs, then the groups that
+// expired in it.
 func (r *Engine) write(b stage.Batch, gs []int32) error {
 	if r.o.Top > 0 {
 		gs = r.t.Top(gs, r.o.Top, r.o.By)
@@ -322,7 +372,10 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 	if err := r.out.BeginBatch(b.ID, b.Time); err != nil {
 		return err
 	}
-	for _, g := range gs {
+	for i, g := range gs {
+		if i%warmAhead == 0 {
+			r.t.Warm(gs[i:min(i+warmAhead, len(gs))])
+		}
 		r.buf = r.appendRecord(r.buf[:0], g, false)
 		if err := r.out.WriteRecord(r.buf); err != nil {
 			return err

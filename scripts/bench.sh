@@ -124,8 +124,11 @@ done
 # --- data -----------------------------------------------------------------
 WORDS=$DATA/words-$wc_lines.txt
 KEYS=$DATA/keys-$nkeys.txt
+nkeys5=$((5 * nkeys)) # the large case of sreduce-distinct-keys
+KEYS5=$DATA/keys-$nkeys5.txt
 [[ -s $WORDS ]] || { log "generating $WORDS"; gen words -lines "$wc_lines" -per 10 -vocab 10000 -o "$WORDS"; }
 [[ -s $KEYS ]] || { log "generating $KEYS"; gen keys -n "$nkeys" -o "$KEYS"; }
+[[ -s $KEYS5 ]] || { log "generating $KEYS5"; gen keys -n "$nkeys5" -o "$KEYS5"; }
 TOKENS=$DATA/tokens-$wc_lines.txt # the words one a line: many small records
 [[ -s $TOKENS ]] || { tr ' ' '\n' <"$WORDS" >"$TOKENS.tmp" && mv "$TOKENS.tmp" "$TOKENS"; }
 # The first fifth of the tokens as events 10 us apart, {"ts": SECONDS,
@@ -190,6 +193,7 @@ have() { local s; for s in "$@"; do [[ -x $bin/$s ]] || return 1; done; }
 if have sbatch; then
 	sbatch --once <"$WORDS" >"$DATA/words.dstream"
 	sbatch --once <"$KEYS" >"$DATA/keys.dstream"
+	sbatch --once <"$KEYS5" >"$DATA/keys5.dstream"
 	# The records smap --flat 'split(value, " ")' makes, without smap.
 	sbatch --once <"$TOKENS" >"$DATA/tokens.dstream"
 	have sreduce && sreduce -k value --count <"$DATA/tokens.dstream" >"$DATA/counts.dstream"
@@ -373,10 +377,21 @@ peer 'without smap' 'sbatch --once | ssink --format tsv' cat
 bench stage-overhead-expr "$TOKENS" "$wc_words" 'sbatch --once | smap --filter '\''value != ""'\'' | ssink --format tsv' cat
 peer 'without smap' 'sbatch --once | ssink --format tsv' cat
 
-# sreduce alone on 1 M distinct keys, from a pre-framed file: its throughput,
-# CPU time and peak RSS (the $TIMED process only). mawk as a yardstick.
-bench sreduce-distinct-keys "$KEYS" "$nkeys" '$TIMED sreduce -k value --count <"$DATA/keys.dstream" | ssink --format tsv' 'tail -n +2 | sort'
+# sreduce alone on 1 M and 5 M distinct keys (one batch), from a pre-framed
+# file: its throughput, CPU time and peak RSS (the $TIMED process only), its
+# output sorted by key (the default) and unsorted (--order none). Peers:
+# sort | uniq -c, which counts by sorting (all of its processes), and mawk
+# as a yardstick.
+sr_keys='$TIMED sreduce -k value --count <"$DATA/keys.dstream" | ssink --format tsv'
+uniq_norm='awk '\''{print $2"\t"$1}'\'' | sort'
+bench sreduce-distinct-keys "$KEYS" "$nkeys" "$sr_keys" 'tail -n +2 | sort'
+peer 'sreduce --order none' "${sr_keys/--count/--count --order none}" 'tail -n +2 | sort'
+peer 'sort|uniq -c' 'sort | uniq -c' "$uniq_norm"
 peer mawk 'mawk '\''{c[$0]++} END{for(k in c) print k"\t"c[k]}'\'''
+sr_keys5=${sr_keys/keys.dstream/keys5.dstream}
+bench sreduce-distinct-keys-5m "$KEYS5" "$nkeys5" "$sr_keys5" 'tail -n +2 | sort'
+peer 'sreduce --order none' "${sr_keys5/--count/--count --order none}" 'tail -n +2 | sort'
+peer 'sort|uniq -c' 'sort | uniq -c' "$uniq_norm"
 
 # Deduplication: the first record of each word (10k distinct among the
 # tokens), and of each of 1 M distinct keys, from pre-framed files (the
@@ -579,7 +594,7 @@ report() {
 	load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 	printf '`%s` on %s, commit %s, %d runs per case (median), %s cores, load average at the end %s\n' \
 		"$cmdline" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git describe --always --dirty 2>/dev/null || echo '(no git)')" "$runs" "$(nproc)" "$load"
-	printf '\nInputs: %d lines of 10 words (%d words, Zipf over 10k words); %d distinct keys; a table of %d users and %d clicks\n\n' "$wc_lines" "$wc_words" "$nkeys" "$nkeys" "$nclicks"
+	printf '\nInputs: %d lines of 10 words (%d words, Zipf over 10k words); %d and %d distinct keys; a table of %d users and %d clicks\n\n' "$wc_lines" "$wc_words" "$nkeys" "$nkeys5" "$nkeys" "$nclicks"
 	echo '| case | tool | median wall s | records/s | CPU s | peak RSS MB | dstream speed-up (this time ÷ dstream time) |'
 	echo '|---|---|---:|---:|---:|---:|---:|'
 	printf '%s\n' "${rows[@]}"

@@ -58,7 +58,11 @@ func TestKindNames(t *testing.T) {
 func TestFlatSplitFastPath(t *testing.T) {
 	inputs := []string{"", " ", "  ", "a", "a b", "a  b", " a b ", "héllo wörld", "a\u00a0b\u2003c", "日本 語",
 		"\xff\xfe a \xc3", "a,b,,c,", ",", "x--y----z", strings.Repeat("word ", 40), strings.Repeat("x", 40),
-		strings.Repeat("a ", 10000), strings.Repeat("é", 300)}
+		strings.Repeat("a ", 10000), strings.Repeat("é", 300),
+		// Parts about the lengths where the encoding or the search changes.
+		strings.Join([]string{strings.Repeat("a", 15), strings.Repeat("b", 16), strings.Repeat("c", 17), strings.Repeat("d", 31),
+			strings.Repeat("e", 32), strings.Repeat("f", 127), strings.Repeat("g", 128), strings.Repeat("h", 300)}, " ") + " ",
+		strings.Repeat("x", 17) + "," + strings.Repeat("y", 40)}
 	var recs []string
 	for _, s := range inputs {
 		j, _, err := record.AppendJSON(nil, record.AppendString(nil, s))
