@@ -83,7 +83,7 @@ type sumCol struct {
 
 func (c *sumCol) grow(n int) {
 	for len(c.i) < n {
-		c.i, c.f, c.n, c.nf = append(c.i, 0), append(c.f, 0), append(c.n, 0), append(c.nf, 0)
+		c.i, c.f, c.n, c.nf = push(c.i, 0), push(c.f, 0), push(c.n, 0), push(c.nf, 0)
 	}
 }
 
@@ -201,7 +201,7 @@ type valueCol struct {
 
 func (c *valueCol) grow(n int) {
 	for len(c.k) < n {
-		c.k, c.num, c.str = append(c.k, 0), append(c.num, 0), append(c.str, "")
+		c.k, c.num, c.str = push(c.k, 0), push(c.num, 0), push(c.str, "")
 	}
 }
 
@@ -330,7 +330,7 @@ func newDistinctCol() *distinctCol { return &distinctCol{m: make(map[string]int3
 
 func (c *distinctCol) grow(n int) {
 	for len(c.n) < n {
-		c.n = append(c.n, 0)
+		c.n = push(c.n, 0)
 	}
 }
 

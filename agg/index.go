@@ -164,14 +164,14 @@ func (k *keyStore) add(g int32, key []byte, h uint64, i uint64) {
 	// table of long keys does not pay for it.
 	if len(key) <= maxShort {
 		if len(k.short) <= int(g) {
-			k.short = append(k.short, make([]uint64, int(g)+1-len(k.short))...)
+			k.short = pushAll(k.short, make([]uint64, int(g)+1-len(k.short))...)
 		}
 		k.short[g] = shortWord(key)
 	} else if int(g) < len(k.short) {
 		k.short[g] = 0
 	}
 	k.loc[g] = uint64(len(k.data))<<24 | uint64(len(key))
-	k.data = append(k.data, key...)
+	k.data = pushAll(k.data, key...)
 }
 
 func (k *keyStore) grow() {

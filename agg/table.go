@@ -364,11 +364,11 @@ func (t *Table) insert(key []byte, h, slot uint64) int32 {
 			panic("agg: more than 2^31 groups")
 		}
 		g = int32(len(t.rows))
-		t.ks.loc = append(t.ks.loc, 0)
-		t.rows = append(t.rows, 0)
-		t.last = append(t.last, 0)
-		t.stamp = append(t.stamp, 0)
-		t.flags = append(t.flags, 0)
+		t.ks.loc = push(t.ks.loc, 0)
+		t.rows = push(t.rows, 0)
+		t.last = push(t.last, 0)
+		t.stamp = push(t.stamp, 0)
+		t.flags = push(t.flags, 0)
 		for _, c := range t.cols {
 			c.grow(len(t.rows))
 		}
@@ -377,7 +377,7 @@ func (t *Table) insert(key []byte, h, slot uint64) int32 {
 	t.flags[g] |= fAlive
 	if t.flags[g]&fPending == 0 {
 		t.flags[g] |= fPending
-		t.fresh = append(t.fresh, g)
+		t.fresh = push(t.fresh, g)
 	}
 	t.live++
 	return g
@@ -387,7 +387,7 @@ func (t *Table) touch(g int32) {
 	t.last[g] = t.now
 	if t.stamp[g] != t.epoch {
 		t.stamp[g] = t.epoch
-		t.touched = append(t.touched, g)
+		t.touched = push(t.touched, g)
 	}
 }
 
