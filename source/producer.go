@@ -66,12 +66,25 @@ type producer struct {
 }
 
 func newProducer(src Source, o Options, stop <-chan struct{}) *producer {
-	p := &producer{src: src, o: &o, track: o.Checkpoint != "", stop: stop, out: make(chan *chunk, 2), free: make(chan *chunk, 4)}
-	for range 4 {
+	// Chunks in flight: 4. With the continuous trigger a batch is the
+	// chunks waiting when the batcher comes for them, so more of them let
+	// batches grow while the stages after sbatch are busy (a fast input: a
+	// file) and so cut fewer, larger batches, each costing a batch's
+	// output downstream; a slow input still has each chunk cut alone.
+	n := 4
+	if o.Continuous {
+		n = continuousChunks
+	}
+	p := &producer{src: src, o: &o, track: o.Checkpoint != "", stop: stop, out: make(chan *chunk, n-2), free: make(chan *chunk, n)}
+	for range n {
 		p.free <- new(chunk)
 	}
 	return p
 }
+
+// continuousChunks is the chunks in flight with the continuous trigger: a
+// batch of up to 2 MiB when the input outpaces the pipeline.
+const continuousChunks = 32
 
 // flushReader hands over the chunk in hand before every read.
 type flushReader struct {
