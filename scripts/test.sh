@@ -44,12 +44,16 @@ gofmt_check() {
 fuzztime=${FUZZTIME:-20000x}
 fuzz_all() {
 	# Every Fuzz function in every package, one at a time (go test -fuzz takes one).
-	local f pkg fn
+	# A target whose inputs are slow says how many it gets in a comment of
+	# its own, "// fuzz-inputs: N", in the lines above its func.
+	local f pkg fn n
 	for f in $(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do
 		pkg=./$(dirname "${f#./}")
 		for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
-			echo "-- $pkg $fn"
-			go test -run='^$' -fuzz="^$fn\$" -fuzztime="$fuzztime" "$pkg" || return 1
+			n=$(grep -B4 "^func $fn(" "$f" | sed -n 's|^// fuzz-inputs: \([0-9]*\).*|\1x|p')
+			[[ -n $n && $fuzztime == *x && ${fuzztime%x} -gt ${n%x} ]] || n=$fuzztime
+			echo "-- $pkg $fn ($n)"
+			go test -run='^$' -fuzz="^$fn\$" -fuzztime="$n" "$pkg" || return 1
 		done
 	done
 }

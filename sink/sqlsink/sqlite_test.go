@@ -197,6 +197,8 @@ func TestSQLiteRaw(t *testing.T) {
 }
 
 // FuzzSQLiteRaw is TestSQLiteRaw with the choices from the fuzzer.
+//
+// fuzz-inputs: 1500 (each input opens four SQLite databases: 12 ms an input)
 func FuzzSQLiteRaw(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
 	f.Add([]byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f"))
