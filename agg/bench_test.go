@@ -1,56 +1,12 @@
 package agg
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"math/rand/v2"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/benchutil"
-	"github.com/dstream/dstream/internal/gen"
-	"github.com/dstream/dstream/record"
 )
-
-// benchWords returns n {"value": word} records over a vocabulary of vocab
-// words of 2 to 9 letters, drawn with a Zipf distribution as words in text
-// (the word count's records).
-func benchWords(n, vocab int) [][]byte {
-	r := rand.New(rand.NewPCG(7, 8))
-	words := make([]string, vocab)
-	for i := range words {
-		var sb strings.Builder
-		for range 2 + r.IntN(8) {
-			sb.WriteByte(byte('a' + r.IntN(26)))
-		}
-		words[i] = sb.String() + strconv.Itoa(i) // unique
-	}
-	z := rand.NewZipf(r, 1.1, 1, uint64(vocab-1))
-	recs := make([][]byte, n)
-	for i := range recs {
-		b := record.AppendMapHeader(nil, 1)
-		b = record.AppendString(b, "value")
-		recs[i] = record.AppendString(b, words[z.Uint64()])
-	}
-	return recs
-}
-
-// benchKeys returns n {"value": "keyN"} records, N from 0 to n-1 in a
-// random order (bench.sh's distinct keys).
-func benchKeys(n int) [][]byte {
-	r := rand.New(rand.NewPCG(1, 2))
-	recs := make([][]byte, n)
-	for i, k := range r.Perm(n) {
-		b := record.AppendMapHeader(nil, 1)
-		b = record.AppendString(b, "value")
-		recs[i] = record.AppendString(b, fmt.Sprintf("key%d", k))
-	}
-	return recs
-}
 
 func countTable(b *testing.B) *Table {
 	t, err := New(Config{Keys: []string{"value"}, Aggs: []Spec{{Kind: Count, Name: "count"}}})
@@ -68,25 +24,6 @@ func reportCPU(b *testing.B, cpu0 time.Duration, records int) {
 	}
 }
 
-// genWords returns the first n words of bench.sh's word count input
-// (scripts/gen words: Zipf over 10k pronounceable words of 2 to 6
-// letters) as {"value": word} records.
-func genWords(n int) [][]byte {
-	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
-	if err := gen.Words(w, n/10+1, 10, 10_000); err != nil {
-		panic(err)
-	}
-	w.Flush()
-	recs := make([][]byte, n)
-	for i, word := range strings.Fields(buf.String())[:n] {
-		b := record.AppendMapHeader(nil, 1)
-		b = record.AppendString(b, "value")
-		recs[i] = record.AppendString(b, word)
-	}
-	return recs
-}
-
 // BenchmarkTableAddWords folds the word count's records into a count by
 // word: the per-record path of sreduce -k value --count, key lookup
 // included. gen: bench.sh's words (keys of 3 to 7 bytes); long: words of
@@ -96,7 +33,7 @@ func BenchmarkTableAddWords(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		recs [][]byte
-	}{{"gen", genWords(1 << 16)}, {"long", benchWords(1<<16, 10_000)}} {
+	}{{"gen", benchutil.GenWords(1 << 16)}, {"long", benchutil.ZipfWords(1<<16, 10_000)}} {
 		b.Run(c.name, func(b *testing.B) {
 			t := countTable(b)
 			b.ReportAllocs()
@@ -118,7 +55,7 @@ func BenchmarkTableAddWords(b *testing.B) {
 // million.
 func BenchmarkTableAddDistinct(b *testing.B) {
 	const n = 1_000_000
-	recs := benchKeys(n)
+	recs := benchutil.Keys(n)
 	b.ReportAllocs()
 	cpu0 := benchutil.CPUTime()
 	for b.Loop() {
@@ -138,7 +75,7 @@ func BenchmarkTableAddDistinct(b *testing.B) {
 func BenchmarkSortByKey(b *testing.B) {
 	const n = 1_000_000
 	t := countTable(b)
-	for _, rec := range benchKeys(n) {
+	for _, rec := range benchutil.Keys(n) {
 		if err := t.Add(rec); err != nil {
 			b.Fatal(err)
 		}
@@ -162,7 +99,7 @@ func BenchmarkTableAddBlock(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		recs [][]byte
-	}{{"gen", genWords(1 << 16)}, {"long", benchWords(1<<16, 10_000)}} {
+	}{{"gen", benchutil.GenWords(1 << 16)}, {"long", benchutil.ZipfWords(1<<16, 10_000)}} {
 		b.Run(c.name, func(b *testing.B) {
 			var blocks [][]byte
 			for i := 0; i+1000 <= len(c.recs); i += 1000 {

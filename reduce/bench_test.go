@@ -1,8 +1,6 @@
 package reduce
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,50 +16,9 @@ import (
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/benchutil"
 	"github.com/dstream/dstream/internal/frametest"
-	"github.com/dstream/dstream/internal/gen"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/stage"
 )
-
-// zipfWords returns n {"value": word} records over a vocabulary of vocab
-// words of 2 to 9 letters, drawn with a Zipf distribution as words in text.
-func zipfWords(n, vocab int) [][]byte {
-	r := rand.New(rand.NewPCG(7, 8))
-	words := make([]string, vocab)
-	for i := range words {
-		var sb strings.Builder
-		for range 2 + r.IntN(8) {
-			sb.WriteByte(byte('a' + r.IntN(26)))
-		}
-		words[i] = sb.String() + strconv.Itoa(i) // unique
-	}
-	z := rand.NewZipf(r, 1.1, 1, uint64(vocab-1))
-	recs := make([][]byte, n)
-	for i := range recs {
-		b := record.AppendMapHeader(nil, 1)
-		b = record.AppendString(b, "value")
-		recs[i] = record.AppendString(b, words[z.Uint64()])
-	}
-	return recs
-}
-
-// genWords returns the first n words of bench.sh's word count input as
-// {"value": word} records.
-func genWords(n int) [][]byte {
-	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
-	if err := gen.Words(w, n/10+1, 10, 10_000); err != nil {
-		panic(err)
-	}
-	w.Flush()
-	recs := make([][]byte, n)
-	for i, word := range strings.Fields(buf.String())[:n] {
-		b := record.AppendMapHeader(nil, 1)
-		b = record.AppendString(b, "value")
-		recs[i] = record.AppendString(b, word)
-	}
-	return recs
-}
 
 func newBenchReducer(tb testing.TB, o Options) *Engine {
 	r, err := New(o, framing.NewWriter(io.Discard), nil, nil)
@@ -99,9 +56,9 @@ func BenchmarkWordCount(b *testing.B) {
 	}{{"batch", PerBatch, false}, {"running", Complete, false}, {"batch/gen", PerBatch, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			const perBatch = 100_000
-			recs := zipfWords(perBatch, 10_000)
+			recs := benchutil.ZipfWords(perBatch, 10_000)
 			if c.gen {
-				recs = genWords(perBatch)
+				recs = benchutil.GenWords(perBatch)
 			}
 			fs := frametest.Blocks(recs)
 			size := 0
