@@ -346,23 +346,7 @@ func (c *distinctCol) add(g int32, v []byte) {
 	if len(c.dead) > 0 {
 		c.sweep()
 	}
-	k := c.key(g, v)
-	if i, ok := c.m[string(k)]; ok {
-		c.cnt[i]++
-		return
-	}
-	var i int32
-	if n := len(c.free); n > 0 {
-		i = c.free[n-1]
-		c.free = c.free[:n-1]
-		c.cnt[i] = 1
-	} else {
-		i = int32(len(c.cnt))
-		c.cnt = append(c.cnt, 1)
-	}
-	c.m[string(k)] = i
-	c.bytes += int64(len(k))
-	c.n[g]++
+	c.addKey(g, c.key(g, v), 1)
 }
 
 func (c *distinctCol) sub(g int32, v []byte) {
@@ -372,12 +356,38 @@ func (c *distinctCol) sub(g int32, v []byte) {
 	if len(c.dead) > 0 {
 		c.sweep()
 	}
-	k := c.key(g, v)
+	c.subKey(g, c.key(g, v), 1)
+}
+
+// addKey counts the value of entry key k (group g's, from key) n more
+// times, adding the entry if it is new.
+func (c *distinctCol) addKey(g int32, k []byte, n int64) {
+	if i, ok := c.m[string(k)]; ok {
+		c.cnt[i] += n
+		return
+	}
+	var i int32
+	if f := len(c.free); f > 0 {
+		i = c.free[f-1]
+		c.free = c.free[:f-1]
+		c.cnt[i] = n
+	} else {
+		i = int32(len(c.cnt))
+		c.cnt = append(c.cnt, n)
+	}
+	c.m[string(k)] = i
+	c.bytes += int64(len(k))
+	c.n[g]++
+}
+
+// subKey counts the value of entry key k n times fewer, removing the entry
+// when none is left.
+func (c *distinctCol) subKey(g int32, k []byte, n int64) {
 	i, ok := c.m[string(k)]
 	if !ok {
 		return
 	}
-	if c.cnt[i]--; c.cnt[i] == 0 {
+	if c.cnt[i] -= n; c.cnt[i] <= 0 {
 		delete(c.m, string(k))
 		c.free = append(c.free, i)
 		c.bytes -= int64(len(k))

@@ -193,7 +193,17 @@ func (c *valueCol) take(g int32, s *valueCol, sg int32) {
 func (c *valueCol) unmerge(column, []int32) {}
 
 func (c *distinctCol) merge(src column, gmap []int32) error {
-	s := src.(*distinctCol)
+	c.combine(src.(*distinctCol), gmap, c.addKey)
+	return nil
+}
+
+func (c *distinctCol) unmerge(src column, gmap []int32) {
+	c.combine(src.(*distinctCol), gmap, c.subKey)
+}
+
+// combine hands each entry of s, moved to its group in c by gmap (groups
+// mapped to -1 left out), to f with its count.
+func (c *distinctCol) combine(s *distinctCol, gmap []int32, f func(g int32, k []byte, n int64)) {
 	if len(s.dead) > 0 {
 		s.sweep() // a removed group's index may be another's now
 	}
@@ -205,55 +215,8 @@ func (c *distinctCol) merge(src column, gmap []int32) error {
 		if g < 0 {
 			continue
 		}
-		kb := binary.BigEndian.AppendUint32(c.kb[:0], uint32(g))
-		kb = append(kb, k[4:]...)
-		c.kb = kb
-		if j, ok := c.m[string(kb)]; ok {
-			c.cnt[j] += s.cnt[i]
-			continue
-		}
-		var j int32
-		if n := len(c.free); n > 0 {
-			j = c.free[n-1]
-			c.free = c.free[:n-1]
-			c.cnt[j] = s.cnt[i]
-		} else {
-			j = int32(len(c.cnt))
-			c.cnt = append(c.cnt, s.cnt[i])
-		}
-		c.m[string(kb)] = j
-		c.bytes += int64(len(kb))
-		c.n[g]++
-	}
-	return nil
-}
-
-func (c *distinctCol) unmerge(src column, gmap []int32) {
-	s := src.(*distinctCol)
-	if len(s.dead) > 0 {
-		s.sweep()
-	}
-	if len(c.dead) > 0 {
-		c.sweep()
-	}
-	for k, i := range s.m {
-		g := gmap[binary.BigEndian.Uint32([]byte(k))]
-		if g < 0 {
-			continue
-		}
-		kb := binary.BigEndian.AppendUint32(c.kb[:0], uint32(g))
-		kb = append(kb, k[4:]...)
-		c.kb = kb
-		j, ok := c.m[string(kb)]
-		if !ok {
-			continue
-		}
-		if c.cnt[j] -= s.cnt[i]; c.cnt[j] <= 0 {
-			delete(c.m, string(kb))
-			c.free = append(c.free, j)
-			c.bytes -= int64(len(kb))
-			c.n[g]--
-		}
+		c.kb = append(binary.BigEndian.AppendUint32(c.kb[:0], uint32(g)), k[4:]...)
+		f(g, c.kb, s.cnt[i])
 	}
 }
 

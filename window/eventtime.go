@@ -311,6 +311,17 @@ func (w *eventWindower) finish() error {
 	return w.out.EndBatch()
 }
 
+// windowRows writes the output records of windows' groups, reusing its
+// buffers from record to record.
+type windowRows struct{ rec, buf []byte }
+
+// write writes group g of t as the record of the window [start, end).
+func (w *windowRows) write(out *framing.Writer, t *agg.Table, g int32, start, end int64) error {
+	w.rec = t.AppendRecord(w.rec[:0], g)
+	w.buf = windowRecord(w.buf[:0], start, end, w.rec)
+	return out.WriteRecord(w.buf)
+}
+
 // windowRecord appends the output record of a window's group to dst: the
 // window's start and end (timestamps), then the fields of rec, the group's
 // record as agg.Table.AppendRecord makes it (keys, aggregates).

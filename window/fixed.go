@@ -18,8 +18,7 @@ type fixedWindows struct {
 	spare   []*agg.Table
 	starts  []int64 // scratch: window starts, sorted
 	gs      []int32
-	rec     []byte
-	buf     []byte
+	rows    windowRows
 }
 
 func newFixedWindows(o *options) *fixedWindows {
@@ -89,9 +88,7 @@ func (f *fixedWindows) write(out *framing.Writer, pick func(int64, bool) bool, c
 		}
 		f.gs = gs
 		for _, g := range gs {
-			f.rec = t.AppendRecord(f.rec[:0], g)
-			f.buf = windowRecord(f.buf[:0], start, start+f.o.length, f.rec)
-			if err := out.WriteRecord(f.buf); err != nil {
+			if err := f.rows.write(out, t, g, start, start+f.o.length); err != nil {
 				return err
 			}
 		}

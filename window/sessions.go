@@ -29,8 +29,7 @@ type sessions struct {
 	changed map[*session]bool     // by the batch in hand
 	tmp     *agg.Table            // a record's key and check; a session's aggregates
 	list    []*session
-	rec     []byte
-	buf     []byte
+	rows    windowRows
 }
 
 func newSessions(o *options) *sessions {
@@ -120,9 +119,7 @@ func (s *sessions) write(out *framing.Writer, pick func(int64, bool) bool, _ boo
 				return fmt.Errorf("the session of %s to %s: %w", fmtTime(x.start), fmtTime(x.end), err)
 			}
 		}
-		s.rec = s.tmp.AppendRecord(s.rec[:0], s.tmp.Touched()[0])
-		s.buf = windowRecord(s.buf[:0], x.start, x.end, s.rec)
-		if err := out.WriteRecord(s.buf); err != nil {
+		if err := s.rows.write(out, s.tmp, s.tmp.Touched()[0], x.start, x.end); err != nil {
 			return err
 		}
 	}

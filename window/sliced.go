@@ -66,7 +66,7 @@ type slicedWindows struct {
 	spanHi     int64
 	newInSpan  bool // a slice was made in [spanLo, spanHi): span is rebuilt
 	gs         []int32
-	rec, buf   []byte
+	rows       windowRows
 	singleSlot bool // length = slide: a window is one slice
 
 	// update mode's scratch
@@ -354,9 +354,7 @@ func (f *slicedWindows) writeGroups(out *framing.Writer, start int64, t *agg.Tab
 		gs = t.Top(gs, f.o.agg.Top, f.o.agg.By)
 	}
 	for _, g := range gs {
-		f.rec = t.AppendRecord(f.rec[:0], g)
-		f.buf = windowRecord(f.buf[:0], start, start+f.o.length, f.rec)
-		if err := out.WriteRecord(f.buf); err != nil {
+		if err := f.rows.write(out, t, g, start, start+f.o.length); err != nil {
 			return err
 		}
 	}
