@@ -147,6 +147,15 @@ func Commit(tb testing.TB, dir string, id uint64) {
 	}
 }
 
+// Frame frames recs, JSON objects (see Record), as one Records frame.
+func Frame(tb testing.TB, recs ...string) *framing.Frame {
+	var p []byte
+	for _, r := range recs {
+		p = framing.AppendRecord(p, Record(tb, r))
+	}
+	return &framing.Frame{Kind: framing.KindRecords, Count: uint64(len(recs)), Payload: p}
+}
+
 // Blocks frames records as a framing.Writer cuts them: Records frames of
 // about framing.BlockSize bytes, for benchmarks that hand a stage its
 // blocks directly.

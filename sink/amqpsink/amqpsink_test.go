@@ -2,7 +2,6 @@ package amqpsink
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/codec"
-	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/amqptest"
 	"github.com/dstream/dstream/internal/frametest"
+	"github.com/dstream/dstream/internal/sinktest"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -24,30 +23,6 @@ import (
 
 // t0 is the batch time of the first batch in tests: 2023-11-14T22:13:20Z.
 const t0 = int64(1700000000000)
-
-// frame frames JSON objects as a Records frame holds them.
-func frame(t testing.TB, recs ...string) framing.Frame {
-	var p []byte
-	for _, r := range recs {
-		m := frametest.Record(t, r)
-		p = binary.AppendUvarint(p, uint64(len(m)))
-		p = append(p, m...)
-	}
-	return framing.Frame{Kind: framing.KindRecords, Count: uint64(len(recs)), Payload: p}
-}
-
-// writeBatch writes batch b of recs through s.
-func writeBatch(t testing.TB, s *sink.Sink, b stage.Batch, recs ...string) error {
-	t.Helper()
-	if err := s.Begin(b); err != nil {
-		return err
-	}
-	f := frame(t, recs...)
-	if err := s.Block(b, f.Records()); err != nil {
-		return err
-	}
-	return s.End(b)
-}
 
 // target is the --amqp URL of the test server with the query q.
 func target(q string) string {
@@ -70,16 +45,7 @@ func show() string {
 // newSink opens a sink to the URL target with the options of o that are
 // set.
 func newSink(t testing.TB, target string, o sink.Options) (*sink.Sink, *bytes.Buffer) {
-	t.Helper()
-	var stderr bytes.Buffer
-	o.Dest, o.Target = &AMQP, target
-	o.Stdout, o.Stderr = io.Discard, &stderr
-	s, err := sink.New(o)
-	if err != nil {
-		t.Fatalf("opening the sink: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, &stderr
+	return sinktest.Open(t, &AMQP, target, o)
 }
 
 // text is msgs as lines "KEY id=ID batch=ID time=TIME TYPE MODE BODY".
@@ -103,13 +69,13 @@ func TestPublish(t *testing.T) {
 	name := amqptest.Exchange(t, "k")
 	dir := t.TempDir()
 	s, stderr := newSink(t, target("exchange="+name+"&routing_key=k"), sink.Options{Checkpoint: dir})
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a"}`, `{"value":"b","n":2}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a"}`, `{"value":"b","n":2}`); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBatch(t, s, stage.Batch{ID: 1, Time: t0 + 1000}); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 1, Time: t0 + 1000}); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBatch(t, s, stage.Batch{ID: 2, Time: t0 + 2000}, `{"value":"c"}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 2, Time: t0 + 2000}, `{"value":"c"}`); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -137,7 +103,7 @@ k id=RUN-2-1 batch=2 time=1700000002000 application/json 2 {"value":"c"}
 func TestRoutingKeyField(t *testing.T) {
 	name := amqptest.Exchange(t, "1", "x")
 	s, _ := newSink(t, target("exchange="+name), sink.Options{RoutingKeyField: "k", Format: "lines"})
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a","k":1}`, `{"value":"b","k":"x"}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a","k":1}`, `{"value":"b","k":"x"}`); err != nil {
 		t.Fatal(err)
 	}
 	want := "1 id=" // and the rest
@@ -146,7 +112,7 @@ func TestRoutingKeyField(t *testing.T) {
 		!strings.HasPrefix(lines[1], "x id=") || !strings.HasSuffix(lines[1], " b") {
 		t.Errorf("messages:\n%s", got)
 	}
-	err := writeBatch(t, s, stage.Batch{ID: 1, Time: t0}, `{"value":"c"}`)
+	err := sinktest.Write(t, s, stage.Batch{ID: 1, Time: t0}, `{"value":"c"}`)
 	if want := `batch 1, record 1: no field "k" for the routing key (--routing-key-field)`; err == nil || err.Error() != want {
 		t.Errorf("a record without the field: %v, want %s", err, want)
 	}
@@ -155,7 +121,7 @@ func TestRoutingKeyField(t *testing.T) {
 	q := amqptest.Name(t)
 	amqptest.Queue(t, q)
 	s, _ = newSink(t, target(""), sink.Options{RoutingKeyField: "q"})
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"q":"`+q+`"}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"q":"`+q+`"}`); err != nil {
 		t.Fatal(err)
 	}
 	if msgs := amqptest.Messages(t, q); len(msgs) != 1 {
@@ -169,10 +135,10 @@ func TestRoutingKeyField(t *testing.T) {
 func TestUnroutable(t *testing.T) {
 	name := amqptest.Exchange(t, "ok")
 	s, _ := newSink(t, target("exchange="+name), sink.Options{RoutingKeyField: "k"})
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"k":"ok"}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"k":"ok"}`); err != nil {
 		t.Fatal(err)
 	}
-	err := writeBatch(t, s, stage.Batch{ID: 1, Time: t0}, `{"k":"ok"}`, `{"k":"lost"}`, `{"k":"ok"}`, `{"k":"lost2"}`)
+	err := sinktest.Write(t, s, stage.Batch{ID: 1, Time: t0}, `{"k":"ok"}`, `{"k":"lost"}`, `{"k":"ok"}`, `{"k":"lost2"}`)
 	want := `batch 1, record 2: ` + show() + `: unroutable: exchange "` + name + `" has no queue for routing key "lost" (312 NO_ROUTE) (and 1 more records of the batch)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v\nwant %s", err, want)
@@ -192,7 +158,7 @@ func TestNack(t *testing.T) {
 	}
 	amqptest.DeleteQueue(t, name)
 	s, _ := newSink(t, target("routing_key="+name), sink.Options{})
-	err := writeBatch(t, s, stage.Batch{ID: 4, Time: t0}, `{"v":1}`, `{"v":2}`, `{"v":3}`, `{"v":4}`)
+	err := sinktest.Write(t, s, stage.Batch{ID: 4, Time: t0}, `{"v":1}`, `{"v":2}`, `{"v":3}`, `{"v":4}`)
 	want := `batch 4, record 3: ` + show() + `: refused by the server (nack) (and 1 more records of the batch)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v\nwant %s", err, want)
@@ -328,7 +294,7 @@ func BenchmarkPublish(b *testing.B) {
 	for i := range recs {
 		recs[i] = fmt.Sprintf(`{"value":"word%d","count":%d,"avg":%g}`, i%100, i, float64(i)/2)
 	}
-	f := frame(b, recs...)
+	f := frametest.Frame(b, recs...)
 	s, _ := newSink(b, target("exchange="+name+"&routing_key="+name), sink.Options{})
 	ch := amqptest.Channel(b)
 	b.ReportAllocs()
@@ -358,13 +324,13 @@ func BenchmarkPublish(b *testing.B) {
 func TestExchangeDeleted(t *testing.T) {
 	name := amqptest.Exchange(t)
 	s, _ := newSink(t, target("exchange="+name+"&routing_key="+name), sink.Options{})
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"v":1}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"v":1}`); err != nil {
 		t.Fatal(err)
 	}
 	if err := amqptest.Channel(t).ExchangeDelete(name, false, false); err != nil {
 		t.Fatal(err)
 	}
-	err := writeBatch(t, s, stage.Batch{ID: 1, Time: t0}, `{"v":2}`)
+	err := sinktest.Write(t, s, stage.Batch{ID: 1, Time: t0}, `{"v":2}`)
 	want := "batch 1: " + show() + `: the channel closed with 1 messages of the batch not confirmed: Exception (404) Reason: "NOT_FOUND - no exchange '` + name + `' in vhost '/'"`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v\nwant %s", err, want)

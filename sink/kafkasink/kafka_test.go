@@ -2,7 +2,6 @@ package kafkasink
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +15,9 @@ import (
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/codec"
-	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/internal/kafkatest"
+	"github.com/dstream/dstream/internal/sinktest"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -86,17 +85,6 @@ func TestJavaMurmur2(t *testing.T) {
 	}
 }
 
-// frame frames records, JSON objects, as a Records frame holds them.
-func frame(t testing.TB, recs ...string) *framing.Frame {
-	var p []byte
-	for _, r := range recs {
-		m := frametest.Record(t, r)
-		p = binary.AppendUvarint(p, uint64(len(m)))
-		p = append(p, m...)
-	}
-	return &framing.Frame{Kind: framing.KindRecords, Count: uint64(len(recs)), Payload: p}
-}
-
 // newSink opens a sink writing to url with o.
 func newSink(t testing.TB, url string, o sink.Options) (*sink.Sink, error) {
 	t.Helper()
@@ -118,14 +106,7 @@ func mustSink(t testing.TB, url string, o sink.Options) *sink.Sink {
 // send writes a batch of records (JSON objects) through s.
 func send(t testing.TB, s *sink.Sink, id uint64, recs ...string) error {
 	t.Helper()
-	b := stage.Batch{ID: id, Time: t0 + int64(id)*1000}
-	if err := s.Begin(b); err != nil {
-		return err
-	}
-	if err := s.Block(b, frame(t, recs...).Records()); err != nil {
-		return err
-	}
-	return s.End(b)
+	return sinktest.Write(t, s, stage.Batch{ID: id, Time: t0 + int64(id)*1000}, recs...)
 }
 
 func read(t testing.TB, c *kfake.Cluster, topic string) []*kgo.Record {
@@ -387,7 +368,7 @@ func TestBrokersGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if err := s.Block(b, frame(t, `{"a":1}`, `{"a":2}`).Records()); err != nil {
+	if err := s.Block(b, frametest.Frame(t, `{"a":1}`, `{"a":2}`).Records()); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -545,7 +526,7 @@ func BenchmarkProduce(b *testing.B) {
 	for i := range recs {
 		recs[i] = fmt.Sprintf(`{"value":"word%d","count":%d}`, i%100, i)
 	}
-	f := frame(b, recs...)
+	f := frametest.Frame(b, recs...)
 	for _, ckpt := range []bool{false, true} {
 		b.Run(fmt.Sprint("checkpoint=", ckpt), func(b *testing.B) {
 			c, _ := kafkatest.Cluster(b, 1, 4, "bench")

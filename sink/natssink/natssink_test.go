@@ -3,7 +3,6 @@ package natssink
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/codec"
-	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/internal/natstest"
+	"github.com/dstream/dstream/internal/sinktest"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,43 +24,10 @@ import (
 // t0 is the batch time of the first batch in tests: 2023-11-14T22:13:20Z.
 const t0 = int64(1700000000000)
 
-// records frames JSON objects as a Records frame holds them.
-func records(t testing.TB, recs ...string) framing.Records {
-	var p []byte
-	for _, r := range recs {
-		m := frametest.Record(t, r)
-		p = binary.AppendUvarint(p, uint64(len(m)))
-		p = append(p, m...)
-	}
-	f := framing.Frame{Kind: framing.KindRecords, Count: uint64(len(recs)), Payload: p}
-	return f.Records()
-}
-
-// writeBatch writes batch b of recs through s.
-func writeBatch(t testing.TB, s *sink.Sink, b stage.Batch, recs ...string) error {
-	t.Helper()
-	if err := s.Begin(b); err != nil {
-		return err
-	}
-	if err := s.Block(b, records(t, recs...)); err != nil {
-		return err
-	}
-	return s.End(b)
-}
-
 // newSink opens a sink to subject on the test server with the options of o
 // that are set.
 func newSink(t testing.TB, subject string, o sink.Options) (*sink.Sink, *bytes.Buffer) {
-	t.Helper()
-	var stderr bytes.Buffer
-	o.Dest, o.Target = &NATS, natstest.URL()+"/"+subject
-	o.Stdout, o.Stderr = io.Discard, &stderr
-	s, err := sink.New(o)
-	if err != nil {
-		t.Fatalf("opening the sink: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, &stderr
+	return sinktest.Open(t, &NATS, natstest.URL()+"/"+subject, o)
 }
 
 // text is msgs as lines "HEADERS BODY", the headers of dstream's in order.
@@ -86,13 +52,13 @@ func TestPublish(t *testing.T) {
 	name := natstest.Stream(t, js)
 	dir := t.TempDir()
 	s, stderr := newSink(t, name, sink.Options{Checkpoint: dir})
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a"}`, `{"value":"b","n":2}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a"}`, `{"value":"b","n":2}`); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBatch(t, s, stage.Batch{ID: 1, Time: t0 + 1000}); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 1, Time: t0 + 1000}); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBatch(t, s, stage.Batch{ID: 2, Time: t0 + 2000}, `{"value":"c"}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 2, Time: t0 + 2000}, `{"value":"c"}`); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -121,7 +87,7 @@ func TestFormats(t *testing.T) {
 	} {
 		name := natstest.Stream(t, js)
 		s, _ := newSink(t, name, sink.Options{Format: tc.format})
-		if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"x y"}`); err != nil {
+		if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"x y"}`); err != nil {
 			t.Fatal(err)
 		}
 		msgs := natstest.Messages(t, js, name)
@@ -263,7 +229,7 @@ func TestStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a"}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"value":"a"}`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -366,7 +332,7 @@ func BenchmarkPublish(b *testing.B) {
 	for i := range recs {
 		recs[i] = fmt.Sprintf(`{"value":"word%d","count":%d,"avg":%g}`, i%100, i, float64(i)/2)
 	}
-	f := records(b, recs...)
+	f := frametest.Frame(b, recs...)
 	s, _ := newSink(b, name, sink.Options{})
 	b.ReportAllocs()
 	id := uint64(0)
@@ -376,7 +342,7 @@ func BenchmarkPublish(b *testing.B) {
 		if err := s.Begin(bt); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Block(bt, f); err != nil {
+		if err := s.Block(bt, f.Records()); err != nil {
 			b.Fatal(err)
 		}
 		if err := s.End(bt); err != nil {
@@ -398,7 +364,7 @@ func TestServerGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := writeBatch(t, s, stage.Batch{ID: 0, Time: t0}, `{"v":1}`); err != nil {
+	if err := sinktest.Write(t, s, stage.Batch{ID: 0, Time: t0}, `{"v":1}`); err != nil {
 		t.Fatal(err)
 	}
 	b := stage.Batch{ID: 1, Time: t0}
@@ -406,7 +372,7 @@ func TestServerGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
-	err = s.Block(b, records(t, `{"v":2}`))
+	err = s.Block(b, frametest.Frame(t, `{"v":2}`).Records())
 	if err == nil {
 		err = s.End(b)
 	}
