@@ -4,7 +4,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/cmd/internal/stateflags"
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/dedup"
 	"github.com/dstream/dstream/stage"
@@ -76,7 +76,7 @@ Examples:
   sbatch --checkpoint ck --format json --time-field ts -i 1s in.jsonl \
     | sdedup -k id --time-field ts --watermark 5s --within-watermark --checkpoint ck \
     | ssink --checkpoint ck --sqlite out.db --table t`,
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "key", Aliases: []string{"k"}, Usage: "the key is the values of `FIELD[,FIELD...]`; none: the whole record", Category: "Keys"},
 		&cli.StringFlag{Name: "time-field", Usage: "the event time of each record is in `FIELD`", Category: "Event time"},
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
@@ -84,9 +84,7 @@ Examples:
 		&cli.BoolFlag{Name: "within-watermark", Usage: "keep a key until the watermark passes its first record's event time plus --watermark, whatever the keys (dropDuplicatesWithinWatermark)", Category: "Event time"},
 		&cli.BoolFlag{Name: "strict", Usage: "a key field that no record of a batch has is an error (by default a note on stderr, once per field)", Category: "Keys"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "skip records without a readable event time, and count them in --progress", Category: "Event time"},
-		&cli.StringFlag{Name: "checkpoint", Usage: "save the keys seen after each batch in `DIR`/state/NAME and restore them on restart", Category: "Checkpoint"},
-		&cli.StringFlag{Name: "name", Value: "sdedup", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Checkpoint"},
-	},
+	}, stateflags.Flags("sdedup", "the keys seen", "Checkpoint")...),
 	Action: run,
 }
 
@@ -118,8 +116,11 @@ func parseOptions(c *cli.Context) (dedup.Options, error) {
 		return dedup.Options{}, stage.UsageError("unexpected argument %q: sdedup reads frames from its input and takes flags only (-k F,G for keys)", c.Args().First())
 	}
 	o := dedup.Options{Keys: stage.ParseList(c.StringSlice("key")...), TimeField: c.String("time-field"),
-		Watermark: c.Duration("watermark"), WithinWatermark: c.Bool("within-watermark"), SkipBad: c.Bool("skip-bad"), Strict: c.Bool("strict"),
-		Checkpoint: c.String("checkpoint"), Name: c.String("name")}
+		Watermark: c.Duration("watermark"), WithinWatermark: c.Bool("within-watermark"), SkipBad: c.Bool("skip-bad"), Strict: c.Bool("strict")}
+	var err error
+	if o.Checkpoint, o.Name, err = stateflags.Parse(c); err != nil {
+		return o, err
+	}
 	if c.IsSet("key") && len(o.Keys) == 0 {
 		return o, stage.UsageError("-k needs a field name")
 	}
@@ -139,15 +140,8 @@ func parseOptions(c *cli.Context) (dedup.Options, error) {
 	if o.Watermark < 0 {
 		return o, stage.UsageError("--watermark %v: want a duration of 0 or more", o.Watermark)
 	}
-	var err error
 	if o.Unit, err = codec.ParseTimeUnit(c.String("time-unit")); err != nil {
 		return o, stage.UsageError("--time-unit: %v", err)
-	}
-	if c.IsSet("checkpoint") && o.Checkpoint == "" {
-		return o, stage.UsageError("--checkpoint needs a directory")
-	}
-	if err := checkpoint.ValidName(o.Name); err != nil {
-		return o, stage.UsageError("--name: %v", err)
 	}
 	return o, nil
 }

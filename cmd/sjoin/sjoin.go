@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/cmd/internal/stateflags"
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/join"
@@ -106,7 +106,7 @@ Examples:
   sbatch -i 1s --format json | sjoin --right tcp-listen://:9000 --on user --cogroup | ssink
   sbatch -i 1s --format json clicks.jsonl | sjoin --mode stream --right <(sbatch -i 1s --format json impressions.jsonl) \
       --on ad --time-field ts --watermark 10m --within 1h --how left | ssink`,
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "on", Usage: "join on the key fields `F[,F...]`", Category: "Join"},
 		&cli.StringFlag{Name: "how", Value: "inner", Usage: "`TYPE` of join: inner, left, right or full (the records of a side without a match come out too, the other side's fields null); a static table takes inner or left", Category: "Join"},
 		&cli.StringFlag{Name: "right-prefix", Value: join.DefaultPrefix, Usage: "rename a right field whose name the left record has too to `PREFIX`NAME", Category: "Join"},
@@ -121,9 +121,7 @@ Examples:
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time (--mode stream)"},
 		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: records at or before the lower of the two sides' latest event times minus `DUR` are dropped, and so are the state's rows no later record can match", Category: "Event time (--mode stream)"},
 		&cli.DurationFlag{Name: "within", Usage: "a time-range condition: records match only when their event times are at most `DUR` apart", Category: "Event time (--mode stream)"},
-		&cli.StringFlag{Name: "checkpoint", Usage: "with --mode stream, save both sides' state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Event time (--mode stream)"},
-		&cli.StringFlag{Name: "name", Value: "sjoin", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Event time (--mode stream)"},
-	},
+	}, stateflags.Flags("sjoin", "both sides' state (with --mode stream)", "Event time (--mode stream)")...),
 	Action: run,
 }
 
@@ -234,19 +232,16 @@ func runStreams(e *stage.Env, o join.Options) error {
 // parseStreamOptions reads the options of --mode stream.
 func parseStreamOptions(c *cli.Context) (join.StreamOptions, error) {
 	so := join.StreamOptions{TimeField: c.String("time-field"), Watermark: c.Duration("watermark"), HasWatermark: c.IsSet("watermark"),
-		Within: c.Duration("within"), HasWithin: c.IsSet("within"), Checkpoint: c.String("checkpoint"), Name: c.String("name")}
+		Within: c.Duration("within"), HasWithin: c.IsSet("within")}
+	var err error
+	if so.Checkpoint, so.Name, err = stateflags.Parse(c); err != nil {
+		return so, err
+	}
 	if c.IsSet("time-field") && so.TimeField == "" {
 		return so, stage.UsageError("--time-field needs a field name")
 	}
-	var err error
 	if so.Unit, err = codec.ParseTimeUnit(c.String("time-unit")); err != nil {
 		return so, stage.UsageError("--time-unit: %v", err)
-	}
-	if c.IsSet("checkpoint") && so.Checkpoint == "" {
-		return so, stage.UsageError("--checkpoint needs a directory")
-	}
-	if err := checkpoint.ValidName(so.Name); err != nil {
-		return so, stage.UsageError("--name: %v", err)
 	}
 	return so, nil
 }

@@ -4,8 +4,8 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cmd/internal/aggflags"
+	"github.com/dstream/dstream/cmd/internal/stateflags"
 	"github.com/dstream/dstream/reduce"
 	"github.com/dstream/dstream/stage"
 	"github.com/urfave/cli/v2"
@@ -98,16 +98,14 @@ Examples:
   sbatch -i 1s | sreduce -k value --count --running --mode update --ttl 1h --checkpoint ckpt | ssink
   sbatch -i 1s | sreduce -k value --count --running --initial counts.jsonl --ttl 1h --emit-expired | ssink
   sbatch | sreduce --count | ssink    # records per batch, 0 for an empty batch`,
-	Flags: append(aggflags.Flags(),
+	Flags: append(append(aggflags.Flags(),
 		&cli.StringFlag{Name: "order", Value: "key", Usage: "write each batch's groups by key (key) or unsorted, in the order they came (none): `ORDER`"},
 		&cli.BoolFlag{Name: "running", Usage: "keep the aggregates across batches (updateStateByKey)", Category: "Running state"},
 		&cli.StringFlag{Name: "mode", Value: "complete", Usage: "with --running, write every group at every batch (complete) or the groups the batch changed (update): `MODE`", Category: "Running state"},
 		&cli.DurationFlag{Name: "ttl", Usage: "with --running, forget a group not updated for `DUR` of batch time", Category: "Running state"},
 		&cli.BoolFlag{Name: "emit-expired", Usage: "with --ttl, write each group it forgets once more, with expired true (and expired false on the others)", Category: "Running state"},
 		&cli.StringFlag{Name: "initial", Usage: "with --running, start from the groups in `FILE` (JSON lines of key fields and aggregates), unless a checkpoint has a state", Category: "Running state"},
-		&cli.StringFlag{Name: "checkpoint", Usage: "save the running state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Running state"},
-		&cli.StringFlag{Name: "name", Value: "sreduce", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Running state"},
-	),
+	), stateflags.Flags("sreduce", "the running state", "Running state")...),
 	Action: run,
 }
 
@@ -149,7 +147,6 @@ func parseOptions(c *cli.Context, args []string) (reduce.Options, error) {
 		return reduce.Options{}, err
 	}
 	o := reduce.Options{Agg: a.Cfg, Top: a.Top, By: a.By, SkipBad: a.SkipBad, Strict: a.Strict,
-		Checkpoint: c.String("checkpoint"), Name: c.String("name"),
 		EmitExpired: c.Bool("emit-expired"), Initial: c.String("initial")}
 	switch ord := c.String("order"); ord {
 	case "key":
@@ -186,8 +183,8 @@ func parseOptions(c *cli.Context, args []string) (reduce.Options, error) {
 			}
 		}
 	}
-	if err := checkpoint.ValidName(o.Name); err != nil {
-		return reduce.Options{}, stage.UsageError("--name: %v", err)
+	if o.Checkpoint, o.Name, err = stateflags.Parse(c); err != nil {
+		return reduce.Options{}, err
 	}
 	return o, nil
 }

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cmd/internal/aggflags"
+	"github.com/dstream/dstream/cmd/internal/stateflags"
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/stage"
 	"github.com/dstream/dstream/window"
@@ -132,10 +132,8 @@ Examples:
 		&cli.StringFlag{Name: "time-unit", Value: "s", Usage: "`UNIT` of numeric event times: s or ms", Category: "Event time"},
 		&cli.DurationFlag{Name: "watermark", Usage: "how late a record may come: a window is final once the latest event time passes its end by `DUR`", Category: "Event time"},
 		&cli.StringFlag{Name: "mode", Value: string(window.Append), Usage: "output `MODE`: append (each window once, when final), update (the groups each batch changed), complete (every window at every batch)", Category: "Event time"},
-		&cli.StringFlag{Name: "checkpoint", Usage: "save the windows' state after each batch in `DIR`/state/NAME and restore it on restart", Category: "Checkpoint"},
-		&cli.StringFlag{Name: "name", Value: "swindow", Usage: "the `NAME` of this stage's state in the checkpoint directory", Category: "Checkpoint"},
 		&cli.StringFlag{Name: "late", Usage: "append the records too late for any window to `FILE` as JSON lines (default: drop them, counted in --progress)", Category: "Event time"},
-	}, aggflags.Flags()...),
+	}, append(aggflags.Flags(), stateflags.Flags("swindow", "the windows' state", "Checkpoint")...)...),
 	Action: run,
 }
 
@@ -165,8 +163,11 @@ func parseOptions(c *cli.Context, args []string) (*window.Options, error) {
 	if c.NArg() > 0 {
 		return nil, stage.UsageError("unexpected argument %q: swindow reads frames from its input and takes flags only", c.Args().First())
 	}
-	o := &window.Options{Length: c.Duration("length"), Slide: c.Duration("slide"),
-		Checkpoint: c.String("checkpoint"), Name: c.String("name")}
+	o := &window.Options{Length: c.Duration("length"), Slide: c.Duration("slide")}
+	var err error
+	if o.Checkpoint, o.Name, err = stateflags.Parse(c); err != nil {
+		return nil, err
+	}
 	switch {
 	case c.IsSet("session") || c.IsSet("session-gap-expr"):
 		opt := "--session"
@@ -191,12 +192,6 @@ func parseOptions(c *cli.Context, args []string) (*window.Options, error) {
 		return nil, err
 	}
 	o.Agg, o.Top, o.By, o.SkipBad, o.Strict = a.Cfg, a.Top, a.By, a.SkipBad, a.Strict
-	if c.IsSet("checkpoint") && o.Checkpoint == "" {
-		return nil, stage.UsageError("--checkpoint needs a directory")
-	}
-	if err := checkpoint.ValidName(o.Name); err != nil {
-		return nil, stage.UsageError("--name: %v", err)
-	}
 	if o.Event, err = parseEventOptions(c); err != nil {
 		return nil, err
 	}
