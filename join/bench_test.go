@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"testing"
 	"time"
 
@@ -170,23 +169,9 @@ func TestTableMemory(t *testing.T) {
 	rows := float64(tab.Len())
 	t.Logf("1M rows (%.1f MB of CSV) loaded in %v: table %.1f bytes/row (rows' bytes %.1f, index %.1f), live heap %.1f bytes/row, peak RSS %s",
 		float64(fi.Size())/1e6, took.Round(time.Millisecond), float64(tab.MemoryUsed())/rows, float64(len(tab.data))/rows,
-		float64(8*len(tab.slots))/rows, float64(heap)/rows, vmHWM())
+		float64(8*len(tab.slots))/rows, float64(heap)/rows, benchutil.PeakRSS())
 	if per := float64(heap) / rows; per > 100 {
 		t.Errorf("%.1f bytes a row, want at most 100", per)
 	}
 	runtime.KeepAlive(tab)
-}
-
-// vmHWM reads the peak resident set from /proc (Linux only).
-func vmHWM() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }

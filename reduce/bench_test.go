@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -161,7 +159,7 @@ func TestMemoryMillionKeys(t *testing.T) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	rss := vmHWM()
+	rss := benchutil.PeakRSS()
 	t.Logf("1M keys, count+sum: live heap %.1f MB, state estimate %.1f MB, peak RSS of the test process %s",
 		float64(heap)/1e6, float64(r.t.MemoryUsed())/1e6, rss)
 	if heap > 200e6 {
@@ -178,18 +176,4 @@ func TestMemoryMillionKeys(t *testing.T) {
 		t.Fatalf("restored %d groups, want %d", r2.t.Len(), keys)
 	}
 	t.Logf("restored 1M keys in %v", time.Since(start))
-}
-
-// vmHWM reads the peak resident set from /proc (Linux only).
-func vmHWM() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }
