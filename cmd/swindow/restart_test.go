@@ -112,14 +112,11 @@ func TestRestartRefusesOtherConfig(t *testing.T) {
 	}
 }
 
-// TestRestartRefusesOldState: a state saved in the layout of version 1 (a
-// codec of uvarints, before the msgpack of agg's snapshots) is refused
-// with the configuration's message, never misread.
-func TestRestartRefusesOldState(t *testing.T) {
-	dir := t.TempDir()
-	bs := seconds("a=1", "a=2")
-	args := []string{"-l", "2s", "-k", "k", "--count", "--checkpoint", dir}
-	swindow(t, bs[:1], args...)
+// firstSnapshot commits batch 0 in the checkpoint dir and returns the
+// path of swindow's snapshot of it, the snapshot, and its fingerprint
+// without the version (this one's, 4).
+func firstSnapshot(t *testing.T, dir string) (string, *checkpoint.Snapshot, string) {
+	t.Helper()
 	frametest.Commit(t, dir, 0)
 	path := filepath.Join(dir, "state", "swindow", "0.snapshot")
 	b, err := os.ReadFile(path)
@@ -134,6 +131,18 @@ func TestRestartRefusesOldState(t *testing.T) {
 	if !ok {
 		t.Fatalf("fingerprint %q: want swindow/4 first", snap.Fingerprint)
 	}
+	return path, snap, fp
+}
+
+// TestRestartRefusesOldState: a state saved in the layout of version 1 (a
+// codec of uvarints, before the msgpack of agg's snapshots) is refused
+// with the configuration's message, never misread.
+func TestRestartRefusesOldState(t *testing.T) {
+	dir := t.TempDir()
+	bs := seconds("a=1", "a=2")
+	args := []string{"-l", "2s", "-k", "k", "--count", "--checkpoint", dir}
+	swindow(t, bs[:1], args...)
+	path, snap, fp := firstSnapshot(t, dir)
 	// Version 1's state after batch 0: the version byte, then uvarints and
 	// varints: the flags started and pending, the next window's end (2 s),
 	// the last id and time, the last window out and its end, and one held
@@ -175,20 +184,7 @@ func TestRestartRefusesOldVersions(t *testing.T) {
 		bs := evBatches("a@1 b@2", "a@12")
 		args := append([]string{"--time-field", "t", "-l", "10s", "-s", "5s", "-k", "k", "--checkpoint", dir}, c.args...)
 		swindow(t, bs[:1], args...)
-		frametest.Commit(t, dir, 0)
-		path := filepath.Join(dir, "state", "swindow", "0.snapshot")
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap, err := checkpoint.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fp, ok := strings.CutPrefix(snap.Fingerprint, "swindow/4 ")
-		if !ok {
-			t.Fatalf("fingerprint %q: want swindow/4 first", snap.Fingerprint)
-		}
+		path, snap, fp := firstSnapshot(t, dir)
 		old := fmt.Sprintf("swindow/%d ", c.version)
 		snap.Fingerprint = old + fp
 		snap.Data[0] = byte(c.version) // the version, a msgpack fixint
