@@ -37,7 +37,39 @@ type Offsets struct {
 	// Config is the fingerprint of the source's configuration: a restart
 	// with another one is refused.
 	Config string `json:"config"`
+	// Group, of a copy of a scaled-out pipeline (sbatch kafka://...
+	// --group G --scale-out), is the consumer group the batch was read
+	// in; nil otherwise.
+	Group *Group `json:"group,omitempty"`
 }
+
+// Group is what a batch of a scaled-out Kafka source says of its consumer
+// group (docs/scale-out.md). The group, not this directory, is where each
+// partition goes on: a batch's Sources are the partitions this copy owned
+// when it read the batch, and their ends go to the group in the Kafka
+// transaction of the first stage downstream that keeps one (a stateful
+// stage's changelog, ssink --kafka), with Generation and Member, so that
+// the broker refuses them from a copy the group has moved on from.
+type Group struct {
+	ID         string   `json:"id"`
+	Generation int32    `json:"generation"`
+	Member     string   `json:"member"`
+	Seeds      []string `json:"seeds"`  // the brokers, HOST:PORT
+	Topics     []string `json:"topics"` // the source topics
+	// PartitionField is the record field that holds each record's source
+	// partition (sbatch --meta-field PREFIX: PREFIXpartition); "" if the
+	// records do not carry it.
+	PartitionField string `json:"partitionField,omitempty"`
+	// Partitions are the counts of partitions of Topics, in order: a
+	// stage keeping state per partition makes its changelog topic as wide.
+	Partitions []int32 `json:"partitions"`
+}
+
+// OffsetsClaim is the file, in the checkpoint directory, of the stage that
+// commits a scaled-out source's offsets to its group in its own Kafka
+// transaction (Group). It holds the stage's name. Without it sbatch commits
+// them itself once the sink has committed the batch (at least once).
+const OffsetsClaim = "group-offsets"
 
 // Range is the bytes [Start, End) of the file Path (an absolute path).
 type Range struct {
