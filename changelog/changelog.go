@@ -94,7 +94,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.Partitions <= 0 {
+	switch {
+	case len(cfg.Seeds) == 0 || cfg.Topic == "" || cfg.TxnID == "":
+		return nil, fmt.Errorf("changelog %q: want brokers, a topic and a transactional id", cfg.Topic)
+	case cfg.Partitions <= 0:
 		return nil, fmt.Errorf("changelog %s: %d partitions: want at least 1", cfg.Topic, cfg.Partitions)
 	}
 	cl, err := kgo.NewClient(
@@ -175,6 +178,9 @@ func (s *Store) Commit(ctx context.Context, changes []Change, o Offsets) error {
 	if len(changes) == 0 && len(o.Ends) == 0 {
 		return nil
 	}
+	if len(o.Ends) > 0 && o.Group == "" {
+		return fmt.Errorf("changelog %s: offsets without a group: %w", s.cfg.Topic, ErrNotCommitted)
+	}
 	recs := make([]*kgo.Record, 0, max(len(changes), 1))
 	slab := make([]kgo.Record, max(len(changes), 1))
 	for i, c := range changes {
@@ -214,7 +220,13 @@ func (s *Store) Commit(ctx context.Context, changes []Change, o Offsets) error {
 	// Why abort here, not leave it to the broker: the transaction's
 	// partitions hold their last stable offset, and so every restore of
 	// them, until it ends.
-	aerr := s.cl.EndTransaction(ctx, kgo.TryAbort)
+	// A context of its own: the failure may be that ctx ended.
+	actx, acancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer acancel()
+	aerr := s.cl.AbortBufferedRecords(actx)
+	if aerr == nil {
+		aerr = s.cl.EndTransaction(actx, kgo.TryAbort)
+	}
 	switch {
 	case errors.Is(aerr, kerr.ProducerFenced) || errors.Is(err, kerr.ProducerFenced):
 		return fmt.Errorf("changelog %s: %w: a newer instance with transactional id %s fenced this one off, and aborted its transaction: %w",

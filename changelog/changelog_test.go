@@ -140,6 +140,9 @@ func TestOffsetsCommitted(t *testing.T) {
 	if err := s.Commit(context.Background(), []Change{set(4, "a", "x")}, Offsets{}); !errors.Is(err, ErrNotCommitted) {
 		t.Errorf("a change of partition 4 of 4: got %v, want ErrNotCommitted", err)
 	}
+	if err := s.Commit(context.Background(), nil, Offsets{Ends: map[string]map[int32]int64{"in": {0: 1}}}); !errors.Is(err, ErrNotCommitted) {
+		t.Errorf("offsets without a group: got %v, want ErrNotCommitted", err)
+	}
 }
 
 // TestAborted: a transaction whose offsets the group refuses is aborted,
@@ -168,6 +171,13 @@ func TestAborted(t *testing.T) {
 	}
 	if o, ok := committed(t, s, "g").Lookup("in", 1); ok && o.At >= 0 {
 		t.Errorf("group g, in/1: got offset %d, want none", o.At)
+	}
+
+	// A Commit whose context has ended is aborted too.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Commit(ctx, []Change{set(1, "b", "4")}, Offsets{}); !errors.Is(err, ErrNotCommitted) {
+		t.Fatalf("Commit with a cancelled context: got %v, want ErrNotCommitted", err)
 	}
 
 	// The store goes on after an abort.

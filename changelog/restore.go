@@ -136,7 +136,10 @@ func (st *state) set(key, value []byte) {
 // Why it ends exactly without waiting for quiet: it keeps the control
 // records (transaction markers), so that the record before end, a commit
 // or abort marker or a change outside any transaction, is always handed
-// to it (as kafkatest.Read).
+// to it (as kafkatest.Read). Compaction never takes that record away: it
+// is in the active segment, which the cleaner leaves alone (a segment
+// rolls only when a record is appended, and the new record goes to the new
+// segment).
 func (s *Store) read(ctx context.Context, p int32, start, end int64) (*state, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(s.cfg.Seeds...),
