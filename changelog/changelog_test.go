@@ -78,7 +78,7 @@ func committed(t *testing.T, s *Store, group string) kadm.OffsetResponses {
 }
 
 func TestRoundTrip(t *testing.T) {
-	_, seeds := kafkatest.Cluster(t, 1, 1)
+	_, seeds := kafkatest.Cluster(t, 3, 1) // the coordinators and leaders apart
 	s := open(t, seeds, 3, "copy-1")
 	mustCommit(t, s, Offsets{},
 		set(0, "a", "1"), set(2, "b", "2"), set(0, "c", ""), Change{Partition: 2, Key: []byte{}, Value: []byte{0, 0xff}})
@@ -115,7 +115,7 @@ func TestLastWinsAndTombstones(t *testing.T) {
 }
 
 func TestOffsetsCommitted(t *testing.T) {
-	_, seeds := kafkatest.Cluster(t, 1, 4, "in")
+	_, seeds := kafkatest.Cluster(t, 3, 4, "in")
 	s := open(t, seeds, 4, "copy-1")
 	mustCommit(t, s, Offsets{Group: "g", Generation: -1, Ends: map[string]map[int32]int64{"in": {1: 10, 3: 7}}},
 		set(1, "a", "1"), set(3, "b", "1"))
@@ -188,7 +188,7 @@ func TestAborted(t *testing.T) {
 // TestFencing: a second instance with the same TxnID fences off the first,
 // whose commits then fail, committing nothing.
 func TestFencing(t *testing.T) {
-	_, seeds := kafkatest.Cluster(t, 1, 1, "in")
+	_, seeds := kafkatest.Cluster(t, 3, 1, "in")
 	first := open(t, seeds, 1, "copy-1")
 	mustCommit(t, first, Offsets{}, set(0, "a", "1"))
 	second := open(t, seeds, 1, "copy-1")
@@ -299,5 +299,24 @@ func TestTopic(t *testing.T) {
 	_, err = Open(context.Background(), Config{Seeds: strings.Split(seeds, ","), Topic: "state", Partitions: 4, TxnID: "copy-3", Timeout: 5 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "3 partitions, fewer than the source's 4") {
 		t.Errorf("a topic narrower than the source: got %v", err)
+	}
+}
+
+// TestReplication: the topic is replicated three times on a cluster of
+// three brokers or more, on each broker of a smaller one.
+func TestReplication(t *testing.T) {
+	for _, brokers := range []int{1, 2, 3, 4} {
+		_, seeds := kafkatest.Cluster(t, brokers, 1)
+		s := open(t, seeds, 2, "copy-1")
+		topics, err := s.adm.ListTopics(context.Background(), "state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(brokers, 3)
+		for _, p := range topics["state"].Partitions.Sorted() {
+			if len(p.Replicas) != want {
+				t.Errorf("%d brokers: partition %d has %d replicas, want %d", brokers, p.Partition, len(p.Replicas), want)
+			}
+		}
 	}
 }
