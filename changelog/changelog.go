@@ -219,8 +219,8 @@ func (s *Store) Commit(ctx context.Context, changes []Change, o Offsets) error {
 	}
 	// Why abort here, not leave it to the broker: the transaction's
 	// partitions hold their last stable offset, and so every restore of
-	// them, until it ends.
-	// A context of its own: the failure may be that ctx ended.
+	// them, until it ends. With a context of its own: the failure may be
+	// that ctx ended.
 	actx, acancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer acancel()
 	aerr := s.cl.AbortBufferedRecords(actx)
