@@ -39,4 +39,5 @@ func BenchmarkRestore100k(b *testing.B) {
 			b.Fatalf("Restore: %d keys, %v; want %d", n, err, keys)
 		}
 	}
+	b.ReportMetric(float64(keys)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
 }
