@@ -191,8 +191,14 @@ checkpoint's id), which also commits the batch id as the offset of
 partition 0 of TOPIC in the consumer group dstream-sink-ID. A restart
 reads it back and skips the batches the topic has, so that consumers with
 isolation.level=read_committed see each record once, across crashes too. A
-batch must be written within 15 minutes, the transaction timeout (Kafka's
-default transaction.max.timeout.ms); an empty batch writes nothing.
+batch must be written within --txn-timeout (1m), or the broker aborts it; a
+run that dies in a batch holds back read_committed consumers for up to that
+long. An empty batch writes nothing. Scaled out (sbatch --group G
+--scale-out --checkpoint DIR, the same DIR): ssink commits the group's
+offsets after each batch in its transaction, with the group's generation
+(a copy the group moved on from fails the batch), unless a stage upstream
+claimed them in DIR/group-offsets; a batch without messages commits them on
+their own.
 
 NATS JetStream (--nats nats://[USER:PASSWORD@]HOST:PORT/SUBJECT): each record
 is a message on SUBJECT in --format (default json, one object; lines: the
