@@ -93,13 +93,13 @@ type Engine struct {
 	fp    string
 	stats *stage.Stats
 
-	state     *checkpoint.State // a checkpointed running state, or nil
+	state *checkpoint.State // a checkpointed running state, or nil
 	// Behind a scaled-out source, the state per partition (scale.go).
 	scale        *scale
 	scaleChecked bool
-	replaying func() bool       // the pipeline's source replays from the checkpoint
-	nrec      int               // records of the batch in hand so far
-	seeded    bool              // t holds the initial state, not yet at a batch
+	replaying    func() bool // the pipeline's source replays from the checkpoint
+	nrec         int         // records of the batch in hand so far
+	seeded       bool        // t holds the initial state, not yet at a batch
 
 	expired []byte // --emit-expired: the batch's expired groups, as in a Records frame
 	nexp    int
