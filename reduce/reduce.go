@@ -61,8 +61,9 @@ type Options struct {
 	// Unordered writes the groups of a batch in no particular order
 	// instead of by key (--order none), as Spark's reduceByKey does, which
 	// saves the sort: per batch and in update mode the order in which the
-	// batch's records first came to each group, in complete mode the
-	// state's own order.
+	// batch's records first came to each group (per half, one half after
+	// the other, once the table has split: see splits), in complete mode
+	// the state's own order.
 	Unordered bool
 	// TTL, with a running state, forgets a group that no record updated
 	// for TTL of batch time (--ttl); 0 keeps every group.
