@@ -6,6 +6,7 @@ import (
 
 	"github.com/dstream/dstream/internal/amqptest"
 	"github.com/dstream/dstream/internal/natstest"
+	"github.com/dstream/dstream/internal/pgtest"
 )
 
 // services are the scripts that need a server on loopback besides the
@@ -25,6 +26,12 @@ var services = map[string]func(t *testing.T) []string{
 	// AMQP_URL is the server, without the final / that amqp-tools take
 	// for an empty vhost; NAME a direct exchange and a durable queue bound
 	// to it with the routing key NAME.
+	// PG_URL is a PostgreSQL schema of the run's own.
+	"kafka-scale-out": func(t *testing.T) []string {
+		u, db := pgtest.Schema(t)
+		db.Close()
+		return []string{"PG_URL=" + u}
+	},
 	"ssink-amqp": func(t *testing.T) []string {
 		name := amqptest.Exchange(t)
 		return []string{"AMQP_URL=" + strings.TrimSuffix(amqptest.URL(), "/"), "NAME=" + name}

@@ -55,6 +55,17 @@ type grouper interface {
 	group() *checkpoint.Group
 }
 
+// owner is a Tracker that reads the partitions a consumer group gives it
+// (sbatch --scale-out), for --progress.
+type owner interface {
+	// Owned names the partitions owned at the last batch's cut; nil if
+	// not scaled out.
+	Owned() []string
+}
+
+// Owned: see owner.
+func (t *brokerTracker) Owned() []string { return t.owned }
+
 // redeliverer is a Broker that cannot read a batch again (RabbitMQ): what
 // it delivered and was not acknowledged comes back by itself, redelivered
 // on the next connection, and nothing else can be read twice. Its tracker
@@ -139,8 +150,9 @@ type brokerTracker struct {
 	done    chan struct{} // closed by Close
 	wrote   bool          // a batch was written into DIR/offsets
 
-	redelivers bool // the broker is a redeliverer: nothing is replayed
-	awaited    bool // End has waited for the sink's last commits
+	redelivers bool     // the broker is a redeliverer: nothing is replayed
+	owned      []string // scaled out: the partitions owned at the last cut
+	awaited    bool     // End has waited for the sink's last commits
 }
 
 // End, once the stream has ended well, waits for the sink's last commits
@@ -377,7 +389,9 @@ func (t *brokerTracker) Write(id uint64, time int64, at Position) error {
 	t.grow(len(names) - 1)
 	e := checkpoint.Offsets{BatchID: id, BatchTime: time, Format: t.format, Config: t.fp}
 	if g, ok := t.b.(grouper); ok {
-		e.Group = g.group()
+		if e.Group = g.group(); e.Group != nil {
+			t.owned = e.Group.Owned
+		}
 	}
 	for i, end := range t.cur {
 		if end < 0 {

@@ -123,6 +123,9 @@ func (b *batcher) end(t int64) error {
 		if err := b.ck.write(b.id, b.stats.Batch.Time); err != nil {
 			return err
 		}
+		if o, ok := b.ck.t.(owner); ok {
+			b.stats.Partitions = o.Owned()
+		}
 	}
 	if b.buffered {
 		if err := b.w.BeginBatch(b.id, t); err != nil {

@@ -406,6 +406,11 @@ func (k *kafka) Commit(ends map[string]int64) error {
 func (k *kafka) Close() error {
 	k.cancel()
 	if k.member != nil {
+		if k.scale != nil {
+			// Leaving the group revokes the partitions, which waits for
+			// the rebalances the feed blocks: every batch has ended.
+			k.member.AllowRebalance()
+		}
 		k.member.Close()
 	}
 	k.base.Close()

@@ -2,6 +2,7 @@ package stage
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/dstream/dstream/checkpoint"
@@ -23,7 +24,14 @@ type ckPart struct {
 	need string // without dir: why the stage needs one in a replaying pipeline
 
 	replaying bool // the source announced its checkpoint
+	whole     bool // the stage keeps one state for the whole stream
 }
+
+// KeepsWholeState declares that the stage keeps one state for the whole
+// stream, not one per source partition: it refuses a scaled-out source
+// (sbatch --scale-out), whose partitions move between copies of the
+// pipeline and would take none of the state along.
+func (e *Env) KeepsWholeState() { e.ck.whole = true }
 
 // UseCheckpoint declares the stage's part in a checkpoint, before Loop: dir
 // is its --checkpoint ("" without), and need says why the stage must have
@@ -70,10 +78,19 @@ func (e *Env) checkpointFrame(f *framing.Frame) error {
 	case e.ck.dir == "" && e.ck.need != "":
 		return Hint(fmt.Errorf("the source of the stream replays from the checkpoint %s after a crash, and %s has no --checkpoint: %s", dir, e.Name, e.ck.need),
 			"give %s --checkpoint %s too", e.Name, dir)
+	case e.ck.whole && exists(filepath.Join(dir, checkpoint.ScaleOutFile)):
+		return Hint(fmt.Errorf("the source of the stream is scaled out (sbatch --scale-out), and %s keeps one state for the whole stream, not one per partition: a partition that moves to another copy would take none of it along", e.Name),
+			"only sreduce --running keeps its state per partition so far: run %s as a single copy, reading a topic without --scale-out (docs/scale-out.md)", e.Name)
 	}
 	e.ck.replaying = true
 	if e.Out != nil {
 		return e.Out.Checkpoint(id, dir)
 	}
 	return nil
+}
+
+// exists reports whether the file path exists.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -23,6 +23,9 @@ type Stats struct {
 	// Source: the stage is the pipeline's source, whose batch lasts while
 	// it waits for input (a whole interval with -i): no measure of work.
 	Source bool
+	// Partitions, of a scaled-out source (sbatch --scale-out), are the
+	// partitions this copy owned when it cut the batch ("TOPIC/PARTITION").
+	Partitions []string
 }
 
 // StateStats describe a stateful operator's state after a batch, as Spark's
@@ -116,6 +119,8 @@ type progressLine struct {
 	// collector (sdash).
 	Pid    int  `json:"pid"`
 	Source bool `json:"source,omitempty"`
+	// Partitions: see Stats.Partitions (left out while it owns none).
+	Partitions []string `json:"partitions,omitempty"`
 }
 
 var pid = os.Getpid()
@@ -181,6 +186,7 @@ func (p *JSONLines) Report(name string, s *Stats) {
 		DurationMs:     map[string]int64{"triggerExecution": d.Milliseconds()},
 		Pid:            pid,
 		Source:         s.Source,
+		Partitions:     s.Partitions,
 	}
 	if d > 0 {
 		l.ProcessedRowsPerSecond = float64(s.InputRows) / d.Seconds()

@@ -104,6 +104,7 @@ func run(e *stage.Env) error {
 	if err != nil {
 		return err
 	}
+	e.KeepsWholeState()
 	if err := e.UseCheckpoint(o.Checkpoint, "sdedup keeps the keys it has seen across batches, and a restart must restore them"); err != nil {
 		return err
 	}

@@ -208,6 +208,7 @@ func runStreams(e *stage.Env, o join.Options) error {
 		if err != nil {
 			return err
 		}
+		e.KeepsWholeState()
 		if err := e.UseCheckpoint(so.Checkpoint, "sjoin --mode stream keeps both sides' records across batches, and a restart must restore them"); err != nil {
 			return err
 		}

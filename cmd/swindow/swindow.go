@@ -148,6 +148,7 @@ func run(e *stage.Env) error {
 		return err
 	}
 	defer w.Close()
+	e.KeepsWholeState()
 	if err := e.UseCheckpoint(o.Checkpoint, "swindow keeps windows across batches, and a restart must restore them"); err != nil {
 		return err
 	}
