@@ -128,10 +128,15 @@ func (p *Pipeline) Running(i int) bool {
 }
 
 // Kill sends SIGKILL to stage i, or to the whole process group for i < 0,
-// and reports whether it hit a process still running.
+// and reports whether it hit a process still running. A group whose
+// processes have all exited is not signalled: its id may be another's by
+// now.
 func (p *Pipeline) Kill(i int) bool {
 	hit := p.Running(i)
 	if i < 0 {
+		if !hit {
+			return false
+		}
 		syscall.Kill(-p.pgid, syscall.SIGKILL)
 	} else {
 		p.cmds[i].Process.Kill()
@@ -264,4 +269,8 @@ func (p *Pipeline) FirstErrors(dir string) string {
 
 // Stop sends SIGTERM to every process of the pipeline at once, as
 // systemctl stop does to a unit's control group: a graceful stop.
-func (p *Pipeline) Stop() { syscall.Kill(-p.pgid, syscall.SIGTERM) }
+func (p *Pipeline) Stop() {
+	if p.Running(-1) {
+		syscall.Kill(-p.pgid, syscall.SIGTERM)
+	}
+}

@@ -336,12 +336,12 @@ wait:
 		}
 	}
 	for _, c := range r.copies {
-		if c.killed {
-			continue
-		}
-		if !c.p.Wait(stopTimeout) {
+		finished := c.p.Wait(stopTimeout)
+		switch {
+		case c.killed:
+		case !finished:
 			notes = append(notes, fmt.Sprintf("copy %s hung: not stopped %v after SIGTERM (%s)", c.name, stopTimeout, c.p.Status()))
-		} else if !c.p.OK() {
+		case !c.p.OK():
 			notes = append(notes, fmt.Sprintf("copy %s failed: %s", c.name, c.p.Status()))
 		}
 	}

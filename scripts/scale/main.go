@@ -4,7 +4,7 @@
 // PostgreSQL table compared with the counts of the input.
 //
 //	go run ./scripts/scale --bin DIR [--trials N] [--seed S] [--keep DIR]
-//	    [--postgres URL] [--reference=false] [-v]
+//	    [--postgres URL] [--reference=false] [--events N] [--users N] [-v]
 //
 // scripts/scale.sh builds the stages into a temporary DIR and runs it.
 package main
@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Users, "users", 1000, "users the events are drawn from")
 	fs.BoolVar(&o.Verbose, "v", false, "print every trial")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: scripts/scale.sh [--trials N] [--seed S] [--keep DIR] [--postgres URL] [--reference=false] [-v]")
+		fmt.Fprintln(stderr, "usage: scripts/scale.sh [--trials N] [--seed S] [--keep DIR] [--postgres URL] [--reference=false] [--events N] [--users N] [-v]")
 		fmt.Fprintln(stderr, "   or: scale --bin DIR [the same flags]")
 		fs.PrintDefaults()
 	}
