@@ -23,7 +23,7 @@
 // waits until the table holds the count of every user's events, and has
 // held it for a while after the dead copies' partitions have moved (the
 // group's session timeout) and the new copies have joined; or until a
-// deadline (90 s), or the table, not equal, has not changed for 20 s. Then
+// deadline (90 s), or the table, not equal, has not changed for 30 s. Then
 // it stops every copy with SIGTERM (systemctl stop) and compares the table
 // with the counts of the input.
 //

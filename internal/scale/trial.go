@@ -45,7 +45,9 @@ const (
 	settle = 3 * time.Second
 	// quiet ends a trial before the deadline whose table, not equal, has
 	// not changed for this long since it could have: nothing is coming.
-	quiet = 20 * time.Second
+	// Long enough for a session timeout of 45 s (franz-go's default),
+	// should a copy not set the 10 s the trial counts on in moved.
+	quiet = 30 * time.Second
 	// stopTimeout bounds a graceful stop of a copy; after it the copy is
 	// killed and reported as hung.
 	stopTimeout = 30 * time.Second
