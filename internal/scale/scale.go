@@ -52,6 +52,14 @@ import (
 	"time"
 )
 
+// The input of a trial, unless Options say otherwise: the issue's "mid-
+// stream" needs a stream that flows for a few seconds, and a thousand keys
+// spread over every partition.
+const (
+	DefaultEvents = 60000
+	DefaultUsers  = 1000
+)
+
 // Options are the harness's settings (scripts/scale's flags, named in
 // parentheses).
 type Options struct {
@@ -72,10 +80,10 @@ type Options struct {
 // if every trial is equal, 1 otherwise.
 func Run(o Options, stdout, stderr io.Writer) int {
 	if o.Events <= 0 {
-		o.Events = 60000
+		o.Events = DefaultEvents
 	}
 	if o.Users <= 0 {
-		o.Users = 1000
+		o.Users = DefaultUsers
 	}
 	for _, s := range []string{"sbatch", "smap", "sreduce", "ssink"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, s)); err != nil {
@@ -119,7 +127,7 @@ func Run(o Options, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if !r.equal {
-			fmt.Fprint(stdout, r.report("reference"))
+			fmt.Fprint(stdout, r.report("reference", h.repro(o.Seed, true)))
 			fmt.Fprintln(stdout, "scale: the uninterrupted single copy of each tier does not write the counts of its input: no trial can be equal; fix that first")
 			return 1
 		}
@@ -141,7 +149,7 @@ func Run(o Options, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		fmt.Fprint(stdout, r.report(fmt.Sprintf("trial %d/%d", i+1, o.Trials)))
+		fmt.Fprint(stdout, r.report(fmt.Sprintf("trial %d/%d", i+1, o.Trials), h.repro(seed, false)))
 	}
 	fmt.Fprintf(stdout, "scale: %d/%d trials equal\n", equal, o.Trials)
 	if equal < o.Trials {
@@ -156,4 +164,20 @@ type harness struct {
 	admin *sql.DB // to make and drop the trials' schemas
 	out   io.Writer
 	work  string // the trials' directories are made here
+}
+
+// repro is the command that runs a trial again (the reference run, if
+// reference): its plan and input are the same; the moments the kills fall
+// on in the copies' work depend on the machine's load.
+func (h *harness) repro(seed uint64, reference bool) string {
+	s := fmt.Sprintf("scripts/scale.sh --seed %d", seed)
+	if reference {
+		s += " --trials 0"
+	} else {
+		s += " --trials 1 --reference=false"
+	}
+	if h.Events != DefaultEvents || h.Users != DefaultUsers {
+		s += fmt.Sprintf(" --events %d --users %d", h.Events, h.Users)
+	}
+	return s + " --keep DIR"
 }

@@ -122,11 +122,10 @@ type result struct {
 }
 
 // report describes a trial that is not equal: the users that differ, the
-// copies' ends and stderr, and how to run it again.
-func (r *result) report(name string) string {
+// copies' ends and stderr, and how to run it again (repro).
+func (r *result) report(name, repro string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scale: MISMATCH %s seed %d: %s [%s] repro: scripts/scale.sh --seed %d --trials 1 --keep DIR\n",
-		name, r.seed, r.sum, r.what, r.seed)
+	fmt.Fprintf(&b, "scale: MISMATCH %s seed %d: %s [%s] repro: %s\n", name, r.seed, r.sum, r.what, repro)
 	const most = 20
 	for i, d := range r.diff {
 		if i == most {

@@ -35,8 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Keep, "keep", "", "keep the directories (checkpoints, stderr) and PostgreSQL schemas of mismatching trials in `DIR`")
 	fs.StringVar(&o.Postgres, "postgres", o.Postgres, "the PostgreSQL server (a schema per trial; default also from DSTREAM_POSTGRES_URL)")
 	fs.BoolVar(&o.Reference, "reference", true, "first run one uninterrupted copy of each tier, whose table must equal the input's counts")
-	fs.IntVar(&o.Events, "events", 60000, "events per trial")
-	fs.IntVar(&o.Users, "users", 1000, "users the events are drawn from")
+	fs.IntVar(&o.Events, "events", scale.DefaultEvents, "events per trial")
+	fs.IntVar(&o.Users, "users", scale.DefaultUsers, "users the events are drawn from")
 	fs.BoolVar(&o.Verbose, "v", false, "print every trial")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: scripts/scale.sh [--trials N] [--seed S] [--keep DIR] [--postgres URL] [--reference=false] [--events N] [--users N] [-v]")
