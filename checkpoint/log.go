@@ -63,6 +63,10 @@ type Group struct {
 	// Partitions are the counts of partitions of Topics, in order: a
 	// stage keeping state per partition makes its changelog topic as wide.
 	Partitions []int32 `json:"partitions"`
+	// Owned are the partitions ("TOPIC/PARTITION") this copy owned when
+	// it read the batch: a stage keeping state per partition restores
+	// those it did not own before, and lets go of those it no longer owns.
+	Owned []string `json:"owned"`
 }
 
 // OffsetsClaim is the file, in the checkpoint directory, of the stage that

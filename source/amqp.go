@@ -156,7 +156,7 @@ type amqpBroker struct {
 
 // Redelivers marks the broker as a redeliverer (brokertrack.go): the
 // tracker replays nothing.
-func (a *amqpBroker) Redelivers() {}
+func (a *amqpBroker) Redelivers() bool { return true }
 
 func openAMQP(op Opening) (Tracker, error) {
 	o := *op.Options

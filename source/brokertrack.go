@@ -49,6 +49,12 @@ type Broker interface {
 	Close() error
 }
 
+// grouper is a Broker that may read in a consumer group of a scaled-out
+// pipeline, which each batch's offsets then name (nil: not scaled out).
+type grouper interface {
+	group() *checkpoint.Group
+}
+
 // redeliverer is a Broker that cannot read a batch again (RabbitMQ): what
 // it delivered and was not acknowledged comes back by itself, redelivered
 // on the next connection, and nothing else can be read twice. Its tracker
@@ -64,8 +70,10 @@ type Broker interface {
 // least once.
 type redeliverer interface {
 	Broker
-	// Redelivers marks the kind.
-	Redelivers()
+	// Redelivers reports whether the broker redelivers (Kafka does when
+	// scaled out: the group's offsets say where a partition goes on, for
+	// whichever copy reads it next).
+	Redelivers() bool
 }
 
 // commitWait bounds how long the tracker of a broker waits, at its end,
@@ -207,13 +215,20 @@ func openBrokerTracker(o Options, name string, b Broker, streams *Streams, notes
 	if o.MetaField != "" {
 		what = append(what, "meta-field="+o.MetaField)
 	}
+	if o.ScaleOut {
+		// The checkpoint of a copy says nothing of where a partition goes
+		// on: it cannot serve one that does not scale out, nor the reverse.
+		what = append(what, "scale-out")
+	}
 	if o.Subject != "" {
 		// Another filter would replay other messages in the same ranges.
 		what = append(what, "subject="+o.Subject)
 	}
 	t.fp = fingerprint(&o, what)
 	t.done = make(chan struct{})
-	_, t.redelivers = b.(redeliverer)
+	if r, ok := b.(redeliverer); ok {
+		t.redelivers = r.Redelivers()
+	}
 	if o.Checkpoint == "" {
 		return t, nil
 	}
@@ -361,6 +376,9 @@ func (t *brokerTracker) Write(id uint64, time int64, at Position) error {
 	names, starts := t.streams.snapshot()
 	t.grow(len(names) - 1)
 	e := checkpoint.Offsets{BatchID: id, BatchTime: time, Format: t.format, Config: t.fp}
+	if g, ok := t.b.(grouper); ok {
+		e.Group = g.group()
+	}
 	for i, end := range t.cur {
 		if end < 0 {
 			continue // a stream the feed numbered but nothing was taken of yet

@@ -84,6 +84,8 @@ type kafka struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	health  *kafkaHealth
+	widths  []int32 // the partition count of each topic
+	scale   *scaleOut
 }
 
 // kafkaTimeout bounds the requests of the start-up (metadata, offsets) when
@@ -101,6 +103,9 @@ func openKafka(op Opening) (Tracker, error) {
 		return nil, err
 	}
 	k := &kafka{spec: spec, u: u, o: &o, streams: &Streams{}, notes: op.Env.Stderr, health: newKafkaHealth(spec, op.Env.Stderr)}
+	if o.ScaleOut {
+		k.scale = newScaleOut(k)
+	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	if k.base, err = kgo.NewClient(k.clientOpts()...); err != nil {
 		return nil, fmt.Errorf("%s: %w", spec, err)
@@ -168,6 +173,7 @@ func (k *kafka) checkTopics() error {
 	}
 	for _, t := range k.u.topics {
 		d, ok := td[t]
+		k.widths = append(k.widths, int32(len(d.Partitions)))
 		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
 			return stage.Hint(fmt.Errorf("%s: topic %q does not exist", k.spec, t),
 				"create it first (kafka-topics.sh --create --topic %s), or check the name", t)
@@ -231,7 +237,7 @@ func (k *kafka) Live(from map[string]int64) (Feed, error) {
 			return nil, err
 		}
 	}
-	if k.o.Checkpoint == "" && k.o.Group != "" {
+	if k.scale != nil || k.o.Checkpoint == "" && k.o.Group != "" {
 		return k.groupFeed(ends)
 	}
 	starts, err := k.startOffsets(from)
@@ -344,10 +350,16 @@ func (k *kafka) Replay(batch uint64, ranges []checkpoint.Range) Feed {
 	return f
 }
 
-// Commit commits the offsets ends to the group, if there is one.
+// Commit commits the offsets ends to the group, if there is one. Scaled
+// out, see scaleOut.commit.
 func (k *kafka) Commit(ends map[string]int64) error {
 	if k.o.Group == "" {
 		return nil
+	}
+	if k.scale != nil {
+		if ends = k.scale.commit(ends); len(ends) == 0 {
+			return nil
+		}
 	}
 	offs := map[string]map[int32]kgo.EpochOffset{}
 	for name, off := range ends {
@@ -443,6 +455,12 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 	if err := f.k.health.failed(f.k.serverTimeout()); err != nil {
 		return dst, err
 	}
+	if s := f.k.scale; s != nil {
+		if wait, err := s.gate(f.cl); wait || err != nil {
+			sleepStop(stop, pollWait)
+			return dst, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(f.k.ctx, pollWait)
 	fs := f.cl.PollRecords(ctx, 4096)
 	cancel()
@@ -473,6 +491,9 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 		}
 		if r.Attrs.IsControl() {
 			return // a transaction's marker, no record
+		}
+		if f.k.scale != nil {
+			f.k.scale.handed(key, r.Offset+1)
 		}
 		i, ok := f.index[key]
 		if !ok {

@@ -38,7 +38,7 @@ func (k *kafka) groupFeed(ends kadm.ListedOffsets) (Feed, error) {
 			}
 		})
 	}
-	cl, err := kgo.NewClient(k.clientOpts(
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(k.o.Group),
 		kgo.ConsumeTopics(k.u.topics...),
 		kgo.DisableAutoCommit(),
@@ -49,7 +49,12 @@ func (k *kafka) groupFeed(ends kadm.ListedOffsets) (Feed, error) {
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { f.owned.change("assigned", ps) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { f.owned.change("revoked", ps) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { f.owned.change("lost", ps) }),
-	)...)
+	}
+	if k.scale != nil {
+		k.scale.owned = f.owned
+		opts = append(opts, k.scale.groupOpts()...)
+	}
+	cl, err := kgo.NewClient(k.clientOpts(opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k.spec, err)
 	}
@@ -91,6 +96,20 @@ type owned struct {
 	k   *kafka
 	mu  sync.Mutex
 	now map[string]bool
+}
+
+// list names the partitions owned now, sorted.
+func (o *owned) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var names []string
+	for name, ok := range o.now {
+		if ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func (o *owned) change(what string, ps map[string][]int32) {

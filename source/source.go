@@ -105,6 +105,11 @@ type Options struct {
 	// the default, see amqp.go).
 	Declare  bool
 	Prefetch int
+	// ScaleOut makes this sbatch one copy of a scaled-out pipeline
+	// (kafka:// with Group and Checkpoint; docs/scale-out.md): the group
+	// assigns it partitions, which move between copies; the group's offsets,
+	// not the checkpoint, say where each partition goes on.
+	ScaleOut bool
 	// ServerTimeout is how long a broker may stay unreachable, at the start
 	// or later, before sbatch fails naming it.
 	ServerTimeout time.Duration

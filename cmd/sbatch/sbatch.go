@@ -213,6 +213,7 @@ Examples:
 		&cli.DurationFlag{Name: "reconnect-timeout", Usage: "with --reconnect, give up (exit 1) after `DUR` without a connection", DefaultText: "never"},
 		&cli.StringFlag{Name: "checkpoint", Usage: "record the input of each batch in `DIR`/offsets (FILE arguments, --watch or a broker); on restart, replay the batches the sink has not committed and go on where the last run stopped"},
 		&cli.StringFlag{Name: "group", Aliases: []string{"durable"}, Category: "Brokers", Usage: "the consumer's `NAME` in the broker, whose record of progress follows the batches (the sink's commits, with --checkpoint): kafka://, the consumer group (without --checkpoint the copies of sbatch in it share the partitions); nats://, the durable pull consumer, made if missing (without --checkpoint sbatch reads it, and acks each message once its batch has left)"},
+		&cli.BoolFlag{Name: "scale-out", Category: "Brokers", Usage: "kafka:// with --group and --checkpoint: this is one copy of a pipeline run as many (docs/scale-out.md); the group shares the partitions among the copies and moves them when one comes or goes, each copy's --checkpoint is its own, and the group's offsets, committed with the output of the first stage downstream that writes to Kafka (a stateful stage's changelog, ssink --kafka), say where each partition goes on"},
 		&cli.StringFlag{Name: "subject", Category: "Brokers", Usage: "nats://: read only the messages of the stream whose subject matches `SUBJECT` (wildcards * and >)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar on stderr (shown when stderr is a terminal and the inputs are files)"},
 		&cli.StringFlag{Name: "start", Category: "Brokers", Value: "latest", Usage: "where a new group or checkpoint starts reading: `earliest|latest`"},
@@ -245,6 +246,7 @@ func options(c *cli.Context) (source.Options, error) {
 		ReconnectTimeout: c.Duration("reconnect-timeout"),
 
 		Group:         c.String("group"),
+		ScaleOut:      c.Bool("scale-out"),
 		Subject:       c.String("subject"),
 		MetaField:     c.String("meta-field"),
 		MaxRate:       c.Int("max-rate"),
@@ -333,6 +335,9 @@ func options(c *cli.Context) (source.Options, error) {
 		return o, stage.UsageError("--server-timeout %v: want a positive duration", o.ServerTimeout)
 	case c.IsSet("group") && o.Group == "":
 		return o, stage.UsageError("--group (--durable) needs a name")
+	case o.ScaleOut && (o.Group == "" || o.Checkpoint == "" || len(o.Inputs) != 1 || !strings.HasPrefix(o.Inputs[0], "kafka://")):
+		return o, stage.Hint(stage.UsageError("--scale-out reads one kafka:// input in a --group, with a --checkpoint of this copy's own"),
+			"for example: sbatch kafka://127.0.0.1:9092/clicks --group clicks --scale-out --checkpoint /var/lib/dstream/1")
 	case c.IsSet("subject") && o.Subject == "":
 		return o, stage.UsageError("--subject needs a subject")
 	}

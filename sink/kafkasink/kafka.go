@@ -28,13 +28,13 @@ import (
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/codec"
+	"github.com/dstream/dstream/internal/kafkatxn"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Kafka sends each record as a message to a Kafka topic (--kafka URL).
@@ -111,11 +111,10 @@ type producer struct {
 	format  *codec.Format
 	trimNL  bool // the format ends a record with a newline
 
-	cl      *kgo.Client
-	adm     *kadm.Client
-	topicID [16]byte
-	txnID   string // with a checkpoint: the transactional id, and
-	group   string // the group whose offset records the last batch
+	cl    *kgo.Client
+	adm   *kadm.Client
+	txnID string // with a checkpoint: the transactional id, and
+	group string // the group whose offset records the last batch
 
 	// The last batch the topic has (with a checkpoint).
 	last     uint64
@@ -268,7 +267,7 @@ func (p *producer) Start(ckpt, dir string) error {
 	return nil
 }
 
-// checkTopic looks the topic up, and keeps its id.
+// checkTopic looks the topic up.
 func (p *producer) checkTopic(ctx context.Context) error {
 	topics, err := p.adm.ListTopics(ctx, p.topic)
 	if err != nil {
@@ -282,7 +281,6 @@ func (p *producer) checkTopic(ctx context.Context) error {
 	case t.Err != nil:
 		return fmt.Errorf("--kafka %s: topic %s: %w", p.url, p.topic, t.Err)
 	}
-	p.topicID = t.ID
 	return nil
 }
 
@@ -486,46 +484,15 @@ func (p *producer) commit(b stage.Batch, sent uint64) error {
 }
 
 // commitOffset adds the group to the transaction and commits in it the
-// offset b.ID of partition 0, with b's id and time as its metadata.
+// offset b.ID of partition 0, with b's id and time as its metadata. The
+// group is the sink's own: no generation to check.
 func (p *producer) commitOffset(ctx context.Context, b stage.Batch) error {
 	if b.ID > 1<<63-1 {
 		return fmt.Errorf("batch id %d: more than an offset holds", b.ID)
 	}
-	id, epoch, err := p.cl.ProducerID(ctx)
-	if err != nil {
-		return err
-	}
-	add := kmsg.NewPtrAddOffsetsToTxnRequest()
-	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = p.txnID, id, epoch, p.group
-	addResp, err := add.RequestWith(ctx, p.cl)
-	if err == nil {
-		err = kerr.ErrorForCode(addResp.ErrorCode)
-	}
-	if err != nil {
-		return err
-	}
 	meta, _ := json.Marshal(checkpoint.Commit{BatchID: b.ID, BatchTime: b.Time})
 	ms := string(meta)
-	req := kmsg.NewPtrTxnOffsetCommitRequest()
-	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = p.txnID, p.group, id, epoch
-	t := kmsg.NewTxnOffsetCommitRequestTopic()
-	t.Topic, t.TopicID = p.topic, p.topicID
-	part := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-	part.Partition, part.Offset, part.Metadata = 0, int64(b.ID), &ms
-	t.Partitions = append(t.Partitions, part)
-	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, p.cl)
-	if err != nil {
-		return err
-	}
-	for _, t := range resp.Topics {
-		for _, part := range t.Partitions {
-			if err := kerr.ErrorForCode(part.ErrorCode); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return kafkatxn.CommitOffsets(ctx, p.cl, p.txnID, p.group, -1, "", map[string]map[int32]int64{p.topic: {0: int64(b.ID)}}, &ms)
 }
 
 func (p *producer) batchError(b stage.Batch, what string, err error) error {
