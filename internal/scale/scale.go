@@ -132,6 +132,7 @@ func Run(o Options, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "scale: reference run (one copy of each tier, no kill, seed %d): equal after %v\n", o.Seed, r.took)
+		r.printNotes(stdout, "reference run")
 	}
 	equal := 0
 	for i := range o.Trials {
@@ -147,6 +148,7 @@ func Run(o Options, stdout, stderr io.Writer) int {
 			if o.Verbose {
 				fmt.Fprintf(stdout, "scale: trial %d/%d seed %d: equal after %v; %s\n", i+1, o.Trials, seed, r.took, r.what)
 			}
+			r.printNotes(stdout, fmt.Sprintf("trial %d/%d seed %d", i+1, o.Trials, seed))
 			continue
 		}
 		fmt.Fprint(stdout, r.report(fmt.Sprintf("trial %d/%d", i+1, o.Trials), h.repro(seed, false)))

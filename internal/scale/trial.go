@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -114,7 +115,8 @@ type result struct {
 	seed   uint64
 	equal  bool
 	took   time.Duration // from the first event to an equal table, or to the stop
-	what   string        // the plan, and what came of it
+	what   string        // the plan
+	notes  []string      // what came of it that is not as planned: a copy that failed or hung
 	diff   []string
 	sum    string
 	copies []*tierCopy
@@ -125,7 +127,7 @@ type result struct {
 // copies' ends and stderr, and how to run it again (repro).
 func (r *result) report(name, repro string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scale: MISMATCH %s seed %d: %s [%s] repro: %s\n", name, r.seed, r.sum, r.what, repro)
+	fmt.Fprintf(&b, "scale: MISMATCH %s seed %d: %s [%s] repro: %s\n", name, r.seed, r.sum, r.how(), repro)
 	const most = 20
 	for i, d := range r.diff {
 		if i == most {
@@ -149,6 +151,18 @@ func (r *result) report(name, repro string) string {
 	}
 	return b.String()
 }
+
+// printNotes prints, for a trial that is equal, what did not go as
+// planned (a copy that failed, or did not stop on SIGTERM): no mismatch,
+// but something to look into.
+func (r *result) printNotes(w io.Writer, name string) {
+	for _, n := range r.notes {
+		fmt.Fprintf(w, "scale: note: %s: %s\n", name, n)
+	}
+}
+
+// how is the plan and the notes.
+func (r *result) how() string { return strings.Join(append([]string{r.what}, r.notes...), "; ") }
 
 // tails returns the last n lines of each stderr file in dir.
 func tails(dir string, n int) []string {
@@ -358,9 +372,7 @@ wait:
 	r.diff = diff(in.counts, got)
 	r.sum = summary(in.counts, got)
 	r.equal = r.diff == nil
-	if len(notes) > 0 {
-		r.what += "; " + strings.Join(notes, "; ")
-	}
+	r.notes = notes
 	keep = !r.equal && h.Keep != ""
 	return r, nil
 }
