@@ -94,68 +94,107 @@ func (t *Table) writeSnapshot(sw *snapWriter) {
 // fingerprint). Groups restored are not touched.
 func (t *Table) LoadSnapshot(b []byte) error {
 	t.Reset()
-	if err := t.load(b); err != nil {
+	if _, err := t.load(nil, b); err != nil {
 		t.Reset()
 		return err
 	}
 	return nil
 }
 
-func (t *Table) load(b []byte) error {
+// AppendGroupSnapshot appends a snapshot of group g alone, in the layout of
+// AppendSnapshot, which AddSnapshot adds to a table beside its groups: a
+// stateful stage's changelog (package changelog) keeps one per group.
+// Not for a table with a distinct column, whose values are kept table-wide
+// (see GroupSnapshots).
+func (t *Table) AppendGroupSnapshot(dst []byte, g int32) []byte {
+	dst = record.AppendInt(dst, stateVersion)
+	dst = record.AppendInt(dst, 1)
+	dst = record.AppendBinary(dst, t.ks.key(g))
+	dst = record.AppendInt(dst, t.rows[g])
+	dst = record.AppendInt(dst, t.last[g])
+	for _, c := range t.cols {
+		dst = c.appendState(dst, g)
+	}
+	for range t.cols {
+		dst = record.AppendNil(dst) // no extras: see GroupSnapshots
+	}
+	return dst
+}
+
+// GroupSnapshots reports whether the table's groups can be saved one by one
+// (AppendGroupSnapshot), and if not why, naming the flag.
+func (c Config) GroupSnapshots() error {
+	for _, a := range c.Aggs {
+		if a.Kind == Distinct {
+			return fmt.Errorf("--distinct %s keeps its values table-wide, not per group: it cannot be kept per partition yet", a.Field)
+		}
+	}
+	return nil
+}
+
+// AddSnapshot adds the groups of a snapshot (AppendSnapshot's or
+// AppendGroupSnapshot's, for the same Config) to the table beside its own,
+// appending them to dst; a key the table has already is an error. The
+// groups added are not touched.
+func (t *Table) AddSnapshot(dst []int32, b []byte) ([]int32, error) {
+	return t.load(dst, b)
+}
+
+func (t *Table) load(groups []int32, b []byte) ([]int32, error) {
 	v, b, err := nextInt(b)
 	if err != nil {
-		return err
+		return groups, err
 	}
 	if v != stateVersion {
-		return fmt.Errorf("agg: snapshot of state version %d, this program reads version %d", v, stateVersion)
+		return groups, fmt.Errorf("agg: snapshot of state version %d, this program reads version %d", v, stateVersion)
 	}
 	n, b, err := nextInt(b)
 	if err != nil {
-		return err
+		return groups, err
 	}
 	if n < 0 || n > int64(len(b)) { // a group takes several bytes
-		return errCorrupt("group count")
+		return groups, errCorrupt("group count")
 	}
-	groups := make([]int32, 0, n)
+	first := len(groups)
 	t.reserve(int(n))
 	for range n {
 		kv, rest, err := next(b)
 		if err != nil {
-			return err
+			return groups, err
 		}
 		key, ok := record.Str(kv)
 		if !ok || record.KindOf(kv) != record.KindBinary || !t.validKey(key) {
-			return errCorrupt("group key")
+			return groups, errCorrupt("group key")
 		}
 		h := t.ks.hash(key)
 		g, slot := t.ks.find(key, h)
 		if g >= 0 {
-			return errCorrupt("duplicate group key")
+			return groups, errCorrupt("duplicate group key")
 		}
 		g = t.insert(key, h, slot)
 		groups = append(groups, g)
 		if t.rows[g], rest, err = nextInt(rest); err != nil {
-			return err
+			return groups, err
 		}
 		if t.last[g], rest, err = nextInt(rest); err != nil {
-			return err
+			return groups, err
 		}
 		for _, c := range t.cols {
 			if rest, err = c.loadState(g, rest); err != nil {
-				return err
+				return groups, err
 			}
 		}
 		b = rest
 	}
 	for _, c := range t.cols {
-		if b, err = c.loadExtra(b, groups); err != nil {
-			return err
+		if b, err = c.loadExtra(b, groups[first:]); err != nil {
+			return groups, err
 		}
 	}
 	if len(b) != 0 {
-		return errCorrupt("trailing bytes")
+		return groups, errCorrupt("trailing bytes")
 	}
-	return nil
+	return groups, nil
 }
 
 // validKey reports whether key holds exactly one value per key field.

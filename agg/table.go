@@ -391,6 +391,15 @@ func (t *Table) touch(g int32) {
 	}
 }
 
+// Mark counts group g among the touched groups without updating its time
+// (a restored group that a stage writes again).
+func (t *Table) Mark(g int32) {
+	if t.stamp[g] != t.epoch {
+		t.stamp[g] = t.epoch
+		t.touched = push(t.touched, g)
+	}
+}
+
 // Touched returns the groups added to or subtracted from since the last
 // ClearTouched, in no particular order. The slice is the table's own.
 func (t *Table) Touched() []int32 {

@@ -75,6 +75,13 @@ type Group struct {
 // them itself once the sink has committed the batch (at least once).
 const OffsetsClaim = "group-offsets"
 
+// ScaleOutFile is the file, in the checkpoint directory, that sbatch
+// --scale-out writes before anything else (it holds the group's name): the
+// directory is one copy's of a pipeline that runs as many, whose sinks then
+// share their tables with the other copies' (each keeps its own record of
+// the batches it wrote).
+const ScaleOutFile = "scale-out"
+
 // Range is the bytes [Start, End) of the file Path (an absolute path).
 type Range struct {
 	Path  string `json:"path"`

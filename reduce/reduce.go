@@ -94,6 +94,10 @@ type Engine struct {
 	stats *stage.Stats
 
 	state     *checkpoint.State // a checkpointed running state, or nil
+	// Behind a scaled-out source, the state per partition (scale.go).
+	scale        *scale
+	scaleChecked bool
+	offsetsLog   *checkpoint.Log
 	replaying func() bool       // the pipeline's source replays from the checkpoint
 	nrec      int               // records of the batch in hand so far
 	seeded    bool              // t holds the initial state, not yet at a batch
@@ -217,11 +221,17 @@ func (r *Engine) Begin(b stage.Batch) error {
 		r.seeded = false
 		r.t.TouchAll()
 	}
+	if r.o.Checkpoint != "" && r.o.Mode != PerBatch {
+		return r.scaleBegin(b)
+	}
 	return nil
 }
 
 // Block adds the records to their groups.
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
+	if r.scale != nil {
+		return r.scaleBlock(b, recs)
+	}
 	// The field check looks at records until it has seen every field in
 	// the batch; after that it has nothing to say, and the table takes the
 	// rest of the block at once.
@@ -284,7 +294,15 @@ func (r *Engine) End(b stage.Batch) error {
 	}
 	removed := 0
 	if r.o.TTL > 0 {
+		if r.scale != nil {
+			r.scaleExpire(b.Time - r.o.TTL.Milliseconds())
+		}
 		removed = r.expire(b.Time - r.o.TTL.Milliseconds())
+	}
+	if r.scale != nil {
+		if err := r.scaleCommit(b); err != nil {
+			return err
+		}
 	}
 	updated := len(t.Touched())
 	if r.state != nil {

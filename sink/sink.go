@@ -77,6 +77,10 @@ type Options struct {
 	// reach its server at start-up while it is not there
 	// (--connect-timeout, DefaultConnectTimeout); 0 tries once.
 	ConnectTimeout time.Duration
+	// TxnTimeout is the transaction timeout of a transactional
+	// destination (--txn-timeout, --kafka with --checkpoint); 0 is the
+	// destination's default.
+	TxnTimeout time.Duration
 	// Stop, if not nil, is closed when the stage is asked to stop: a
 	// destination that waits for its server gives up.
 	Stop <-chan struct{}

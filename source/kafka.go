@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,6 +107,13 @@ func openKafka(op Opening) (Tracker, error) {
 	k := &kafka{spec: spec, u: u, o: &o, streams: &Streams{}, notes: op.Env.Stderr, health: newKafkaHealth(spec, op.Env.Stderr)}
 	if o.ScaleOut {
 		k.scale = newScaleOut(k)
+		err := os.MkdirAll(o.Checkpoint, 0o755)
+		if err == nil {
+			err = checkpoint.WriteFile(filepath.Join(o.Checkpoint, checkpoint.ScaleOutFile), []byte(o.Group+"\n"), 0o644)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--checkpoint: %w", err)
+		}
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	if k.base, err = kgo.NewClient(k.clientOpts()...); err != nil {

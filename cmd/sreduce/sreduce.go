@@ -134,6 +134,7 @@ func run(e *stage.Env) error {
 	if err := e.UseCheckpoint(o.Checkpoint, need); err != nil {
 		return err
 	}
+	defer r.Close()
 	return e.Loop(r)
 }
 

@@ -30,6 +30,8 @@ func TestBrokerUsage(t *testing.T) {
 		{[]string{"--nats", n, "--routing-key-field", "k"}, "ssink: error: --routing-key-field applies to --amqp"},
 		{[]string{"--format", "json", "--connect-timeout", "1s"}, "ssink: error: --connect-timeout applies to --kafka, --nats or --amqp\n"},
 		{[]string{"--nats", n, "--connect-timeout", "-1s"}, "ssink: error: --connect-timeout -1s: want 0 or more"},
+		{[]string{"--nats", n, "--txn-timeout", "1s"}, "ssink: error: --txn-timeout applies to --kafka\n"},
+		{[]string{"--kafka", "kafka://127.0.0.1:1/t", "--txn-timeout", "0s"}, "ssink: error: --txn-timeout 0s: want a positive number of milliseconds"},
 		{[]string{"--nats", n, "--create-stream", ""}, "ssink: error: --create-stream needs a stream name"},
 		{[]string{"--amqp", "amqp://127.0.0.1:1/", "--routing-key-field", ""}, "ssink: error: --routing-key-field needs a field name"},
 		{[]string{"--amqp", "amqp://127.0.0.1:1/?routing_key=a", "--routing-key-field", "k"}, "ssink: error: --routing-key-field k does not go with routing_key=a in the --amqp URL: give one"},

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dstream/dstream/codec"
 	"github.com/dstream/dstream/sink"
@@ -36,6 +37,7 @@ const (
 	flagCreateStream    = "create-stream"
 	flagRoutingKeyField = "routing-key-field"
 	flagConnectTimeout  = "connect-timeout"
+	flagTxnTimeout      = "txn-timeout"
 
 	flagChart = "chart"
 	flagKeep  = "keep"
@@ -189,8 +191,14 @@ checkpoint's id), which also commits the batch id as the offset of
 partition 0 of TOPIC in the consumer group dstream-sink-ID. A restart
 reads it back and skips the batches the topic has, so that consumers with
 isolation.level=read_committed see each record once, across crashes too. A
-batch must be written within 15 minutes, the transaction timeout (Kafka's
-default transaction.max.timeout.ms); an empty batch writes nothing.
+batch must be written within --txn-timeout (1m), or the broker aborts it; a
+run that dies in a batch holds back read_committed consumers for up to that
+long. An empty batch writes nothing. Scaled out (sbatch --group G
+--scale-out --checkpoint DIR, the same DIR): ssink commits the group's
+offsets after each batch in its transaction, with the group's generation
+(a copy the group moved on from fails the batch), unless a stage upstream
+claimed them in DIR/group-offsets; a batch without messages commits them on
+their own.
 
 NATS JetStream (--nats nats://[USER:PASSWORD@]HOST:PORT/SUBJECT): each record
 is a message on SUBJECT in --format (default json, one object; lines: the
@@ -328,6 +336,7 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: flagChart, Usage: "--serve: draw a chart `KIND:OPTIONS` (repeatable): line:x=batch,y=FIELD (the sum of FIELD per batch, over the kept batches) or bar:key=FIELD,y=FIELD[,top=N] (the latest batch's top N records by y, default 20); title=TEXT names either", Category: "Dashboard"},
 		&cli.IntFlag{Name: flagKeep, Value: servesink.DefaultKeep, Usage: "--serve: keep the last `N` batches for a page opened late and for /batches", Category: "Dashboard"},
 		&cli.DurationFlag{Name: flagConnectTimeout, Value: sink.DefaultConnectTimeout, Usage: "--kafka, --nats, --amqp: at start-up, try again for `DURATION` while the server cannot be reached, then fail (0: try once)", Category: "Brokers"},
+		&cli.DurationFlag{Name: flagTxnTimeout, Value: kafkasink.DefaultTxnTimeout, Usage: "--kafka with --checkpoint: the transaction timeout, `DURATION`: a batch must be written within it, and a run that dies in a batch holds back read_committed consumers of its partitions for up to that long (or until the next run starts)", Category: "Brokers"},
 	)
 }
 
@@ -346,6 +355,7 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 		CreateStream:    ctx.String(flagCreateStream),
 		RoutingKeyField: ctx.String(flagRoutingKeyField),
 		ConnectTimeout:  ctx.Duration(flagConnectTimeout),
+		TxnTimeout:      ctx.Duration(flagTxnTimeout),
 
 		Charts: ctx.StringSlice(flagChart),
 		Keep:   ctx.Int(flagKeep),
@@ -368,6 +378,9 @@ func options(ctx *cli.Context, stdout, stderr io.Writer) (sink.Options, error) {
 	}
 	if o.ConnectTimeout < 0 {
 		return o, stage.UsageError("--%s %v: want 0 or more", flagConnectTimeout, o.ConnectTimeout)
+	}
+	if o.TxnTimeout <= 0 || o.TxnTimeout%time.Millisecond != 0 {
+		return o, stage.UsageError("--%s %v: want a positive number of milliseconds", flagTxnTimeout, o.TxnTimeout)
 	}
 	if ctx.IsSet(flagKeep) && o.Keep < 1 { // 0 is servesink's default
 		return o, stage.UsageError("--%s %d: want 1 or more batches", flagKeep, o.Keep)

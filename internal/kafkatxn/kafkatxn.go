@@ -95,18 +95,70 @@ func CommitOffsets(ctx context.Context, cl *kgo.Client, txnID, group string, gen
 	})
 }
 
+// CommitOffsetsOutside commits offsets of group, with the consumer's
+// generation and member as CommitOffsets checks them, outside any
+// transaction (an OffsetCommit request): for a batch that moved the
+// source's offsets but wrote nothing, which a transaction cannot hold
+// (kgo ends one only if its client wrote a record to it), and which has
+// no writes to be atomic with.
+func CommitOffsetsOutside(ctx context.Context, cl *kgo.Client, group string, generation int32, member string,
+	offsets map[string]map[int32]int64, metadata *string) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	ids, err := topicIDs(ctx, cl, slices.Sorted(maps.Keys(offsets)))
+	if err != nil {
+		return err
+	}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation, req.MemberID = group, generation, member
+	for _, topic := range slices.Sorted(maps.Keys(offsets)) {
+		t := kmsg.NewOffsetCommitRequestTopic()
+		t.Topic, t.TopicID = topic, ids[topic]
+		parts := offsets[topic]
+		for _, p := range slices.Sorted(maps.Keys(parts)) {
+			tp := kmsg.NewOffsetCommitRequestTopicPartition()
+			tp.Partition, tp.Offset, tp.Metadata = p, parts[p], metadata
+			t.Partitions = append(t.Partitions, tp)
+		}
+		req.Topics = append(req.Topics, t)
+	}
+	return retry(ctx, func() error {
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return fmt.Errorf("committing the offsets of group %s: %w", group, err)
+		}
+		for _, t := range resp.Topics {
+			name := topicName(t.Topic, t.TopicID, ids)
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return fmt.Errorf("group %s, topic %s partition %d: offset refused: %w", group, name, p.Partition, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// topicName is the name of a topic of a response: name, or, for a
+// version that answers with the id only, the name ids gives id.
+func topicName(name string, id [16]byte, ids map[string][16]byte) string {
+	if name != "" {
+		return name
+	}
+	for n, i := range ids {
+		if i == id {
+			return n
+		}
+	}
+	return name
+}
+
 // firstError is the error of the first partition of resp that has one,
 // naming it.
 func firstError(resp *kmsg.TxnOffsetCommitResponse, group string, ids map[string][16]byte) error {
 	for _, t := range resp.Topics {
-		name := t.Topic
-		if name == "" { // v6 answers with the id only
-			for n, id := range ids {
-				if id == t.TopicID {
-					name = n
-				}
-			}
-		}
+		name := topicName(t.Topic, t.TopicID, ids) // v6 answers with the id only
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 				return fmt.Errorf("group %s, topic %s partition %d: offset refused: %w", group, name, p.Partition, err)

@@ -45,7 +45,7 @@ var Kafka = sink.Destination{
 	Needs:         "a URL: kafka://HOST:PORT[,HOST:PORT...]/TOPIC",
 	Encodes:       true,
 	DefaultFormat: "json",
-	Takes:         []string{"key", "connect-timeout"},
+	Takes:         []string{"key", "connect-timeout", "txn-timeout"},
 	Open:          open,
 }
 
@@ -78,11 +78,12 @@ func (p *producer) startTimeout() time.Duration {
 // backoff meanwhile. A variable for the tests.
 var timeout = 30 * time.Second
 
-// txnTimeout is the transaction timeout asked for: a batch with
-// --checkpoint must be written within it, or the broker aborts it. It is
-// Kafka's default transaction.max.timeout.ms, the most a broker allows
-// unless configured otherwise.
-const txnTimeout = 15 * time.Minute
+// DefaultTxnTimeout is the transaction timeout asked for without
+// --txn-timeout: a batch with --checkpoint must be written within it, or
+// the broker aborts it; and a run that dies in a transaction holds back
+// the read_committed consumers of its partitions for up to that long (or
+// until the next run starts). The Java producer's transaction.timeout.ms.
+const DefaultTxnTimeout = time.Minute
 
 // chunkSize is the size of the chunks that hold the values and keys of a
 // batch's messages.
@@ -104,6 +105,7 @@ const chunkSize = 64 << 10
 // replayed, they write nothing again.
 type producer struct {
 	connect time.Duration // --connect-timeout (0: try once, for a second)
+	txnTime time.Duration // --txn-timeout
 	url     string        // --kafka, as given, for messages
 	seeds   []string
 	topic   string
@@ -115,6 +117,12 @@ type producer struct {
 	adm   *kadm.Client
 	txnID string // with a checkpoint: the transactional id, and
 	group string // the group whose offset records the last batch
+	dir   string // the checkpoint directory
+
+	// A scaled-out source's group offsets (group.go): whether the sink
+	// commits them (claimed), once known, and those of the batch in hand.
+	claimKnown, claimed bool
+	grp                 *groupOffsets
 
 	// The last batch the topic has (with a checkpoint).
 	last     uint64
@@ -156,7 +164,10 @@ func open(o *sink.Options, f *codec.Format, _ *bufio.Writer) (sink.Writer, error
 	if err != nil {
 		return nil, stage.Hint(stage.UsageError("--kafka %q: %v", o.Target, err), "give --kafka kafka://HOST:PORT[,HOST:PORT...]/TOPIC")
 	}
-	p := &producer{url: o.Target, seeds: seeds, topic: topic, format: f, trimNL: trim, connect: o.ConnectTimeout}
+	p := &producer{url: o.Target, seeds: seeds, topic: topic, format: f, trimNL: trim, connect: o.ConnectTimeout, txnTime: o.TxnTimeout}
+	if p.txnTime == 0 {
+		p.txnTime = DefaultTxnTimeout
+	}
 	if len(o.Keys) > 0 {
 		keys := stage.ParseList(o.Keys...)
 		switch len(keys) {
@@ -238,7 +249,8 @@ func (p *producer) Start(ckpt, dir string) error {
 	if ckpt != "" {
 		p.txnID = "dstream-sink-" + ckpt + "-" + p.topic
 		p.group = "dstream-sink-" + ckpt
-		opts = append(opts, kgo.TransactionalID(p.txnID), kgo.TransactionTimeout(txnTimeout))
+		p.dir = dir
+		opts = append(opts, kgo.TransactionalID(p.txnID), kgo.TransactionTimeout(p.txnTime))
 	}
 	var err error
 	if p.cl, err = kgo.NewClient(opts...); err != nil {
@@ -335,6 +347,10 @@ func (p *producer) Begin(b stage.Batch) error {
 		return nil
 	}
 	if p.txnID != "" {
+		var err error
+		if p.grp, err = p.batchGroup(b.ID); err != nil {
+			return fmt.Errorf("--kafka %s: %v: %w", p.url, b, err)
+		}
 		if err := p.cl.BeginTransaction(); err != nil {
 			return p.batchError(b, "beginning the transaction of", err)
 		}
@@ -465,7 +481,10 @@ func (p *producer) End(b stage.Batch, n uint64) error {
 }
 
 // commit ends the batch's transaction: it commits the batch's id as the
-// group's offset, then the transaction.
+// group's offset, and a scaled-out source's group offsets, then the
+// transaction. A batch without messages has no transaction to commit (kgo
+// ends only one its client wrote to): its source's group offsets are
+// committed after, on their own (see commitGroup).
 func (p *producer) commit(b stage.Batch, sent uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -473,12 +492,20 @@ func (p *producer) commit(b stage.Batch, sent uint64) error {
 		if err := p.commitOffset(ctx, b); err != nil {
 			return p.batchError(b, "committing the offset of group "+p.group+" for", err)
 		}
+		if err := p.commitGroup(ctx, b, true); err != nil {
+			return err
+		}
 	}
 	err := p.cl.EndTransaction(ctx, kgo.TryCommit)
 	if err != nil {
 		return p.batchError(b, "committing the transaction of", err)
 	}
 	p.inTxn = false
+	if sent == 0 {
+		if err := p.commitGroup(ctx, b, false); err != nil {
+			return err
+		}
+	}
 	p.last, p.lastTime, p.haveLast = b.ID, b.Time, true
 	return nil
 }

@@ -12,11 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/record"
 	"github.com/dstream/dstream/sink"
 	"github.com/dstream/dstream/stage"
@@ -94,17 +97,22 @@ type dialect struct {
 // record and added to (ALTER TABLE ADD COLUMN) when a field without a
 // column comes.
 type tableWriter struct {
-	d       *dialect
-	target  string // --sqlite or --postgres, as given
-	path    string // the database in messages: the file, the URL without its password
-	table   string // --table
-	mode    string // --mode
-	keys    []string
-	idem    bool   // --checkpoint: record and skip batches by id
-	ckpt    string // --checkpoint: the directory's id, which owns the table's row in commitsTable
-	ckptDir string // --checkpoint
-	db      *sql.DB
-	qtable  string // table, quoted
+	d      *dialect
+	target string // --sqlite or --postgres, as given
+	path   string // the database in messages: the file, the URL without its password
+	table  string // --table
+	mode   string // --mode
+	keys   []string
+	idem   bool   // --checkpoint: record and skip batches by id
+	ckpt   string // --checkpoint: the directory's id, which owns the table's row in commitsTable
+	// row is the table's row in commitsTable: the table's name, or behind
+	// a scaled-out source (checkpoint.ScaleOutFile) TABLE@CKPT, one row per
+	// copy of the pipeline, each with batch ids of its own.
+	row       string
+	rowLooked bool   // Begin has looked for checkpoint.ScaleOutFile
+	ckptDir   string // --checkpoint
+	db        *sql.DB
+	qtable    string // table, quoted
 
 	// The table as it stands. load reads it; after a rollback, which may
 	// undo a CREATE or ALTER, it is read again.
@@ -244,6 +252,7 @@ func quoteIdent(name string) string {
 // directory dir, reads the last batch written into the table.
 func (f *tableWriter) Start(ckpt, dir string) error {
 	f.idem, f.ckpt, f.ckptDir = ckpt != "", ckpt, dir
+	f.row = f.commitsRow()
 	var err error
 	if f.db, err = f.d.open(f.target); err != nil {
 		return err
@@ -304,12 +313,12 @@ func (f *tableWriter) openCommits() error {
 	f.params(&q, 1)
 	var id int64
 	var owner sql.NullString
-	err = f.q().QueryRowContext(context.Background(), q.String(), f.table).Scan(&id, &f.lastTime, &owner)
+	err = f.q().QueryRowContext(context.Background(), q.String(), f.row).Scan(&id, &f.lastTime, &owner)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) && strings.Contains(err.Error(), "ckpt") {
 		// A table of an earlier version, without the column: add it; its
 		// row is then the next checkpoint's to claim.
 		if _, err = f.q().ExecContext(context.Background(), `ALTER TABLE `+commitsTable+` ADD COLUMN ckpt TEXT`); err == nil {
-			err = f.q().QueryRowContext(context.Background(), q.String(), f.table).Scan(&id, &f.lastTime, &owner)
+			err = f.q().QueryRowContext(context.Background(), q.String(), f.row).Scan(&id, &f.lastTime, &owner)
 		}
 	}
 	switch {
@@ -336,6 +345,14 @@ func (f *tableWriter) openCommits() error {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
 	return nil
+}
+
+// commitsRow is the table's row in commitsTable (see tableWriter.row).
+func (f *tableWriter) commitsRow() string {
+	if _, err := os.Stat(filepath.Join(f.ckptDir, checkpoint.ScaleOutFile)); err == nil {
+		return f.table + "@" + f.ckpt
+	}
+	return f.table
 }
 
 // foreign is the error of a table whose batches another checkpoint writes.
@@ -751,6 +768,16 @@ func (f *tableWriter) closeStmts(stmts ...*sql.Stmt) {
 
 func (f *tableWriter) Begin(b stage.Batch) error {
 	f.n, f.skip = 0, false
+	if f.idem && !f.rowLooked {
+		// The source has started by now: a scaled-out one has said so.
+		f.rowLooked = true
+		if row := f.commitsRow(); row != f.row {
+			f.row = row
+			if err := f.openCommits(); err != nil {
+				return err
+			}
+		}
+	}
 	if f.idem && f.haveLast && b.ID <= f.last {
 		// The batch was written, and the checkpoint's commit of it lost
 		// (a crash in between, or commits removed): the source replays it.
@@ -1251,7 +1278,7 @@ func (f *tableWriter) End(b stage.Batch, _ uint64) error {
 		return fmt.Errorf("batch %d: %w", b.ID, err)
 	}
 	if f.idem {
-		res, err := f.tx.Stmt(f.mark).Exec(f.table, int64(b.ID), b.Time, f.ckpt)
+		res, err := f.tx.Stmt(f.mark).Exec(f.row, int64(b.ID), b.Time, f.ckpt)
 		if err != nil {
 			return f.batchError(b, "recording", err)
 		}

@@ -1,0 +1,334 @@
+package reduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/changelog"
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/framing"
+	"github.com/dstream/dstream/record"
+	"github.com/dstream/dstream/stage"
+)
+
+// A running state behind a scaled-out Kafka source (sbatch --scale-out,
+// docs/scale-out.md) is kept per source partition, so that a partition's
+// state moves with it from copy to copy, across machines: Kafka Streams'
+// changelog topics. Each batch's offsets/N names the group and the
+// partitions this copy owns; then
+//
+//   - each group of the table belongs to the partition its records came from
+//     (the field Group.PartitionField of each record: sbatch --meta-field);
+//     a key seen in two partitions is an error, since the tier upstream
+//     must partition by it (ssink --kafka --key);
+//   - at the end of each batch, one Kafka transaction writes the groups the
+//     batch changed (agg.AppendGroupSnapshot, keyed by the group's key, to
+//     the changelog partition of the same number; a tombstone for a group
+//     --ttl forgot) and commits the source partitions' offsets to the group,
+//     before the batch leaves: so the changelog and the group's offsets
+//     always agree, whoever reads them next;
+//   - a partition this copy did not own in the batch before is restored
+//     from the changelog (it waits for a dead owner's open transaction to
+//     end), and its groups are written again in the batch, so that an
+//     idempotent sink (--mode update into a table keyed by the key) holds
+//     them even if the last owner died between its transaction and its
+//     sink; a partition no longer owned is let go.
+//
+// The copy's checkpoint keeps no snapshot then: the changelog is the state.
+type scale struct {
+	group *checkpoint.Group
+	log   *checkpoint.Log // DIR/offsets
+	store *changelog.Store
+	field string
+
+	part    []int32         // by group: its source partition, -1 for none yet
+	owned   map[int32]bool  // the partitions owned in the batch before
+	ends    map[int32]int64 // the batch's ranges that moved: partition → end
+	changes []changelog.Change
+	vals    []byte
+	tombs   []changelog.Change // the groups the TTL removes in the batch
+}
+
+// scaleTimeout bounds each wait of the changelog on the brokers.
+const scaleTimeout = 30 * time.Second
+
+// scaleBegin reads the batch's offsets/N: the first time, whether the
+// source is scaled out; then which partitions this copy owns, restoring
+// and letting go as they change.
+func (r *Engine) scaleBegin(b stage.Batch) error {
+	if r.scaleChecked && r.scale == nil {
+		return nil
+	}
+	if r.offsetsLog == nil {
+		r.offsetsLog = checkpoint.ReadLog(r.o.Checkpoint, checkpoint.OffsetsDir)
+	}
+	log := r.offsetsLog
+	var e checkpoint.Offsets
+	err := log.Read(b.ID, &e)
+	first := !r.scaleChecked
+	r.scaleChecked = true
+	if first && (errors.Is(err, fs.ErrNotExist) || err == nil && e.Group == nil) {
+		return nil // not behind a scaled-out source
+	}
+	if err != nil {
+		return fmt.Errorf("--checkpoint: %v: the offsets of a scaled-out source: %w", b, err)
+	}
+	if e.Group == nil {
+		return fmt.Errorf("%s: %v is not of a scaled-out source, the batches before were", log.Path(b.ID), b)
+	}
+	if first {
+		if err := r.startScale(e.Group); err != nil {
+			return err
+		}
+	}
+	s := r.scale
+	s.group = e.Group
+	owned := map[int32]bool{}
+	for _, name := range e.Group.Owned {
+		if p, ok := partitionOf(name, e.Group.Topics[0]); ok {
+			owned[p] = true
+		}
+	}
+	clear(s.ends)
+	for _, rg := range e.Sources {
+		if p, ok := partitionOf(rg.Path, e.Group.Topics[0]); ok && owned[p] && rg.End > rg.Start {
+			s.ends[p] = rg.End
+		}
+	}
+	for p := range s.owned {
+		if !owned[p] {
+			r.letGo(p)
+		}
+	}
+	for p := range owned {
+		if !s.owned[p] {
+			if err := r.restore(p); err != nil {
+				return err
+			}
+		}
+	}
+	s.owned = owned
+	return nil
+}
+
+// partitionOf is the partition of "TOPIC/P" of topic.
+func partitionOf(name, topic string) (int32, bool) {
+	t, p, ok := strings.Cut(name, "/")
+	if !ok || t != topic {
+		return 0, false
+	}
+	var n int32
+	_, err := fmt.Sscan(p, &n)
+	return n, err == nil
+}
+
+// startScale opens the changelog of a scaled-out source's first batch and
+// claims the group's offsets (checkpoint.OffsetsClaim).
+func (r *Engine) startScale(g *checkpoint.Group) error {
+	switch {
+	case len(g.Topics) != 1:
+		return stage.UsageError("--running behind sbatch --scale-out reads one topic, not %d (%s): the state of a partition is that of one topic's", len(g.Topics), strings.Join(g.Topics, ","))
+	case g.PartitionField == "":
+		return stage.Hint(stage.UsageError("--running behind sbatch --scale-out keeps its state per partition, and the records do not say theirs"),
+			"give sbatch --meta-field PREFIX (--meta-field _ adds _partition), and keep that field through any smap before sreduce")
+	case r.o.Initial != "":
+		return stage.UsageError("--initial is not for a state kept per partition (sbatch --scale-out): the changelog is where it starts")
+	}
+	if err := r.o.Agg.GroupSnapshots(); err != nil {
+		return stage.Usage(fmt.Errorf("--running behind sbatch --scale-out: %w", err))
+	}
+	id, err := checkpoint.ID(r.o.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("--checkpoint: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
+	defer cancel()
+	store, err := changelog.Open(ctx, changelog.Config{
+		Seeds:      g.Seeds,
+		Topic:      ChangelogTopic(g.ID, r.o.Name),
+		Partitions: g.Partitions[0],
+		// One copy's producer: a restart of the copy fences the open
+		// transaction of the run it replaces.
+		TxnID:   "dstream-state-" + id + "-" + r.o.Name,
+		Timeout: scaleTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("--running behind sbatch --scale-out: the changelog: %w", err)
+	}
+	claim := filepath.Join(r.o.Checkpoint, checkpoint.OffsetsClaim)
+	if err := checkpoint.WriteAtomic(claim, 0o644, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "sreduce %s\n", r.o.Name)
+		return err
+	}); err != nil {
+		store.Close()
+		return fmt.Errorf("--checkpoint: %w", err)
+	}
+	r.scale = &scale{store: store, field: g.PartitionField, owned: map[int32]bool{}, ends: map[int32]int64{}}
+	r.state = nil // the changelog is the state
+	return nil
+}
+
+// ChangelogTopic is the changelog topic of the state name of group.
+func ChangelogTopic(group, name string) string { return "dstream-" + group + "-" + name + "-changelog" }
+
+// restore reads partition p's groups from the changelog into the table,
+// marked to be written in the batch.
+func (r *Engine) restore(p int32) error {
+	s := r.scale
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
+	defer cancel()
+	gs := r.gs[:0]
+	n, err := s.store.Restore(ctx, p, func(_, value []byte) error {
+		var err error
+		from := len(gs)
+		if gs, err = r.t.AddSnapshot(gs, value); err != nil {
+			return err
+		}
+		for _, g := range gs[from:] {
+			s.setPart(g, p)
+			r.t.Mark(g)
+		}
+		return nil
+	})
+	r.gs = gs
+	if err != nil {
+		return fmt.Errorf("restoring the state of partition %s/%d: %w", s.group.Topics[0], p, err)
+	}
+	fmt.Fprintf(r.notes(), "sreduce: note: took over partition %s/%d: restored %d keys in %v\n", s.group.Topics[0], p, n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (r *Engine) notes() io.Writer {
+	if r.o.Notes == nil {
+		return os.Stderr
+	}
+	return r.o.Notes
+}
+
+// letGo removes the groups of partition p, which another copy owns now.
+func (r *Engine) letGo(p int32) {
+	s := r.scale
+	for g, q := range s.part {
+		if q == p {
+			r.t.Remove(int32(g))
+			s.part[g] = -1
+		}
+	}
+}
+
+// setPart records that group g belongs to partition p.
+func (s *scale) setPart(g, p int32) {
+	for int(g) >= len(s.part) {
+		s.part = append(s.part, -1)
+	}
+	s.part[g] = p
+}
+
+// addBlock adds the records one by one, each to its partition's group.
+func (r *Engine) scaleAdd(b stage.Batch, rec []byte) error {
+	s := r.scale
+	raw, ok, err := record.Get(rec, s.field)
+	p, isInt := record.Int(raw)
+	if err != nil || !ok || !isInt {
+		return stage.Hint(fmt.Errorf("%v, record %d: no integer field %q, the record's source partition", b, r.nrec, s.field),
+			"keep the field sbatch --meta-field adds through any smap before sreduce")
+	}
+	if !s.owned[int32(p)] {
+		return fmt.Errorf("%v, record %d: of partition %d, which this copy does not own in the batch (offsets/%d)", b, r.nrec, p, b.ID)
+	}
+	n := len(r.t.Touched())
+	if err := r.t.Add(rec); err != nil {
+		return err
+	}
+	if ts := r.t.Touched(); len(ts) > n {
+		g := ts[n]
+		if int(g) < len(s.part) && s.part[g] >= 0 && s.part[g] != int32(p) {
+			return stage.Hint(fmt.Errorf("%v, record %d: its key came from partition %d before, now from %d", b, r.nrec, s.part[g], p),
+				"the stage upstream must partition the topic by sreduce's key (ssink --kafka --key FIELD)")
+		}
+		s.setPart(g, int32(p))
+	}
+	return nil
+}
+
+// scaleCommit writes the batch's changes to the changelog and the source's
+// offsets to the group, in one transaction, before the batch leaves.
+func (r *Engine) scaleCommit(b stage.Batch) error {
+	s := r.scale
+	s.changes, s.vals = s.changes[:0], s.vals[:0]
+	touched := r.t.Touched()
+	at := make([]int, 0, len(touched)+1)
+	for _, g := range touched {
+		at = append(at, len(s.vals))
+		s.vals = r.t.AppendGroupSnapshot(s.vals, g)
+	}
+	at = append(at, len(s.vals))
+	for i, g := range touched {
+		s.changes = append(s.changes, changelog.Change{Partition: s.part[g], Key: r.t.Key(g), Value: s.vals[at[i]:at[i+1]:at[i+1]]})
+	}
+	s.changes = append(s.changes, s.tombs...)
+	s.tombs = s.tombs[:0]
+	o := changelog.Offsets{Group: s.group.ID, Generation: s.group.Generation, Member: s.group.Member}
+	if len(s.ends) > 0 {
+		o.Ends = map[string]map[int32]int64{s.group.Topics[0]: s.ends}
+	}
+	if len(s.changes) == 0 && len(s.ends) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
+	defer cancel()
+	if err := s.store.Commit(ctx, s.changes, o); err != nil {
+		return fmt.Errorf("%v: the changelog and the group's offsets: %w", b, err)
+	}
+	return nil
+}
+
+// scaleExpire notes the groups the TTL is about to remove (idle since
+// cutoff), for their tombstones.
+func (r *Engine) scaleExpire(cutoff int64) {
+	s := r.scale
+	for _, g := range r.t.Idle(cutoff, nil) {
+		s.tombs = append(s.tombs, changelog.Change{Partition: s.part[g], Key: append([]byte(nil), r.t.Key(g)...)})
+		s.part[g] = -1
+	}
+}
+
+// close lets the changelog go.
+func (s *scale) close() error {
+	if s == nil {
+		return nil
+	}
+	return s.store.Close()
+}
+
+// scaleBlock adds the records one by one, each to its partition's group.
+func (r *Engine) scaleBlock(b stage.Batch, recs framing.Records) error {
+	for rec, ok := recs.Next(); ok; rec, ok = recs.Next() {
+		r.nrec++
+		if !r.check.Done() {
+			r.check.Observe(rec)
+		}
+		if err := r.scaleAdd(b, rec); err != nil {
+			var re *agg.RecordError
+			if !errors.As(err, &re) {
+				return err
+			}
+			if err := r.bad(b, rec, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close lets the changelog go, if any.
+func (r *Engine) Close() error { return r.scale.close() }
