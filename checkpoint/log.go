@@ -75,8 +75,22 @@ type Group struct {
 // them itself once the sink has committed the batch (at least once).
 const OffsetsClaim = "group-offsets"
 
+// AssignmentFile is the file, in the checkpoint directory, where sbatch
+// --scale-out says which partitions the group gives this copy (an
+// Assignment), rewritten at each change. A batch begun after it was
+// written holds records of those partitions only, of that generation: a
+// stage keeping state per partition reads it at each batch's beginning.
+const AssignmentFile = "assignment"
+
+// Assignment is the content of AssignmentFile.
+type Assignment struct {
+	Generation int32    `json:"generation"`
+	Owned      []string `json:"owned"` // "TOPIC/PARTITION", sorted
+}
+
 // ScaleOutFile is the file, in the checkpoint directory, that sbatch
-// --scale-out writes before anything else (it holds the group's name): the
+// --scale-out writes before anything else (a Group, as JSON, without what
+// changes: generation, member, partitions owned): the
 // directory is one copy's of a pipeline that runs as many, whose sinks then
 // share their tables with the other copies' (each keeps its own record of
 // the batches it wrote).

@@ -97,7 +97,6 @@ type Engine struct {
 	// Behind a scaled-out source, the state per partition (scale.go).
 	scale        *scale
 	scaleChecked bool
-	offsetsLog   *checkpoint.Log
 	replaying func() bool       // the pipeline's source replays from the checkpoint
 	nrec      int               // records of the batch in hand so far
 	seeded    bool              // t holds the initial state, not yet at a batch

@@ -2,6 +2,7 @@ package reduce
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,10 +45,12 @@ import (
 //
 // The copy's checkpoint keeps no snapshot then: the changelog is the state.
 type scale struct {
-	group *checkpoint.Group
-	log   *checkpoint.Log // DIR/offsets
-	store *changelog.Store
-	field string
+	group      *checkpoint.Group // as the last batch's offsets/N says
+	topic      string
+	log        *checkpoint.Log // DIR/offsets
+	store      *changelog.Store
+	field      string
+	generation int32 // of the assignment read last
 
 	part    []int32         // by group: its source partition, -1 for none yet
 	owned   map[int32]bool  // the partitions owned in the batch before
@@ -60,48 +63,60 @@ type scale struct {
 // scaleTimeout bounds each wait of the changelog on the brokers.
 const scaleTimeout = 30 * time.Second
 
-// scaleBegin reads the batch's offsets/N: the first time, whether the
-// source is scaled out; then which partitions this copy owns, restoring
-// and letting go as they change.
+// scaleBegin, at the first batch, finds whether the source is scaled out
+// (checkpoint.ScaleOutFile); then at each batch reads which partitions
+// this copy owns (checkpoint.AssignmentFile), restoring and letting go as
+// they change. After a change of more than one generation every partition
+// is restored: one may have been away and back in between.
 func (r *Engine) scaleBegin(b stage.Batch) error {
-	if r.scaleChecked && r.scale == nil {
-		return nil
-	}
-	if r.offsetsLog == nil {
-		r.offsetsLog = checkpoint.ReadLog(r.o.Checkpoint, checkpoint.OffsetsDir)
-	}
-	log := r.offsetsLog
-	var e checkpoint.Offsets
-	err := log.Read(b.ID, &e)
-	first := !r.scaleChecked
-	r.scaleChecked = true
-	if first && (errors.Is(err, fs.ErrNotExist) || err == nil && e.Group == nil) {
-		return nil // not behind a scaled-out source
-	}
-	if err != nil {
-		return fmt.Errorf("--checkpoint: %v: the offsets of a scaled-out source: %w", b, err)
-	}
-	if e.Group == nil {
-		return fmt.Errorf("%s: %v is not of a scaled-out source, the batches before were", log.Path(b.ID), b)
-	}
-	if first {
-		if err := r.startScale(e.Group); err != nil {
+	if !r.scaleChecked {
+		r.scaleChecked = true
+		data, err := os.ReadFile(filepath.Join(r.o.Checkpoint, checkpoint.ScaleOutFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // not behind a scaled-out source
+		}
+		if err != nil {
+			return fmt.Errorf("--checkpoint: %w", err)
+		}
+		var g checkpoint.Group
+		if err := json.Unmarshal(data, &g); err != nil {
+			return fmt.Errorf("--checkpoint: %s: %w", checkpoint.ScaleOutFile, err)
+		}
+		if err := r.startScale(&g); err != nil {
 			return err
 		}
 	}
 	s := r.scale
-	s.group = e.Group
-	owned := map[int32]bool{}
-	for _, name := range e.Group.Owned {
-		if p, ok := partitionOf(name, e.Group.Topics[0]); ok {
-			owned[p] = true
-		}
+	if s == nil {
+		return nil
 	}
-	clear(s.ends)
-	for _, rg := range e.Sources {
-		if p, ok := partitionOf(rg.Path, e.Group.Topics[0]); ok && owned[p] && rg.End > rg.Start {
-			s.ends[p] = rg.End
+	path := filepath.Join(r.o.Checkpoint, checkpoint.AssignmentFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing assigned yet: the batch has no records
+	}
+	var a checkpoint.Assignment
+	if err == nil {
+		err = json.Unmarshal(data, &a)
+	}
+	if err != nil {
+		return fmt.Errorf("--checkpoint: %s, at the beginning of %v: %w", path, b, err)
+	}
+	if a.Generation == s.generation {
+		return nil
+	}
+	owned := map[int32]bool{}
+	for _, name := range a.Owned {
+		p, ok := partitionOf(name, s.topic)
+		if !ok {
+			return fmt.Errorf("%s: partition %q is not of topic %s", path, name, s.topic)
 		}
+		owned[p] = true
+	}
+	if a.Generation != s.generation+1 {
+		clear(s.owned) // all restored: see above
+		r.t.Reset()
+		s.part = s.part[:0]
 	}
 	for p := range s.owned {
 		if !owned[p] {
@@ -115,7 +130,32 @@ func (r *Engine) scaleBegin(b stage.Batch) error {
 			}
 		}
 	}
-	s.owned = owned
+	s.owned, s.generation = owned, a.Generation
+	return nil
+}
+
+// scaleEnd reads the batch's offsets/N: the ends of the partitions it read,
+// to commit to the group, and the generation and member that read them.
+func (r *Engine) scaleEnd(b stage.Batch) error {
+	s := r.scale
+	var e checkpoint.Offsets
+	if err := s.log.Read(b.ID, &e); err != nil {
+		return fmt.Errorf("--checkpoint: the offsets of %v: %w", b, err)
+	}
+	if e.Group == nil {
+		return fmt.Errorf("%s: %v is not of a scaled-out source", s.log.Path(b.ID), b)
+	}
+	s.group = e.Group
+	clear(s.ends)
+	owned := map[string]bool{}
+	for _, name := range e.Group.Owned {
+		owned[name] = true
+	}
+	for _, rg := range e.Sources {
+		if p, ok := partitionOf(rg.Path, s.topic); ok && owned[rg.Path] && rg.End > rg.Start {
+			s.ends[p] = rg.End
+		}
+	}
 	return nil
 }
 
@@ -130,8 +170,8 @@ func partitionOf(name, topic string) (int32, bool) {
 	return n, err == nil
 }
 
-// startScale opens the changelog of a scaled-out source's first batch and
-// claims the group's offsets (checkpoint.OffsetsClaim).
+// startScale opens the changelog of a scaled-out source (g, as sbatch
+// announced it) and claims the group's offsets (checkpoint.OffsetsClaim).
 func (r *Engine) startScale(g *checkpoint.Group) error {
 	switch {
 	case len(g.Topics) != 1:
@@ -171,7 +211,8 @@ func (r *Engine) startScale(g *checkpoint.Group) error {
 		store.Close()
 		return fmt.Errorf("--checkpoint: %w", err)
 	}
-	r.scale = &scale{store: store, field: g.PartitionField, owned: map[int32]bool{}, ends: map[int32]int64{}}
+	r.scale = &scale{store: store, group: g, topic: g.Topics[0], field: g.PartitionField, generation: -1,
+		log: checkpoint.ReadLog(r.o.Checkpoint, checkpoint.OffsetsDir), owned: map[int32]bool{}, ends: map[int32]int64{}}
 	r.state = nil // the changelog is the state
 	return nil
 }
@@ -201,9 +242,9 @@ func (r *Engine) restore(p int32) error {
 	})
 	r.gs = gs
 	if err != nil {
-		return fmt.Errorf("restoring the state of partition %s/%d: %w", s.group.Topics[0], p, err)
+		return fmt.Errorf("restoring the state of partition %s/%d: %w", s.topic, p, err)
 	}
-	fmt.Fprintf(r.notes(), "sreduce: note: took over partition %s/%d: restored %d keys in %v\n", s.group.Topics[0], p, n, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(r.notes(), "sreduce: note: took over partition %s/%d: restored %d keys in %v\n", s.topic, p, n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -264,6 +305,9 @@ func (r *Engine) scaleAdd(b stage.Batch, rec []byte) error {
 // offsets to the group, in one transaction, before the batch leaves.
 func (r *Engine) scaleCommit(b stage.Batch) error {
 	s := r.scale
+	if err := r.scaleEnd(b); err != nil {
+		return err
+	}
 	s.changes, s.vals = s.changes[:0], s.vals[:0]
 	touched := r.t.Touched()
 	at := make([]int, 0, len(touched)+1)
@@ -279,7 +323,7 @@ func (r *Engine) scaleCommit(b stage.Batch) error {
 	s.tombs = s.tombs[:0]
 	o := changelog.Offsets{Group: s.group.ID, Generation: s.group.Generation, Member: s.group.Member}
 	if len(s.ends) > 0 {
-		o.Ends = map[string]map[int32]int64{s.group.Topics[0]: s.ends}
+		o.Ends = map[string]map[int32]int64{s.topic: s.ends}
 	}
 	if len(s.changes) == 0 && len(s.ends) == 0 {
 		return nil

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,13 +105,6 @@ func openKafka(op Opening) (Tracker, error) {
 	k := &kafka{spec: spec, u: u, o: &o, streams: &Streams{}, notes: op.Env.Stderr, health: newKafkaHealth(spec, op.Env.Stderr)}
 	if o.ScaleOut {
 		k.scale = newScaleOut(k)
-		err := os.MkdirAll(o.Checkpoint, 0o755)
-		if err == nil {
-			err = checkpoint.WriteFile(filepath.Join(o.Checkpoint, checkpoint.ScaleOutFile), []byte(o.Group+"\n"), 0o644)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("--checkpoint: %w", err)
-		}
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	if k.base, err = kgo.NewClient(k.clientOpts()...); err != nil {
@@ -123,6 +114,12 @@ func openKafka(op Opening) (Tracker, error) {
 	if err := k.checkTopics(); err != nil {
 		k.Close()
 		return nil, err
+	}
+	if k.scale != nil {
+		if err := k.scale.announce(); err != nil {
+			k.Close()
+			return nil, err
+		}
 	}
 	t, err := openBrokerTracker(o, spec, k, k.streams, op.Env.Stderr)
 	if err != nil {
@@ -434,8 +431,9 @@ type kafkaFeed struct {
 	starts []checkpoint.Range
 	idle   int // polls in a row that brought nothing, with once
 	group  bool
-	owned  *owned   // the group's partitions, when group
-	hdrs   []Header // the headers of the messages of the last Fetch
+	owned  *owned      // the group's partitions, when group
+	hdrs   []Header    // the headers of the messages of the last Fetch
+	held   kgo.Fetches // scaled out: records polled, held back (see scaleOut.assigned)
 }
 
 // pollWait is how long one poll waits for records before it looks at a
@@ -464,15 +462,31 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 	if err := f.k.health.failed(f.k.serverTimeout()); err != nil {
 		return dst, err
 	}
-	if s := f.k.scale; s != nil {
-		if wait, err := s.gate(f.cl); wait || err != nil {
-			sleepStop(stop, pollWait)
+	s := f.k.scale
+	if s != nil {
+		if wait, err := s.gate(f.cl, f.held != nil); wait || err != nil {
+			sleepStop(stop, pollWait/4)
 			return dst, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(f.k.ctx, pollWait)
-	fs := f.cl.PollRecords(ctx, 4096)
-	cancel()
+	var fs kgo.Fetches
+	if f.held != nil {
+		fs, f.held = f.held, nil
+	} else {
+		var assigns uint64
+		if s != nil {
+			assigns = s.assigns.Load()
+		}
+		ctx, cancel := context.WithTimeout(f.k.ctx, pollWait)
+		fs = f.cl.PollRecords(ctx, 4096)
+		cancel()
+		if s != nil && s.assigns.Load() != assigns {
+			// The assignment changed in the poll: its records wait for
+			// the next cut (scaleOut.assigned).
+			f.held = fs
+			return dst, nil
+		}
+	}
 	var ferr error
 	fs.EachError(func(t string, p int32, err error) {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -102,6 +102,11 @@ type owned struct {
 func (o *owned) list() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	return o.names()
+}
+
+// names is list, under the lock.
+func (o *owned) names() []string {
 	var names []string
 	for name, ok := range o.now {
 		if ok {
@@ -124,14 +129,10 @@ func (o *owned) change(what string, ps map[string][]int32) {
 			o.now[partitionName(t, p)] = what == "assigned"
 		}
 	}
-	var reading []string
-	for name, ok := range o.now {
-		if ok {
-			reading = append(reading, name)
-		}
+	if s := o.k.scale; s != nil {
+		s.assigned(o.names())
 	}
-	slices.Sort(reading)
-	r := strings.Join(reading, ",")
+	r := strings.Join(o.names(), ",")
 	if r == "" {
 		r = "none"
 	}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,6 +37,12 @@ import (
 //     waits). So a record's batch commits in the generation it was read in,
 //     and the generation and member id that each offsets/N names let the
 //     broker refuse a commit from a copy the group has moved on from.
+//   - After each change of the assignment, DIR/assignment says which
+//     partitions this copy owns in which generation, and the feed hands
+//     over no record until the batch in hand is cut: the next batch, and
+//     every one after until the next change, holds records of those
+//     partitions only, which a stage keeping state per partition reads at
+//     the batch's beginning (reduce/scale.go).
 type scaleOut struct {
 	k     *kafka
 	owned *owned
@@ -44,9 +51,15 @@ type scaleOut struct {
 	// since is when the waiting rebalance was first seen, to bound it.
 	since time.Time
 
-	mu   sync.Mutex
-	read map[string]int64 // by partition: the offset after the last record handed over
-	done map[string]int64 // by partition: the offset after the last record the sink committed
+	cuts     atomic.Uint64 // batches cut
+	assigns  atomic.Uint64 // changes of the assignment
+	waitCut  atomic.Bool   // records wait for a cut after an assignment
+	cutAfter atomic.Uint64 // the cut they wait for is the one after this many
+
+	mu     sync.Mutex
+	failed error            // writing the assignment failed
+	read   map[string]int64 // by partition: the offset after the last record handed over
+	done   map[string]int64 // by partition: the offset after the last record the sink committed
 }
 
 func newScaleOut(k *kafka) *scaleOut {
@@ -90,11 +103,45 @@ func (s *scaleOut) handed(key tp, end int64) {
 	s.mu.Unlock()
 }
 
-// gate, at each poll, lets a waiting rebalance go once every record read
-// is committed by the sink, and says whether to wait (read nothing) until
-// then.
-func (s *scaleOut) gate(cl *kgo.Client) (wait bool, err error) {
-	if !s.want.Load() {
+// assigned writes DIR/assignment after a change of the partitions owned,
+// and holds the records back until the next cut.
+func (s *scaleOut) assigned(owned []string) {
+	a := checkpoint.Assignment{Owned: owned}
+	if m := s.k.member; m != nil {
+		_, a.Generation = m.GroupMetadata()
+	}
+	b, err := json.Marshal(a)
+	if err == nil {
+		err = checkpoint.WriteFile(filepath.Join(s.k.o.Checkpoint, checkpoint.AssignmentFile), b, 0o644)
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.failed = fmt.Errorf("%s: writing the assignment of group %s: %w", s.k.spec, s.k.o.Group, err)
+		s.mu.Unlock()
+	}
+	s.cutAfter.Store(s.cuts.Load())
+	s.waitCut.Store(true)
+	s.assigns.Add(1)
+}
+
+// gate, at each poll, holds the records back until the cut after an
+// assignment; and lets a waiting rebalance go once every record read is
+// committed by the sink, unless holding records polled. It says whether
+// to wait (hand nothing over) for now.
+func (s *scaleOut) gate(cl *kgo.Client, holding bool) (wait bool, err error) {
+	s.mu.Lock()
+	err = s.failed
+	s.mu.Unlock()
+	if err != nil {
+		return true, err
+	}
+	if s.waitCut.Load() {
+		if s.cuts.Load() <= s.cutAfter.Load() {
+			return true, nil
+		}
+		s.waitCut.Store(false)
+	}
+	if holding || !s.want.Load() {
 		return false, nil
 	}
 	if s.since.IsZero() {
@@ -150,16 +197,41 @@ func (s *scaleOut) commit(ends map[string]int64) map[string]int64 {
 	return mine
 }
 
-// group is what offsets/N says of the group: see checkpoint.Group.
+// group is what offsets/N says of the group: see checkpoint.Group. It is
+// called once per batch, at its cut.
 func (s *scaleOut) group() *checkpoint.Group {
-	g := &checkpoint.Group{ID: s.k.o.Group, Seeds: s.k.u.seeds, Topics: s.k.u.topics, Partitions: s.k.widths, Owned: s.owned.list()}
+	s.cuts.Add(1)
+	g := s.static()
+	g.Owned = s.owned.list()
 	if m := s.k.member; m != nil {
 		g.Member, g.Generation = m.GroupMetadata()
 	}
+	return g
+}
+
+// static is what does not change in a run: the group, brokers, topics.
+func (s *scaleOut) static() *checkpoint.Group {
+	g := &checkpoint.Group{ID: s.k.o.Group, Seeds: s.k.u.seeds, Topics: s.k.u.topics, Partitions: s.k.widths}
 	if s.k.o.MetaField != "" {
 		g.PartitionField = s.k.o.MetaField + kafkaMeta.Partition
 	}
 	return g
+}
+
+// announce writes DIR/scale-out (checkpoint.ScaleOutFile), before any
+// batch: the group, its brokers and topics, for the stages downstream.
+func (s *scaleOut) announce() error {
+	b, err := json.Marshal(s.static())
+	if err == nil {
+		err = os.MkdirAll(s.k.o.Checkpoint, 0o755)
+	}
+	if err == nil {
+		err = checkpoint.WriteFile(filepath.Join(s.k.o.Checkpoint, checkpoint.ScaleOutFile), append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("--checkpoint: %w", err)
+	}
+	return nil
 }
 
 // Redelivers: scaled out, the group's offsets say where each partition goes
