@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dstream/dstream/internal/kafkatest"
@@ -350,11 +351,16 @@ wait:
 			c.p.Stop()
 		}
 	}
-	for _, c := range r.copies {
-		finished := c.p.Wait(stopTimeout)
+	finished := make([]bool, len(r.copies))
+	var wg sync.WaitGroup
+	for i, c := range r.copies {
+		wg.Go(func() { finished[i] = c.p.Wait(stopTimeout) })
+	}
+	wg.Wait()
+	for i, c := range r.copies {
 		switch {
 		case c.killed:
-		case !finished:
+		case !finished[i]:
 			notes = append(notes, fmt.Sprintf("copy %s hung: not stopped %v after SIGTERM (%s)", c.name, stopTimeout, c.p.Status()))
 		case !c.p.OK():
 			notes = append(notes, fmt.Sprintf("copy %s failed: %s", c.name, c.p.Status()))
