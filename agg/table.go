@@ -97,6 +97,11 @@ type Table struct {
 	seedVals   []record.Span // where each of seedFields is in the record in hand
 
 	added int32 // the group of the last Add, for AddArrival
+
+	// After Split: the table takes the records whose key's orderPrefix
+	// is above pivot if upper, else at or below it.
+	split, upper bool
+	pivot        uint64
 }
 
 // New returns an empty Table computing cfg.
@@ -149,6 +154,98 @@ func New(cfg Config) (*Table, error) {
 		t.countMask = ^uint64(0) >> (64 - 8*uint(t.countKeyLen))
 	}
 	return t, nil
+}
+
+// Split moves about half of the groups of t, those of the larger keys,
+// into a new table, which it returns. From then on t takes the records
+// whose key sorts at or below a pivot and passes over the others, and
+// the new table the other way round, so that every key of t sorts before
+// every key of the new table. Given the same records, each of the two can
+// then be filled by a goroutine of its own, and together they hold the
+// groups t alone would, each in one of them: over many distinct keys,
+// finding a record's group in a table larger than the caches is most of
+// the cost, and it is shared out; written one after the other, each in
+// key order, they are in key order.
+//
+// The pivot is the median of the groups' orderPrefix, so the split is as
+// even as the keys t holds are a sample of those to come (not when they
+// come in key order), and as the keys differ in the first 8 bytes of
+// their first value (not when all start with the same 8 bytes, or are
+// numbers: then all stay in t). A record that cannot be added (a
+// malformed record, a key too long) is an error in both. Only a table
+// whose every aggregate is a count can split, and only once. Group is
+// not split: it creates the group of its key in the table it is called
+// on.
+func (t *Table) Split() (*Table, error) {
+	for _, a := range t.cfg.Aggs {
+		if a.Kind != Count {
+			return nil, fmt.Errorf("agg: a table with a %v aggregate cannot split", a.Kind)
+		}
+	}
+	if t.split {
+		return nil, errors.New("agg: the table is split already")
+	}
+	u, err := New(t.cfg)
+	if err != nil {
+		return nil, err
+	}
+	ps := make([]uint64, 0, t.live)
+	for g := range t.rows {
+		if t.flags[g]&fAlive != 0 {
+			ps = append(ps, orderPrefix(t.ks.key(int32(g))))
+		}
+	}
+	var pivot uint64
+	if len(ps) > 0 {
+		slices.Sort(ps)
+		pivot = ps[(len(ps)-1)/2]
+	}
+	t.split, t.pivot = true, pivot
+	u.split, u.pivot, u.upper = true, pivot, true
+	u.now, u.epoch = t.now, t.epoch
+	for g := range t.rows {
+		if t.flags[g]&fAlive == 0 {
+			continue
+		}
+		key := t.ks.key(int32(g))
+		if t.mine(key) {
+			continue
+		}
+		h := u.ks.hash(key)
+		_, slot := u.ks.find(key, h)
+		ug := u.insert(key, h, slot)
+		u.rows[ug], u.last[ug] = t.rows[g], t.last[g]
+		if t.stamp[g] == t.epoch {
+			u.stamp[ug] = u.epoch
+			u.touched = push(u.touched, ug)
+		}
+		t.Remove(int32(g))
+	}
+	return u, nil
+}
+
+// mine reports whether the table takes the records of key (see Split).
+func (t *Table) mine(key []byte) bool {
+	return !t.split || (orderPrefix(key) > t.pivot) == t.upper
+}
+
+// orderPrefix is a number whose order never contradicts CompareKeys (two
+// keys may have the same): 8 bytes of the first value if it is a string
+// (big endian, zero-padded), 0 if it ranks below strings (null,
+// booleans, numbers), the maximum if above.
+func orderPrefix(key []byte) uint64 {
+	if s, ok := leadString(key); ok {
+		if len(s) >= 8 {
+			return binary.BigEndian.Uint64(s)
+		}
+		var b [8]byte
+		copy(b[:], s)
+		return binary.BigEndian.Uint64(b[:])
+	}
+	if len(key) > 0 && rank(record.KindOf(key)) > rank(record.KindString) {
+		return math.MaxUint64
+	}
+	return 0
 }
 
 // Config is what the table computes.
@@ -207,11 +304,14 @@ func (t *Table) read(rec []byte) ([]byte, error) {
 
 // Add folds one record (a msgpack map) into its group, creating the group if
 // needed, and marks the group touched. A *RecordError leaves the table as it
-// was.
+// was. A table that split passes over a record of the other part's key.
 func (t *Table) Add(rec []byte) error {
 	key, err := t.read(rec)
 	if err != nil {
 		return err
+	}
+	if !t.mine(key) {
+		return nil // the other part's
 	}
 	g, h, slot := t.ks.lookup(key)
 	if g < 0 {
@@ -273,6 +373,9 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 				// A longer string: hashed and compared as bytes, and a
 				// new group made here, not by Add.
 				key := rec[i : i+n]
+				if !t.mine(key) {
+					continue
+				}
 				g, h, slot := t.ks.lookup(key)
 				if g < 0 {
 					g = t.insert(key, h, slot)
@@ -295,6 +398,9 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 					w = shortWord(rec[i:e]) &^ (0xff << 56)
 				}
 				w |= uint64(n+1) << 56
+				if t.split && !t.mine(rec[i:i+n]) {
+					continue
+				}
 				h := mix(w^t.ks.seed64, m1)
 				g, slot := t.ks.findShort(w, h)
 				if g < 0 {

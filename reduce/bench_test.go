@@ -48,10 +48,11 @@ func feed(tb testing.TB, r *Engine, b stage.Batch, fs []framing.Frame) {
 // words of 2 to 9 letters and a number.
 func BenchmarkWordCount(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		mode Mode
-		gen  bool
-	}{{"batch", PerBatch, false}, {"running", Complete, false}, {"batch/gen", PerBatch, true}} {
+		name   string
+		mode   Mode
+		gen    bool
+		serial bool
+	}{{"batch", PerBatch, false, false}, {"batch/serial", PerBatch, false, true}, {"running", Complete, false, false}, {"batch/gen", PerBatch, true, false}} {
 		b.Run(c.name, func(b *testing.B) {
 			const perBatch = 100_000
 			recs := benchutil.ZipfWords(perBatch, 10_000)
@@ -63,7 +64,7 @@ func BenchmarkWordCount(b *testing.B) {
 			for _, f := range fs {
 				size += len(f.Payload)
 			}
-			o := Options{Agg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1, Mode: c.mode}
+			o := Options{Agg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1, Mode: c.mode, Serial: c.serial}
 			r := newBenchReducer(b, o)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
@@ -85,8 +86,21 @@ func BenchmarkWordCount(b *testing.B) {
 // BenchmarkDistinctKeys is `sreduce -k value --count` on one batch of 1M
 // distinct keys (key0 to key999999 in a random order), through the handler:
 // every record makes a group, and the output is a million records in key
-// order. One op is the batch.
+// order (or none). One op is the batch. serial keeps one table (Options.Serial),
+// the others split the groups between two, each filled by a goroutine.
 func BenchmarkDistinctKeys(b *testing.B) {
+	for _, c := range []struct {
+		name      string
+		serial    bool
+		unordered bool
+	}{{"split", false, false}, {"serial", true, false}, {"split/unordered", false, true}, {"serial/unordered", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			benchDistinctKeys(b, Options{Serial: c.serial, Unordered: c.unordered})
+		})
+	}
+}
+
+func benchDistinctKeys(b *testing.B, o Options) {
 	const n = 1_000_000
 	r := rand.New(rand.NewPCG(1, 2))
 	recs := make([][]byte, n)
@@ -96,7 +110,7 @@ func BenchmarkDistinctKeys(b *testing.B) {
 		recs[i] = record.AppendString(m, "key"+strconv.Itoa(k))
 	}
 	fs := frametest.Blocks(recs)
-	o := Options{Agg: agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, By: -1}
+	o.Agg, o.By = agg.Config{Keys: []string{"value"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}, -1
 	b.ReportAllocs()
 	cpu0 := benchutil.CPUTime()
 	for i := 0; b.Loop(); i++ {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/dstream/dstream/agg"
@@ -59,8 +61,9 @@ type Options struct {
 	// Unordered writes the groups of a batch in no particular order
 	// instead of by key (--order none), as Spark's reduceByKey does, which
 	// saves the sort: per batch and in update mode the order in which the
-	// batch's records first came to each group, in complete mode the
-	// state's own order.
+	// batch's records first came to each group (per half, one half after
+	// the other, once the table has split: see splits), in complete mode
+	// the state's own order.
 	Unordered bool
 	// TTL, with a running state, forgets a group that no record updated
 	// for TTL of batch time (--ttl); 0 keeps every group.
@@ -82,6 +85,10 @@ type Options struct {
 	// Name is the state's name in the checkpoint directory, state/Name
 	// (--name); it must be a checkpoint.ValidName.
 	Name string
+	// Serial keeps every group in one table filled by one goroutine, where
+	// the engine would split them between two (see splits): for
+	// tests and benchmarks that compare the two.
+	Serial bool
 }
 
 // Engine is sreduce's stage.Handler.
@@ -89,17 +96,19 @@ type Engine struct {
 	out   *framing.Writer
 	o     Options
 	t     *agg.Table
+	split bool       // t may split (see splits)
+	t2    *agg.Table // once t has split, the other part of the groups
 	check *agg.FieldCheck
 	fp    string
 	stats *stage.Stats
 
-	state     *checkpoint.State // a checkpointed running state, or nil
+	state *checkpoint.State // a checkpointed running state, or nil
 	// Behind a scaled-out source, the state per partition (scale.go).
 	scale        *scale
 	scaleChecked bool
-	replaying func() bool       // the pipeline's source replays from the checkpoint
-	nrec      int               // records of the batch in hand so far
-	seeded    bool              // t holds the initial state, not yet at a batch
+	replaying    func() bool // the pipeline's source replays from the checkpoint
+	nrec         int         // records of the batch in hand so far
+	seeded       bool        // t holds the initial state, not yet at a batch
 
 	expired []byte // --emit-expired: the batch's expired groups, as in a Records frame
 	nexp    int
@@ -126,6 +135,7 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 		stats = new(stage.Stats)
 	}
 	r := &Engine{check: agg.NewFieldCheck(o.Agg), out: out, o: o, t: t, fp: o.Agg.Fingerprint(), stats: stats, replaying: replaying}
+	r.split = splits(o)
 	if o.EmitExpired {
 		if o.TTL <= 0 {
 			return nil, stage.UsageError("--emit-expired writes the groups --ttl forgets: add --ttl DUR")
@@ -152,6 +162,32 @@ func New(o Options, out *framing.Writer, stats *stage.Stats, replaying func() bo
 		}
 	}
 	return r, nil
+}
+
+// splitMin is the number of groups at which the table splits (see
+// splits): its key index is then 1 MB, as large as a core's cache.
+const splitMin = 1 << 16
+
+// splits reports whether the table splits in two once it holds splitMin
+// groups (agg.Table.Split), each part then filled from the same blocks
+// by a goroutine of its own: over many distinct keys a batch's time goes
+// into finding each record's group in a table larger than the caches,
+// and the second core takes half of it, then sorts its half (sreduce over
+// 5 M distinct keys: see docs/benchmarks.md). Few keys (a word count)
+// stay in one table, where a lookup is cheap and the second core better
+// left to the other stages. It is the per-batch reduce with counts
+// alone, whose output is the groups in key order or none; a running
+// state, --top and other aggregates keep one table.
+func splits(o Options) bool {
+	if o.Serial || o.Mode != PerBatch || o.Top > 0 || len(o.Agg.Keys) == 0 || runtime.GOMAXPROCS(0) < 2 {
+		return false
+	}
+	for _, a := range o.Agg.Aggs {
+		if a.Kind != agg.Count {
+			return false
+		}
+	}
+	return true
 }
 
 // clash reports whether a key field or an aggregate of c is named name.
@@ -216,6 +252,10 @@ func (r *Engine) Begin(b stage.Batch) error {
 	r.check.Begin()
 	r.t.SetTime(b.Time)
 	r.t.ClearTouched()
+	if r.t2 != nil {
+		r.t2.SetTime(b.Time)
+		r.t2.ClearTouched()
+	}
 	if r.seeded {
 		r.seeded = false
 		r.t.TouchAll()
@@ -230,6 +270,28 @@ func (r *Engine) Begin(b stage.Batch) error {
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 	if r.scale != nil {
 		return r.scaleBlock(b, recs)
+	}
+	if r.split && r.t2 == nil && r.t.Len() >= splitMin {
+		t2, err := r.t.Split()
+		if err != nil {
+			return err
+		}
+		r.t2 = t2
+	}
+	if r.t2 != nil {
+		// The second table takes its part of the same records meanwhile;
+		// a record that cannot be added is an error in the first as well
+		// (see agg.Table.Split), which reports it.
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		all, t := recs, r.t2
+		wg.Go(func() {
+			for {
+				if _, err := t.AddBlock(&all); err == nil {
+					return
+				}
+			}
+		})
 	}
 	// The field check looks at records until it has seen every field in
 	// the batch; after that it has nothing to say, and the table takes the
@@ -276,18 +338,16 @@ func (r *Engine) End(b stage.Batch) error {
 		return err
 	}
 	t := r.t
+	if r.t2 != nil {
+		return r.endParts(b)
+	}
 	if r.o.Mode == PerBatch {
 		gs := r.touched(r.gs[:0])
 		if len(gs) == 0 && len(r.o.Agg.Keys) == 0 && r.o.Agg.HasCount() {
 			gs = append(gs, t.Group(nil)) // DStream.count of an empty batch is 0
 		}
 		err := r.write(b, gs)
-		// Keep the groups for the next batch (their keys are not allocated
-		// again) unless they have piled up far beyond what a batch uses.
-		t.Zero()
-		if t.Len() > 2*len(gs)+4096 {
-			t.Reset()
-		}
+		keepGroups(t, len(gs))
 		r.gs = gs
 		return err
 	}
@@ -332,13 +392,53 @@ func (r *Engine) End(b stage.Batch) error {
 	return r.write(b, gs)
 }
 
+// endParts is End with the groups split between r.t and r.t2: each
+// part's groups sorted by key on a core of its own (unless Unordered),
+// then written one part after the other.
+func (r *Engine) endParts(b stage.Batch) error {
+	t0, t1 := r.t, r.t2
+	var gs1 []int32
+	var wg sync.WaitGroup
+	wg.Go(func() { gs1 = r.touchedOf(t1, nil) })
+	gs0 := r.touchedOf(t0, r.gs[:0])
+	wg.Wait()
+	// Every key of t0 sorts before every key of t1 (see agg.Table.Split).
+	err := r.out.BeginBatch(b.ID, b.Time)
+	if err == nil {
+		err = r.writeGroups(t0, gs0)
+	}
+	if err == nil {
+		err = r.writeGroups(t1, gs1)
+	}
+	if err == nil {
+		err = r.out.EndBatch()
+	}
+	keepGroups(t0, len(gs0))
+	keepGroups(t1, len(gs1))
+	r.gs = gs0
+	return err
+}
+
+// keepGroups zeroes the groups of t, a batch of which had n, for the next
+// batch (their keys are not stored again), unless they have piled up far
+// beyond what a batch uses.
+func keepGroups(t *agg.Table, n int) {
+	t.Zero()
+	if t.Len() > 2*n+4096 {
+		t.Reset()
+	}
+}
+
 // touched appends the groups the batch added to or subtracted from to
 // dst: in key order, or with Unordered in the order the batch came to them.
-func (r *Engine) touched(dst []int32) []int32 {
+func (r *Engine) touched(dst []int32) []int32 { return r.touchedOf(r.t, dst) }
+
+// touchedOf is touched of table t.
+func (r *Engine) touchedOf(t *agg.Table, dst []int32) []int32 {
 	if r.o.Unordered {
-		return append(dst, r.t.Touched()...)
+		return append(dst, t.Touched()...)
 	}
-	return r.t.SortedTouched(dst)
+	return t.SortedTouched(dst)
 }
 
 // expire removes the groups last updated at or before cutoff, and returns
@@ -389,14 +489,8 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 	if err := r.out.BeginBatch(b.ID, b.Time); err != nil {
 		return err
 	}
-	for i, g := range gs {
-		if i%warmAhead == 0 {
-			r.t.Warm(gs[i:min(i+warmAhead, len(gs))])
-		}
-		r.buf = r.appendRecord(r.buf[:0], g, false)
-		if err := r.out.WriteRecord(r.buf); err != nil {
-			return err
-		}
+	if err := r.writeGroups(r.t, gs); err != nil {
+		return err
 	}
 	if r.nexp > 0 {
 		recs := framing.NewRecords(r.expired, r.nexp)
@@ -408,6 +502,25 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 		r.nexp = 0
 	}
 	return r.out.EndBatch()
+}
+
+// writeGroups writes the records of the groups gs of table t, which is
+// r.t or r.t2.
+func (r *Engine) writeGroups(t *agg.Table, gs []int32) error {
+	for i, g := range gs {
+		if i%warmAhead == 0 {
+			t.Warm(gs[i:min(i+warmAhead, len(gs))])
+		}
+		if t == r.t {
+			r.buf = r.appendRecord(r.buf[:0], g, false)
+		} else {
+			r.buf = t.AppendRecord(r.buf[:0], g) // r.t2: per batch, no expired field
+		}
+		if err := r.out.WriteRecord(r.buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Watermark passes the watermark on.

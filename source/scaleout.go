@@ -89,6 +89,10 @@ func (s *scaleOut) groupOpts() []kgo.Opt {
 		// where it was if it can.
 		kgo.Balancers(kgo.StickyBalancer()),
 		kgo.SessionTimeout(s.sessionTimeout()),
+		// A rebalance waits this long for the members to join again: a
+		// copy that died in one holds up the others no longer than a copy
+		// that died between two.
+		kgo.RebalanceTimeout(s.sessionTimeout()),
 		// A partition's offset committed in a transaction still open (of
 		// a copy that died in it) is not read until the transaction ends.
 		kgo.RequireStableFetchOffsets(),

@@ -99,7 +99,7 @@ Examples:
   sbatch -i 1s | sreduce -k value --count --running --initial counts.jsonl --ttl 1h --emit-expired | ssink
   sbatch | sreduce --count | ssink    # records per batch, 0 for an empty batch`,
 	Flags: append(append(aggflags.Flags(),
-		&cli.StringFlag{Name: "order", Value: "key", Usage: "write each batch's groups by key (key) or unsorted, in the order they came (none): `ORDER`"},
+		&cli.StringFlag{Name: "order", Value: "key", Usage: "write each batch's groups by key (key) or unsorted (none: the fast path for a batch of many distinct keys): `ORDER`"},
 		&cli.BoolFlag{Name: "running", Usage: "keep the aggregates across batches (updateStateByKey)", Category: "Running state"},
 		&cli.StringFlag{Name: "mode", Value: "complete", Usage: "with --running, write every group at every batch (complete) or the groups the batch changed (update): `MODE`", Category: "Running state"},
 		&cli.DurationFlag{Name: "ttl", Usage: "with --running, forget a group not updated for `DUR` of batch time", Category: "Running state"},

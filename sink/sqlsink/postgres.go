@@ -61,8 +61,10 @@ var postgresDialect = dialect{
 	jsonType: "jsonb",
 	copy:     copyData,
 	merge:    `SELECT current_setting('server_version_num')::int >= 150000`,
-	open:     openPostgres,
-	display:  postgresDisplay,
+	// hashtext: a 32-bit lock key from the name, collisions only wait.
+	lockTable: `SELECT pg_advisory_xact_lock(hashtext('dstream table ' || current_schema() || '.' || $1))`,
+	open:      openPostgres,
+	display:   postgresDisplay,
 }
 
 // postgresConnectTimeout bounds the wait for a server at start-up.

@@ -76,6 +76,12 @@ type dialect struct {
 	// MERGE, which update mode's COPY uses (upsertRows).
 	merge string
 
+	// lockTable, if not "", is a statement taking a lock on the table's
+	// name ($1) until the transaction ends: the copies of a scaled-out
+	// pipeline share a table, and of two that find it missing at once one
+	// creates it while the other waits, then sees it.
+	lockTable string
+
 	// prepareRaw, if not nil, prepares a statement of a row on the
 	// driver's connection dc below the driver's interface (SQLite's C
 	// API), or returns nil, nil when it cannot: rawKind tells the kinds
@@ -363,8 +369,14 @@ func (f *tableWriter) foreign() error {
 
 // load reads the table's columns, if it exists. In update mode it makes
 // sure of the key columns and their UNIQUE index, outside any batch.
-func (f *tableWriter) load() error {
-	rows, err := f.q().QueryContext(context.Background(), f.d.columns, f.table)
+func (f *tableWriter) load() error { return f.loadWith(f.q()) }
+
+// loadWith is load through q (the batch's transaction, or the connection).
+func (f *tableWriter) loadWith(q interface {
+	execer
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}) error {
+	rows, err := q.QueryContext(context.Background(), f.d.columns, f.table)
 	if err != nil {
 		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
 	}
@@ -385,7 +397,7 @@ func (f *tableWriter) load() error {
 	}
 	f.exists, f.loaded, f.stale = len(f.cols) > 0, true, true
 	if f.exists && f.mode == ModeUpdate {
-		if err := f.keyIndex(f.q()); err != nil {
+		if err := f.keyIndex(q); err != nil {
 			return fmt.Errorf("%s: %w", f.path, err)
 		}
 	}
@@ -497,6 +509,14 @@ func (f *tableWriter) addColumn(x execer, name string, first []byte) error {
 // creates the table with a column per field of rec, or adds the columns it
 // lacks; then it prepares the statements again.
 func (f *tableWriter) extend(rec []byte) error {
+	if !f.exists && f.d.lockTable != "" {
+		if _, err := f.tx.Exec(f.d.lockTable, f.table); err != nil {
+			return fmt.Errorf("locking the name of table %s: %w", f.qtable, err)
+		}
+		if err := f.loadWith(f.tx); err != nil {
+			return err
+		}
+	}
 	if !f.exists {
 		if err := f.create(rec); err != nil {
 			return err
