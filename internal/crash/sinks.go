@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/codec"
+	"github.com/dstream/dstream/internal/pgtest"
 	"github.com/dstream/dstream/record"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -108,24 +107,18 @@ func (s *postgresSink) available() error {
 func (s *postgresSink) schema(t *trial) string { return t.vars["SCHEMA"] }
 
 func (s *postgresSink) setup(t *trial) error {
-	var b [4]byte
-	rand.Read(b[:])
-	schema := "crash_" + strings.NewReplacer("-", "_", ".", "_").Replace(t.name) + "_" + hex.EncodeToString(b[:])
 	db, err := sql.Open("pgx", s.url)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.Exec(`CREATE SCHEMA "` + schema + `"`); err != nil {
-		return fmt.Errorf("%s: creating schema %s: %w", s.url, schema, err)
-	}
-	sep := "?"
-	if strings.Contains(s.url, "?") {
-		sep = "&"
+	schema, u, err := pgtest.CreateSchema(db, s.url, "crash_"+strings.NewReplacer("-", "_", ".", "_").Replace(t.name))
+	if err != nil {
+		return err
 	}
 	t.vars["SCHEMA"] = schema
-	t.vars["PG"] = s.url + sep + "search_path=" + schema
-	return os.WriteFile(filepath.Join(t.dir, "postgres-url"), []byte(t.vars["PG"]+"\n"), 0o644)
+	t.vars["PG"] = u
+	return os.WriteFile(filepath.Join(t.dir, "postgres-url"), []byte(u+"\n"), 0o644)
 }
 
 func (s *postgresSink) read(t *trial) (content, error) {
@@ -142,7 +135,7 @@ func (s *postgresSink) teardown(t *trial, keep bool) {
 		return
 	}
 	if db, err := sql.Open("pgx", s.url); err == nil {
-		db.Exec(`DROP SCHEMA "` + s.schema(t) + `" CASCADE`)
+		pgtest.DropSchema(db, s.schema(t))
 		db.Close()
 	}
 }

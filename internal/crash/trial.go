@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dstream/dstream/internal/procgroup"
 )
 
 // A plan is what a trial does to its runs, drawn from the trial's seed:
@@ -194,11 +196,11 @@ func (h *harness) execute(v *variant, t *trial, p plan, c *cleanRun) string {
 // could not be run or hung. clean and batches are the clean run's duration
 // and batches (0 for the clean run itself).
 func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean time.Duration, batches int) (ok bool, msg string) {
-	stages := make([]stageCmd, len(v.stages))
+	stages := make([]procgroup.Stage, len(v.stages))
 	for i := range v.stages {
 		args := v.args(i, t.vars)
-		stages[i] = stageCmd{name: args[0], path: filepath.Join(h.Bin, args[0]), args: args[1:],
-			stderr: fmt.Sprintf("run-%d.%s.err", n, args[0])}
+		stages[i] = procgroup.Stage{Name: args[0], Path: filepath.Join(h.Bin, args[0]), Args: args[1:],
+			Stderr: fmt.Sprintf("run-%d.%s.err", n, args[0])}
 	}
 	var dropped string
 	if v.watch && n > 0 {
@@ -210,13 +212,13 @@ func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean 
 	var straceLog string
 	if f != nil {
 		straceLog = fmt.Sprintf("run-%d.strace", n)
-		stages[f.stage].wrap = f.wrap(stages[f.stage].name, straceLog)
+		stages[f.stage].Wrap = f.wrap(stages[f.stage].Name, straceLog)
 	}
 	out, err := v.sink.stdout(t, n)
 	if err != nil {
 		return false, err.Error()
 	}
-	pl, err := startPipeline(t.dir, stages, out)
+	pl, err := procgroup.Start(t.dir, stages, out)
 	out.Close()
 	if err != nil {
 		return false, err.Error()
@@ -235,59 +237,43 @@ func (h *harness) runOnce(v *variant, t *trial, n int, k *kill, f *fault, clean 
 		go func() {
 			select {
 			case <-time.After(k.after(clean)):
-				hit <- pl.kill(k.stage)
-			case <-pl.exited:
+				hit <- pl.Kill(k.stage)
+			case <-pl.Exited():
 				hit <- false
 			}
 		}()
 	}
-	finished := pl.wait(runTimeout(clean))
-	took := time.Since(pl.start).Round(time.Millisecond)
+	finished := pl.Wait(runTimeout(clean))
+	took := time.Since(pl.Started()).Round(time.Millisecond)
 
 	what := "no crash"
 	switch {
 	case k != nil:
 		target := "all stages"
 		if k.stage >= 0 {
-			target = stages[k.stage].name
+			target = stages[k.stage].Name
 		}
 		what = fmt.Sprintf("kill -9 %s at %v", target, k.after(clean).Round(100*time.Microsecond))
 		if !<-hit {
 			what += " (too late: the run was over)"
 		}
 	case f != nil:
-		what = f.String(stages[f.stage].name)
+		what = f.String(stages[f.stage].Name)
 		if b, err := os.ReadFile(filepath.Join(t.dir, straceLog)); err == nil && !strings.Contains(string(b), "INJECTED") {
 			what += " (not reached)"
 		}
 	}
-	ok = pl.ok()
+	ok = pl.OK()
 	if ok && v.watch && !watchedAll(t) {
 		ok = false
 		t.early++
 		dropped += " (stopped before sbatch had read every file: run again)"
 	}
-	t.logf("run %d: %s%s; %s after %v%s", n, what, dropped, pl.status(), took, firstErrors(t.dir, stages))
+	t.logf("run %d: %s%s; %s after %v%s", n, what, dropped, pl.Status(), took, pl.FirstErrors(t.dir))
 	if !finished {
 		return false, fmt.Sprintf("run %d hung: not done after %v (%s)", n, runTimeout(clean), what)
 	}
 	return ok, ""
-}
-
-// firstErrors returns the first error line of each stage's stderr, as
-// "; sbatch: error: ...".
-func firstErrors(dir string, stages []stageCmd) string {
-	var s string
-	for _, st := range stages {
-		b, _ := os.ReadFile(filepath.Join(dir, st.stderr))
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, "error:") {
-				s += "; " + l
-				break
-			}
-		}
-	}
-	return s
 }
 
 // stopFollowed ends a run of a followed file as a user would, with SIGTERM
@@ -299,14 +285,14 @@ func firstErrors(dir string, stages []stageCmd) string {
 // sink has committed batch last (the clean run's batch before its last,
 // which a graceful stop ends), or, should that never come, until nothing
 // was committed for followIdle. It gives up when the run is over.
-func stopFollowed(p *pipeline, t *trial, last int) {
+func stopFollowed(p *procgroup.Pipeline, t *trial, last int) {
 	path, _ := filepath.Abs(filepath.Join(t.dir, "in.jsonl"))
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	committed, since := -1, time.Now()
 	for {
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 			return
 		case <-tick.C:
 		}
@@ -322,11 +308,11 @@ func stopFollowed(p *pipeline, t *trial, last int) {
 		if err != nil {
 			continue
 		}
-		if pos, ok := p.readPos(0, path); !ok || pos != fi.Size() {
+		if pos, ok := p.ReadPos(0, path); !ok || pos != fi.Size() {
 			continue
 		}
 		if last < 0 || committed >= last || time.Since(since) >= followIdle {
-			p.terminate(0)
+			p.Terminate(0)
 			return
 		}
 	}

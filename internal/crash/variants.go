@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/dstream/dstream/internal/procgroup"
 )
 
 // A variant is one pipeline of the matrix: its stages and its sink. Every
@@ -48,7 +50,7 @@ type variant struct {
 	// source that does not end (a broker's): it is started with the run,
 	// and last is the clean run's batch before its last, or -1 for the
 	// clean run itself (see stopFollowed).
-	stopper func(p *pipeline, t *trial, last int)
+	stopper func(p *procgroup.Pipeline, t *trial, last int)
 }
 
 // broker is a broker a variant reads from, set up for each trial with the

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/dstream/dstream/internal/procgroup"
 )
 
 // The watch variant's input: the events (input) and, last, a sentinel, in
@@ -192,14 +194,14 @@ func dropWhileDown(t *trial, n int) (string, error) {
 // would, and this waits longer before the stop: 50 ms for each run
 // stopped too early (early) before. As stopFollowed, it stops sbatch also
 // when nothing was committed for followIdle.
-func stopWatched(p *pipeline, t *trial, early int) {
+func stopWatched(p *procgroup.Pipeline, t *trial, early int) {
 	last := watchInput().last
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	committed, since := -1, time.Now()
 	for {
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 			return
 		case <-tick.C:
 		}
@@ -219,16 +221,16 @@ func stopWatched(p *pipeline, t *trial, early int) {
 			// The sink died (killed) while sbatch idles: with event-time
 			// batches it writes nothing until a record comes, so it would
 			// not learn of it until the stop.
-			p.terminate(0)
+			p.Terminate(0)
 			return
 		}
 	}
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 		return
 	case <-time.After(time.Duration(early) * 50 * time.Millisecond):
 	}
-	p.terminate(0)
+	p.Terminate(0)
 }
 
 // watchedAll tells whether the sink has committed the sentinel's batch:

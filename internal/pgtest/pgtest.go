@@ -6,11 +6,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"github.com/dstream/dstream/internal/servertest"
 	"os"
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/dstream/dstream/internal/servertest"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
@@ -39,34 +40,54 @@ func Schema(t testing.TB) (string, *sql.DB) {
 	if err != nil {
 		servertest.Unavailable(t, fmt.Sprintf("PostgreSQL at %s: %v (start it with scripts/services.sh)", base, err))
 	}
-	var b [4]byte
-	rand.Read(b[:])
 	name := strings.Map(func(r rune) rune {
 		if r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r) {
 			return '_'
 		}
 		return unicode.ToLower(r)
 	}, t.Name())
-	schema := fmt.Sprintf("ssink_%.40s_%x", name, b) // [a-z0-9_]: quoted as is
-	if _, err := admin.Exec(`CREATE SCHEMA "` + schema + `"`); err != nil {
+	schema, u, err := CreateSchema(admin, base, fmt.Sprintf("ssink_%.40s", name))
+	if err != nil {
 		admin.Close()
 		t.Fatal(err)
 	}
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	u := base + sep + "search_path=" + schema
 	db, err := sql.Open("pgx", u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		db.Close()
-		if _, err := admin.Exec(`DROP SCHEMA "` + schema + `" CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
+		if err := DropSchema(admin, schema); err != nil {
+			t.Error(err)
 		}
 		admin.Close()
 	})
 	return u, db
+}
+
+// CreateSchema makes a schema named prefix and a random suffix in the
+// database admin is connected to, at base (a URL), and returns its name
+// and the URL that writes into it (base with its search_path). prefix is
+// [a-z0-9_], so that the name needs no quoting beyond the double quotes.
+// The harnesses (internal/crash, internal/scale) use it as the tests do.
+func CreateSchema(admin *sql.DB, base, prefix string) (schema, url string, err error) {
+	var b [4]byte
+	rand.Read(b[:])
+	schema = fmt.Sprintf("%s_%x", prefix, b)
+	if _, err := admin.Exec(`CREATE SCHEMA "` + schema + `"`); err != nil {
+		return "", "", fmt.Errorf("%s: creating schema %s: %w", base, schema, err)
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return schema, base + sep + "search_path=" + schema, nil
+}
+
+// DropSchema drops schema, made by CreateSchema, with all it holds.
+func DropSchema(admin *sql.DB, schema string) error {
+	if _, err := admin.Exec(`DROP SCHEMA "` + schema + `" CASCADE`); err != nil {
+		return fmt.Errorf("dropping schema %s: %w", schema, err)
+	}
+	return nil
 }

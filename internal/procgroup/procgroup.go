@@ -1,11 +1,12 @@
-package crash
-
-// Process control: the one place where the harness starts, signals and waits
-// for processes.
+// Package procgroup runs a pipeline of the stages' binaries as a shell
+// does, a process each joined by pipes, in a process group of its own, for
+// the harnesses that crash pipelines and check what they leave behind
+// (internal/crash, internal/scale): the one place where they start, signal
+// and wait for processes.
+package procgroup
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,22 +17,22 @@ import (
 	"time"
 )
 
-// stageCmd is one stage of a run: the binary's path and arguments, the
+// Stage is one stage of a pipeline: the binary's path and arguments, the
 // command it runs under (strace, for a fault), and the file its stderr goes
 // to.
-type stageCmd struct {
-	name   string // sbatch, smap, ...: in messages
-	path   string
-	args   []string
-	wrap   []string // a command line the stage runs under, or nil
-	stderr string
+type Stage struct {
+	Name   string // sbatch, smap, ...: in messages
+	Path   string
+	Args   []string
+	Wrap   []string // a command line the stage runs under, or nil
+	Stderr string   // the file its stderr goes to, relative to the pipeline's directory
 }
 
-// pipeline is one run of a variant's stages, as a shell runs a pipeline: a
+// Pipeline is one run of stages, as a shell runs a pipeline: a
 // process each, stdout to the next one's stdin through a pipe, all in one
 // process group, so that a kill of the group stops every stage at once.
-type pipeline struct {
-	stages []stageCmd
+type Pipeline struct {
+	stages []Stage
 	cmds   []*exec.Cmd
 	done   []chan struct{} // closed when stage i has exited
 	exited chan struct{}   // closed when every stage has exited
@@ -39,13 +40,13 @@ type pipeline struct {
 	start  time.Time
 }
 
-// startPipeline starts stages in dir; the last one writes to stdout. The
-// first stage reads /dev/null (sbatch reads its FILE arguments).
-func startPipeline(dir string, stages []stageCmd, stdout *os.File) (*pipeline, error) {
-	p := &pipeline{stages: stages, start: time.Now()}
+// Start starts stages in dir; the last one writes to stdout. The first
+// stage reads /dev/null (sbatch reads its FILE arguments).
+func Start(dir string, stages []Stage, stdout *os.File) (*Pipeline, error) {
+	p := &Pipeline{stages: stages, start: time.Now()}
 	var prev *os.File // the read end of the pipe from the stage before
 	for i, s := range stages {
-		argv := append(append(append([]string(nil), s.wrap...), s.path), s.args...)
+		argv := append(append(append([]string(nil), s.Wrap...), s.Path), s.Args...)
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Dir = dir
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: p.pgid}
@@ -61,7 +62,7 @@ func startPipeline(dir string, stages []stageCmd, stdout *os.File) (*pipeline, e
 		}
 		var ef *os.File
 		if err == nil {
-			ef, err = os.Create(filepath.Join(dir, s.stderr))
+			ef, err = os.Create(filepath.Join(dir, s.Stderr))
 		}
 		if err == nil {
 			cmd.Stderr = ef
@@ -86,7 +87,7 @@ func startPipeline(dir string, stages []stageCmd, stdout *os.File) (*pipeline, e
 					c.Wait()
 				}
 			}
-			return nil, fmt.Errorf("starting %s: %w", s.name, err)
+			return nil, fmt.Errorf("starting %s: %w", s.Name, err)
 		}
 		if p.pgid == 0 {
 			p.pgid = cmd.Process.Pid
@@ -111,8 +112,8 @@ func startPipeline(dir string, stages []stageCmd, stdout *os.File) (*pipeline, e
 	return p, nil
 }
 
-// running reports whether stage i (any stage, for i < 0) has not exited yet.
-func (p *pipeline) running(i int) bool {
+// Running reports whether stage i (any stage, for i < 0) has not exited yet.
+func (p *Pipeline) Running(i int) bool {
 	for j, d := range p.done {
 		if i >= 0 && j != i {
 			continue
@@ -126,11 +127,16 @@ func (p *pipeline) running(i int) bool {
 	return false
 }
 
-// kill sends SIGKILL to stage i, or to the whole process group for i < 0,
-// and reports whether it hit a process still running.
-func (p *pipeline) kill(i int) bool {
-	hit := p.running(i)
+// Kill sends SIGKILL to stage i, or to the whole process group for i < 0,
+// and reports whether it hit a process still running. A group whose
+// processes have all exited is not signalled: its id may be another's by
+// now.
+func (p *Pipeline) Kill(i int) bool {
+	hit := p.Running(i)
 	if i < 0 {
+		if !hit {
+			return false
+		}
 		syscall.Kill(-p.pgid, syscall.SIGKILL)
 	} else {
 		p.cmds[i].Process.Kill()
@@ -138,18 +144,18 @@ func (p *pipeline) kill(i int) bool {
 	return hit
 }
 
-// terminate sends SIGTERM to stage i itself (not to a strace it runs under).
-func (p *pipeline) terminate(i int) error {
-	pid, err := p.pid(i)
+// Terminate sends SIGTERM to stage i itself (not to a strace it runs under).
+func (p *Pipeline) Terminate(i int) error {
+	pid, err := p.PID(i)
 	if err != nil {
 		return err
 	}
 	return syscall.Kill(pid, syscall.SIGTERM)
 }
 
-// wait waits until every stage has exited, at most timeout; it reports
+// Wait waits until every stage has exited, at most timeout; it reports
 // false, having killed the group, if some had not.
-func (p *pipeline) wait(timeout time.Duration) bool {
+func (p *Pipeline) Wait(timeout time.Duration) bool {
 	select {
 	case <-p.exited:
 		return true
@@ -162,8 +168,8 @@ func (p *pipeline) wait(timeout time.Duration) bool {
 	}
 }
 
-// ok reports whether every stage exited with status 0; call after wait.
-func (p *pipeline) ok() bool {
+// OK reports whether every stage exited with status 0; call after Wait.
+func (p *Pipeline) OK() bool {
 	for _, c := range p.cmds {
 		if c.ProcessState == nil || !c.ProcessState.Success() {
 			return false
@@ -172,28 +178,28 @@ func (p *pipeline) ok() bool {
 	return len(p.cmds) == len(p.stages)
 }
 
-// status describes how each stage ended: "sbatch 0, sreduce killed, ssink 1".
-func (p *pipeline) status() string {
+// Status describes how each stage ended: "sbatch 0, sreduce killed, ssink 1".
+func (p *Pipeline) Status() string {
 	var s []string
 	for i, c := range p.cmds {
 		st := c.ProcessState
 		switch {
 		case st == nil:
-			s = append(s, p.stages[i].name+" running")
+			s = append(s, p.stages[i].Name+" running")
 		case st.Sys().(syscall.WaitStatus).Signaled():
-			s = append(s, p.stages[i].name+" "+st.Sys().(syscall.WaitStatus).Signal().String())
+			s = append(s, p.stages[i].Name+" "+st.Sys().(syscall.WaitStatus).Signal().String())
 		default:
-			s = append(s, p.stages[i].name+" "+strconv.Itoa(st.ExitCode()))
+			s = append(s, p.stages[i].Name+" "+strconv.Itoa(st.ExitCode()))
 		}
 	}
 	return strings.Join(s, ", ")
 }
 
-// pid is the process of stage i itself: for a stage run under strace, the
+// PID is the process of stage i itself: for a stage run under strace, the
 // child strace started.
-func (p *pipeline) pid(i int) (int, error) {
+func (p *Pipeline) PID(i int) (int, error) {
 	pid := p.cmds[i].Process.Pid
-	if p.stages[i].wrap == nil {
+	if p.stages[i].Wrap == nil {
 		return pid, nil
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
@@ -202,16 +208,16 @@ func (p *pipeline) pid(i int) (int, error) {
 	}
 	f := strings.Fields(string(b))
 	if len(f) == 0 {
-		return 0, fmt.Errorf("%s: strace has not started it yet", p.stages[i].name)
+		return 0, fmt.Errorf("%s: strace has not started it yet", p.stages[i].Name)
 	}
 	return strconv.Atoi(f[0])
 }
 
-// readPos returns how far stage i has read the file path (the offset of its
+// ReadPos returns how far stage i has read the file path (the offset of its
 // open descriptor of it, from /proc/PID/fdinfo); ok is false while it does
 // not have the file open.
-func (p *pipeline) readPos(i int, path string) (pos int64, ok bool) {
-	pid, err := p.pid(i)
+func (p *Pipeline) ReadPos(i int, path string) (pos int64, ok bool) {
+	pid, err := p.PID(i)
 	if err != nil {
 		return 0, false
 	}
@@ -239,27 +245,32 @@ func (p *pipeline) readPos(i int, path string) (pos int64, ok bool) {
 	return 0, false
 }
 
-// straceWrap is the command line that runs a stage with the k-th call of
-// syscalls (a comma-separated set) failing with EIO, counting only the
-// calls on path if it is not "", and logging the calls to log.
-func straceWrap(syscalls string, k int, path, log string) []string {
-	w := []string{"strace", "-f", "-qq", "--seccomp-bpf", "-o", log}
-	if path != "" {
-		w = append(w, "-P", path)
+// Exited is closed when every stage has exited.
+func (p *Pipeline) Exited() <-chan struct{} { return p.exited }
+
+// Started is when the pipeline was started.
+func (p *Pipeline) Started() time.Time { return p.start }
+
+// FirstErrors returns the first error line of each stage's stderr, as
+// "; sbatch: error: ...".
+func (p *Pipeline) FirstErrors(dir string) string {
+	var s string
+	for _, st := range p.stages {
+		b, _ := os.ReadFile(filepath.Join(dir, st.Stderr))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "error:") {
+				s += "; " + l
+				break
+			}
+		}
 	}
-	return append(w, "-e", "trace="+syscalls, "-e", fmt.Sprintf("inject=%s:error=EIO:when=%d", syscalls, k))
+	return s
 }
 
-// straceWorks reports why fault injection cannot run here, or nil: strace
-// missing, or ptrace not permitted (a container without CAP_SYS_PTRACE).
-func straceWorks() error {
-	path, err := exec.LookPath("strace")
-	if err != nil {
-		return errors.New("strace is not installed (scripts/install.sh installs it)")
+// Stop sends SIGTERM to every process of the pipeline at once, as
+// systemctl stop does to a unit's control group: a graceful stop.
+func (p *Pipeline) Stop() {
+	if p.Running(-1) {
+		syscall.Kill(-p.pgid, syscall.SIGTERM)
 	}
-	out, err := exec.Command(path, "-f", "-qq", "-o", "/dev/null", "-e", "inject=fsync:error=EIO:when=1", "true").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("strace cannot trace here (%v): %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }
