@@ -197,8 +197,11 @@ func (r *Engine) startScale(g *checkpoint.Group) error {
 		Partitions: g.Partitions[0],
 		// One copy's producer: a restart of the copy fences the open
 		// transaction of the run it replaces.
-		TxnID:   "dstream-state-" + id + "-" + r.o.Name,
-		Timeout: scaleTimeout,
+		TxnID: "dstream-state-" + id + "-" + r.o.Name,
+		// Kafka Streams' under exactly-once: a copy that dies in a
+		// transaction holds the partitions' next owners this long.
+		TxnTimeout: 10 * time.Second,
+		Timeout:    scaleTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("--running behind sbatch --scale-out: the changelog: %w", err)

@@ -408,8 +408,20 @@ func (k *kafka) Close() error {
 	if k.member != nil {
 		if k.scale != nil {
 			// Leaving the group revokes the partitions, which waits for
-			// the rebalances the feed blocks: every batch has ended.
-			k.member.AllowRebalance()
+			// the rebalances the feed blocks: every batch has ended, and
+			// a poll still in flight must not block it again.
+			done := make(chan struct{})
+			defer close(done)
+			go func() {
+				for {
+					k.member.AllowRebalance()
+					select {
+					case <-done:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}()
 		}
 		k.member.Close()
 	}
