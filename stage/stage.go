@@ -120,7 +120,7 @@ func (c *Command) Run(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		}
 	}
 	stop := startProfile(c.Name)
-	err := app.Run(args)
+	err := app.Run(interspersed(args, app.Flags))
 	stop()
 	return c.report(err, stderr)
 }
@@ -355,4 +355,55 @@ func ParseList(values ...string) []string {
 		}
 	}
 	return out
+}
+
+// interspersed moves the flags given after an argument before the
+// arguments, as GNU getopt does, since urfave/cli stops reading flags at
+// the first argument: "sbatch kafka://HOST/clicks --group wc" is
+// "sbatch --group wc kafka://HOST/clicks". "--" ends the flags; "-" is an
+// argument (stdin). A flag it does not know stays where it is, for the
+// error to name.
+func interspersed(args []string, flags []cli.Flag) []string {
+	if len(args) < 2 {
+		return args
+	}
+	value := map[string]bool{} // known flags, by every name: whether it takes a value
+	for _, f := range flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			value[n] = !isBool
+		}
+	}
+	out := []string{args[0]}
+	var rest []string
+	dash := false // an argument begins with "-": "--" must keep it one
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			for _, r := range args[i+1:] {
+				dash = dash || strings.HasPrefix(r, "-")
+			}
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		takes, known := value[name]
+		if len(a) < 2 || a[0] != '-' || !known {
+			if len(a) > 1 && a[0] == '-' {
+				out = append(out, a) // an unknown flag: its error
+				continue
+			}
+			rest = append(rest, a)
+			continue
+		}
+		out = append(out, a)
+		if takes && !hasValue && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+	}
+	if dash {
+		out = append(out, "--")
+	}
+	return append(out, rest...)
 }
