@@ -533,3 +533,70 @@ func TestSortByKeyAgreesWithCompareKeys(t *testing.T) {
 		}
 	}
 }
+
+// groupAggs are allAggs without distinct, whose values are table-wide.
+func groupAggs() []Spec {
+	return slices.DeleteFunc(allAggs(), func(s Spec) bool { return s.Kind == Distinct })
+}
+
+// groupTable is a table of groupAggs over n random records.
+func groupTable(t testing.TB, n int) *Table {
+	tb := mustNew(t, []string{"k", "j"}, groupAggs()...)
+	r := rand.New(rand.NewPCG(7, 8))
+	vals := []string{`null`, `1`, `2.5`, `"x"`, `"yy"`, `true`, `[1,{"a":2}]`}
+	for i := range n {
+		tb.SetTime(int64(i))
+		tb.Add(mp(t, fmt.Sprintf(`{"k":%s,"j":%d,"n":%d,"v":%s}`, vals[r.IntN(len(vals))], r.IntN(3), r.IntN(9)-4, vals[r.IntN(len(vals))])))
+	}
+	tb.Expire(int64(n / 10)) // leave holes
+	return tb
+}
+
+// A table's groups saved one by one (a changelog's values) and added to
+// another table, in any order, give the same table; a key it has already
+// is an error.
+func TestGroupSnapshots(t *testing.T) {
+	tb := groupTable(t, 300)
+	back := mustNew(t, []string{"k", "j"}, groupAggs()...)
+	gs := tb.All(nil)
+	slices.Reverse(gs)
+	var added []int32
+	for _, g := range gs {
+		var err error
+		if added, err = back.AddSnapshot(added, tb.AppendGroupSnapshot(nil, g)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(added) != tb.Len() || back.Len() != tb.Len() {
+		t.Fatalf("added %d groups, the table has %d, want %d", len(added), back.Len(), tb.Len())
+	}
+	if got, want := dump(t, back), dump(t, tb); got != want {
+		t.Fatalf("restored\n%s\nwant\n%s", got, want)
+	}
+	if _, err := back.AddSnapshot(nil, tb.AppendGroupSnapshot(nil, gs[0])); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a key the table has: %v, want ErrCorrupt", err)
+	}
+	if err := (Config{Keys: []string{"k"}, Aggs: allAggs()}).GroupSnapshots(); err == nil || !strings.Contains(err.Error(), "--distinct v") {
+		t.Errorf("GroupSnapshots with a distinct column: %v", err)
+	}
+	if err := (Config{Keys: []string{"k"}, Aggs: groupAggs()}).GroupSnapshots(); err != nil {
+		t.Errorf("GroupSnapshots without distinct: %v", err)
+	}
+}
+
+// FuzzAddSnapshot: a changelog's value, whatever its bytes, is added to a
+// table of groups or refused, and the table stays whole.
+func FuzzAddSnapshot(f *testing.F) {
+	src := groupTable(f, 20)
+	for _, g := range src.All(nil)[:3] {
+		f.Add(src.AppendGroupSnapshot(nil, g))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tb := groupTable(t, 20)
+		tb.AddSnapshot(nil, b)
+		for _, g := range tb.Sorted() {
+			tb.AppendRecord(nil, g)
+			tb.AppendGroupSnapshot(nil, g)
+		}
+	})
+}
