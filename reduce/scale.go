@@ -29,7 +29,8 @@ import (
 //   - each group of the table belongs to the partition its records came from
 //     (the field Group.PartitionField of each record: sbatch --meta-field);
 //     a key seen in two partitions is an error, since the tier upstream
-//     must partition by it (ssink --kafka --key);
+//     must partition by it (ssink --kafka --key): checked at each group's
+//     first record in a batch, which costs no second lookup;
 //   - at the end of each batch, one Kafka transaction writes the groups the
 //     batch changed (agg.AppendGroupSnapshot, keyed by the group's key, to
 //     the changelog partition of the same number; a tombstone for a group
