@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,9 +104,6 @@ func (r *Engine) scaleBegin(b stage.Batch) error {
 	if err != nil {
 		return fmt.Errorf("--checkpoint: %s, at the beginning of %v: %w", path, b, err)
 	}
-	if a.Generation == s.generation {
-		return nil
-	}
 	owned := map[int32]bool{}
 	for _, name := range a.Owned {
 		p, ok := partitionOf(name, s.topic)
@@ -114,7 +112,10 @@ func (r *Engine) scaleBegin(b stage.Batch) error {
 		}
 		owned[p] = true
 	}
-	if a.Generation != s.generation+1 {
+	if a.Generation == s.generation && maps.Equal(owned, s.owned) {
+		return nil
+	}
+	if a.Generation != s.generation && a.Generation != s.generation+1 {
 		clear(s.owned) // all restored: see above
 		r.t.Reset()
 		s.part = s.part[:0]
