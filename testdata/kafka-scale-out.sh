@@ -12,16 +12,17 @@ K=$(cat seeds)
 produce() { seq "$1" "$2" | awk '{printf "{\"user\":\"u%d\",\"n\":%d}\n", $1 % 37, $1}' | sbatch --once --format json | ssink --kafka "kafka://$K/in"; }
 tier1() {
 	sbatch -i 100ms --group t1 --scale-out --checkpoint "c1$1" --start earliest --format json "kafka://$K/in" 2>"t1$1.err" |
-		smap --select user,n | ssink --checkpoint "c1$1" --kafka "kafka://$K/mid" --key user --txn-timeout 10s
+		smap --select user,n 2>>"t1$1.err" | ssink --checkpoint "c1$1" --kafka "kafka://$K/mid" --key user --txn-timeout 10s 2>>"t1$1.err"
 }
 tier2() {
 	sbatch -i 100ms --group t2 --scale-out --checkpoint "c2$1" --start earliest --format json --meta-field _ --progress "p2$1" "kafka://$K/mid" 2>"t2$1.err" |
 		sreduce -k user --count --sum n --running --mode update --checkpoint "c2$1" 2>"r2$1.err" |
-		ssink --checkpoint "c2$1" --postgres "$PG_URL" --table counts --mode update --key user
+		ssink --checkpoint "c2$1" --postgres "$PG_URL" --table counts --mode update --key user 2>>"t2$1.err"
 }
 export -f tier1 tier2
 export K PG_URL
-table() { psql -Atq "$PG_URL" -c 'SELECT count(*), sum(count), sum(sum_n) FROM counts' 2>/dev/null || true; }
+# psql takes no search_path in a URL: the schema names the table.
+table() { psql -Atq "${PG_URL%%\?*}" -c "SELECT count(*), sum(count), sum(sum_n) FROM ${PG_URL##*search_path=}.counts" 2>/dev/null || true; }
 until_table() { # until the table holds what it should, for 60 s at most
 	for _ in $(seq 600); do [ "$(table)" = "$1" ] && return; sleep 0.1; done
 	echo "timed out: the table holds $(table), not $1" >&2; return 1
@@ -36,7 +37,7 @@ produce 1 300
 until_table '37|300|45150'
 echo "two copies: $(table)"
 echo "each copy owned some partitions: $(grep -c '"partitions":\["mid/' p2a | sed 's/^[1-9][0-9]*$/yes/') $(grep -c '"partitions":\["mid/' p2b | sed 's/^[1-9][0-9]*$/yes/')"
-kill -9 -- -"$b"
+{ kill -9 -- -"$b"; wait "$b"; } 2>/dev/null || true
 produce 301 600
 setsid bash -c 'tier2 c' &
 until_table '37|600|180300'

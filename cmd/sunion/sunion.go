@@ -66,9 +66,8 @@ func run(e *stage.Env) error {
 			return stage.UsageError("STREAM -: stdin is sunion's input already (or --in): name the other streams")
 		}
 		if strings.HasPrefix(spec, "-") {
-			// The command line stops at the first STREAM: a flag after one
-			// would be taken for a file.
-			return stage.UsageError("%s after a STREAM: give the flags first, sunion [flags] STREAM...", spec)
+			// Only after "--": anywhere else it is a flag.
+			return stage.UsageError("STREAM %s: a name that begins with - reads as a flag: write ./%s", spec, spec)
 		}
 	}
 	ins := []stage.Input{e.MainInput()}
