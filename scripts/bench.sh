@@ -558,11 +558,20 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 			sreduce -k user --count --running --mode update --checkpoint "ck$1" 2>"sreduce$1.err" |
 			ssink --checkpoint "ck$1" --postgres "$SCALE_URL" --table t --mode update --key user 2>"ssink$1.err"
 	}
+	# scale_out_settled COPIES: whether the group has settled: each copy's
+	# last word from the group an assignment, all 12 partitions among them.
+	scale_out_settled() {
+		local f
+		for f in "$SCALE_DIR"/sbatch*.err; do grep -E ' (assigned|revoked) ' "$f" | tail -n 1; done |
+			awk -v n="$1" '/ revoked / {bad = 1} match($0, / assigned [^ ]+/) {c++; p += split(substr($0, RSTART + 10, RLENGTH - 10), x, ",")} END{exit !(!bad && c == n && p == 12)}'
+	}
 	# scale_out_run COPIES TIMED: one run; prints the table's keys and total,
 	# writes the drain's wall time to $WALL and appends "COPIES WALL
-	# KFAKE_CPU PG_CPU" to $SCALE_LOG.
+	# KFAKE_CPU PG_CPU STEADY" to $SCALE_LOG, STEADY the records/s from the
+	# moment the group settled (the records the table holds then left out),
+	# or - if the topic was drained first.
 	scale_out_run() {
-		local n=$1 timed=$2 s sep=? copies sum t0 t1 k0 k1 p0 p1 i st=0
+		local n=$1 timed=$2 s sep=? copies sum t0 t1 k0 k1 p0 p1 i st=0 ts='' s0=0
 		s=bench_scale_$$_$RANDOM
 		[[ $PG == *\?* ]] && sep='&'
 		psql -q "$PG" -c "create schema $s" || return 1
@@ -578,6 +587,7 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 		for ((i = 0; ; i++)); do
 			sum=$(psql -Atq "$PG" -c "select sum(count) from $s.t" 2>/dev/null) || true
 			[[ $sum == "$SCALE_N" ]] && break
+			[[ -z $ts ]] && scale_out_settled "$n" && ts=$(date +%s%N) s0=${sum:-0}
 			if ((i > 3000)) || ! kill -0 "$copies" 2>/dev/null; then
 				echo "scale-out: the table holds ${sum:-nothing} of $SCALE_N records (errors in $SCALE_DIR)" >&2
 				st=1
@@ -593,9 +603,9 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 		psql -Atq "$PG" -c "select count(*), sum(count) from $s.t"
 		psql -q "$PG" -c "drop schema $s cascade" 2>/dev/null
 		rm -rf "$SCALE_DIR"
-		awk -v n="$n" -v w="$(((t1 - t0) / 1000))" -v k="$k0 $k1" -v p="$p0 $p1" 'BEGIN{split(k, a, " "); split(p, b, " "); printf "%.6f\n", w / 1e6 >ENVIRON["WALL"]; printf "%d %.6f %.2f %.2f\n", n, w / 1e6, a[2] - a[1], b[2] - b[1]}' >>"$SCALE_LOG"
+		awk -v n="$n" -v w="$(((t1 - t0) / 1000))" -v k="$k0 $k1" -v p="$p0 $p1" -v sw="$((ts ? (t1 - ts) / 1000 : 0))" -v sr="$((SCALE_N - s0))" 'BEGIN{split(k, a, " "); split(p, b, " "); printf "%.6f\n", w / 1e6 >ENVIRON["WALL"]; printf "%d %.6f %.2f %.2f %s\n", n, w / 1e6, a[2] - a[1], b[2] - b[1], (sw > 0 ? sprintf("%.0f", sr / (sw / 1e6)) : "-")}' >>"$SCALE_LOG"
 	}
-	export -f proc_cpu pg_pids scale_out_copy scale_out_run
+	export -f proc_cpu pg_pids scale_out_copy scale_out_settled scale_out_run
 	if [[ -n $SCALE_K ]]; then
 		bench "$scale_name" "$SCALEEV" "$nscale" 'scale_out_run 2 "$TIMED"' cat
 		peer '1 copy' 'scale_out_run 1 "$TIMED"' cat
@@ -734,11 +744,13 @@ report() {
 		awk -v a="$a" -v b="$b" -v ca="${medcpu["scale-out-2-copies|dstream"]}" -v cb="${medcpu["scale-out-2-copies|1 copy"]}" -v n="$SCALE_N" '
 			function med(s,   k, m, x) { m = split(s, x, " "); asort_(x, m); return x[int((m + 1) / 2)] }
 			function asort_(x, m,   i, j, t) { for (i = 2; i <= m; i++) for (j = i; j > 1 && x[j - 1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t } }
-			$1 == 2 { w2 = $2; k[2] = k[2] " " $3; p[2] = p[2] " " $4 }
-			$1 == 1 { k[1] = k[1] " " $3; p[1] = p[1] " " $4; if (w2 != "") { rs = rs sprintf(" %.2f", $2 / w2); w2 = "" } }
+			$1 == 2 { w2 = $2; k[2] = k[2] " " $3; p[2] = p[2] " " $4; s2 = $5; if ($5 != "-") st[2] = st[2] " " $5 }
+			$1 == 1 { k[1] = k[1] " " $3; p[1] = p[1] " " $4; if ($5 != "-") st[1] = st[1] " " $5
+				if (w2 != "") { rs = rs sprintf(" %.2f", $2 / w2); ss = ss (s2 != "-" && $5 != "-" ? sprintf(" %.2f", s2 / $5) : " -"); w2 = "" } }
 			END {
 				r = b / a
 				printf "scale-out-2-copies: 2 copies drain the topic at %.2fx the records/s of 1 copy (each round: %s) (target >= 1.6x: %s)\n", r, substr(rs, 2), (r >= 1.6 ? "met" : "MISSED")
+				if (st[1] != "" && st[2] != "") printf "scale-out-2-copies: once the group has settled, 2 copies process %.0f k records/s, 1 copy %.0f k (medians): %.2fx (each round: %s)\n", med(st[2]) / 1e3, med(st[1]) / 1e3, med(st[2]) / med(st[1]), substr(ss, 2)
 				printf "scale-out-2-copies: CPU per record, all the copies'\'' processes: %.1f us with 2 copies, %.1f us with 1; outside them, a run: kfake %s s and %s s, PostgreSQL (all of the server, other users included) %s s and %s s\n", ca / n * 1e6, cb / n * 1e6, med(k[2]), med(k[1]), med(p[2]), med(p[1])
 			}' "$SCALE_LOG"
 	fi
