@@ -541,11 +541,11 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 	for _ in $(seq 1200); do [[ -s $out/kfake-scale.seeds ]] && break; sleep 0.1; done
 	SCALE_K=$(cat "$out/kfake-scale.seeds" 2>/dev/null || true)
 	export SCALE_K scale_kfake_pid
-	# proc_cpu PID...: user + system seconds of the processes, with their
-	# reaped children's.
+	# proc_cpu < PIDS: user + system seconds of the processes (one a line),
+	# with their reaped children's.
 	proc_cpu() {
 		local p
-		for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done |
+		while read -r p; do cat "/proc/$p/stat" 2>/dev/null; done |
 			awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15} END{printf "%.2f", t / hz}'
 	}
 	# pg_pids: the PostgreSQL server's processes on this machine, if it is
@@ -571,13 +571,13 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 	# moment the group settled (the records the table holds then left out),
 	# or - if the topic was drained first.
 	scale_out_run() {
-		local n=$1 timed=$2 s sep=? copies sum t0 t1 k0 k1 p0 p1 i st=0 ts='' s0=0
+		local n=$1 timed=$2 s sep='?' copies sum t0 t1 k0 k1 p0 p1 i st=0 ts='' s0=0
 		s=bench_scale_$$_$RANDOM
 		[[ $PG == *\?* ]] && sep='&'
 		psql -q "$PG" -c "create schema $s" || return 1
 		SCALE_DIR=$(mktemp -d) SCALE_URL="$PG${sep}search_path=$s" SCALE_GROUP=$s
 		export SCALE_DIR SCALE_URL SCALE_GROUP
-		k0=$(proc_cpu "$scale_kfake_pid") p0=$(proc_cpu $(pg_pids))
+		k0=$(proc_cpu <<<"$scale_kfake_pid") p0=$(pg_pids | proc_cpu)
 		t0=$(date +%s%N)
 		# Each copy is a session of its own, so that SIGTERM reaches all its
 		# stages; its shell traps TERM and waits, so that their CPU time
@@ -596,7 +596,7 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 			sleep 0.1
 		done
 		t1=$(date +%s%N)
-		k1=$(proc_cpu "$scale_kfake_pid") p1=$(proc_cpu $(pg_pids))
+		k1=$(proc_cpu <<<"$scale_kfake_pid") p1=$(pg_pids | proc_cpu)
 		while read -r i; do kill -TERM -- "-$i" 2>/dev/null; done <"$SCALE_DIR/pids"
 		wait "$copies" || st=1
 		((st == 0)) || return 1
