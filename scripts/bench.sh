@@ -599,9 +599,9 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 		k1=$(proc_cpu <<<"$scale_kfake_pid") p1=$(pg_pids | proc_cpu)
 		while read -r i; do kill -TERM -- "-$i" 2>/dev/null; done <"$SCALE_DIR/pids"
 		wait "$copies" || st=1
-		((st == 0)) || return 1
-		psql -Atq "$PG" -c "select count(*), sum(count) from $s.t"
+		((st == 0)) && psql -Atq "$PG" -c "select count(*), sum(count) from $s.t"
 		psql -q "$PG" -c "drop schema $s cascade" 2>/dev/null
+		((st == 0)) || return 1 # the copies' stderr stays in $SCALE_DIR
 		rm -rf "$SCALE_DIR"
 		awk -v n="$n" -v w="$(((t1 - t0) / 1000))" -v k="$k0 $k1" -v p="$p0 $p1" -v sw="$((ts ? (t1 - ts) / 1000 : 0))" -v sr="$((SCALE_N - s0))" 'BEGIN{split(k, a, " "); split(p, b, " "); printf "%.6f\n", w / 1e6 >ENVIRON["WALL"]; printf "%d %.6f %.2f %.2f %s\n", n, w / 1e6, a[2] - a[1], b[2] - b[1], (sw > 0 ? sprintf("%.0f", sr / (sw / 1e6)) : "-")}' >>"$SCALE_LOG"
 	}
