@@ -162,6 +162,7 @@ export NATS AMQP
 # JetStream streams, the RabbitMQ queue.
 cleanup() {
 	[[ -z ${kfake_pid:-} ]] || kill "$kfake_pid" 2>/dev/null
+	[[ -z ${scale_kfake_pid:-} ]] || kill "$scale_kfake_pid" 2>/dev/null
 	if [[ -n ${nstream:-} ]]; then python3 testdata/nats.py rm "$nstream" >/dev/null 2>&1; python3 testdata/nats.py rm "${nstream}OUT" >/dev/null 2>&1; fi
 	[[ -z ${aq:-} ]] || amqp-delete-queue -q "$aq" >/dev/null 2>&1
 	return 0
@@ -243,19 +244,25 @@ peer() {
 }
 
 # run1 PIPELINE OUTFILE TIMEFILE: runs once; prints "wall cpu rss_kb".
+# A pipeline whose setup or shutdown is not part of what it measures writes
+# the wall seconds it does measure to the file $WALL, which then replaces
+# the wall time of the whole.
 run1() {
-	local pipe=$1 o=$2 tf=$3 t0 t1 st=0
+	local pipe=$1 o=$2 tf=$3 t0 t1 st=0 w
+	rm -f "$tf.wall"
 	t0=$(date +%s%N)
 	if [[ $pipe == *'$TIMED'* ]]; then
-		IN=$c_in TIMED="/usr/bin/time -f %e_%U_%S_%M -o $tf" \
+		IN=$c_in WALL=$tf.wall TIMED="/usr/bin/time -f %e_%U_%S_%M -o $tf" \
 			bash -c "set -o pipefail; $pipe" <"$c_in" >"$o" || st=$?
 	else
-		IN=$c_in /usr/bin/time -f %e_%U_%S_%M -o "$tf" \
+		IN=$c_in WALL=$tf.wall /usr/bin/time -f %e_%U_%S_%M -o "$tf" \
 			bash -c "set -o pipefail; $pipe" <"$c_in" >"$o" || st=$?
 	fi
 	t1=$(date +%s%N)
 	((st == 0)) || return "$st"
-	tail -n 1 "$tf" | awk -F_ -v w="$(((t1 - t0) / 1000))" '{printf "%.6f %.2f %d\n", w / 1e6, $2 + $3, $4}'
+	w=$(awk -v w="$(((t1 - t0) / 1000))" 'BEGIN{printf "%.6f", w / 1e6}')
+	[[ -s $tf.wall ]] && w=$(cat "$tf.wall")
+	tail -n 1 "$tf" | awk -F_ -v w="$w" '{printf "%.6f %.2f %d\n", w, $2 + $3, $4}'
 }
 
 flush() {
@@ -506,6 +513,107 @@ if command -v sqlite3 >/dev/null; then
 	peer 'sqlite3 .import (primary key)' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer primary key, name text, score real)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 	peer 'sqlite3 .import (unique index)' 'f=$(mktemp -u); sqlite3 $f "create table t (id integer, name text, score real); create unique index t_id on t (id)" ".import --csv $ROWSCSV t"; rm -f $f*' cat
 fi
+# Scale-out (issue 16): the stateful tier of docs/scale-out.md draining a
+# topic of $nscale events keyed by user (10k users, 12 partitions, kfake in
+# a process of its own with 3 brokers, loaded before the case), as 2 copies
+# in one group against 1 copy (the peer, so its "speed-up" is the ratio of
+# the records/s: target 1.6x). A copy is
+#   sbatch -i 200ms --group G --scale-out --checkpoint CK | sreduce -k user
+#   --count --running --mode update --checkpoint CK | ssink --checkpoint CK
+#   --postgres URL --table t --mode update --key user
+# each run a new group, checkpoints and schema. The time is from the start
+# of the copies until the table's counts add up to $nscale (polled with
+# psql every 0.1 s), then the copies get SIGTERM. CPU s and peak RSS are the
+# copies' processes (all their stages, the shutdown included), not kfake's
+# or PostgreSQL's, which run on the same two cores and are reported apart.
+nscale=$( ((quick)) && echo 20000 || echo 1000000)
+SCALEEV=$DATA/scale-events-$nscale.tsv
+SCALE_LOG=$res/scale-out-runs.txt
+SCALE_N=$nscale
+export SCALE_LOG SCALE_N
+scale_name=scale-out-2-copies
+if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select 1' >/dev/null 2>&1 &&
+	{ [[ -z $only ]] || grep -Eq -- "$only" <<<"$scale_name"; }; then
+	[[ -s $SCALEEV ]] || { log "generating $SCALEEV"; awk -v n="$nscale" 'BEGIN{srand(16); for (i = 0; i < n; i++) {u = int(rand() * 10000); printf "u%d\t{\"user\":\"u%d\",\"n\":%d}\n", u, u, i}}' >"$SCALEEV.tmp" && mv "$SCALEEV.tmp" "$SCALEEV"; }
+	rm -f "$out/kfake-scale.seeds" "$SCALE_LOG"
+	kfake -brokers 3 -partitions 12 -topic mid -load "mid=$SCALEEV" -ready "$out/kfake-scale.seeds" -timeout 2h >"$out/kfake-scale.log" 2>&1 &
+	scale_kfake_pid=$!
+	for _ in $(seq 1200); do [[ -s $out/kfake-scale.seeds ]] && break; sleep 0.1; done
+	SCALE_K=$(cat "$out/kfake-scale.seeds" 2>/dev/null || true)
+	export SCALE_K scale_kfake_pid
+	# proc_cpu < PIDS: user + system seconds of the processes (one a line),
+	# with their reaped children's.
+	proc_cpu() {
+		local p
+		while read -r p; do cat "/proc/$p/stat" 2>/dev/null; done |
+			awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15} END{printf "%.2f", t / hz}'
+	}
+	# pg_pids: the PostgreSQL server's processes on this machine, if it is
+	# here (its backends' time reaches the postmaster's when they exit).
+	pg_pids() { ps -C postgres -o pid= 2>/dev/null; }
+	# scale_out_copy I: copy I of the stateful tier, in $SCALE_DIR.
+	scale_out_copy() {
+		cd "$SCALE_DIR" || return 1
+		sbatch -i 200ms --group "$SCALE_GROUP" --scale-out --checkpoint "ck$1" --start earliest --format json --meta-field _ "kafka://$SCALE_K/mid" 2>"sbatch$1.err" |
+			sreduce -k user --count --running --mode update --checkpoint "ck$1" 2>"sreduce$1.err" |
+			ssink --checkpoint "ck$1" --postgres "$SCALE_URL" --table t --mode update --key user 2>"ssink$1.err"
+	}
+	# scale_out_settled COPIES: whether the group has settled: each copy's
+	# last word from the group an assignment, all 12 partitions among them.
+	scale_out_settled() {
+		local f
+		for f in "$SCALE_DIR"/sbatch*.err; do grep -E ' (assigned|revoked) ' "$f" | tail -n 1; done |
+			awk -v n="$1" '/ revoked / {bad = 1} match($0, / assigned [^ ]+/) {c++; p += split(substr($0, RSTART + 10, RLENGTH - 10), x, ",")} END{exit !(!bad && c == n && p == 12)}'
+	}
+	# scale_out_run COPIES TIMED: one run; prints the table's keys and total,
+	# writes the drain's wall time to $WALL and appends "COPIES WALL
+	# KFAKE_CPU PG_CPU STEADY" to $SCALE_LOG, STEADY the records/s from the
+	# moment the group settled (the records the table holds then left out),
+	# or - if the topic was drained first.
+	scale_out_run() {
+		local n=$1 timed=$2 s sep='?' copies sum t0 t1 k0 k1 p0 p1 i st=0 ts='' s0=0
+		s=bench_scale_$$_$RANDOM
+		[[ $PG == *\?* ]] && sep='&'
+		psql -q "$PG" -c "create schema $s" || return 1
+		SCALE_DIR=$(mktemp -d) SCALE_URL="$PG${sep}search_path=$s" SCALE_GROUP=$s
+		export SCALE_DIR SCALE_URL SCALE_GROUP
+		k0=$(proc_cpu <<<"$scale_kfake_pid") p0=$(pg_pids | proc_cpu)
+		t0=$(date +%s%N)
+		# Each copy is a session of its own, so that SIGTERM reaches all its
+		# stages; its shell traps TERM and waits, so that their CPU time
+		# reaches $timed.
+		$timed bash -c 'for ((i = 1; i <= '"$n"'; i++)); do setsid bash -c "trap : TERM; scale_out_copy $i" </dev/null & echo $! >>"$SCALE_DIR/pids"; done; wait' &
+		copies=$!
+		for ((i = 0; ; i++)); do
+			sum=$(psql -Atq "$PG" -c "select sum(count) from $s.t" 2>/dev/null) || true
+			[[ $sum == "$SCALE_N" ]] && break
+			[[ -z $ts ]] && scale_out_settled "$n" && ts=$(date +%s%N) s0=${sum:-0}
+			if ((i > 3000)) || ! kill -0 "$copies" 2>/dev/null; then
+				echo "scale-out: the table holds ${sum:-nothing} of $SCALE_N records (errors in $SCALE_DIR)" >&2
+				st=1
+				break
+			fi
+			sleep 0.1
+		done
+		t1=$(date +%s%N)
+		k1=$(proc_cpu <<<"$scale_kfake_pid") p1=$(pg_pids | proc_cpu)
+		while read -r i; do kill -TERM -- "-$i" 2>/dev/null; done <"$SCALE_DIR/pids"
+		wait "$copies" || st=1
+		((st == 0)) && psql -Atq "$PG" -c "select count(*), sum(count) from $s.t"
+		psql -q "$PG" -c "drop schema $s cascade" 2>/dev/null
+		((st == 0)) || return 1 # the copies' stderr stays in $SCALE_DIR
+		rm -rf "$SCALE_DIR"
+		awk -v n="$n" -v w="$(((t1 - t0) / 1000))" -v k="$k0 $k1" -v p="$p0 $p1" -v sw="$((ts ? (t1 - ts) / 1000 : 0))" -v sr="$((SCALE_N - s0))" 'BEGIN{split(k, a, " "); split(p, b, " "); printf "%.6f\n", w / 1e6 >ENVIRON["WALL"]; printf "%d %.6f %.2f %.2f %s\n", n, w / 1e6, a[2] - a[1], b[2] - b[1], (sw > 0 ? sprintf("%.0f", sr / (sw / 1e6)) : "-")}' >>"$SCALE_LOG"
+	}
+	export -f proc_cpu pg_pids scale_out_copy scale_out_settled scale_out_run
+	if [[ -n $SCALE_K ]]; then
+		bench "$scale_name" "$SCALEEV" "$nscale" 'scale_out_run 2 "$TIMED"' cat
+		peer '1 copy' 'scale_out_run 1 "$TIMED"' cat
+	else
+		log "kfake did not start: $scale_name is skipped ($out/kfake-scale.log)"
+	fi
+fi
+
 # The cost of the checkpoint (issue 14: under 10%): the same pipeline with
 # --checkpoint on every stage, against without (a new directory and
 # database each run). The word count at -i 1s into SQLite (its running
@@ -627,6 +735,24 @@ report() {
 	a=${med["wordcount-metrics|dstream"]:-} b=${med["wordcount-metrics|without --metrics"]:-}
 	if [[ -n $a && -n $b ]]; then
 		awk -v a="$a" -v b="$b" 'BEGIN{o = (a / b - 1) * 100; printf "wordcount-metrics: --metrics on every stage adds %.1f%% to the word count'"'"'s time (target < 5%%: %s)\n", o, (o < 5 ? "met" : "MISSED")}'
+	fi
+	a=${med["scale-out-2-copies|dstream"]:-} b=${med["scale-out-2-copies|1 copy"]:-}
+	if [[ -n $a && -n $b && -s $SCALE_LOG ]]; then
+		# The ratio of the medians, and each round's own (2 copies, then 1);
+		# CPU per record of the copies (the table's CPU s), and kfake's and
+		# PostgreSQL's CPU a run, which the table leaves out.
+		awk -v a="$a" -v b="$b" -v ca="${medcpu["scale-out-2-copies|dstream"]}" -v cb="${medcpu["scale-out-2-copies|1 copy"]}" -v n="$SCALE_N" '
+			function med(s,   k, m, x) { m = split(s, x, " "); asort_(x, m); return x[int((m + 1) / 2)] }
+			function asort_(x, m,   i, j, t) { for (i = 2; i <= m; i++) for (j = i; j > 1 && x[j - 1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t } }
+			$1 == 2 { w2 = $2; k[2] = k[2] " " $3; p[2] = p[2] " " $4; s2 = $5; if ($5 != "-") st[2] = st[2] " " $5 }
+			$1 == 1 { k[1] = k[1] " " $3; p[1] = p[1] " " $4; if ($5 != "-") st[1] = st[1] " " $5
+				if (w2 != "") { rs = rs sprintf(" %.2f", $2 / w2); ss = ss (s2 != "-" && $5 != "-" ? sprintf(" %.2f", s2 / $5) : " -"); w2 = "" } }
+			END {
+				r = b / a
+				printf "scale-out-2-copies: 2 copies drain the topic at %.2fx the records/s of 1 copy (each round: %s) (target >= 1.6x: %s)\n", r, substr(rs, 2), (r >= 1.6 ? "met" : "MISSED")
+				if (st[1] != "" && st[2] != "") printf "scale-out-2-copies: once the group has settled, 2 copies process %.0f k records/s, 1 copy %.0f k (medians): %.2fx (each round: %s)\n", med(st[2]) / 1e3, med(st[1]) / 1e3, med(st[2]) / med(st[1]), substr(ss, 2)
+				printf "scale-out-2-copies: CPU per record, all the copies'\'' processes: %.1f us with 2 copies, %.1f us with 1; outside them, a run: kfake %s s and %s s, PostgreSQL (all of the server, other users included) %s s and %s s\n", ca / n * 1e6, cb / n * 1e6, med(k[2]), med(k[1]), med(p[2]), med(p[1])
+			}' "$SCALE_LOG"
 	fi
 	if ((${#missing[@]})); then printf '\nnot built (cases skipped): %s\n' "${missing[*]}"; fi
 }
