@@ -519,6 +519,15 @@ func (t *Table) Touched() []int32 {
 	return live
 }
 
+// NumTouched is how many groups were touched in the round so far, those
+// removed since included: unlike Touched, it costs nothing, for a caller
+// that looks at each record's group as it comes (TouchedAt).
+func (t *Table) NumTouched() int { return len(t.touched) }
+
+// TouchedAt is the i-th group touched in the round (i < NumTouched); it
+// may have been removed since.
+func (t *Table) TouchedAt(i int) int32 { return t.touched[i] }
+
 // ClearTouched starts a new round of Touched, as at a batch boundary.
 func (t *Table) ClearTouched() {
 	t.touched = t.touched[:0]

@@ -291,12 +291,12 @@ func (r *Engine) scaleAdd(b stage.Batch, rec []byte) error {
 	if !s.owned[int32(p)] {
 		return fmt.Errorf("%v, record %d: of partition %d, which this copy does not own in the batch (offsets/%d)", b, r.nrec, p, b.ID)
 	}
-	n := len(r.t.Touched())
+	n := r.t.NumTouched()
 	if err := r.t.Add(rec); err != nil {
 		return err
 	}
-	if ts := r.t.Touched(); len(ts) > n {
-		g := ts[n]
+	if r.t.NumTouched() > n {
+		g := r.t.TouchedAt(n)
 		if int(g) < len(s.part) && s.part[g] >= 0 && s.part[g] != int32(p) {
 			return stage.Hint(fmt.Errorf("%v, record %d: its key came from partition %d before, now from %d", b, r.nrec, s.part[g], p),
 				"the stage upstream must partition the topic by sreduce's key (ssink --kafka --key FIELD)")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -161,6 +162,35 @@ func offsets(t *testing.T, seeds string, want map[int32]int64) {
 	for p, off := range want {
 		if o, ok := got.Lookup("mid", p); !ok || o.At != off {
 			t.Errorf("group g, mid/%d: offset %d (%v), want %d", p, o.At, ok, off)
+		}
+	}
+}
+
+// BenchmarkScaleBlock is the records of a scaled-out batch going to their
+// groups, each checked against its partition (scaleBlock): one op is a
+// batch of 100k records over 10k keys in 4 partitions, without the
+// changelog's commit.
+func BenchmarkScaleBlock(b *testing.B) {
+	cfg := agg.Config{Keys: []string{"k"}, Aggs: []agg.Spec{{Kind: agg.Count, Name: "count"}}}
+	r, err := New(Options{Agg: cfg, Mode: Update}, framing.NewWriter(io.Discard), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.scale = &scale{field: "_partition", owned: map[int32]bool{0: true, 1: true, 2: true, 3: true}}
+	recs := make([][]byte, 100_000)
+	for i := range recs {
+		k := i * 7919 % 10_000
+		recs[i] = frametest.Record(b, fmt.Sprintf(`{"k":"user%d","_partition":%d}`, k, k%4))
+	}
+	fs := frametest.Blocks(recs)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		batch := stage.Batch{ID: uint64(i)}
+		r.t.ClearTouched()
+		for j := range fs {
+			if err := r.scaleBlock(batch, fs[j].Records()); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
