@@ -55,6 +55,11 @@ type Config struct {
 	TxnID      string
 	TxnTimeout time.Duration // the broker aborts a transaction open longer; 0 for DefaultTxnTimeout
 	Timeout    time.Duration // bounds each wait on the brokers; 0 for DefaultTimeout
+	// RestoreTimeout bounds a restore, which waits for the transactions
+	// open on the partition to end (0: Timeout). Longer when another
+	// producer writes the changelog (ssink --kafka, with its own
+	// --txn-timeout): a copy of it that died holds the partition until then.
+	RestoreTimeout time.Duration
 }
 
 // Store is the changelog of one stateful stage.
@@ -93,6 +98,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.RestoreTimeout <= 0 {
+		cfg.RestoreTimeout = cfg.Timeout
 	}
 	switch {
 	case len(cfg.Seeds) == 0 || cfg.Topic == "" || cfg.TxnID == "":
@@ -254,6 +262,9 @@ func (s *Store) markerPartition(o Offsets) int32 {
 	}
 	return max(p, 0) % s.parts
 }
+
+// Topic is the changelog topic.
+func (s *Store) Topic() string { return s.cfg.Topic }
 
 // Close closes the Store's client. (Commit leaves no transaction open.)
 func (s *Store) Close() error {

@@ -36,7 +36,7 @@ func (s *Store) Restore(ctx context.Context, p int32, fn func(key, value []byte)
 	if p < 0 || p >= s.parts {
 		return 0, fmt.Errorf("changelog %s: no partition %d (of %d)", s.cfg.Topic, p, s.parts)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RestoreTimeout)
 	defer cancel()
 	start, end, err := s.bounds(ctx, p)
 	if err != nil || end <= start {
@@ -94,7 +94,7 @@ func (s *Store) bounds(ctx context.Context, p int32) (start, end int64, err erro
 		switch {
 		case ctx.Err() != nil:
 			return 0, 0, fmt.Errorf("changelog %s: partition %d: a transaction open at offset %d or later did not end within %v, and the state depends on it (a dead producer's ends at its transaction timeout, %v for this store's)",
-				topic, p, held, s.cfg.Timeout, s.cfg.TxnTimeout)
+				topic, p, held, s.cfg.RestoreTimeout, s.cfg.TxnTimeout)
 		case err != nil:
 			return 0, 0, err
 		case lso >= hw:
@@ -157,7 +157,7 @@ func (s *Store) read(ctx context.Context, p int32, start, end int64) (*state, er
 	for at := start; at < end; {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("changelog %s: partition %d: read to offset %d of %d within %v: %w", s.cfg.Topic, p, at, end, s.cfg.Timeout, err)
+			return nil, fmt.Errorf("changelog %s: partition %d: read to offset %d of %d within %v: %w", s.cfg.Topic, p, at, end, s.cfg.RestoreTimeout, err)
 		}
 		if errs := fs.Errors(); len(errs) > 0 {
 			return nil, fmt.Errorf("changelog %s: partition %d: %w", s.cfg.Topic, p, errs[0].Err)

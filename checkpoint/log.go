@@ -88,6 +88,33 @@ type Assignment struct {
 	Owned      []string `json:"owned"` // "TOPIC/PARTITION", sorted
 }
 
+// SinkFile is the file, in the checkpoint directory, where ssink
+// --checkpoint names its destination ("kafka", "postgres", ...) as it
+// starts: a stage keeping state per partition behind a scaled-out source
+// hands its changelog records to a Kafka sink's transaction (ChangesDir)
+// instead of committing its own.
+const SinkFile = "sink"
+
+// ChangesDir holds, per batch N, the file N of a stateful stage's
+// changelog records for the batch (Changes), which ssink --kafka writes in
+// the batch's transaction with the batch's messages and the group's
+// offsets: state, position and output commit together, as Kafka Streams'
+// do. The sink removes the file once the batch is committed.
+const ChangesDir = "changes"
+
+// Changes is the content of a file of ChangesDir.
+type Changes struct {
+	Topic   string   `json:"topic"` // the changelog topic
+	Changes []Change `json:"changes"`
+}
+
+// Change is a changelog record: Value nil is a tombstone.
+type Change struct {
+	Partition int32  `json:"p"`
+	Key       []byte `json:"k"`
+	Value     []byte `json:"v"`
+}
+
 // ScaleOutFile is the file, in the checkpoint directory, that sbatch
 // --scale-out writes before anything else (a Group, as JSON, without what
 // changes: generation, member, partitions owned): the

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,11 @@ type scale struct {
 	store      *changelog.Store
 	field      string
 	generation int32 // of the assignment read last
+	// handoff: the sink is ssink --kafka, whose transaction writes the
+	// batch's changelog records (DIR/changes/N) with its messages and the
+	// group's offsets; the stage commits nothing itself.
+	handoff     bool
+	restoreWait time.Duration // bounds a partition's restore
 
 	part    []int32         // by group: its source partition, -1 for none yet
 	owned   map[int32]bool  // the partitions owned in the batch before
@@ -193,6 +199,14 @@ func (r *Engine) startScale(g *checkpoint.Group) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
 	defer cancel()
+	handoff := sinkKind(r.o.Checkpoint) == "kafka"
+	restoreWait := scaleTimeout
+	if handoff {
+		// The sink's transactions write the changelog: one open in a
+		// copy that died holds a restore up to the sink's --txn-timeout,
+		// at most Kafka's transaction.max.timeout.ms (15 min by default).
+		restoreWait = 16 * time.Minute
+	}
 	store, err := changelog.Open(ctx, changelog.Config{
 		Seeds:      g.Seeds,
 		Topic:      ChangelogTopic(g.ID, r.o.Name),
@@ -202,11 +216,18 @@ func (r *Engine) startScale(g *checkpoint.Group) error {
 		TxnID: "dstream-state-" + id + "-" + r.o.Name,
 		// Kafka Streams' under exactly-once: a copy that dies in a
 		// transaction holds the partitions' next owners this long.
-		TxnTimeout: 10 * time.Second,
-		Timeout:    scaleTimeout,
+		TxnTimeout:     10 * time.Second,
+		Timeout:        scaleTimeout,
+		RestoreTimeout: restoreWait,
 	})
 	if err != nil {
 		return fmt.Errorf("--running behind sbatch --scale-out: the changelog: %w", err)
+	}
+	r.scale = &scale{store: store, group: g, topic: g.Topics[0], field: g.PartitionField, generation: -1,
+		log: checkpoint.ReadLog(r.o.Checkpoint, checkpoint.OffsetsDir), owned: map[int32]bool{}, ends: map[int32]int64{}}
+	r.scale.restoreWait = restoreWait
+	if r.scale.handoff = handoff; handoff {
+		return nil // the sink claims the group's offsets
 	}
 	claim := filepath.Join(r.o.Checkpoint, checkpoint.OffsetsClaim)
 	if err := checkpoint.WriteAtomic(claim, 0o644, func(w io.Writer) error {
@@ -216,10 +237,28 @@ func (r *Engine) startScale(g *checkpoint.Group) error {
 		store.Close()
 		return fmt.Errorf("--checkpoint: %w", err)
 	}
-	r.scale = &scale{store: store, group: g, topic: g.Topics[0], field: g.PartitionField, generation: -1,
-		log: checkpoint.ReadLog(r.o.Checkpoint, checkpoint.OffsetsDir), owned: map[int32]bool{}, ends: map[int32]int64{}}
 	r.state = nil // the changelog is the state
 	return nil
+}
+
+// sinkWait bounds the wait for the sink to say what it is
+// (checkpoint.SinkFile), which it does as it starts.
+var sinkWait = 10 * time.Second
+
+// sinkKind is the destination of the pipeline's sink, once it has started:
+// "kafka", "postgres"...; "" if none said so within sinkWait (a pipeline
+// whose end is not ssink --checkpoint), which is then treated as any sink
+// but Kafka's.
+func sinkKind(dir string) string {
+	path := filepath.Join(dir, checkpoint.SinkFile)
+	for end := time.Now().Add(sinkWait); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+		if time.Now().After(end) {
+			return ""
+		}
+	}
 }
 
 // ChangelogTopic is the changelog topic of the state name of group.
@@ -230,7 +269,7 @@ func ChangelogTopic(group, name string) string { return "dstream-" + group + "-"
 func (r *Engine) restore(p int32) error {
 	s := r.scale
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.restoreWait)
 	defer cancel()
 	gs := r.gs[:0]
 	n, err := s.store.Restore(ctx, p, func(_, value []byte) error {
@@ -241,7 +280,9 @@ func (r *Engine) restore(p int32) error {
 		}
 		for _, g := range gs[from:] {
 			s.setPart(g, p)
-			r.t.Mark(g)
+			if !s.handoff {
+				r.t.Mark(g) // see scale: not with a Kafka sink, which commits with the state
+			}
 		}
 		return nil
 	})
@@ -333,10 +374,37 @@ func (r *Engine) scaleCommit(b stage.Batch) error {
 	if len(s.changes) == 0 && len(s.ends) == 0 {
 		return nil
 	}
+	if s.handoff {
+		return r.handOff(b)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
 	defer cancel()
 	if err := s.store.Commit(ctx, s.changes, o); err != nil {
 		return fmt.Errorf("%v: the changelog and the group's offsets: %w", b, err)
+	}
+	return nil
+}
+
+// handOff writes the batch's changelog records to DIR/changes/N for the
+// sink's transaction (see scale.handoff), before the batch leaves.
+func (r *Engine) handOff(b stage.Batch) error {
+	s := r.scale
+	if len(s.changes) == 0 {
+		return nil
+	}
+	c := checkpoint.Changes{Topic: s.store.Topic(), Changes: make([]checkpoint.Change, len(s.changes))}
+	for i, ch := range s.changes {
+		c.Changes[i] = checkpoint.Change{Partition: ch.Partition, Key: ch.Key, Value: ch.Value}
+	}
+	data, err := json.Marshal(c)
+	if err == nil {
+		dir := filepath.Join(r.o.Checkpoint, checkpoint.ChangesDir)
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			err = checkpoint.WriteFile(filepath.Join(dir, strconv.FormatUint(b.ID, 10)), data, 0o644)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("--checkpoint: %v: the changelog records for the sink: %w", b, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,12 +13,14 @@ import (
 	"testing"
 
 	"github.com/dstream/dstream/agg"
+	"github.com/dstream/dstream/changelog"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/framing"
 	"github.com/dstream/dstream/internal/frametest"
 	"github.com/dstream/dstream/internal/kafkatest"
 	"github.com/dstream/dstream/stage"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -31,9 +34,16 @@ type scaleCopy struct {
 	w   *framing.Writer
 }
 
-func newScaleCopy(t *testing.T, seeds string) *scaleCopy {
+func newScaleCopy(t *testing.T, seeds string) *scaleCopy { return newScaleCopyTo(t, seeds, "postgres") }
+
+// newScaleCopyTo is newScaleCopy with a sink of kind sink (ssink's
+// destination flag).
+func newScaleCopyTo(t *testing.T, seeds, sink string) *scaleCopy {
 	t.Helper()
 	c := &scaleCopy{dir: t.TempDir()}
+	if err := os.WriteFile(filepath.Join(c.dir, checkpoint.SinkFile), []byte(sink+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	c.g = checkpoint.Group{ID: "g", Seeds: strings.Split(seeds, ","), Topics: []string{"mid"}, Partitions: []int32{4}, PartitionField: "_partition", Generation: -1}
 	b, _ := json.Marshal(c.g)
 	if err := os.WriteFile(filepath.Join(c.dir, checkpoint.ScaleOutFile), b, 0o644); err != nil {
@@ -147,7 +157,54 @@ func TestScaleOut(t *testing.T) {
 	}
 }
 
-// offsets checks the group g's committed offsets of topic mid.
+// With a Kafka sink the stage commits nothing itself: it leaves each
+// batch's changelog records for the sink's transaction (DIR/changes/N),
+// claims no offsets, and does not write a restored partition's keys again.
+func TestScaleOutHandOff(t *testing.T) {
+	_, seeds := kafkatest.Cluster(t, 1, 4, "mid")
+	a := newScaleCopyTo(t, seeds, "kafka")
+	if _, err := a.batch(t, 0, 1, []string{"mid/0"}, map[string][2]int64{"mid/0": {0, 1}}, `{"k":"x","_partition":0}`); err != nil {
+		t.Fatal(err)
+	}
+	var c checkpoint.Changes
+	data, err := os.ReadFile(filepath.Join(a.dir, checkpoint.ChangesDir, "0"))
+	if err == nil {
+		err = json.Unmarshal(data, &c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Topic != ChangelogTopic("g", "sreduce") || len(c.Changes) != 1 || c.Changes[0].Partition != 0 {
+		t.Errorf("changes of batch 0: %+v", c)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, checkpoint.OffsetsClaim)); err == nil {
+		t.Error("the stage claimed the group's offsets, which the Kafka sink commits")
+	}
+	offsets(t, seeds, map[int32]int64{0: -1})
+	// What the sink would have written, here by hand: then a copy that
+	// takes partition 0 over restores x, without writing it again.
+	store := a.r.scale.store
+	if err := store.Commit(context.Background(), []changelog.Change{{Partition: 0, Key: c.Changes[0].Key, Value: c.Changes[0].Value}}, changelog.Offsets{Group: "g", Generation: -1}); err != nil {
+		t.Fatal(err)
+	}
+	b := newScaleCopyTo(t, seeds, "kafka")
+	out, err := b.batch(t, 0, 2, []string{"mid/0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `0@0:`; out != want {
+		t.Errorf("copy b, taking partition 0 over: %q, want %q (no keys written again)", out, want)
+	}
+	out, err = b.batch(t, 1, 2, []string{"mid/0"}, map[string][2]int64{"mid/0": {1, 2}}, `{"k":"x","_partition":0}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `1@1000: {"k":"x","count":2}`; out != want {
+		t.Errorf("copy b, its first record: %q, want %q", out, want)
+	}
+}
+
+// offsets checks the group g's committed offsets of topic mid (-1: none).
 func offsets(t *testing.T, seeds string, want map[int32]int64) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(seeds, ",")...))
@@ -156,11 +213,15 @@ func offsets(t *testing.T, seeds string, want map[int32]int64) {
 	}
 	defer cl.Close()
 	got, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "g")
-	if err != nil {
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		t.Fatal(err)
 	}
 	for p, off := range want {
-		if o, ok := got.Lookup("mid", p); !ok || o.At != off {
+		o, ok := got.Lookup("mid", p)
+		if off < 0 && (!ok || o.At < 0) {
+			continue // none, as wanted
+		}
+		if !ok || o.At != off {
 			t.Errorf("group g, mid/%d: offset %d (%v), want %d", p, o.At, ok, off)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
@@ -268,6 +269,10 @@ func New(o Options) (*Sink, error) {
 			return nil, fmt.Errorf("--checkpoint: %w", err)
 		}
 		if ckpt, err = checkpoint.ID(o.Checkpoint); err != nil {
+			return nil, fmt.Errorf("--checkpoint: %w", err)
+		}
+		// Before any batch can reach the sink: see checkpoint.SinkFile.
+		if err := checkpoint.WriteFile(filepath.Join(o.Checkpoint, checkpoint.SinkFile), []byte(d.Flag+"\n"), 0o644); err != nil {
 			return nil, fmt.Errorf("--checkpoint: %w", err)
 		}
 	}

@@ -198,3 +198,69 @@ func TestGroupOffsetsStaleGeneration(t *testing.T) {
 		t.Errorf("group g has %v, want none", got)
 	}
 }
+
+// writeChanges leaves batch id's changelog records, as sreduce behind a
+// scaled-out source does when its sink is this one.
+func writeChanges(t *testing.T, dir string, id uint64, c checkpoint.Changes) {
+	t.Helper()
+	d := filepath.Join(dir, checkpoint.ChangesDir)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(c)
+	if err := os.WriteFile(filepath.Join(d, strconv.FormatUint(id, 10)), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChangesInTransaction: a stateful stage's changelog records for a
+// batch (DIR/changes/N) go in the batch's transaction, each to the
+// partition the stage chose, with the messages and the group's offsets;
+// also for a batch without messages; the file goes once committed. A batch
+// that fails leaves none of the three visible.
+func TestChangesInTransaction(t *testing.T) {
+	c, _ := kafkatest.Cluster(t, 1, 4, "in", "out", "cl")
+	m, gen := member(t, c, "g")
+	g := &checkpoint.Group{ID: "g", Generation: gen, Member: m, Topics: []string{"in"}, Partitions: []int32{4}, Owned: []string{"in/0", "in/3"}}
+	dir := t.TempDir()
+	writeOffsets(t, dir, 0, g, checkpoint.Range{Path: "in/3", Start: 0, End: 4})
+	writeChanges(t, dir, 0, checkpoint.Changes{Topic: "cl", Changes: []checkpoint.Change{{Partition: 3, Key: []byte("x"), Value: []byte("1")}}})
+	writeOffsets(t, dir, 1, g, checkpoint.Range{Path: "in/0", Start: 0, End: 2})
+	writeChanges(t, dir, 1, checkpoint.Changes{Topic: "cl", Changes: []checkpoint.Change{{Partition: 0, Key: []byte("y"), Value: []byte("2")}, {Partition: 3, Key: []byte("x")}}})
+
+	s := mustSink(t, kafkatest.URL(c, "out"), sink.Options{Checkpoint: dir})
+	if err := send(t, s, 0, `{"k":"x","count":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(t, s, 1); err != nil { // no message, changes and offsets
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range read(t, c, "cl") {
+		got = append(got, strconv.Itoa(int(r.Partition))+":"+string(r.Key)+"="+string(r.Value))
+	}
+	if want := "0:y=2 3:x=1 3:x="; strings.Join(got, " ") != want {
+		t.Errorf("changelog cl: %q, want %q", strings.Join(got, " "), want)
+	}
+	if got, want := groupOffsetsOf(t, c, "g"), map[int32]int64{0: 2, 3: 4}; !sameOffsets(got, want) {
+		t.Errorf("group g has %v, want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, checkpoint.ChangesDir, "0")); err == nil {
+		t.Error("the changes of committed batch 0 are still there")
+	}
+
+	// A stale generation: the batch fails, and its changes are not seen.
+	stale := *g
+	stale.Generation = gen - 1
+	dir2 := t.TempDir()
+	writeOffsets(t, dir2, 0, &stale, checkpoint.Range{Path: "in/0", Start: 2, End: 3})
+	writeChanges(t, dir2, 0, checkpoint.Changes{Topic: "cl", Changes: []checkpoint.Change{{Partition: 0, Key: []byte("y"), Value: []byte("3")}}})
+	s2 := mustSink(t, kafkatest.URL(c, "out"), sink.Options{Checkpoint: dir2})
+	if err := send(t, s2, 0, `{"k":"y","count":3}`); !errors.Is(err, kerr.IllegalGeneration) {
+		t.Errorf("stale generation: %v, want ILLEGAL_GENERATION", err)
+	}
+	s2.Close()
+	if n := len(read(t, c, "cl")); n != 3 {
+		t.Errorf("changelog cl has %d records after the failed batch, want 3", n)
+	}
+}

@@ -118,6 +118,7 @@ type producer struct {
 	txnID string // with a checkpoint: the transactional id, and
 	group string // the group whose offset records the last batch
 	dir   string // the checkpoint directory
+	parts *partitioner
 
 	// A scaled-out source's group offsets (group.go): whether the sink
 	// commits them (claimed), once known, and those of the batch in hand.
@@ -234,6 +235,7 @@ func checkTopic(t string) error {
 // producer (fencing off an earlier run's) and reads the last batch the
 // topic has.
 func (p *producer) Start(ckpt, dir string) error {
+	p.parts = &partitioner{Partitioner: kgo.UniformBytesPartitioner(64<<10, true, true, nil)}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(p.seeds...),
 		kgo.DefaultProduceTopic(p.topic),
@@ -242,7 +244,7 @@ func (p *producer) Start(ckpt, dir string) error {
 		// toPositive(murmur2(key)) % partitions, over all partitions.
 		// Messages without a key stick to a partition for 64 KiB, as
 		// Java's since Kafka 3.3 (KIP-794). (kgo's default; said here.)
-		kgo.RecordPartitioner(kgo.UniformBytesPartitioner(64<<10, true, true, nil)),
+		kgo.RecordPartitioner(p.parts),
 		kgo.RecordDeliveryTimeout(timeout),
 		kgo.RetryTimeout(timeout),
 	}
@@ -450,6 +452,11 @@ func (p *producer) End(b stage.Batch, n uint64) error {
 	if err := p.enc.End(b, n); err != nil {
 		return err
 	}
+	if p.inTxn {
+		if err := p.sendChanges(b); err != nil {
+			return err
+		}
+	}
 	err := p.cl.Flush(p.ctx)
 	p.cancel(nil)
 	p.watching.Wait()
@@ -507,6 +514,7 @@ func (p *producer) commit(b stage.Batch, sent uint64) error {
 		}
 	}
 	p.last, p.lastTime, p.haveLast = b.ID, b.Time, true
+	p.changesDone(b.ID)
 	return nil
 }
 
