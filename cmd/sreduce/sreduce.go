@@ -91,6 +91,13 @@ aggregates is refused. Downstream of sbatch --checkpoint DIR, sreduce
 --running needs --checkpoint DIR too. Without --running, --checkpoint is
 accepted and unused (the state lives one batch).
 
+Scaled out (behind sbatch --group G --scale-out, docs/scale-out.md): the
+running state is kept per source partition in the Kafka topic
+dstream-G-NAME-changelog, committed with the group's offsets (or, into
+ssink --kafka, in the sink's transaction with the output), and it moves
+with its partition to whichever copy gets it. The records must carry
+their partition: sbatch --meta-field _.
+
 Examples:
   sbatch < words.txt | smap --flat 'split(value, " ")' | sreduce -k value --count | ssink
   sbatch --format json -i 10s | sreduce -k user,page --count --sum bytes --avg ms=latency | ssink
