@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/internal/kafkatxn"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -70,12 +71,11 @@ type Store struct {
 	parts int32 // the topic's partitions
 }
 
-// Change is a key's new state in the partition of its source partition.
-type Change struct {
-	Partition int32
-	Key       []byte
-	Value     []byte // nil: a tombstone, the key is gone
-}
+// Change is a key's new state in the partition of its source partition
+// (Value nil: a tombstone, the key is gone): the checkpoint's type, since
+// a stage may hand its changes to the sink's transaction instead
+// (checkpoint.ChangesDir).
+type Change = checkpoint.Change
 
 // Offsets are the source group's offsets after a batch, committed with its
 // changes (checkpoint.Group says where they come from).

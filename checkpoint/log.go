@@ -69,6 +69,17 @@ type Group struct {
 	Owned []string `json:"owned"`
 }
 
+// SplitPartition splits the name of a Kafka partition as a Range's Path
+// and Group.Owned give it, "TOPIC/PARTITION".
+func SplitPartition(name string) (topic string, p int32, ok bool) {
+	i := strings.LastIndexByte(name, '/')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(name[i+1:], 10, 32)
+	return name[:i], int32(n), err == nil && n >= 0
+}
+
 // OffsetsClaim is the file, in the checkpoint directory, of the stage that
 // commits a scaled-out source's offsets to its group in its own Kafka
 // transaction (Group). It holds the stage's name. Without it sbatch commits

@@ -169,13 +169,8 @@ func (r *Engine) scaleEnd(b stage.Batch) error {
 
 // partitionOf is the partition of "TOPIC/P" of topic.
 func partitionOf(name, topic string) (int32, bool) {
-	t, p, ok := strings.Cut(name, "/")
-	if !ok || t != topic {
-		return 0, false
-	}
-	var n int32
-	_, err := fmt.Sscan(p, &n)
-	return n, err == nil
+	t, p, ok := checkpoint.SplitPartition(name)
+	return p, ok && t == topic
 }
 
 // startScale opens the changelog of a scaled-out source (g, as sbatch
@@ -351,31 +346,19 @@ func (r *Engine) scaleAdd(b stage.Batch, rec []byte) error {
 // offsets to the group, in one transaction, before the batch leaves.
 func (r *Engine) scaleCommit(b stage.Batch) error {
 	s := r.scale
+	r.scaleChanges()
+	if s.handoff {
+		return r.handOff(b) // the sink commits the offsets, from offsets/N
+	}
 	if err := r.scaleEnd(b); err != nil {
 		return err
-	}
-	s.changes, s.vals = s.changes[:0], s.vals[:0]
-	touched := r.t.Touched()
-	at := make([]int, 0, len(touched)+1)
-	for _, g := range touched {
-		at = append(at, len(s.vals))
-		s.vals = r.t.AppendGroupSnapshot(s.vals, g)
-	}
-	at = append(at, len(s.vals))
-	for i, g := range touched {
-		s.changes = append(s.changes, changelog.Change{Partition: s.part[g], Key: r.t.Key(g), Value: s.vals[at[i]:at[i+1]:at[i+1]]})
-	}
-	s.changes = append(s.changes, s.tombs...)
-	s.tombs = s.tombs[:0]
-	o := changelog.Offsets{Group: s.group.ID, Generation: s.group.Generation, Member: s.group.Member}
-	if len(s.ends) > 0 {
-		o.Ends = map[string]map[int32]int64{s.topic: s.ends}
 	}
 	if len(s.changes) == 0 && len(s.ends) == 0 {
 		return nil
 	}
-	if s.handoff {
-		return r.handOff(b)
+	o := changelog.Offsets{Group: s.group.ID, Generation: s.group.Generation, Member: s.group.Member}
+	if len(s.ends) > 0 {
+		o.Ends = map[string]map[int32]int64{s.topic: s.ends}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scaleTimeout)
 	defer cancel()
@@ -385,6 +368,29 @@ func (r *Engine) scaleCommit(b stage.Batch) error {
 	return nil
 }
 
+// scaleChanges makes the batch's changelog records: a snapshot of each
+// group it touched, and the tombstones of those the TTL removed.
+func (r *Engine) scaleChanges() {
+	s := r.scale
+	s.changes, s.vals = s.changes[:0], s.vals[:0]
+	touched := r.t.Touched()
+	for _, g := range touched {
+		from := len(s.vals)
+		s.vals = r.t.AppendGroupSnapshot(s.vals, g)
+		// For now only Value's length counts: s.vals may move as it
+		// grows, so the slices are cut once it is whole.
+		s.changes = append(s.changes, changelog.Change{Partition: s.part[g], Key: r.t.Key(g), Value: s.vals[from:len(s.vals):len(s.vals)]})
+	}
+	from := 0
+	for i := range touched {
+		end := from + len(s.changes[i].Value)
+		s.changes[i].Value = s.vals[from:end:end]
+		from = end
+	}
+	s.changes = append(s.changes, s.tombs...)
+	s.tombs = s.tombs[:0]
+}
+
 // handOff writes the batch's changelog records to DIR/changes/N for the
 // sink's transaction (see scale.handoff), before the batch leaves.
 func (r *Engine) handOff(b stage.Batch) error {
@@ -392,11 +398,7 @@ func (r *Engine) handOff(b stage.Batch) error {
 	if len(s.changes) == 0 {
 		return nil
 	}
-	c := checkpoint.Changes{Topic: s.store.Topic(), Changes: make([]checkpoint.Change, len(s.changes))}
-	for i, ch := range s.changes {
-		c.Changes[i] = checkpoint.Change{Partition: ch.Partition, Key: ch.Key, Value: ch.Value}
-	}
-	data, err := json.Marshal(c)
+	data, err := json.Marshal(checkpoint.Changes{Topic: s.store.Topic(), Changes: s.changes})
 	if err == nil {
 		dir := filepath.Join(r.o.Checkpoint, checkpoint.ChangesDir)
 		if err = os.MkdirAll(dir, 0o755); err == nil {

@@ -200,15 +200,6 @@ func (k *kafka) Meta() *Meta { return &kafkaMeta }
 
 func partitionName(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
 
-func splitPartition(name string) (string, int32, bool) {
-	i := strings.LastIndexByte(name, '/')
-	if i < 0 {
-		return "", 0, false
-	}
-	p, err := strconv.ParseInt(name[i+1:], 10, 32)
-	return name[:i], int32(p), err == nil
-}
-
 // offsets lists the start or end offset of every partition of the topics.
 func (k *kafka) offsets(end bool) (kadm.ListedOffsets, error) {
 	ctx, cancel := k.timeout()
@@ -337,7 +328,7 @@ func (k *kafka) Replay(batch uint64, ranges []checkpoint.Range) Feed {
 	f := &kafkaFeed{k: k, index: map[tp]int{}, left: map[tp]int64{}, once: true, replay: batch + 1}
 	parts := map[string]map[int32]kgo.Offset{}
 	for _, r := range ranges {
-		t, p, ok := splitPartition(r.Path)
+		t, p, ok := checkpoint.SplitPartition(r.Path)
 		if !ok {
 			f.err = fmt.Errorf("batch %d: %q is not a partition (TOPIC/PARTITION)", batch, r.Path)
 			return f
@@ -369,7 +360,7 @@ func (k *kafka) Commit(ends map[string]int64) error {
 	}
 	offs := map[string]map[int32]kgo.EpochOffset{}
 	for name, off := range ends {
-		t, p, ok := splitPartition(name)
+		t, p, ok := checkpoint.SplitPartition(name)
 		if !ok {
 			continue
 		}

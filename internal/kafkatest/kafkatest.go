@@ -6,11 +6,14 @@
 package kafkatest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Cluster starts a cluster of brokers brokers with the topics, each of
@@ -37,4 +40,21 @@ func Seeds(c *kfake.Cluster) string { return strings.Join(c.ListenAddrs(), ",") 
 // URL is the kafka:// URL of topic on c.
 func URL(c *kfake.Cluster, topic string) string {
 	return fmt.Sprintf("kafka://%s/%s", Seeds(c), topic)
+}
+
+// Joined polls consumer, a member of a consumer group, until it has joined
+// the group, and returns its member id and generation (at most 15 s).
+func Joined(t testing.TB, consumer *kgo.Client) (string, int32) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		consumer.PollFetches(ctx)
+		cancel()
+		if member, gen := consumer.GroupMetadata(); gen > 0 && member != "" {
+			return member, gen
+		}
+	}
+	t.Fatal("the consumer did not join its group in 15s")
+	return "", 0
 }

@@ -115,7 +115,7 @@ func TestGenerationFencing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	member, gen := joined(t, consumer)
+	member, gen := kafkatest.Joined(t, consumer)
 
 	cl := txnClient(t, seeds, "t1")
 	offsets := map[string]map[int32]int64{"in": {1: 3}}
@@ -143,21 +143,4 @@ func TestGenerationFencing(t *testing.T) {
 	if o, _ := committed(t, seeds, "g").Lookup("in", 1); o.At != 3 {
 		t.Errorf("group g, in/1: got %+v, want offset 3", o)
 	}
-}
-
-// joined waits until consumer has joined its group and returns its member
-// id and generation.
-func joined(t *testing.T, consumer *kgo.Client) (string, int32) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		consumer.PollFetches(ctx)
-		cancel()
-		if member, gen := consumer.GroupMetadata(); gen > 0 && member != "" {
-			return member, gen
-		}
-	}
-	t.Fatal("the consumer did not join its group in 15s")
-	return "", 0
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/internal/kafkatxn"
@@ -67,9 +65,9 @@ func (p *producer) batchGroup(id uint64) (*groupOffsets, error) {
 		if r.End <= r.Start || !slices.Contains(o.Group.Owned, r.Path) {
 			continue
 		}
-		topic, part, err := splitPartition(r.Path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", checkpoint.ReadLog(p.dir, checkpoint.OffsetsDir).Path(id), err)
+		topic, part, ok := checkpoint.SplitPartition(r.Path)
+		if !ok {
+			return nil, fmt.Errorf("%s: source %q: not a Kafka partition TOPIC/PARTITION", checkpoint.ReadLog(p.dir, checkpoint.OffsetsDir).Path(id), r.Path)
 		}
 		if g.ends[topic] == nil {
 			g.ends[topic] = map[int32]int64{}
@@ -94,17 +92,6 @@ func (p *producer) claim() (bool, error) {
 		return false, fmt.Errorf("--checkpoint: claiming the group's offsets: %w", err)
 	}
 	return true, nil
-}
-
-// splitPartition splits a Range's Path of a Kafka source, "TOPIC/PARTITION".
-func splitPartition(path string) (string, int32, error) {
-	i := strings.LastIndexByte(path, '/')
-	if i > 0 {
-		if n, err := strconv.ParseInt(path[i+1:], 10, 32); err == nil && n >= 0 {
-			return path[:i], int32(n), nil
-		}
-	}
-	return "", 0, fmt.Errorf("source %q: not a Kafka partition TOPIC/PARTITION", path)
 }
 
 // commitGroup commits the group offsets of the batch in hand: in its

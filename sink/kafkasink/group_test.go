@@ -30,17 +30,7 @@ func member(t *testing.T, c *kfake.Cluster, group string) (string, int32) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		cl.PollFetches(ctx)
-		cancel()
-		if m, gen := cl.GroupMetadata(); gen > 0 && m != "" {
-			return m, gen
-		}
-	}
-	t.Fatal("the consumer did not join its group in 15s")
-	return "", 0
+	return kafkatest.Joined(t, cl)
 }
 
 // writeOffsets writes DIR/offsets/id as sbatch --scale-out does.
