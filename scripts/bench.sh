@@ -525,8 +525,12 @@ fi
 # of the copies until the table's counts add up to $nscale (polled with
 # psql every 0.1 s), then the copies get SIGTERM. CPU s and peak RSS are the
 # copies' processes (all their stages, the shutdown included), not kfake's
-# or PostgreSQL's, which run on the same two cores and are reported apart.
-nscale=$( ((quick)) && echo 20000 || echo 1000000)
+# or PostgreSQL's, which run on the same two cores and are reported apart;
+# the summary adds the bound this machine sets (the cores 1 copy keeps busy,
+# kfake and PostgreSQL included). BENCH_SCALE_N sets the topic's size
+# (default 5 M: a 1 M topic drains before the group has settled);
+# BENCH_SCALE_PIN=1 holds each copy on a core of its own.
+nscale=$( ((quick)) && echo 20000 || echo "${BENCH_SCALE_N:-5000000}")
 SCALEEV=$DATA/scale-events-$nscale.tsv
 SCALE_LOG=$res/scale-out-runs.txt
 SCALE_N=$nscale
@@ -554,6 +558,12 @@ if [[ -x $bin/kfake ]] && command -v psql >/dev/null && psql -q "$PG" -c 'select
 	# scale_out_copy I: copy I of the stateful tier, in $SCALE_DIR.
 	scale_out_copy() {
 		cd "$SCALE_DIR" || return 1
+		# BENCH_SCALE_PIN=1: copy I's processes on core I-1 alone (kfake
+		# and PostgreSQL are not pinned), as if each copy had a machine
+		# of one core: how the tier grows with cores, not with copies.
+		if [[ ${BENCH_SCALE_PIN:-} == 1 ]]; then
+			taskset -pc $((($1 - 1) % $(nproc))) $$ >/dev/null || return 1
+		fi
 		sbatch -i 200ms --group "$SCALE_GROUP" --scale-out --checkpoint "ck$1" --start earliest --format json --meta-field _ "kafka://$SCALE_K/mid" 2>"sbatch$1.err" |
 			sreduce -k user --count --running --mode update --checkpoint "ck$1" 2>"sreduce$1.err" |
 			ssink --checkpoint "ck$1" --postgres "$SCALE_URL" --table t --mode update --key user 2>"ssink$1.err"
@@ -741,7 +751,7 @@ report() {
 		# The ratio of the medians, and each round's own (2 copies, then 1);
 		# CPU per record of the copies (the table's CPU s), and kfake's and
 		# PostgreSQL's CPU a run, which the table leaves out.
-		awk -v a="$a" -v b="$b" -v ca="${medcpu["scale-out-2-copies|dstream"]}" -v cb="${medcpu["scale-out-2-copies|1 copy"]}" -v n="$SCALE_N" '
+		awk -v a="$a" -v b="$b" -v cores="$(nproc)" -v ca="${medcpu["scale-out-2-copies|dstream"]}" -v cb="${medcpu["scale-out-2-copies|1 copy"]}" -v n="$SCALE_N" '
 			function med(s,   k, m, x) { m = split(s, x, " "); asort_(x, m); return x[int((m + 1) / 2)] }
 			function asort_(x, m,   i, j, t) { for (i = 2; i <= m; i++) for (j = i; j > 1 && x[j - 1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t } }
 			$1 == 2 { w2 = $2; k[2] = k[2] " " $3; p[2] = p[2] " " $4; s2 = $5; if ($5 != "-") st[2] = st[2] " " $5 }
@@ -752,6 +762,11 @@ report() {
 				printf "scale-out-2-copies: 2 copies drain the topic at %.2fx the records/s of 1 copy (each round: %s) (target >= 1.6x: %s)\n", r, substr(rs, 2), (r >= 1.6 ? "met" : "MISSED")
 				if (st[1] != "" && st[2] != "") printf "scale-out-2-copies: once the group has settled, 2 copies process %.0f k records/s, 1 copy %.0f k (medians): %.2fx (each round: %s)\n", med(st[2]) / 1e3, med(st[1]) / 1e3, med(st[2]) / med(st[1]), substr(ss, 2)
 				printf "scale-out-2-copies: CPU per record, all the copies'\'' processes: %.1f us with 2 copies, %.1f us with 1; outside them, a run: kfake %s s and %s s, PostgreSQL (all of the server, other users included) %s s and %s s\n", ca / n * 1e6, cb / n * 1e6, med(k[2]), med(k[1]), med(p[2]), med(p[1])
+				# The bound: 2 copies cannot keep more than the machine'\''s
+				# cores busy, so at the same CPU per record they process at
+				# most cores / (the cores 1 copy keeps busy) its records/s.
+				u = (cb + med(k[1]) + med(p[1])) / b
+				printf "scale-out-2-copies: the bound here: 1 copy keeps %.2f of the %d cores busy (its processes %.2f, kfake and PostgreSQL %.2f), so 2 copies can reach at most %.2fx its records/s, at the same CPU per record\n", u, cores, cb / b, (med(k[1]) + med(p[1])) / b, cores / u
 			}' "$SCALE_LOG"
 	fi
 	if ((${#missing[@]})); then printf '\nnot built (cases skipped): %s\n' "${missing[*]}"; fi
