@@ -184,7 +184,7 @@ export USERS
 # minutes of event time for a million), for a join over event time.
 for s in l r; do
 	f=$DATA/events-$s-$njoin.jsonl
-	[[ -s $f ]] || { log "generating $f"; awk -v n="$njoin" -v side=$s -v seed=$([[ $s == l ]] && echo 1 || echo 2) 'BEGIN{srand(seed); for (i = 0; i < n; i++) printf "{\"user\":%d,\"ts\":%.3f,\"%s\":\"%s-%d\"}\n", int(rand() * 100000), i * 0.006 + rand() * 5, side, side, i}' >"$f.tmp" && mv "$f.tmp" "$f"; }
+	[[ -s $f ]] || { log "generating $f"; awk -v n="$njoin" -v side=$s -v seed="$([[ $s == l ]] && echo 1 || echo 2)" 'BEGIN{srand(seed); for (i = 0; i < n; i++) printf "{\"user\":%d,\"ts\":%.3f,\"%s\":\"%s-%d\"}\n", int(rand() * 100000), i * 0.006 + rand() * 5, side, side, i}' >"$f.tmp" && mv "$f.tmp" "$f"; }
 done
 JOINL=$DATA/events-l-$njoin.jsonl
 
