@@ -96,8 +96,9 @@ type Engine struct {
 	out   *framing.Writer
 	o     Options
 	t     *agg.Table
-	split bool       // t may split (see splits)
-	t2    *agg.Table // once t has split, the other part of the groups
+	split bool        // t may split (see splits)
+	t2    *agg.Table  // once t has split, the other part of the groups
+	part  *partWorker // filling t2 in the batch in hand
 	check *agg.FieldCheck
 	fp    string
 	stats *stage.Stats
@@ -170,7 +171,7 @@ const splitMin = 1 << 16
 
 // splits reports whether the table splits in two once it holds splitMin
 // groups (agg.Table.Split), each part then filled from the same blocks
-// by a goroutine of its own: over many distinct keys a batch's time goes
+// by a goroutine of its own (the second from copies: see partWorker): over many distinct keys a batch's time goes
 // into finding each record's group in a table larger than the caches,
 // and the second core takes half of it, then sorts its half (sreduce over
 // 5 M distinct keys: see docs/benchmarks.md). Few keys (a word count)
@@ -279,19 +280,11 @@ func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 		r.t2 = t2
 	}
 	if r.t2 != nil {
-		// The second table takes its part of the same records meanwhile;
-		// a record that cannot be added is an error in the first as well
-		// (see agg.Table.Split), which reports it.
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		all, t := recs, r.t2
-		wg.Go(func() {
-			for {
-				if _, err := t.AddBlock(&all); err == nil {
-					return
-				}
-			}
-		})
+		// The second table takes its part of the same records meanwhile.
+		if r.part == nil {
+			r.part = startPart(r.t2)
+		}
+		r.part.add(recs)
 	}
 	// The field check looks at records until it has seen every field in
 	// the batch; after that it has nothing to say, and the table takes the
@@ -338,6 +331,10 @@ func (r *Engine) End(b stage.Batch) error {
 		return err
 	}
 	t := r.t
+	if r.part != nil {
+		r.part.wait()
+		r.part = nil
+	}
 	if r.t2 != nil {
 		return r.endParts(b)
 	}
