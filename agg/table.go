@@ -352,6 +352,12 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 	// keeps them in registers.
 	b, left := recs.Rest()
 	defer func() { *recs = framing.NewRecords(b, left) }()
+	// Keys of 8 bytes or more wait in pend, hashed, until a run of them is
+	// counted at once (see addPending); any other record counts them
+	// first, so that the records count in their order.
+	var pend [pendMax]pending
+	np := 0
+	defer func() { t.addPending(pend[:np]) }()
 	for ; left > 0; left-- {
 		var rec []byte
 		if l := int(b[0]); l < 0x80 {
@@ -376,13 +382,16 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 				if !t.mine(key) {
 					continue
 				}
-				g, h, slot := t.ks.lookup(key)
-				if g < 0 {
-					g = t.insert(key, h, slot)
+				pend[np] = pending{key, t.ks.hash(key)}
+				if np++; np == pendMax {
+					t.addPending(pend[:np])
+					np = 0
 				}
-				t.rows[g]++
-				t.touch(g)
 				continue
+			}
+			if np > 0 {
+				t.addPending(pend[:np])
+				np = 0
 			}
 			if n > 0 && n <= maxShort && i+n <= len(rec) {
 				// The key's shortWord, read with one load: the value
@@ -411,12 +420,54 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 				continue
 			}
 		}
+		if np > 0 {
+			t.addPending(pend[:np])
+			np = 0
+		}
 		if err := t.Add(rec); err != nil {
 			left--
 			return rec, err
 		}
 	}
 	return nil, nil
+}
+
+// pendMax is how many keys AddBlock hashes ahead of counting them.
+const pendMax = 32
+
+// pending is a key of AddBlock's, hashed, not yet counted.
+type pending struct {
+	key []byte
+	h   uint64
+}
+
+// addPending counts the keys of ps in turn, as AddBlock counts a key of
+// 8 bytes or more, after loading the slot of each from memory.
+//
+// Why the loads first: over a million distinct keys the hash table's
+// slots are far larger than the cache, and a key's lookup waits for its
+// slot's line from memory. A loop that only loads the lines of a run of
+// keys lets the processor wait for them together rather than one after
+// the other, and the lookups then find them in the cache.
+func (t *Table) addPending(ps []pending) {
+	if len(ps) == 0 {
+		return
+	}
+	if len(t.ks.slots) > 1<<15 { // else they are in the cache already
+		var x uint64
+		for _, p := range ps {
+			x += t.ks.slots[uint64(uint32(p.h>>32))&t.ks.mask]
+		}
+		t.warm += x
+	}
+	for _, p := range ps {
+		g, slot := t.ks.find(p.key, p.h)
+		if g < 0 {
+			g = t.insert(p.key, p.h, slot)
+		}
+		t.rows[g]++
+		t.touch(g)
+	}
 }
 
 // Subtract takes back one record that Add folded in before (swindow's
