@@ -92,6 +92,13 @@ func TestAddBlockAgreesWithAdd(t *testing.T) {
 		if da, db := dump(t, a), dump(t, b); da != db {
 			t.Fatalf("%s: AddBlock gave\n%s\nAdd gave\n%s", c.name, db, da)
 		}
+		// And the groups were made in the same order (--order none).
+		ga, gb := a.All(nil), b.All(nil)
+		for i := range min(len(ga), len(gb)) {
+			if ka, kb := string(a.ks.key(ga[i])), string(b.ks.key(gb[i])); ka != kb {
+				t.Fatalf("%s: group %d is %q, Add made %q", c.name, i, kb, ka)
+			}
+		}
 		if a.Len() < 10 {
 			t.Fatalf("%s: only %d groups: the test tests little", c.name, a.Len())
 		}
