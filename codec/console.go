@@ -226,6 +226,9 @@ var metaEscapes = [256]byte{'\n': 'n', '\r': 'r', '\t': 't', '\f': 'f', '\b': 'b
 // appendEscaped appends s with each byte that has an entry in escapes
 // written as a backslash and that entry (console cells, TSV fields).
 func appendEscaped(dst, s []byte, escapes *[256]byte) []byte {
+	if escapes == &tsvSpecial && !tsvNeedsEscape(s) {
+		return append(dst, s...)
+	}
 	start := 0
 	for i, ch := range s {
 		if e := escapes[ch]; e != 0 {

@@ -3,6 +3,7 @@ package codec
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -205,6 +206,9 @@ func (t *tabular) appendValue(dst, v []byte) []byte {
 	if len(v) > 0 && v[0]&0xe0 == 0xa0 { // a short string, the usual cell
 		return t.appendText(dst, v[1:])
 	}
+	if len(v) == 1 && v[0] < 0x80 { // a small count: digits, nothing to escape
+		return strconv.AppendUint(dst, uint64(v[0]), 10)
+	}
 	switch record.KindOf(v) {
 	case record.KindInvalid, record.KindNil:
 		return dst
@@ -267,3 +271,25 @@ func csvNeedsQuotes(s []byte, comma byte) bool {
 // tsvSpecial marks the bytes a TSV field escapes, and what follows the
 // backslash.
 var tsvSpecial = [256]byte{'\\': '\\', '\t': 't', '\n': 'n', '\r': 'r'}
+
+// tsvNeedsEscape reports whether s holds a byte of tsvSpecial, 8 bytes at
+// a time: a byte below 0x0e (tab, newline and carriage return are) or a
+// backslash. A byte below 0x0e that tsvSpecial leaves alone only sends s
+// down appendEscaped's slower path, which then copies it as it is.
+func tsvNeedsEscape(s []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for len(s) >= 8 {
+		x := binary.LittleEndian.Uint64(s)
+		y := x ^ ('\\' * lo) // a backslash becomes 0
+		if ((x-0x0e*lo)&^x|(y-lo)&^y)&hi != 0 {
+			return true
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c < 0x0e || c == '\\' {
+			return true
+		}
+	}
+	return false
+}
