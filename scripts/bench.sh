@@ -212,6 +212,7 @@ rows=()      # table rows, in order
 failures=0
 declare -A med # "case|tool" -> median seconds
 declare -A medcpu # "case|tool" -> median CPU seconds
+declare -A medrss # "case|tool" -> peak RSS MB, the largest of the runs
 
 # unmet PIPELINE: prints why it cannot run (a stage that does not build, a
 # framed input that could not be made) and succeeds, or fails if it can run.
@@ -315,6 +316,7 @@ flush() {
 		mc=$(tr ' ' '\n' <<<"${cpus[i]}" | median)
 		med["$name|${c_tools[i]}"]=$mw
 		medcpu["$name|${c_tools[i]}"]=$mc
+		medrss["$name|${c_tools[i]}"]=$((rss[i] / 1024))
 		((i == 0)) && base=$mw
 		rate=$(awk -v r="$c_records" -v t="$mw" 'BEGIN{x = r / t; if (x >= 1e6) printf "%.2f M", x / 1e6; else printf "%.0f k", x / 1e3}')
 		if ((i > 0)) && [[ -n $base ]]; then
@@ -742,6 +744,14 @@ report() {
 	if [[ -n $a && -n $b ]]; then
 		awk -v a="$a" -v b="$b" 'BEGIN{r = b / a; printf "wordcount -i 0: the continuous trigger runs the word count at %.2fx the throughput of -i 1s (target >= 0.8x: %s)\n", r, (r >= 0.8 ? "met" : "MISSED")}'
 	fi
+	# Issue 14: sreduce over many distinct keys no slower than sort | uniq -c
+	# on the same lines, in key order or with --order none (Spark's
+	# reduceByKey does not sort either).
+	for c in sreduce-distinct-keys sreduce-distinct-keys-5m; do
+		a=${med["$c|dstream"]:-} u=${med["$c|sreduce --order none"]:-} b=${med["$c|sort|uniq -c"]:-}
+		[[ -n $a && -n $u && -n $b ]] || continue
+		awk -v a="$a" -v u="$u" -v b="$b" -v c="$c" -v ra="${medrss["$c|dstream"]}" -v ru="${medrss["$c|sreduce --order none"]}" -v rb="${medrss["$c|sort|uniq -c"]}" 'BEGIN{printf "%s: sreduce runs at %.2fx the speed of sort | uniq -c in key order, %.2fx with --order none (target >= 1x in one of them: %s); peak RSS %d and %d MB, sort %d MB\n", c, b / a, b / u, (b / a >= 1 || b / u >= 1 ? "met" : "MISSED"), ra, ru, rb}'
+	done
 	a=${med["wordcount-metrics|dstream"]:-} b=${med["wordcount-metrics|without --metrics"]:-}
 	if [[ -n $a && -n $b ]]; then
 		awk -v a="$a" -v b="$b" 'BEGIN{o = (a / b - 1) * 100; printf "wordcount-metrics: --metrics on every stage adds %.1f%% to the word count'"'"'s time (target < 5%%: %s)\n", o, (o < 5 ? "met" : "MISSED")}'
