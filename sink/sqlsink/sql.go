@@ -1298,7 +1298,11 @@ func (f *tableWriter) End(b stage.Batch, _ uint64) error {
 		return fmt.Errorf("batch %d: %w", b.ID, err)
 	}
 	if f.idem {
-		res, err := f.tx.Stmt(f.mark).Exec(f.row, int64(b.ID), b.Time, f.ckpt)
+		// f.mark runs on the connection, in the batch's transaction.
+		// (tx.Stmt would prepare it again at every batch, since a
+		// statement that a sql.Conn prepared is not the pool's: a
+		// round trip to PostgreSQL, a compile in SQLite.)
+		res, err := f.mark.Exec(f.row, int64(b.ID), b.Time, f.ckpt)
 		if err != nil {
 			return f.batchError(b, "recording", err)
 		}
