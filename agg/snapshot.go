@@ -76,17 +76,24 @@ func (t *Table) writeSnapshot(sw *snapWriter) {
 		}
 		ordinal[g] = n
 		n++
-		sw.buf = record.AppendBinary(sw.buf, t.ks.key(int32(g)))
-		sw.buf = record.AppendInt(sw.buf, t.rows[g])
-		sw.buf = record.AppendInt(sw.buf, t.last[g])
-		for _, c := range t.cols {
-			sw.buf = c.appendState(sw.buf, int32(g))
-		}
+		sw.buf = t.appendGroup(sw.buf, int32(g))
 		sw.flush(false)
 	}
 	for _, c := range t.cols {
 		c.writeExtra(sw, ordinal)
 	}
+}
+
+// appendGroup appends group g as a snapshot holds it: its key, rows, time
+// and the state of each column.
+func (t *Table) appendGroup(dst []byte, g int32) []byte {
+	dst = record.AppendBinary(dst, t.ks.key(g))
+	dst = record.AppendInt(dst, t.rows[g])
+	dst = record.AppendInt(dst, t.last[g])
+	for _, c := range t.cols {
+		dst = c.appendState(dst, g)
+	}
+	return dst
 }
 
 // LoadSnapshot replaces the table's state with a snapshot that
@@ -109,12 +116,7 @@ func (t *Table) LoadSnapshot(b []byte) error {
 func (t *Table) AppendGroupSnapshot(dst []byte, g int32) []byte {
 	dst = record.AppendInt(dst, stateVersion)
 	dst = record.AppendInt(dst, 1)
-	dst = record.AppendBinary(dst, t.ks.key(g))
-	dst = record.AppendInt(dst, t.rows[g])
-	dst = record.AppendInt(dst, t.last[g])
-	for _, c := range t.cols {
-		dst = c.appendState(dst, g)
-	}
+	dst = t.appendGroup(dst, g)
 	for range t.cols {
 		dst = record.AppendNil(dst) // no extras: see GroupSnapshots
 	}

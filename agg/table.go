@@ -542,10 +542,7 @@ func (t *Table) insert(key []byte, h, slot uint64) int32 {
 
 func (t *Table) touch(g int32) {
 	t.last[g] = t.now
-	if t.stamp[g] != t.epoch {
-		t.stamp[g] = t.epoch
-		t.touched = push(t.touched, g)
-	}
+	t.Mark(g)
 }
 
 // Mark counts group g among the touched groups without updating its time

@@ -315,7 +315,8 @@ func (s *scale) setPart(g, p int32) {
 	s.part[g] = p
 }
 
-// addBlock adds the records one by one, each to its partition's group.
+// scaleAdd adds rec to its group, noting the group's source partition
+// (and refusing a key already seen from another partition).
 func (r *Engine) scaleAdd(b stage.Batch, rec []byte) error {
 	s := r.scale
 	raw, ok, err := record.Get(rec, s.field)

@@ -439,9 +439,10 @@ type kafkaFeed struct {
 	starts []checkpoint.Range
 	idle   int // polls in a row that brought nothing, with once
 	group  bool
-	owned  *owned      // the group's partitions, when group
-	hdrs   []Header    // the headers of the messages of the last Fetch
-	held   kgo.Fetches // scaled out: records polled, held back (see scaleOut.assigned)
+	owned  *owned       // the group's partitions, when group
+	hdrs   []Header     // the headers of the messages of the last Fetch
+	held   kgo.Fetches  // scaled out: records polled, held back (see scaleOut.assigned)
+	ends   map[tp]int64 // scaled out: the fetch's offset after its last record handed over, by partition
 }
 
 // pollWait is how long one poll waits for records before it looks at a
@@ -509,6 +510,9 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 	}
 	n := len(dst)
 	f.hdrs = f.hdrs[:0]
+	if s != nil && f.ends == nil {
+		f.ends = map[tp]int64{}
+	}
 	fs.EachRecord(func(r *kgo.Record) {
 		key := tp{r.Topic, r.Partition}
 		if f.once {
@@ -523,8 +527,8 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 		if r.Attrs.IsControl() {
 			return // a transaction's marker, no record
 		}
-		if f.k.scale != nil {
-			f.k.scale.handed(key, r.Offset+1)
+		if f.ends != nil {
+			f.ends[key] = r.Offset + 1
 		}
 		i, ok := f.index[key]
 		if !ok {
@@ -543,6 +547,10 @@ func (f *kafkaFeed) Fetch(stop <-chan struct{}, dst []Message) ([]Message, error
 		}
 		dst = append(dst, m)
 	})
+	if len(f.ends) > 0 {
+		s.handed(f.ends)
+		clear(f.ends)
+	}
 	if f.once && len(dst) == n {
 		if f.idle++; f.idle >= idleEnd && f.replay == 0 {
 			clear(f.left)

@@ -99,11 +99,13 @@ func (s *scaleOut) groupOpts() []kgo.Opt {
 	}
 }
 
-// handed notes that the feed handed over the record before offset end of
-// partition key.
-func (s *scaleOut) handed(key tp, end int64) {
+// handed notes that the feed handed over the records before offset
+// ends[key] of each partition key: once a fetch, not once a record.
+func (s *scaleOut) handed(ends map[tp]int64) {
 	s.mu.Lock()
-	s.read[partitionName(key.topic, key.p)] = end
+	for key, end := range ends {
+		s.read[partitionName(key.topic, key.p)] = end
+	}
 	s.mu.Unlock()
 }
 

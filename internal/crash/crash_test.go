@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dstream/dstream/internal/pgtest"
 )
 
 // The short fixed-seed run of the crash matrix, part of go test ./...: two
@@ -46,10 +48,7 @@ func TestCrashMatrix(t *testing.T) {
 		Seed:     shortSeed,
 		Variant:  regexp.MustCompile(""),
 		Mode:     "both",
-		Postgres: "postgres://127.0.0.1:5432/test",
-	}
-	if u := os.Getenv("DSTREAM_POSTGRES_URL"); u != "" {
-		o.Postgres = u
+		Postgres: pgtest.URL(),
 	}
 	code := Run(o, &out, &out)
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {

@@ -7,11 +7,14 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -57,4 +60,23 @@ func Joined(t testing.TB, consumer *kgo.Client) (string, int32) {
 	}
 	t.Fatal("the consumer did not join its group in 15s")
 	return "", 0
+}
+
+// Committed returns the offsets that group has committed on the cluster of
+// seeds, stable ones only (those of a transaction still open are waited
+// for); none for a group that does not exist (at most 10 s).
+func Committed(t testing.TB, seeds, group string) kadm.OffsetResponses {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(seeds, ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := kadm.NewClient(cl).FetchOffsets(kadm.RequireStable(ctx), group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		t.Fatalf("fetching the offsets of %s: %v", group, err)
+	}
+	return offs
 }

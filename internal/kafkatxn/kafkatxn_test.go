@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/internal/kafkatest"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -49,23 +48,6 @@ func commitIn(t *testing.T, cl *kgo.Client, txnID, group string, gen int32, memb
 	return err
 }
 
-// committed returns the offsets that group has committed (stable).
-func committed(t *testing.T, seeds, group string) kadm.OffsetResponses {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(seeds, ",")...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offs, err := kadm.NewClient(cl).FetchOffsets(kadm.RequireStable(ctx), group)
-	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
-		t.Fatalf("fetching the offsets of %s: %v", group, err)
-	}
-	return offs
-}
-
 func TestCommitAndAbort(t *testing.T) {
 	_, seeds := kafkatest.Cluster(t, 1, 3, "in", "out")
 	cl := txnClient(t, seeds, "t1")
@@ -74,7 +56,7 @@ func TestCommitAndAbort(t *testing.T) {
 	if err := commitIn(t, cl, "t1", "g", -1, "", offsets, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
-	offs := committed(t, seeds, "g")
+	offs := kafkatest.Committed(t, seeds, "g")
 	for p, want := range offsets["in"] {
 		o, ok := offs.Lookup("in", p)
 		if !ok || o.At != want || o.Metadata != "batch 7" {
@@ -88,7 +70,7 @@ func TestCommitAndAbort(t *testing.T) {
 	if err := commitIn(t, cl, "t1", "aborted", -1, "", offsets, kgo.TryAbort); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range committed(t, seeds, "aborted").Sorted() {
+	for _, o := range kafkatest.Committed(t, seeds, "aborted").Sorted() {
 		if o.At >= 0 {
 			t.Errorf("group aborted: offset %d of in/%d committed by an aborted transaction", o.At, o.Partition)
 		}
@@ -134,13 +116,13 @@ func TestGenerationFencing(t *testing.T) {
 			t.Errorf("%s: got %v, want %v naming in partition 1", c.name, err, c.want)
 		}
 	}
-	if o, ok := committed(t, seeds, "g").Lookup("in", 1); ok && o.At >= 0 {
+	if o, ok := kafkatest.Committed(t, seeds, "g").Lookup("in", 1); ok && o.At >= 0 {
 		t.Fatalf("refused offsets committed: %+v", o)
 	}
 	if err := commitIn(t, cl, "t1", "g", gen, member, offsets, kgo.TryCommit); err != nil {
 		t.Fatalf("the current member and generation: %v", err)
 	}
-	if o, _ := committed(t, seeds, "g").Lookup("in", 1); o.At != 3 {
+	if o, _ := kafkatest.Committed(t, seeds, "g").Lookup("in", 1); o.At != 3 {
 		t.Errorf("group g, in/1: got %+v, want offset 3", o)
 	}
 }

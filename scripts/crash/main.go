@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/internal/crash"
+	"github.com/dstream/dstream/internal/pgtest"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -26,10 +27,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("crash", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := crash.Options{Postgres: "postgres://127.0.0.1:5432/test"}
-	if u := os.Getenv("DSTREAM_POSTGRES_URL"); u != "" {
-		o.Postgres = u
-	}
+	o := crash.Options{Postgres: pgtest.URL()}
 	fs.StringVar(&o.Bin, "bin", "", "the directory of the stages' binaries (go build -o DIR ./cmd/...)")
 	fs.IntVar(&o.Trials, "trials", 20, "trials in all, the variants taking turns")
 	seed := fs.Uint64("seed", 0, "seed of the first trial (trial i has seed+i; default: from the clock)")

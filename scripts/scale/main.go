@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/dstream/dstream/internal/pgtest"
 	"github.com/dstream/dstream/internal/scale"
 )
 
@@ -25,10 +26,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := scale.Options{Postgres: "postgres://127.0.0.1:5432/test"}
-	if u := os.Getenv("DSTREAM_POSTGRES_URL"); u != "" {
-		o.Postgres = u
-	}
+	o := scale.Options{Postgres: pgtest.URL()}
 	fs.StringVar(&o.Bin, "bin", "", "the directory of the stages' binaries (go build -o DIR ./cmd/...)")
 	fs.IntVar(&o.Trials, "trials", 20, "trials, each with a kill -9 of one copy of each tier")
 	seed := fs.Uint64("seed", 0, "seed of the first trial (trial i has seed+i; default: from the clock)")

@@ -1,7 +1,6 @@
 package kafkasink
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -9,12 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/internal/kafkatest"
 	"github.com/dstream/dstream/sink"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -53,17 +50,7 @@ func writeOffsets(t *testing.T, dir string, id uint64, g *checkpoint.Group, rang
 // "in", by partition; a partition without one is left out.
 func groupOffsetsOf(t *testing.T, c *kfake.Cluster, group string) map[int32]int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offs, err := kadm.NewClient(cl).FetchOffsets(kadm.RequireStable(ctx), group)
-	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
-		t.Fatal(err)
-	}
+	offs := kafkatest.Committed(t, kafkatest.Seeds(c), group)
 	got := map[int32]int64{}
 	for _, o := range offs.Sorted() {
 		if o.Topic == "in" && o.At >= 0 {

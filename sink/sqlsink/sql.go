@@ -347,6 +347,7 @@ func (f *tableWriter) openCommits() error {
 	q.WriteString(`)
 		ON CONFLICT (tbl) DO UPDATE SET batch_id = excluded.batch_id, batch_time = excluded.batch_time, ckpt = excluded.ckpt
 		WHERE ` + commitsTable + `.ckpt = excluded.ckpt OR ` + commitsTable + `.ckpt IS NULL`)
+	f.closeStmts(f.mark) // of the row an earlier call chose (Begin)
 	if f.mark, err = f.q().PrepareContext(context.Background(), q.String()); err != nil {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
@@ -372,10 +373,7 @@ func (f *tableWriter) foreign() error {
 func (f *tableWriter) load() error { return f.loadWith(f.q()) }
 
 // loadWith is load through q (the batch's transaction, or the connection).
-func (f *tableWriter) loadWith(q interface {
-	execer
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}) error {
+func (f *tableWriter) loadWith(q queryExecer) error {
 	rows, err := q.QueryContext(context.Background(), f.d.columns, f.table)
 	if err != nil {
 		return fmt.Errorf("%s: reading the columns of table %s: %w", f.path, f.qtable, err)
@@ -440,6 +438,13 @@ func (f *tableWriter) foldName(name []byte) []byte {
 // execer is a *sql.DB or a *sql.Tx.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// queryExecer is the connection or the batch's transaction, as load reads
+// the table through either.
+type queryExecer interface {
+	execer
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // keyIndex adds the key columns the table lacks and creates the UNIQUE
@@ -898,8 +903,7 @@ func (f *tableWriter) Record(rec []byte) error {
 // querier is what the writer asks of the database: *sql.DB, or the one
 // *sql.Conn of a dialect that copies.
 type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	queryExecer
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
