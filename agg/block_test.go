@@ -1,7 +1,10 @@
 package agg
 
 import (
+	"bytes"
+	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/dstream/dstream/framing"
@@ -103,4 +106,78 @@ func TestAddBlockAgreesWithAdd(t *testing.T) {
 			t.Fatalf("%s: only %d groups: the test tests little", c.name, a.Len())
 		}
 	}
+}
+
+// FuzzAddBlockLayout: AddBlock, given a block whose layout the reader left
+// unchecked (framing.Reader.DeferCheck), finds the block that does not hold
+// its records exactly, with the reader's own message, and takes the block
+// the reader takes: its records count as Add counts them.
+func FuzzAddBlockLayout(f *testing.F) {
+	word := func(s string) []byte {
+		return framing.AppendRecord(nil, record.AppendString(record.AppendString(record.AppendMapHeader(nil, 1), "value"), s))
+	}
+	f.Add(append(word("ab"), word("cd")...), 2)
+	f.Add(append(word("ab"), word("cd")...), 3)
+	f.Add(append(word("ab"), word("cd")[:5]...), 2)
+	f.Add(append(word("ab"), 0xc0), 1)
+	f.Add(append(append(word("ab"), 0x81, 0x01), word("a longer key than seven")...), 3)
+	f.Add([]byte{0x80}, 1)
+	f.Fuzz(func(t *testing.T, block []byte, n int) {
+		n %= 1 << 12
+		if n <= 0 {
+			return
+		}
+		var stream bytes.Buffer
+		w := framing.NewWriter(&stream)
+		w.BeginBatch(0, 0)
+		if err := w.WriteRawBlock(block, n); err != nil {
+			return
+		}
+		w.EndBatch()
+		w.Close()
+		read := func(deferCheck bool) (*framing.Records, error) {
+			r := framing.NewReader(bytes.NewReader(stream.Bytes()))
+			r.DeferCheck = deferCheck
+			var fr framing.Frame
+			for {
+				if err := r.Read(&fr); err != nil {
+					return nil, err
+				}
+				if fr.Kind == framing.KindRecords {
+					recs := fr.Records()
+					return &recs, nil
+				}
+			}
+		}
+		checked, want := read(false)
+		recs, err := read(true)
+		if err != nil { // a frame the reader refuses either way (its count)
+			if want == nil || want.Error() != err.Error() {
+				t.Fatalf("deferring the check: %v; checking: %v", err, want)
+			}
+			return
+		}
+		tab, ref := mustNew(t, []string{"value"}, spec(Count, "")), mustNew(t, []string{"value"}, spec(Count, ""))
+		for {
+			_, err = tab.AddBlock(recs)
+			if err == nil || errors.Is(err, framing.ErrCorrupt) {
+				break
+			}
+		}
+		switch {
+		case want == nil && err != nil:
+			t.Fatalf("AddBlock: %v; the reader took the block", err)
+		case want != nil && err == nil:
+			t.Fatalf("AddBlock took the block; the reader: %v", want)
+		case want != nil && !strings.HasSuffix(want.Error(), err.Error()):
+			t.Fatalf("AddBlock: %v; the reader: %v", err, want)
+		case want == nil:
+			for rec, ok := checked.Next(); ok; rec, ok = checked.Next() {
+				ref.Add(rec)
+			}
+			if tab.Len() != ref.Len() {
+				t.Fatalf("AddBlock made %d groups, Add %d", tab.Len(), ref.Len())
+			}
+		}
+	})
 }

@@ -338,7 +338,10 @@ func (t *Table) Add(rec []byte) error {
 // AddBlock adds the records of recs in turn, as Add does each. At a
 // record that cannot be added it stops and returns the record and the
 // error of Add (recs is then past it, and the other records of the block
-// are as they were); else it returns nil, nil at the end of recs.
+// are as they were); else it returns nil, nil at the end of recs. It
+// checks the block's layout as it goes, so recs may be Unchecked: a block
+// that does not hold its records exactly stops it with an error wrapping
+// framing.ErrCorrupt, and no record (recs is then empty).
 //
 // It is the word count's path (sreduce -k value --count): when every
 // aggregate is a count of one key field, a record whose first field is
@@ -351,19 +354,34 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 	// The block in local variables, not walked with recs.Next: the loop
 	// keeps them in registers.
 	b, left := recs.Rest()
-	defer func() { *recs = framing.NewRecords(b, left) }()
+	defer func() { recs.SetRest(b, left) }()
 	// Keys of 8 bytes or more wait in pend, hashed, until a run of them is
 	// counted at once (see addPending); any other record counts them
 	// first, so that the records count in their order.
 	var pend [pendMax]pending
 	np := 0
 	defer func() { t.addPending(pend[:np]) }()
+	// Each record's length is checked against the block as it is cut (the
+	// checks Go would make anyway), so that the block needs no check of its
+	// layout beforehand (framing.Reader.DeferCheck); a block that does not
+	// hold its records exactly is an error wrapping framing.ErrCorrupt.
 	for ; left > 0; left-- {
 		var rec []byte
+		if len(b) == 0 {
+			break // overruns
+		}
 		if l := int(b[0]); l < 0x80 {
+			if 1+l > len(b) {
+				break
+			}
 			rec, b = b[1:1+l:1+l], b[1+l:]
 		} else {
-			rec, b = framing.CutRecord(b)
+			u, k := binary.Uvarint(b)
+			if k <= 0 || u > uint64(len(b)-k) {
+				break
+			}
+			l := k + int(u)
+			rec, b = b[k:l:l], b[l:]
 		}
 		if t.countKey != 0 && len(rec) >= 9 && rec[0]&0xf0 == 0x80 && rec[0] != 0x80 &&
 			binary.LittleEndian.Uint64(rec[1:9])&t.countMask == t.countKey {
@@ -429,7 +447,17 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 			return rec, err
 		}
 	}
-	return nil, nil
+	var err error
+	switch {
+	case left > 0:
+		err = recs.Overrun(left)
+	case len(b) != 0:
+		err = framing.Trailing(len(b))
+	default:
+		return nil, nil
+	}
+	b, left = nil, 0
+	return nil, err
 }
 
 // pendMax is how many keys AddBlock hashes ahead of counting them.

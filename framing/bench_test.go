@@ -186,7 +186,7 @@ func BenchmarkCheckBlock(b *testing.B) {
 	b.SetBytes(int64(len(block)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := checkBlock(block, n); err != nil {
+		if err := checkBlock(block, n, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

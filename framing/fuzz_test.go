@@ -236,7 +236,7 @@ func FuzzCheckBlock(f *testing.F) {
 		if n < 0 {
 			n = -n
 		}
-		got, want := checkBlock(b, n), checkBlockRef(b, n)
+		got, want := checkBlock(b, n, 0), checkBlockRef(b, n)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("checkBlock(%x, %d) = %v, want %v", b, n, got, want)
 		}

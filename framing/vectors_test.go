@@ -261,6 +261,8 @@ var vectors = []vector{
 		frames: lines(lBegin(7, t0)), err: ErrCorrupt, msg: "batch 7: framing: corrupt frame: Records frame: record 0 overruns the frame"},
 	{name: "record-count-too-high.dstream", gen: bytesOf(cat(hdr, bb7, frame(KindRecords, 0, append([]byte{2}, rawBlock(rec("hello"))...)), end)),
 		frames: lines(lBegin(7, t0)), err: ErrCorrupt, msg: "record 1 overruns the frame"},
+	{name: "second-block-overrun.dstream", gen: bytesOf(cat(hdr, bb7, recs7, frame(KindRecords, 0, append([]byte{2}, rawBlock(rec("hello"))...)), end)),
+		frames: lines(lBegin(7, t0), lRecs(7, "hello", "world")), err: ErrCorrupt, msg: "batch 7: framing: corrupt frame: Records frame: record 1 overruns the frame"},
 	{name: "bytes-after-records.dstream", gen: bytesOf(cat(hdr, bb7, frame(KindRecords, 0, append(block(rec("hello")), 0xc0)), end)),
 		frames: lines(lBegin(7, t0)), err: ErrCorrupt, msg: "1 bytes after the last record"},
 	{name: "bad-s2.dstream", gen: bytesOf(cat(hdr, bb7, frame(KindRecords, FlagS2, []byte{20, 0xff, 0xff}), end)),

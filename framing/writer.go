@@ -152,6 +152,9 @@ func (w *Writer) WriteRecords(recs Records) error {
 	if !w.inBatch {
 		panic("framing: WriteRecords outside a batch")
 	}
+	if err := recs.Check(); err != nil {
+		return err
+	}
 	if recs.raw == nil || recs.n != recs.total || recs.n == 0 || recs.flags != w.flags() {
 		b, n := recs.Rest()
 		if n == 0 {

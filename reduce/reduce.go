@@ -9,6 +9,7 @@
 package reduce
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -270,6 +271,9 @@ func (r *Engine) Begin(b stage.Batch) error {
 // Block adds the records to their groups.
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 	if r.scale != nil {
+		if err := recs.Check(); err != nil {
+			return err
+		}
 		return r.scaleBlock(b, recs)
 	}
 	if r.split && r.t2 == nil && r.t.Len() >= splitMin {
@@ -278,6 +282,15 @@ func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 			return err
 		}
 		r.t2 = t2
+	}
+	if r.t2 != nil || !r.check.Done() {
+		// The reader left the check of the block's layout to this stage
+		// (ChecksLayout): AddBlock checks it as it goes, but the second
+		// part is handed copies of the block, and the field check walks
+		// it with Next.
+		if err := recs.Check(); err != nil {
+			return err
+		}
 	}
 	if r.t2 != nil {
 		// The second table takes its part of the same records meanwhile.
@@ -309,11 +322,18 @@ func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, framing.ErrCorrupt) { // not a bad record: the block
+			return err
+		}
 		if err := r.bad(b, rec, err); err != nil {
 			return err
 		}
 	}
 }
+
+// ChecksLayout tells the stage that Block checks the layout of the blocks
+// it is given (stage.LayoutChecker).
+func (r *Engine) ChecksLayout() {}
 
 // bad skips the record rec, the batch's record r.nrec, that could not be
 // added (--skip-bad), or returns the error that names it.

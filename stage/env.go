@@ -193,12 +193,18 @@ type Handler interface {
 // arrived of its input without waiting for more, and returns nil if that
 // was all (the stream's end, watermarks, or nothing), or a stopError if a
 // later batch had begun to arrive.
+//
+// A handler that is a LayoutChecker is given blocks whose layout it checks
+// itself.
 func (e *Env) Loop(h Handler) error {
 	var f framing.Frame
 	var cur Batch
 	var written uint64 // e.Out.Written() at the batch's start
 	var passed *uint64 // the last batch passed on
 	e.input.allowStop(true)
+	if _, ok := h.(LayoutChecker); ok {
+		e.In.DeferCheck = true
+	}
 	for {
 		err := e.In.Read(&f)
 		if err != nil {
@@ -213,10 +219,7 @@ func (e *Env) Loop(h Handler) error {
 				}
 				return nil
 			}
-			if e.inName != "" {
-				return fmt.Errorf("reading input from %s: %w", e.inName, err)
-			}
-			return fmt.Errorf("reading input: %w", err)
+			return e.readError(err)
 		}
 		switch f.Kind {
 		case framing.KindBatchBegin:
@@ -234,6 +237,11 @@ func (e *Env) Loop(h Handler) error {
 		case framing.KindRecords:
 			e.Stats.InputRows += f.Count
 			err = h.Block(cur, f.Records())
+			if errors.Is(err, framing.ErrCorrupt) {
+				// A layout the handler checked (LayoutChecker), named
+				// as the reader names it.
+				return e.readError(fmt.Errorf("%v: %w", cur, err))
+			}
 		case framing.KindBatchEnd:
 			if err = h.End(cur); err == nil {
 				id := cur.ID
@@ -274,3 +282,21 @@ func (p Forward) End(Batch) error { return p.Out.EndBatch() }
 
 // Watermark passes the watermark on.
 func (p Forward) Watermark(t int64) error { return p.Out.Watermark(t) }
+
+// readError names an error of the input as read.
+func (e *Env) readError(err error) error {
+	if e.inName != "" {
+		return fmt.Errorf("reading input from %s: %w", e.inName, err)
+	}
+	return fmt.Errorf("reading input: %w", err)
+}
+
+// LayoutChecker is a Handler that checks the layout of each block it is
+// given as it walks it (framing.Records.Check, or a walk that checks each
+// record's length: agg.Table.AddBlock), so that the reader need not check
+// it first (framing.Reader.DeferCheck). Its Block returns an error
+// wrapping framing.ErrCorrupt for a block that does not hold its records.
+type LayoutChecker interface {
+	Handler
+	ChecksLayout()
+}
