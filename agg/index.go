@@ -29,9 +29,12 @@ type keyStore struct {
 	garbage int      // bytes of data held by removed keys
 	slots   []uint64 // 0 empty, else fingerprint << 32 | group+1
 	// short is per slot the shortWord of its key of up to 7 bytes, else
-	// 0; nil until the first such key, so that a table of longer keys
-	// does not pay for it.
+	// 0; nil while such keys are fewer than half of the keys (nshort of
+	// n), so that a table of longer keys with a few short ones among
+	// them (1 M of "key123456", "key1" among them) does not pay 8 bytes a
+	// slot for them. Without it a short key is found as a longer one is.
 	short  []uint64
+	nshort int // keys of up to 7 bytes
 	mask   uint64
 	n      int // keys in slots
 	seed   maphash.Seed
@@ -129,11 +132,21 @@ func (k *keyStore) find(key []byte, h uint64) (int32, uint64) {
 // comparison of integers per slot of the same fingerprint, no key read.
 func (k *keyStore) findShort(w, h uint64) (int32, uint64) {
 	i := (h >> 32) & k.mask
-	if k.short == nil { // no short key yet
-		for k.slots[i] != 0 {
+	if k.short == nil { // no short forms: compared as longer keys are
+		fp := uint32(h >> 32)
+		for {
+			s := k.slots[i]
+			if s == 0 {
+				return -1, i
+			}
+			if uint32(s>>32) == fp {
+				g := int32(uint32(s)) - 1
+				if key := k.key(g); len(key) <= maxShort && shortWord(key) == w {
+					return g, i
+				}
+			}
 			i = (i + 1) & k.mask
 		}
-		return -1, i
 	}
 	short := k.short[:len(k.slots)]
 	for {
@@ -171,14 +184,30 @@ func (k *keyStore) add(g int32, key []byte, h uint64, i uint64) {
 	}
 	k.slots[i] = h>>32<<32 | uint64(g+1)
 	k.n++
-	if len(key) <= maxShort {
-		if k.short == nil {
-			k.short = make([]uint64, len(k.slots))
-		}
-		k.short[i] = shortWord(key)
-	}
 	k.loc[g] = uint64(len(k.data))<<24 | uint64(len(key))
 	k.data = pushAll(k.data, key...)
+	if len(key) <= maxShort {
+		k.nshort++
+		if k.short != nil {
+			k.short[i] = shortWord(key)
+		} else if 2*k.nshort > k.n {
+			k.keepShort() // this key's too
+		}
+	}
+}
+
+// keepShort starts keeping the short forms of the keys, those in the
+// store too.
+func (k *keyStore) keepShort() {
+	k.short = make([]uint64, len(k.slots))
+	for i, s := range k.slots {
+		if s == 0 {
+			continue
+		}
+		if key := k.key(int32(uint32(s)) - 1); len(key) <= maxShort {
+			k.short[i] = shortWord(key)
+		}
+	}
 }
 
 func (k *keyStore) grow() {
@@ -231,6 +260,9 @@ func (k *keyStore) remove(g int32) {
 		k.short[i] = 0
 	}
 	k.n--
+	if len(key) <= maxShort {
+		k.nshort--
+	}
 	k.garbage += len(key)
 	k.loc[g] = 0
 	if k.garbage > 1<<20 && k.garbage > len(k.data)/2 {
@@ -257,6 +289,7 @@ func (k *keyStore) reset() {
 	k.data, k.loc, k.garbage = k.data[:0], k.loc[:0], 0
 	clear(k.slots)
 	clear(k.short)
+	k.nshort = 0
 	k.n = 0
 }
 

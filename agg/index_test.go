@@ -11,23 +11,45 @@ import (
 // slot) and long, mixed, across the growths and the entries that a
 // removal moves back: every key present is found as its group, every
 // key absent is not.
+//
+// The first run of keys is of one kind: short ones, a few long ones, or
+// many long ones, after which short keys go in without short forms until
+// most of the long ones are removed.
 func TestKeyStoreModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, shortFirst := range []bool{true, false} {
+	for _, first := range []struct {
+		short bool
+		n     int32
+	}{{true, 500}, {false, 500}, {false, 5000}} {
 		k := newKeyStore()
 		model := map[string]int32{}
 		next := int32(0)
 		key := func() []byte {
 			n := rng.IntN(200)
-			if shortFirst == (next < 500) { // a first run of one kind, then both
-				return fmt.Appendf(nil, "%d", n%100) // 1 or 2 bytes
+			if next < first.n { // a first run of one kind, then both
+				if first.short {
+					return fmt.Appendf(nil, "%d", n%100) // 1 or 2 bytes
+				}
+				return fmt.Appendf(nil, "a longer key %d", next)
 			}
 			if rng.IntN(2) == 0 {
 				return fmt.Appendf(nil, "%x", n) // short
 			}
 			return fmt.Appendf(nil, "a longer key %d", n)
 		}
-		for step := range 20000 {
+		pruned := false
+		for step := range 30000 {
+			if !pruned && next > first.n+50 {
+				// The short keys, without short forms so far, become
+				// most of the store's: their short forms are made.
+				pruned = true
+				for s, g := range model {
+					if g >= 200 && g < first.n {
+						k.remove(g)
+						delete(model, s)
+					}
+				}
+			}
 			kb := key()
 			h := k.hash(kb)
 			g, slot := k.find(kb, h)
@@ -45,7 +67,7 @@ func TestKeyStoreModel(t *testing.T) {
 				k.remove(g)
 				delete(model, string(kb))
 			}
-			if step%7000 == 6999 {
+			if step%13000 == 12999 {
 				k.reset()
 				clear(model)
 				next = 0
