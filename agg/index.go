@@ -48,6 +48,10 @@ func newKeyStore() keyStore {
 	return keyStore{seed: maphash.MakeSeed(), seed64: rand.Uint64(), slots: make([]uint64, 64), mask: 63}
 }
 
+// From quadFrom slots up to quadTo, the slots grow four times at once
+// rather than twice (see grow).
+const quadFrom, quadTo = 1 << 16, 1 << 20
+
 // maxShort is the longest key that has a short form.
 const maxShort = 7
 
@@ -210,9 +214,23 @@ func (k *keyStore) keepShort() {
 	}
 }
 
+// grow makes the slots twice as many, or four times from 64 Ki slots to
+// 1 Mi (quadFrom, quadTo).
+//
+// Why four times: over a million distinct keys, growing took a third of
+// sreduce's time, mostly in faulting in the new slots' pages, a
+// half-empty array at each doubling. Growing four times skips every other
+// array on the way: 1 M keys 280 -> 238 ms, 5 M 1.19 -> 1.06 s, peak RSS
+// no higher. Not past 1 Mi slots (8 MB): a table that stops just past a
+// growth would hold slots for 5 times its keys instead of 2.7, 40 bytes a
+// key instead of 21, which a large state (sdedup's) should not pay.
 func (k *keyStore) grow() {
 	old, oldShort := k.slots, k.short
-	k.slots = make([]uint64, 2*len(old))
+	f := 2
+	if len(old) >= quadFrom && len(old) < quadTo {
+		f = 4
+	}
+	k.slots = make([]uint64, f*len(old))
 	if oldShort != nil {
 		k.short = make([]uint64, len(k.slots))
 	}
