@@ -100,9 +100,12 @@ type Engine struct {
 	split bool        // t may split (see splits)
 	t2    *agg.Table  // once t has split, the other part of the groups
 	part  *partWorker // filling t2 in the batch in hand
-	check *agg.FieldCheck
-	fp    string
-	stats *stage.Stats
+	// saving, while the batch's groups are written, is where the
+	// goroutine saving the state says it is done (End).
+	saving chan error
+	check  *agg.FieldCheck
+	fp     string
+	stats  *stage.Stats
 
 	state *checkpoint.State // a checkpointed running state, or nil
 	// Behind a scaled-out source, the state per partition (scale.go).
@@ -381,11 +384,6 @@ func (r *Engine) End(b stage.Batch) error {
 		}
 	}
 	updated := len(t.Touched())
-	if r.state != nil {
-		if err := r.state.Save(b.ID, b.Time, t.WriteSnapshot); err != nil {
-			return err
-		}
-	}
 	var gs []int32
 	switch {
 	case r.o.Mode == Update:
@@ -405,6 +403,16 @@ func (r *Engine) End(b stage.Batch) error {
 		NumRowsUpdated:  int64(updated),
 		NumRowsRemoved:  int64(removed),
 		MemoryUsedBytes: t.MemoryUsed(),
+	}
+	if r.state != nil {
+		// The state is saved while the batch's groups are written, by a
+		// goroutine of its own; the batch ends once it is saved (write),
+		// so that no sink commits a batch whose state a restart would not
+		// find. Writing and saving only read the table: the groups to
+		// write are chosen (Sorted, touched) before.
+		saved := make(chan error, 1)
+		go func() { saved <- r.state.Save(b.ID, b.Time, t.WriteSnapshot) }()
+		r.saving = saved
 	}
 	return r.write(b, gs)
 }
@@ -500,6 +508,21 @@ const warmAhead = 256
 // write writes batch b holding the groups gs, then the groups that
 // expired in it.
 func (r *Engine) write(b stage.Batch, gs []int32) error {
+	err := r.writeBatch(b, gs)
+	if r.saving != nil {
+		if serr := <-r.saving; err == nil {
+			err = serr
+		}
+		r.saving = nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.out.EndBatch()
+}
+
+// writeBatch is write but for the batch's end.
+func (r *Engine) writeBatch(b stage.Batch, gs []int32) error {
 	if r.o.Top > 0 {
 		gs = r.t.Top(gs, r.o.Top, r.o.By)
 	}
@@ -518,7 +541,7 @@ func (r *Engine) write(b stage.Batch, gs []int32) error {
 		}
 		r.nexp = 0
 	}
-	return r.out.EndBatch()
+	return nil
 }
 
 // writeGroups writes the records of the groups gs of table t, which is
