@@ -89,7 +89,6 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
 # --- tools ---------------------------------------------------------------
 need=()
-[[ -x /usr/bin/time ]] || need+=(time)
 command -v mawk >/dev/null || need+=(mawk)
 if ((${#need[@]})); then
 	log "installing ${need[*]}"
@@ -253,17 +252,17 @@ run1() {
 	rm -f "$tf.wall"
 	t0=$(date +%s%N)
 	if [[ $pipe == *'$TIMED'* ]]; then
-		IN=$c_in WALL=$tf.wall TIMED="/usr/bin/time -f %e_%U_%S_%M -o $tf" \
+		IN=$c_in WALL=$tf.wall TIMED="gen time -o $tf --" \
 			bash -c "set -o pipefail; $pipe" <"$c_in" >"$o" || st=$?
 	else
-		IN=$c_in WALL=$tf.wall /usr/bin/time -f %e_%U_%S_%M -o "$tf" \
+		IN=$c_in WALL=$tf.wall gen time -o "$tf" -- \
 			bash -c "set -o pipefail; $pipe" <"$c_in" >"$o" || st=$?
 	fi
 	t1=$(date +%s%N)
 	((st == 0)) || return "$st"
 	w=$(awk -v w="$(((t1 - t0) / 1000))" 'BEGIN{printf "%.6f", w / 1e6}')
 	[[ -s $tf.wall ]] && w=$(cat "$tf.wall")
-	tail -n 1 "$tf" | awk -F_ -v w="$w" '{printf "%.6f %.2f %d\n", w, $2 + $3, $4}'
+	tail -n 1 "$tf" | awk -F_ -v w="$w" '{printf "%.6f %.3f %d\n", w, $2 + $3, $4}'
 }
 
 flush() {
