@@ -112,8 +112,8 @@ func (k *keyStore) key(g int32) []byte {
 // find returns the group of key (h its hash), or -1 and the empty slot
 // where it would go.
 func (k *keyStore) find(key []byte, h uint64) (int32, uint64) {
-	if len(key) <= maxShort {
-		return k.findShort(shortWord(key), h)
+	if len(key) <= maxShort && k.short != nil {
+		return k.findShort(key, shortWord(key), h)
 	}
 	fp := uint32(h >> 32)
 	i := uint64(fp) & k.mask
@@ -132,26 +132,14 @@ func (k *keyStore) find(key []byte, h uint64) (int32, uint64) {
 	}
 }
 
-// findShort is find for a key of up to 7 bytes, w its shortWord: one
-// comparison of integers per slot of the same fingerprint, no key read.
-func (k *keyStore) findShort(w, h uint64) (int32, uint64) {
-	i := (h >> 32) & k.mask
-	if k.short == nil { // no short forms: compared as longer keys are
-		fp := uint32(h >> 32)
-		for {
-			s := k.slots[i]
-			if s == 0 {
-				return -1, i
-			}
-			if uint32(s>>32) == fp {
-				g := int32(uint32(s)) - 1
-				if key := k.key(g); len(key) <= maxShort && shortWord(key) == w {
-					return g, i
-				}
-			}
-			i = (i + 1) & k.mask
-		}
+// findShort is find for a key of up to 7 bytes, w its shortWord: while the
+// store keeps short forms (k.short), one comparison of integers per slot,
+// no key read.
+func (k *keyStore) findShort(key []byte, w, h uint64) (int32, uint64) {
+	if k.short == nil {
+		return k.find(key, h)
 	}
+	i := (h >> 32) & k.mask
 	short := k.short[:len(k.slots)]
 	for {
 		s, sw := k.slots[i], short[i]
@@ -171,7 +159,7 @@ func (k *keyStore) lookup(key []byte) (g int32, h, slot uint64) {
 	if len(key) <= maxShort {
 		w := shortWord(key)
 		h = mix(w^k.seed64, m1)
-		g, slot = k.findShort(w, h)
+		g, slot = k.findShort(key, w, h)
 		return g, h, slot
 	}
 	h = k.hash(key)

@@ -429,7 +429,7 @@ func (t *Table) AddBlock(recs *framing.Records) ([]byte, error) {
 					continue
 				}
 				h := mix(w^t.ks.seed64, m1)
-				g, slot := t.ks.findShort(w, h)
+				g, slot := t.ks.findShort(rec[i:i+n], w, h)
 				if g < 0 {
 					g = t.insert(rec[i:i+n], h, slot)
 				}

@@ -57,10 +57,6 @@ type Records struct {
 	unchecked bool // the layout is not checked yet (Reader.DeferCheck)
 }
 
-// Unchecked reports whether the layout of the records is still to be
-// checked (Reader.DeferCheck): Next may not be called before Check.
-func (r *Records) Unchecked() bool { return r.unchecked }
-
 // Check checks the layout of the records not yet returned, if the Reader
 // left it to the consumer: that they fill the rest of the frame exactly.
 // Its error is the one the Reader would have returned, but for the batch
@@ -372,7 +368,7 @@ func (r *Reader) decode(f *Frame, flags byte, p []byte) (skip bool, err error) {
 		f.unchecked = r.DeferCheck
 		if !r.DeferCheck {
 			if err := checkBlock(p, int(n), 0); err != nil {
-				return false, r.failf(ErrCorrupt, "Records frame: %v", err)
+				return false, r.fail(fmt.Errorf("%s: %w", r.where(), layoutError(err)))
 			}
 		}
 		f.Count, f.Payload = n, p

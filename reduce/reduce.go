@@ -100,12 +100,9 @@ type Engine struct {
 	split bool        // t may split (see splits)
 	t2    *agg.Table  // once t has split, the other part of the groups
 	part  *partWorker // filling t2 in the batch in hand
-	// saving, while the batch's groups are written, is where the
-	// goroutine saving the state says it is done (End).
-	saving chan error
-	check  *agg.FieldCheck
-	fp     string
-	stats  *stage.Stats
+	check *agg.FieldCheck
+	fp    string
+	stats *stage.Stats
 
 	state *checkpoint.State // a checkpointed running state, or nil
 	// Behind a scaled-out source, the state per partition (scale.go).
@@ -273,12 +270,6 @@ func (r *Engine) Begin(b stage.Batch) error {
 
 // Block adds the records to their groups.
 func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
-	if r.scale != nil {
-		if err := recs.Check(); err != nil {
-			return err
-		}
-		return r.scaleBlock(b, recs)
-	}
 	if r.split && r.t2 == nil && r.t.Len() >= splitMin {
 		t2, err := r.t.Split()
 		if err != nil {
@@ -286,14 +277,17 @@ func (r *Engine) Block(b stage.Batch, recs framing.Records) error {
 		}
 		r.t2 = t2
 	}
-	if r.t2 != nil || !r.check.Done() {
+	if r.scale != nil || r.t2 != nil || !r.check.Done() {
 		// The reader left the check of the block's layout to this stage
-		// (ChecksLayout): AddBlock checks it as it goes, but the second
-		// part is handed copies of the block, and the field check walks
-		// it with Next.
+		// (ChecksLayout): AddBlock checks it as it goes, but the other
+		// paths walk the block with Next, and the second part is handed
+		// copies of it.
 		if err := recs.Check(); err != nil {
 			return err
 		}
+	}
+	if r.scale != nil {
+		return r.scaleBlock(b, recs)
 	}
 	if r.t2 != nil {
 		// The second table takes its part of the same records meanwhile.
@@ -366,7 +360,7 @@ func (r *Engine) End(b stage.Batch) error {
 		if len(gs) == 0 && len(r.o.Agg.Keys) == 0 && r.o.Agg.HasCount() {
 			gs = append(gs, t.Group(nil)) // DStream.count of an empty batch is 0
 		}
-		err := r.write(b, gs)
+		err := r.write(b, gs, nil)
 		keepGroups(t, len(gs))
 		r.gs = gs
 		return err
@@ -404,17 +398,17 @@ func (r *Engine) End(b stage.Batch) error {
 		NumRowsRemoved:  int64(removed),
 		MemoryUsedBytes: t.MemoryUsed(),
 	}
+	var saved chan error
 	if r.state != nil {
 		// The state is saved while the batch's groups are written, by a
 		// goroutine of its own; the batch ends once it is saved (write),
 		// so that no sink commits a batch whose state a restart would not
 		// find. Writing and saving only read the table: the groups to
 		// write are chosen (Sorted, touched) before.
-		saved := make(chan error, 1)
+		saved = make(chan error, 1)
 		go func() { saved <- r.state.Save(b.ID, b.Time, t.WriteSnapshot) }()
-		r.saving = saved
 	}
-	return r.write(b, gs)
+	return r.write(b, gs, saved)
 }
 
 // endParts is End with the groups split between r.t and r.t2: each
@@ -506,14 +500,14 @@ func (r *Engine) appendRecord(dst []byte, g int32, expired bool) []byte {
 const warmAhead = 256
 
 // write writes batch b holding the groups gs, then the groups that
-// expired in it.
-func (r *Engine) write(b stage.Batch, gs []int32) error {
+// expired in it; it ends the batch once saved, if not nil, says that the
+// state is saved.
+func (r *Engine) write(b stage.Batch, gs []int32, saved <-chan error) error {
 	err := r.writeBatch(b, gs)
-	if r.saving != nil {
-		if serr := <-r.saving; err == nil {
+	if saved != nil {
+		if serr := <-saved; err == nil {
 			err = serr
 		}
-		r.saving = nil
 	}
 	if err != nil {
 		return err

@@ -237,7 +237,7 @@ func (e *Env) Loop(h Handler) error {
 		case framing.KindRecords:
 			e.Stats.InputRows += f.Count
 			err = h.Block(cur, f.Records())
-			if errors.Is(err, framing.ErrCorrupt) {
+			if e.In.DeferCheck && errors.Is(err, framing.ErrCorrupt) {
 				// A layout the handler checked (LayoutChecker), named
 				// as the reader names it.
 				return e.readError(fmt.Errorf("%v: %w", cur, err))
